@@ -1,0 +1,9 @@
+//! udlm: a distributed lock manager that is a binary drop-in for libdlm.
+//!
+//! Layers (see DESIGN.md): `engine` is the pure lock manager; `node` runs
+//! lockspaces and owners on one host; `client` links a lockspace handle to
+//! its node (local socket or in-process); `capi` is the C ABI that the
+//! `compat/` libraries export.
+
+pub mod types;
+pub mod engine;
