@@ -7,3 +7,8 @@
 
 pub mod types;
 pub mod engine;
+pub mod proto;
+pub mod sys;
+pub mod node;
+pub mod client;
+pub mod capi;

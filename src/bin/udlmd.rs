@@ -1,1 +1,83 @@
-fn main() {}
+//! `udlmd`, the udlm node daemon: owns all lock state of this host and
+//! serves every process's lockspace handles over `<run dir>/udlmd.sock`.
+//!
+//! The library starts it on demand (`udlmd --daemonize`, which returns once
+//! the node listens); under systemd it runs in the foreground (`udlmd -f`).
+//! One node per runtime directory: a second daemon on the same directory
+//! sees the lock file held and exits quietly.
+
+use std::sync::{Arc, Mutex};
+use udlm::client::local_node_id;
+use udlm::node::server::{run_dir, serve, SOCKET_NAME};
+use udlm::node::{Node, NodeLimits};
+use udlm::sys;
+
+fn usage() -> ! {
+    eprintln!("usage: udlmd [-f|--foreground] [--daemonize]\n\
+               Runs the udlm node of this host. The runtime directory is DLM_RUN_DIR,\n\
+               else /run/udlm for root, else $XDG_RUNTIME_DIR/udlm.");
+    std::process::exit(2);
+}
+
+fn main() {
+    let mut daemonize = false;
+    for a in std::env::args().skip(1) {
+        match a.as_str() {
+            "-f" | "--foreground" => daemonize = false,
+            "--daemonize" => daemonize = true,
+            "-h" | "--help" => usage(),
+            other => {
+                eprintln!("udlmd: unknown argument {other:?}");
+                usage();
+            }
+        }
+    }
+    let dir = run_dir();
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("udlmd: cannot create {}: {e}", dir.display());
+        std::process::exit(1);
+    }
+    let mut ready = if daemonize {
+        match sys::daemonize() {
+            Ok(r) => {
+                sys::redirect_stdio(Some(&dir.join("udlmd.log")));
+                r
+            }
+            Err(e) => {
+                eprintln!("udlmd: cannot detach: {e}");
+                std::process::exit(1);
+            }
+        }
+    } else {
+        sys::Ready::none()
+    };
+    let _lock = match sys::try_lock_file(&dir.join("udlmd.lock")) {
+        Ok(Some(l)) => l,
+        Ok(None) => {
+            // Another node serves this directory: nothing to do.
+            ready.signal();
+            return;
+        }
+        Err(e) => {
+            eprintln!("udlmd: cannot lock {}: {e}", dir.join("udlmd.lock").display());
+            std::process::exit(1);
+        }
+    };
+    let sock = dir.join(SOCKET_NAME);
+    let _ = std::fs::remove_file(&sock);
+    let listener = match sys::seqpacket_listen(&sock) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("udlmd: cannot listen on {}: {e}", sock.display());
+            std::process::exit(1);
+        }
+    };
+    let _ = std::fs::write(dir.join("udlmd.pid"), format!("{}\n", std::process::id()));
+    let node = Arc::new(Mutex::new(Node::new(local_node_id(), NodeLimits::default())));
+    eprintln!("udlmd: node {} serving {}", local_node_id(), sock.display());
+    ready.signal();
+    if let Err(e) = serve(node, listener) {
+        eprintln!("udlmd: accept failed: {e}");
+        std::process::exit(1);
+    }
+}

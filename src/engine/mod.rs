@@ -310,6 +310,11 @@ impl Engine {
         out.append(&mut self.events);
     }
 
+    /// The events generated and not yet drained, oldest first.
+    pub fn pending_events(&self) -> &[Event] {
+        &self.events
+    }
+
     /// The events generated so far, oldest first; the buffer is emptied.
     pub fn take_events(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.events)
@@ -381,7 +386,7 @@ impl Engine {
                 if req.flags & lkf::NOQUEUEBAST != 0 {
                     self.send_blocking_asts(r, l, true);
                 }
-                self.free_lock(l);
+                let _ = self.free_lock(l);
             }
             Outcome::Queued => self.send_blocking_asts(r, l, false),
             Outcome::Granted | Outcome::Deadlock => {}
@@ -693,8 +698,9 @@ impl Engine {
         self.remove_from_queue(r, l);
         self.lock_mut(l).grmode = IV;
         self.queue_completion(l, Status::Unlocked);
-        self.free_lock(l);
-        self.grant_pending_locks(r);
+        if self.free_lock(l) {
+            self.grant_pending_locks(r);
+        }
     }
 
     fn cancel_lock(&mut self, l: u32) {
@@ -705,8 +711,8 @@ impl Engine {
             return;
         }
         self.queue_completion(l, Status::Cancelled);
-        if before == Some(QueueKind::Waiting) {
-            self.free_lock(l);
+        if before == Some(QueueKind::Waiting) && !self.free_lock(l) {
+            return;
         }
         self.grant_pending_locks(r);
     }
@@ -743,8 +749,9 @@ impl Engine {
                 self.grant_pending_locks(r);
             }
             _ => {
-                self.free_lock(l);
-                self.grant_pending_locks(r);
+                if self.free_lock(l) {
+                    self.grant_pending_locks(r);
+                }
             }
         }
     }
@@ -1183,8 +1190,9 @@ impl Engine {
     }
 
     /// Forgets a lock that is on no queue; drops its resource when it was
-    /// the last lock there (the LVB goes with it, spec §5.1).
-    fn free_lock(&mut self, l: u32) {
+    /// the last lock there (the LVB goes with it, spec §5.1). Returns whether
+    /// the resource is still there.
+    fn free_lock(&mut self, l: u32) -> bool {
         let lk = self.locks[l as usize].take().expect("live lock");
         debug_assert!(lk.queue.is_none());
         self.live_locks -= 1;
@@ -1200,7 +1208,9 @@ impl Engine {
                 entry.remove();
             }
             self.free_resources.push(r);
+            return false;
         }
+        true
     }
 
     fn find_or_create_resource(&mut self, name: ResName) -> u32 {

@@ -1,0 +1,173 @@
+//! A lockspace handle's link to its node: the node daemon over the local
+//! socket (started on demand), or the node inside this process (embedded
+//! mode, `DLM_EMBEDDED=1`). Both speak the same [`proto`] vocabulary and
+//! both give the handle a pollable event descriptor, so the C layer above
+//! cannot tell them apart.
+
+use crate::node::server::{handle_request, run_dir, SOCKET_NAME};
+use crate::node::sink::EventSink;
+use crate::node::{Node, NodeLimits};
+use crate::proto::{self, Reply, Request, PROTOCOL_VERSION};
+use crate::sys;
+use crate::types::{Errno, Owner};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How long a library call waits for a node it had to start.
+const DAEMON_START_TIMEOUT: Duration = Duration::from_secs(10);
+
+enum Link {
+    Daemon(Mutex<OwnedFd>),
+    Embedded(Owner),
+}
+
+/// One open lockspace handle's connection to its node.
+pub struct Connection {
+    link: Link,
+    events: OwnedFd,
+}
+
+fn embedded_node() -> &'static Arc<Mutex<Node>> {
+    static NODE: OnceLock<Arc<Mutex<Node>>> = OnceLock::new();
+    NODE.get_or_init(|| Arc::new(Mutex::new(Node::new(local_node_id(), NodeLimits::default()))))
+}
+
+/// This node's id: `DLM_NODEID`, else 1 (a one-node cluster).
+pub fn local_node_id() -> u32 {
+    std::env::var("DLM_NODEID").ok().and_then(|v| v.trim().parse().ok()).filter(|&n| n > 0).unwrap_or(1)
+}
+
+/// Whether handles of this process use an in-process node.
+pub fn embedded_mode() -> bool {
+    std::env::var("DLM_EMBEDDED").map(|v| v == "1" || v.eq_ignore_ascii_case("yes")).unwrap_or(false)
+}
+
+fn lock_node(n: &Mutex<Node>) -> std::sync::MutexGuard<'_, Node> {
+    n.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn io_errno(e: &io::Error) -> Errno {
+    match e.raw_os_error() {
+        Some(libc::EACCES) | Some(libc::EPERM) => Errno::Acces,
+        _ => Errno::NotConn,
+    }
+}
+
+impl Connection {
+    /// Opens (`create` = None) or creates (`create` = (mode, flags)) a
+    /// lockspace and returns the handle's connection.
+    pub fn open(name: &[u8], create: Option<(u32, u32)>) -> Result<Connection, Errno> {
+        if embedded_mode() {
+            return Self::open_embedded(name, create);
+        }
+        let dir = run_dir();
+        let sock = dir.join(SOCKET_NAME);
+        let req = connect_or_start(&dir, &sock).map_err(|e| io_errno(&e))?;
+        let hello = Request::Open { version: PROTOCOL_VERSION, name: name.to_vec(), create, tid: sys::gettid() };
+        let token = round_trip(&req, &hello)??;
+        let events = sys::seqpacket_connect(&sock).map_err(|e| io_errno(&e))?;
+        round_trip(&events, &Request::AttachEvents { version: PROTOCOL_VERSION, token })??;
+        Ok(Connection { link: Link::Daemon(Mutex::new(req)), events })
+    }
+
+    fn open_embedded(name: &[u8], create: Option<(u32, u32)>) -> Result<Connection, Errno> {
+        let node = embedded_node();
+        let (ours, node_end) = sys::seqpacket_pair().map_err(|e| io_errno(&e))?;
+        let mut n = lock_node(node);
+        let creds = sys::own_creds();
+        let (owner, token) = n.open(name, create, creds)?;
+        n.attach(token, EventSink::new(node_end), creds)?;
+        Ok(Connection { link: Link::Embedded(owner), events: ours })
+    }
+
+    /// Sends one request and waits for its reply.
+    pub fn call(&self, req: &Request) -> Reply {
+        match &self.link {
+            Link::Daemon(fd) => {
+                let fd = fd.lock().unwrap_or_else(|e| e.into_inner());
+                round_trip(&fd, req).unwrap_or(Err(Errno::NotConn))
+            }
+            Link::Embedded(owner) => {
+                let mut done = false;
+                handle_request(&mut lock_node(embedded_node()), *owner, req.clone(), &mut done)
+            }
+        }
+    }
+
+    /// The descriptor a program polls for callbacks.
+    pub fn event_fd(&self) -> RawFd {
+        self.events.as_raw_fd()
+    }
+
+    /// Closes the handle synchronously: when this returns, the node has
+    /// released or orphaned the handle's locks.
+    pub fn close(self) {
+        let _ = self.call(&Request::Close);
+    }
+
+    /// `dlm_release_lockspace` through this handle; the outcome of the
+    /// removal itself is not reported (spec §2.10).
+    pub fn release(self, force: u32) -> Result<(), Errno> {
+        self.call(&Request::Release { force }).map(|_| ())
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Link::Embedded(owner) = &self.link {
+            lock_node(embedded_node()).close(*owner);
+        }
+    }
+}
+
+fn round_trip(fd: &OwnedFd, req: &Request) -> Result<Reply, Errno> {
+    sys::send(fd.as_raw_fd(), &req.encode(), false).map_err(|_| Errno::NotConn)?;
+    let mut buf = [0u8; 16];
+    match sys::recv(fd.as_raw_fd(), &mut buf, false) {
+        Ok(n) if n > 0 => proto::decode_reply(&buf[..n]).map_err(|_| Errno::Proto),
+        _ => Err(Errno::NotConn),
+    }
+}
+
+/// Where the daemon binary is: `DLM_DAEMON`, else the installed path.
+fn daemon_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("DLM_DAEMON").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    PathBuf::from(option_env!("UDLM_DAEMON_PATH").unwrap_or("/usr/local/sbin/udlmd"))
+}
+
+fn connect_or_start(dir: &Path, sock: &Path) -> io::Result<OwnedFd> {
+    match sys::seqpacket_connect(sock) {
+        Ok(fd) => return Ok(fd),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ECONNREFUSED)) => {}
+        Err(e) => return Err(e),
+    }
+    // No node answers: start one. `udlmd --daemonize` returns once it
+    // listens; two callers racing here are sorted out by the daemon's lock
+    // file, so we simply retry connecting.
+    std::fs::create_dir_all(dir)?;
+    let status = std::process::Command::new(daemon_path())
+        .arg("--daemonize")
+        .env("DLM_RUN_DIR", dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    if let Err(e) = &status {
+        if e.kind() == io::ErrorKind::NotFound {
+            return Err(io::Error::new(io::ErrorKind::NotFound, "udlmd not found"));
+        }
+    }
+    let deadline = Instant::now() + DAEMON_START_TIMEOUT;
+    loop {
+        match sys::seqpacket_connect(sock) {
+            Ok(fd) => return Ok(fd),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The node's local socket: how `udlmd` serves the handles of every process
+//! on the host.
+//!
+//! One thread accepts connections on `<run dir>/udlmd.sock`; each connection
+//! gets a thread that reads its first packet. An `Open` makes it a request
+//! link: the thread serves one request at a time until the peer goes away,
+//! then closes the handle (releasing or orphaning its locks). An
+//! `AttachEvents` makes it the event link of an opened handle; the node keeps
+//! it and writes callbacks to it. A peer that sends garbage, an unknown
+//! version, or vanishes mid-request only loses its own connection.
+
+use super::sink::EventSink;
+use super::{LockArgs, Node};
+use crate::proto::{self, Request, MAX_PACKET, PROTOCOL_VERSION};
+use crate::sys;
+use crate::types::Errno;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// The socket file name inside the runtime directory.
+pub const SOCKET_NAME: &str = "udlmd.sock";
+
+/// The runtime directory: `DLM_RUN_DIR`, else `/run/udlm` for root, else
+/// `$XDG_RUNTIME_DIR/udlm` (falling back to `/tmp/udlm-<uid>`).
+pub fn run_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("DLM_RUN_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    let uid = sys::own_creds().uid;
+    if uid == 0 {
+        return PathBuf::from("/run/udlm");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(d) => Path::new(&d).join("udlm"),
+        None => PathBuf::from(format!("/tmp/udlm-{uid}")),
+    }
+}
+
+/// Serves the node on `listener` until the process exits.
+pub fn serve(node: Arc<Mutex<Node>>, listener: OwnedFd) -> io::Result<()> {
+    loop {
+        let conn = match sys::accept(&listener) {
+            Ok(c) => c,
+            Err(e) if e.raw_os_error() == Some(libc::EMFILE) || e.raw_os_error() == Some(libc::ENFILE) => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let node = Arc::clone(&node);
+        let _ = std::thread::Builder::new().name("udlm-conn".into()).spawn(move || serve_connection(node, conn));
+    }
+}
+
+fn lock_node(node: &Mutex<Node>) -> std::sync::MutexGuard<'_, Node> {
+    node.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn reply(conn: &OwnedFd, r: &proto::Reply) -> bool {
+    sys::send(conn.as_raw_fd(), &proto::encode_reply(r), false).is_ok()
+}
+
+fn serve_connection(node: Arc<Mutex<Node>>, conn: OwnedFd) {
+    let Ok(creds) = sys::peer_creds(conn.as_raw_fd()) else { return };
+    let mut buf = [0u8; MAX_PACKET];
+    let n = match sys::recv(conn.as_raw_fd(), &mut buf, false) {
+        Ok(n) if n > 0 => n,
+        _ => return,
+    };
+    match Request::decode(&buf[..n]) {
+        Ok(Request::Open { version, name, create, tid: _ }) => {
+            if version != PROTOCOL_VERSION {
+                reply(&conn, &Err(Errno::Proto));
+                return;
+            }
+            let opened = lock_node(&node).open(&name, create, creds);
+            match opened {
+                Ok((owner, token)) => {
+                    if reply(&conn, &Ok(token)) {
+                        serve_requests(&node, owner, &conn, &mut buf);
+                    }
+                    lock_node(&node).close(owner);
+                }
+                Err(e) => {
+                    reply(&conn, &Err(e));
+                }
+            }
+        }
+        Ok(Request::AttachEvents { version, token }) => {
+            if version != PROTOCOL_VERSION {
+                reply(&conn, &Err(Errno::Proto));
+                return;
+            }
+            // The attach reply must reach the peer before any callback, so
+            // it is sent before the sink is handed to the node.
+            let mut node = lock_node(&node);
+            if !node.has_token(token) {
+                drop(node);
+                reply(&conn, &Err(Errno::NoEnt));
+                return;
+            }
+            if !reply(&conn, &Ok(0)) {
+                return;
+            }
+            let _ = node.attach(token, EventSink::new(conn), creds);
+        }
+        Ok(_) | Err(_) => {
+            reply(&conn, &Err(Errno::Proto));
+        }
+    }
+}
+
+fn serve_requests(node: &Mutex<Node>, owner: crate::types::Owner, conn: &OwnedFd, buf: &mut [u8; MAX_PACKET]) {
+    loop {
+        let n = match sys::recv(conn.as_raw_fd(), buf, false) {
+            Ok(n) if n > 0 => n,
+            _ => return,
+        };
+        let req = match Request::decode(&buf[..n]) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("udlmd: closing a handle that sent a malformed request: {}", e.0);
+                return;
+            }
+        };
+        let mut done = false;
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            handle_request(&mut lock_node(node), owner, req, &mut done)
+        }))
+        .unwrap_or_else(|_| {
+            eprintln!("udlmd: internal error while serving a request");
+            Err(Errno::Io)
+        });
+        if !reply(conn, &r) || done {
+            return;
+        }
+    }
+}
+
+/// Applies one request of an opened handle. `done` is set when the handle
+/// ends with it (release).
+pub fn handle_request(node: &mut Node, owner: crate::types::Owner, req: Request, done: &mut bool) -> proto::Reply {
+    match req {
+        Request::Lock { mode, flags, lkid, name, lvb, user, tid } => node
+            .lock(owner, LockArgs { mode, flags, lkid, name: &name, lvb, user, tid })
+            .map(u64::from),
+        Request::Unlock { lkid, flags, lvb, astarg, lksb } => node.unlock(owner, lkid, flags, lvb, astarg, lksb),
+        Request::DeadlockCancel { lkid, flags } => node.deadlock_cancel(owner, lkid, flags).map(|_| 0),
+        Request::Purge { nodeid, pid, tid } => node.purge(owner, nodeid, pid, tid).map(|_| 0),
+        Request::Release { force } => {
+            *done = true;
+            node.release(owner, force).map(|_| 0)
+        }
+        Request::Close => {
+            *done = true;
+            node.close(owner);
+            Ok(0)
+        }
+        Request::Open { .. } | Request::AttachEvents { .. } => Err(Errno::Proto),
+    }
+}

@@ -1,0 +1,108 @@
+//! Where a handle's callbacks go: the node's end of the handle's event link.
+//!
+//! The node writes callbacks while holding its state lock, so a write must
+//! never block: packets go out with MSG_DONTWAIT, and what the socket cannot
+//! take yet waits in a bounded backlog that a short-lived flusher thread
+//! drains as the program reads. Order is kept: once a backlog exists, new
+//! callbacks queue behind it. A program that stops reading for so long that
+//! the backlog reaches [`MAX_BACKLOG`] loses its event link (a logged,
+//! clear failure instead of unbounded memory).
+
+use crate::proto::CALLBACK_LEN;
+use crate::sys;
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+
+/// Callbacks that may wait in memory for one handle.
+pub const MAX_BACKLOG: usize = 4 << 20;
+
+pub type Packet = [u8; CALLBACK_LEN];
+
+pub struct EventSink {
+    fd: OwnedFd,
+    state: Mutex<SinkState>,
+}
+
+#[derive(Default)]
+struct SinkState {
+    backlog: VecDeque<Packet>,
+    flusher: bool,
+    broken: bool,
+}
+
+impl EventSink {
+    pub fn new(fd: OwnedFd) -> Arc<EventSink> {
+        sys::set_sndbuf(fd.as_raw_fd(), 4 << 20);
+        Arc::new(EventSink { fd, state: Mutex::new(SinkState::default()) })
+    }
+
+    /// Queues packets for the handle, in order, without blocking.
+    pub fn send(self: &Arc<Self>, packets: &[Packet]) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.broken {
+            return;
+        }
+        let mut rest = packets;
+        if st.backlog.is_empty() {
+            while let Some((p, tail)) = rest.split_first() {
+                match sys::send(self.fd.as_raw_fd(), p, true) {
+                    Ok(_) => rest = tail,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        st.broken = true;
+                        return;
+                    }
+                }
+            }
+        }
+        if rest.is_empty() {
+            return;
+        }
+        if st.backlog.len() + rest.len() > MAX_BACKLOG {
+            eprintln!("udlm: a handle stopped reading its callbacks; dropping its event link");
+            st.broken = true;
+            st.backlog.clear();
+            sys::shutdown(self.fd.as_raw_fd());
+            return;
+        }
+        st.backlog.extend(rest.iter().copied());
+        if !st.flusher {
+            st.flusher = true;
+            let me = Arc::clone(self);
+            let spawned = std::thread::Builder::new().name("udlm-flush".into()).spawn(move || me.flush());
+            if spawned.is_err() {
+                st.flusher = false;
+            }
+        }
+    }
+
+    /// Forgets callbacks not yet handed to the socket (purge, spec §2.11).
+    pub fn discard_backlog(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).backlog.clear();
+    }
+
+    fn flush(&self) {
+        loop {
+            let _ = sys::poll_one(self.fd.as_raw_fd(), true, 1000);
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            while let Some(p) = st.backlog.front() {
+                match sys::send(self.fd.as_raw_fd(), p, true) {
+                    Ok(_) => {
+                        st.backlog.pop_front();
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        st.broken = true;
+                        st.backlog.clear();
+                    }
+                }
+            }
+            if st.backlog.is_empty() || st.broken {
+                st.flusher = false;
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,408 @@
+//! The local protocol between a lockspace handle (the C library) and its
+//! node (`udlmd`, or the in-process node of embedded mode).
+//!
+//! Two `SOCK_SEQPACKET` connections serve one handle: the *request* link
+//! carries requests and their replies (one packet each, strictly one reply per
+//! request), and the *event* link carries callbacks from the node to the
+//! handle, one packet per callback. The event link's descriptor is the one a
+//! program polls (`dlm_ls_get_fd`), so it is readable exactly while callbacks
+//! are pending (spec §2.8).
+//!
+//! Every packet starts with a one-byte type; integers are little-endian.
+//! Packets are bounded by [`MAX_PACKET`]; a decoder rejects anything
+//! malformed, truncated, oversized or of an unknown type with an error and
+//! never panics. The first request on a connection is a hello carrying
+//! [`PROTOCOL_VERSION`]; a node refuses other versions.
+
+use crate::types::{Errno, Lvb, LOCKSPACE_LEN, LVB_LEN, RESNAME_MAXLEN};
+
+pub const PROTOCOL_VERSION: u32 = 1;
+/// The largest packet either side sends or accepts.
+pub const MAX_PACKET: usize = 512;
+
+/// What a program passed with an operation, echoed back in its callbacks.
+/// Meaningful only inside that program; the node never dereferences them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UserArgs {
+    pub ast: u64,
+    pub astarg: u64,
+    pub bast: u64,
+    pub bastarg: u64,
+    pub lksb: u64,
+}
+
+/// A request from a handle to its node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// First packet of a request link: open (or create) a lockspace.
+    Open { version: u32, name: Vec<u8>, create: Option<(u32, u32)>, tid: u32 },
+    /// First packet of an event link: attach to the handle named by `token`.
+    AttachEvents { version: u32, token: u64 },
+    /// A new lock, a conversion (`LKF_CONVERT`) or an orphan adoption.
+    Lock { mode: u8, flags: u32, lkid: u32, name: Vec<u8>, lvb: Option<Lvb>, user: UserArgs, tid: u32 },
+    /// Unlock or cancel; `astarg` 0 keeps the lock's argument.
+    Unlock { lkid: u32, flags: u32, lvb: Option<Lvb>, astarg: u64, lksb: u64 },
+    DeadlockCancel { lkid: u32, flags: u32 },
+    Purge { nodeid: u32, pid: u32, tid: u32 },
+    /// Close this handle and drop one creation reference of its lockspace.
+    Release { force: u32 },
+    /// Close this handle (its locks are released or orphaned).
+    Close,
+}
+
+/// A reply: `Ok(value)` (a lock id, a token) or an errno.
+pub type Reply = Result<u64, Errno>;
+
+/// A callback from the node to a handle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Callback {
+    pub blocking: bool,
+    pub lkid: u32,
+    pub incarnation: u32,
+    /// `sb_status` as the user sees it (positive).
+    pub status: i32,
+    pub sb_flags: u8,
+    pub lvb: Option<Lvb>,
+    /// The routine to call and its argument.
+    pub func: u64,
+    pub arg: u64,
+    /// Where to write status, id and flags (completions only).
+    pub lksb: u64,
+}
+
+pub const CALLBACK_LEN: usize = 4 + 4 + 4 + 4 + LVB_LEN + 8 * 3;
+
+const T_OPEN: u8 = 1;
+const T_ATTACH: u8 = 2;
+const T_LOCK: u8 = 3;
+const T_UNLOCK: u8 = 4;
+const T_DEADLOCK_CANCEL: u8 = 5;
+const T_PURGE: u8 = 6;
+const T_RELEASE: u8 = 7;
+const T_CLOSE: u8 = 8;
+
+/// Decoding failure: the packet is not a valid message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Malformed(pub &'static str);
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn new(t: u8) -> Writer {
+        let mut v = Vec::with_capacity(128);
+        v.push(t);
+        Writer(v)
+    }
+    fn u8(&mut self, x: u8) -> &mut Self {
+        self.0.push(x);
+        self
+    }
+    fn u32(&mut self, x: u32) -> &mut Self {
+        self.0.extend_from_slice(&x.to_le_bytes());
+        self
+    }
+    fn u64(&mut self, x: u64) -> &mut Self {
+        self.0.extend_from_slice(&x.to_le_bytes());
+        self
+    }
+    fn bytes(&mut self, b: &[u8]) -> &mut Self {
+        self.u8(b.len() as u8);
+        self.0.extend_from_slice(b);
+        self
+    }
+    fn lvb(&mut self, l: &Option<Lvb>) -> &mut Self {
+        match l {
+            Some(v) => {
+                self.u8(1);
+                self.0.extend_from_slice(v);
+            }
+            None => {
+                self.u8(0);
+            }
+        }
+        self
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Malformed> {
+        if self.0.len() < n {
+            return Err(Malformed("truncated"));
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Ok(a)
+    }
+    fn u8(&mut self) -> Result<u8, Malformed> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, Malformed> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
+    }
+    fn u64(&mut self) -> Result<u64, Malformed> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap()))
+    }
+    fn bytes(&mut self, max: usize) -> Result<Vec<u8>, Malformed> {
+        let n = self.u8()? as usize;
+        if n > max {
+            return Err(Malformed("name too long"));
+        }
+        Ok(self.take(n)?.to_vec())
+    }
+    fn lvb(&mut self) -> Result<Option<Lvb>, Malformed> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(self.take(LVB_LEN)?.try_into().unwrap())),
+            _ => Err(Malformed("bad lvb tag")),
+        }
+    }
+    fn end(&self) -> Result<(), Malformed> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Malformed("trailing bytes"))
+        }
+    }
+}
+
+impl Request {
+    pub fn encode(&self) -> Vec<u8> {
+        let w = match self {
+            Request::Open { version, name, create, tid } => {
+                let mut w = Writer::new(T_OPEN);
+                w.u32(*version).bytes(name).u32(*tid);
+                match create {
+                    Some((mode, flags)) => w.u8(1).u32(*mode).u32(*flags),
+                    None => w.u8(0),
+                };
+                w
+            }
+            Request::AttachEvents { version, token } => {
+                let mut w = Writer::new(T_ATTACH);
+                w.u32(*version).u64(*token);
+                w
+            }
+            Request::Lock { mode, flags, lkid, name, lvb, user, tid } => {
+                let mut w = Writer::new(T_LOCK);
+                w.u8(*mode).u32(*flags).u32(*lkid).bytes(name).lvb(lvb);
+                w.u64(user.ast).u64(user.astarg).u64(user.bast).u64(user.bastarg).u64(user.lksb).u32(*tid);
+                w
+            }
+            Request::Unlock { lkid, flags, lvb, astarg, lksb } => {
+                let mut w = Writer::new(T_UNLOCK);
+                w.u32(*lkid).u32(*flags).lvb(lvb).u64(*astarg).u64(*lksb);
+                w
+            }
+            Request::DeadlockCancel { lkid, flags } => {
+                let mut w = Writer::new(T_DEADLOCK_CANCEL);
+                w.u32(*lkid).u32(*flags);
+                w
+            }
+            Request::Purge { nodeid, pid, tid } => {
+                let mut w = Writer::new(T_PURGE);
+                w.u32(*nodeid).u32(*pid).u32(*tid);
+                w
+            }
+            Request::Release { force } => {
+                let mut w = Writer::new(T_RELEASE);
+                w.u32(*force);
+                w
+            }
+            Request::Close => Writer::new(T_CLOSE),
+        };
+        debug_assert!(w.0.len() <= MAX_PACKET);
+        w.0
+    }
+
+    pub fn decode(p: &[u8]) -> Result<Request, Malformed> {
+        if p.len() > MAX_PACKET {
+            return Err(Malformed("oversized"));
+        }
+        let mut r = Reader(p);
+        let req = match r.u8()? {
+            T_OPEN => {
+                let version = r.u32()?;
+                let name = r.bytes(LOCKSPACE_LEN)?;
+                let tid = r.u32()?;
+                let create = match r.u8()? {
+                    0 => None,
+                    1 => Some((r.u32()?, r.u32()?)),
+                    _ => return Err(Malformed("bad create tag")),
+                };
+                Request::Open { version, name, create, tid }
+            }
+            T_ATTACH => Request::AttachEvents { version: r.u32()?, token: r.u64()? },
+            T_LOCK => {
+                let mode = r.u8()?;
+                let flags = r.u32()?;
+                let lkid = r.u32()?;
+                let name = r.bytes(RESNAME_MAXLEN)?;
+                let lvb = r.lvb()?;
+                let user = UserArgs { ast: r.u64()?, astarg: r.u64()?, bast: r.u64()?, bastarg: r.u64()?, lksb: r.u64()? };
+                let tid = r.u32()?;
+                Request::Lock { mode, flags, lkid, name, lvb, user, tid }
+            }
+            T_UNLOCK => Request::Unlock {
+                lkid: r.u32()?,
+                flags: r.u32()?,
+                lvb: r.lvb()?,
+                astarg: r.u64()?,
+                lksb: r.u64()?,
+            },
+            T_DEADLOCK_CANCEL => Request::DeadlockCancel { lkid: r.u32()?, flags: r.u32()? },
+            T_PURGE => Request::Purge { nodeid: r.u32()?, pid: r.u32()?, tid: r.u32()? },
+            T_RELEASE => Request::Release { force: r.u32()? },
+            T_CLOSE => Request::Close,
+            _ => return Err(Malformed("unknown request type")),
+        };
+        r.end()?;
+        Ok(req)
+    }
+}
+
+/// Replies are 12 bytes: an errno (0 for success) and a value.
+pub fn encode_reply(reply: &Reply) -> [u8; 12] {
+    let mut b = [0u8; 12];
+    match reply {
+        Ok(v) => b[4..].copy_from_slice(&v.to_le_bytes()),
+        Err(e) => b[..4].copy_from_slice(&(e.to_raw() as u32).to_le_bytes()),
+    }
+    b
+}
+
+pub fn decode_reply(p: &[u8]) -> Result<Reply, Malformed> {
+    if p.len() != 12 {
+        return Err(Malformed("bad reply length"));
+    }
+    let err = u32::from_le_bytes(p[..4].try_into().unwrap());
+    let val = u64::from_le_bytes(p[4..].try_into().unwrap());
+    if err == 0 {
+        Ok(Ok(val))
+    } else {
+        Ok(Err(Errno::from_raw(err as i32)))
+    }
+}
+
+impl Callback {
+    pub fn encode(&self) -> [u8; CALLBACK_LEN] {
+        let mut b = [0u8; CALLBACK_LEN];
+        b[0] = self.blocking as u8;
+        b[1] = self.sb_flags;
+        b[2] = self.lvb.is_some() as u8;
+        b[4..8].copy_from_slice(&self.lkid.to_le_bytes());
+        b[8..12].copy_from_slice(&self.incarnation.to_le_bytes());
+        b[12..16].copy_from_slice(&self.status.to_le_bytes());
+        if let Some(l) = &self.lvb {
+            b[16..48].copy_from_slice(l);
+        }
+        b[48..56].copy_from_slice(&self.func.to_le_bytes());
+        b[56..64].copy_from_slice(&self.arg.to_le_bytes());
+        b[64..72].copy_from_slice(&self.lksb.to_le_bytes());
+        b
+    }
+
+    pub fn decode(p: &[u8]) -> Result<Callback, Malformed> {
+        if p.len() != CALLBACK_LEN {
+            return Err(Malformed("bad callback length"));
+        }
+        if p[0] > 1 || p[2] > 1 || p[3] != 0 {
+            return Err(Malformed("bad callback tags"));
+        }
+        let u32_at = |i: usize| u32::from_le_bytes(p[i..i + 4].try_into().unwrap());
+        let u64_at = |i: usize| u64::from_le_bytes(p[i..i + 8].try_into().unwrap());
+        Ok(Callback {
+            blocking: p[0] == 1,
+            sb_flags: p[1],
+            lvb: (p[2] == 1).then(|| p[16..48].try_into().unwrap()),
+            lkid: u32_at(4),
+            incarnation: u32_at(8),
+            status: u32_at(12) as i32,
+            func: u64_at(48),
+            arg: u64_at(56),
+            lksb: u64_at(64),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples() -> Vec<Request> {
+        vec![
+            Request::Open { version: 1, name: b"ls".to_vec(), create: Some((0o600, 8)), tid: 7 },
+            Request::Open { version: 1, name: vec![b'x'; 64], create: None, tid: 7 },
+            Request::AttachEvents { version: 1, token: u64::MAX },
+            Request::Lock {
+                mode: 5,
+                flags: 0x8000_0008,
+                lkid: 3,
+                name: vec![0; 64],
+                lvb: Some([9; 32]),
+                user: UserArgs { ast: 1, astarg: 2, bast: 3, bastarg: 4, lksb: 5 },
+                tid: 9,
+            },
+            Request::Lock { mode: 0, flags: 0, lkid: 0, name: vec![], lvb: None, user: UserArgs::default(), tid: 0 },
+            Request::Unlock { lkid: 1, flags: 2, lvb: None, astarg: 0, lksb: 8 },
+            Request::DeadlockCancel { lkid: 1, flags: 0 },
+            Request::Purge { nodeid: 0, pid: 5, tid: 5 },
+            Request::Release { force: 1 },
+            Request::Close,
+        ]
+    }
+
+    #[test]
+    fn requests_round_trip() {
+        for r in samples() {
+            assert_eq!(Request::decode(&r.encode()).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn every_truncation_and_extension_is_rejected() {
+        for r in samples() {
+            let b = r.encode();
+            for n in 0..b.len() {
+                assert!(Request::decode(&b[..n]).is_err(), "{r:?} cut at {n}");
+            }
+            let mut longer = b.clone();
+            longer.push(0);
+            assert!(Request::decode(&longer).is_err());
+        }
+        assert!(Request::decode(&[99]).is_err());
+        assert!(Request::decode(&vec![T_LOCK; MAX_PACKET + 1]).is_err());
+    }
+
+    #[test]
+    fn oversized_names_are_rejected() {
+        let mut b = Request::Open { version: 1, name: vec![b'a'; 64], create: None, tid: 0 }.encode();
+        b[5] = 65;
+        b.insert(6, b'a');
+        assert_eq!(Request::decode(&b), Err(Malformed("name too long")));
+    }
+
+    #[test]
+    fn callbacks_and_replies_round_trip() {
+        let c = Callback {
+            blocking: false,
+            lkid: 4,
+            incarnation: 77,
+            status: 65538,
+            sb_flags: 2,
+            lvb: Some([1; 32]),
+            func: 10,
+            arg: 11,
+            lksb: 12,
+        };
+        assert_eq!(Callback::decode(&c.encode()).unwrap(), c);
+        assert!(Callback::decode(&c.encode()[1..]).is_err());
+        let mut bad = c.encode();
+        bad[0] = 7;
+        assert!(Callback::decode(&bad).is_err());
+        for r in [Ok(5u64), Err(Errno::Busy), Err(Errno::NoEnt)] {
+            assert_eq!(decode_reply(&encode_reply(&r)).unwrap(), r);
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! The few raw system calls the node and the client need that std does not
+//! offer: `SOCK_SEQPACKET` Unix sockets (message boundaries for free), peer
+//! credentials, `poll`, and the caller's thread id.
+//!
+//! Each `unsafe` block here is a plain libc call on descriptors and buffers we
+//! own; the wrappers turn `-1` into `io::Error`.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn cvt_size(r: libc::ssize_t) -> io::Result<usize> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+fn sockaddr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+    // SAFETY: sockaddr_un is plain old data; all-zero is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "socket path too long"));
+    }
+    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
+    Ok((addr, len as libc::socklen_t))
+}
+
+fn seqpacket_socket() -> io::Result<OwnedFd> {
+    // SAFETY: socket(2) with constant arguments.
+    let fd = cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: fd was just returned by socket(2) and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Connects a `SOCK_SEQPACKET` socket to `path`.
+pub fn seqpacket_connect(path: &Path) -> io::Result<OwnedFd> {
+    let fd = seqpacket_socket()?;
+    let (addr, len) = sockaddr(path)?;
+    // SAFETY: addr is a valid sockaddr_un of length len.
+    cvt(unsafe { libc::connect(fd.as_raw_fd(), &addr as *const _ as *const libc::sockaddr, len) })?;
+    Ok(fd)
+}
+
+/// Binds and listens on `path` (which must not exist).
+pub fn seqpacket_listen(path: &Path) -> io::Result<OwnedFd> {
+    let fd = seqpacket_socket()?;
+    let (addr, len) = sockaddr(path)?;
+    // SAFETY: addr is a valid sockaddr_un of length len.
+    cvt(unsafe { libc::bind(fd.as_raw_fd(), &addr as *const _ as *const libc::sockaddr, len) })?;
+    // SAFETY: listen(2) on our own socket.
+    cvt(unsafe { libc::listen(fd.as_raw_fd(), 128) })?;
+    Ok(fd)
+}
+
+pub fn accept(listener: &OwnedFd) -> io::Result<OwnedFd> {
+    loop {
+        // SAFETY: accept4 with null address arguments is allowed.
+        let r = unsafe {
+            libc::accept4(listener.as_raw_fd(), std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC)
+        };
+        match cvt(r) {
+            // SAFETY: a new descriptor owned by nobody else.
+            Ok(fd) => return Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A connected pair of `SOCK_SEQPACKET` sockets.
+pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: fds has room for the two descriptors.
+    cvt(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) })?;
+    // SAFETY: both descriptors are new and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Sends one packet. `nonblocking` uses MSG_DONTWAIT. Never raises SIGPIPE.
+pub fn send(fd: RawFd, buf: &[u8], nonblocking: bool) -> io::Result<usize> {
+    let flags = libc::MSG_NOSIGNAL | if nonblocking { libc::MSG_DONTWAIT } else { 0 };
+    loop {
+        // SAFETY: buf is valid for buf.len() bytes.
+        match cvt_size(unsafe { libc::send(fd, buf.as_ptr() as *const libc::c_void, buf.len(), flags) }) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+}
+
+/// Receives one packet into `buf`; `Ok(0)` is end of stream. A packet larger
+/// than `buf` is reported as an error (it was truncated).
+pub fn recv(fd: RawFd, buf: &mut [u8], nonblocking: bool) -> io::Result<usize> {
+    let flags = libc::MSG_TRUNC | if nonblocking { libc::MSG_DONTWAIT } else { 0 };
+    loop {
+        // SAFETY: buf is valid for writes of buf.len() bytes.
+        let r = unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), flags) };
+        match cvt_size(r) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Ok(n) if n > buf.len() => return Err(io::Error::new(io::ErrorKind::InvalidData, "oversized packet")),
+            r => return r,
+        }
+    }
+}
+
+/// Waits until `fd` is readable (`out` false) or writable (`out` true), or
+/// the timeout passes (`timeout_ms` < 0: forever). Returns whether it is ready.
+pub fn poll_one(fd: RawFd, out: bool, timeout_ms: i32) -> io::Result<bool> {
+    let mut p = libc::pollfd { fd, events: if out { libc::POLLOUT } else { libc::POLLIN }, revents: 0 };
+    loop {
+        // SAFETY: p is one valid pollfd.
+        match cvt(unsafe { libc::poll(&mut p, 1, timeout_ms) }) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+            Ok(n) => return Ok(n > 0),
+        }
+    }
+}
+
+/// Credentials of the process at the other end of a Unix socket.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerCreds {
+    pub pid: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+pub fn peer_creds(fd: RawFd) -> io::Result<PeerCreds> {
+    let mut c = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: c and len describe a valid ucred buffer.
+    cvt(unsafe {
+        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_PEERCRED, &mut c as *mut _ as *mut libc::c_void, &mut len)
+    })?;
+    Ok(PeerCreds { pid: c.pid as u32, uid: c.uid, gid: c.gid })
+}
+
+/// Our own credentials, as a peer would see them.
+pub fn own_creds() -> PeerCreds {
+    // SAFETY: these calls cannot fail.
+    unsafe { PeerCreds { pid: libc::getpid() as u32, uid: libc::getuid(), gid: libc::getgid() } }
+}
+
+/// Sets a socket's send buffer size (best effort).
+pub fn set_sndbuf(fd: RawFd, bytes: i32) {
+    // SAFETY: setsockopt with a valid int option.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            &bytes as *const i32 as *const libc::c_void,
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        );
+    }
+}
+
+/// Shuts down both directions of a socket, waking any thread blocked on it.
+pub fn shutdown(fd: RawFd) {
+    // SAFETY: shutdown(2) on a descriptor; errors are irrelevant here.
+    unsafe {
+        libc::shutdown(fd, libc::SHUT_RDWR);
+    }
+}
+
+/// The kernel id of the calling thread (what the reference records as a
+/// lock's owner pid).
+pub fn gettid() -> u32 {
+    // SAFETY: gettid cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) as u32 }
+}
+
+/// 64 random bits from the kernel, for unguessable tokens.
+pub fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    // SAFETY: b is a valid 8-byte buffer.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr() as *mut libc::c_void, 8, 0) };
+    if n != 8 {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        return t.as_nanos() as u64 ^ ((own_creds().pid as u64) << 32);
+    }
+    u64::from_le_bytes(b)
+}
+
+/// Takes an exclusive, non-blocking `flock` on `path`, creating it. `Ok(None)`
+/// when someone else holds it.
+pub fn try_lock_file(path: &Path) -> io::Result<Option<OwnedFd>> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // SAFETY: c is a valid C string.
+    let fd = cvt(unsafe { libc::open(c.as_ptr(), libc::O_RDWR | libc::O_CREAT | libc::O_CLOEXEC, 0o600) })?;
+    // SAFETY: fd is new and ours.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: flock on our descriptor.
+    if unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            return Ok(None);
+        }
+        return Err(e);
+    }
+    Ok(Some(fd))
+}
+
+/// Detaches into the background: forks; the parent waits until the child
+/// calls [`Ready::signal`] (or dies) and exits with 0 (ready) or 1. Returns
+/// in the child only, after `setsid`. Must be called before any thread is
+/// started.
+pub fn daemonize() -> io::Result<Ready> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: fds has room for two descriptors.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: the process is single-threaded here (documented contract).
+    let pid = cvt(unsafe { libc::fork() })?;
+    if pid > 0 {
+        // SAFETY: closing our copy of the write end; reading one byte.
+        unsafe { libc::close(fds[1]) };
+        let mut b = [0u8; 1];
+        let n = unsafe { libc::read(fds[0], b.as_mut_ptr() as *mut libc::c_void, 1) };
+        // SAFETY: plain process exit in the parent.
+        unsafe { libc::_exit(if n == 1 && b[0] == b'1' { 0 } else { 1 }) };
+    }
+    // SAFETY: in the child: close the read end, start a new session.
+    unsafe {
+        libc::close(fds[0]);
+        libc::setsid();
+    }
+    // SAFETY: fds[1] is ours.
+    Ok(Ready(Some(unsafe { OwnedFd::from_raw_fd(fds[1]) })))
+}
+
+/// Tells a waiting parent that the daemon is ready.
+pub struct Ready(Option<OwnedFd>);
+
+impl Ready {
+    pub fn none() -> Ready {
+        Ready(None)
+    }
+    pub fn signal(&mut self) {
+        if let Some(fd) = self.0.take() {
+            let _ = send_pipe(fd.as_raw_fd(), b"1");
+        }
+    }
+}
+
+fn send_pipe(fd: RawFd, b: &[u8]) -> io::Result<usize> {
+    // SAFETY: b is valid for b.len() bytes.
+    cvt_size(unsafe { libc::write(fd, b.as_ptr() as *const libc::c_void, b.len()) })
+}
+
+/// Points stdin/stdout/stderr at `/dev/null`, stderr at `log` if given.
+pub fn redirect_stdio(log: Option<&Path>) {
+    let null = CString::new("/dev/null").unwrap();
+    // SAFETY: open/dup2/close on descriptors we own.
+    unsafe {
+        let n = libc::open(null.as_ptr(), libc::O_RDWR);
+        if n >= 0 {
+            libc::dup2(n, 0);
+            libc::dup2(n, 1);
+            libc::dup2(n, 2);
+            libc::close(n);
+        }
+        if let Some(p) = log.and_then(|p| CString::new(p.as_os_str().as_bytes()).ok()) {
+            let l = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND, 0o600);
+            if l >= 0 {
+                libc::dup2(l, 2);
+                libc::close(l);
+            }
+        }
+    }
+}
