@@ -4,7 +4,7 @@
 # udlm. A second leave must fail, showing the first really removed it.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-libdir=${LIBDIR:-$top/target/release}
+libdir=$(cd "${LIBDIR:-$top/target/release}" && pwd)
 command -v dlm_tool >/dev/null || { echo "dlm_tool: not installed (package dlm-controld)"; exit 1; }
 work=$(mktemp -d)
 trap 'kill $(cat "$work/run/udlmd.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT

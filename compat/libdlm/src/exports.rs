@@ -5,7 +5,7 @@
 use super::abi::{dlm_lksb, dlm_lshandle_t};
 use super::FLAVOR;
 use std::ffi::{c_char, c_int, c_uint, c_void};
-use udlm::capi::{self, guard, AstFn, LockCall, Lksb};
+use udlm::capi::{self, guard, LockCall, Lksb};
 use udlm::types::lkf;
 
 fn lksb_ptr(l: *mut dlm_lksb) -> *mut Lksb {
@@ -45,12 +45,14 @@ pub unsafe extern "C" fn dlm_lock(
     flags: u32,
     name: *const c_void,
     namelen: c_uint,
-    _parent: u32,
-    astaddr: AstFn,
+    parent: u32,
+    astaddr: Option<unsafe extern "C" fn(*mut c_void)>,
     astarg: *mut c_void,
-    bastaddr: AstFn,
+    bastaddr: Option<unsafe extern "C" fn(*mut c_void)>,
     range: *mut c_void,
 ) -> c_int {
+    // The kernel never used `parent` (spec §2.4).
+    let _ = parent;
     guard(-1, || {
         let ls = match capi::default_or_open() {
             Ok(ls) => ls,
@@ -87,11 +89,13 @@ pub unsafe extern "C" fn dlm_lock_wait(
     flags: u32,
     name: *const c_void,
     namelen: c_uint,
-    _parent: u32,
+    parent: u32,
     bastarg: *mut c_void,
-    bastaddr: AstFn,
+    bastaddr: Option<unsafe extern "C" fn(*mut c_void)>,
     range: *mut c_void,
 ) -> c_int {
+    // The kernel never used `parent` (spec §2.4).
+    let _ = parent;
     guard(-1, || {
         let ls = match capi::default_or_open() {
             Ok(ls) => ls,
@@ -165,7 +169,9 @@ pub unsafe extern "C" fn dlm_create_lockspace(name: *const c_char, mode: libc::m
 /// # Safety
 /// `ls` must not be used afterwards.
 #[no_mangle]
-pub unsafe extern "C" fn dlm_release_lockspace(_name: *const c_char, ls: dlm_lshandle_t, force: c_int) -> c_int {
+pub unsafe extern "C" fn dlm_release_lockspace(name: *const c_char, ls: dlm_lshandle_t, force: c_int) -> c_int {
+    // The handle names the lockspace; libdlm uses `name` only for the device.
+    let _ = name;
     guard(-1, || capi::release_lockspace(ls, force))
 }
 
@@ -217,12 +223,13 @@ pub unsafe extern "C" fn dlm_ls_lock(
     flags: u32,
     name: *const c_void,
     namelen: c_uint,
-    _parent: u32,
-    astaddr: AstFn,
+    parent: u32,
+    astaddr: Option<unsafe extern "C" fn(*mut c_void)>,
     astarg: *mut c_void,
-    bastaddr: AstFn,
+    bastaddr: Option<unsafe extern "C" fn(*mut c_void)>,
     range: *mut c_void,
 ) -> c_int {
+    let _ = parent;
     guard(-1, || {
         let call = LockCall { mode, lksb: lksb_ptr(lksb), flags, name, namelen, ast: astaddr, astarg, bast: bastaddr, bastarg: astarg };
         unsafe { capi::ls_lock(FLAVOR, lockspace, call, range) }
@@ -242,13 +249,16 @@ pub unsafe extern "C" fn dlm_ls_lockx(
     flags: u32,
     name: *const c_void,
     namelen: c_uint,
-    _parent: u32,
-    astaddr: AstFn,
+    parent: u32,
+    astaddr: Option<unsafe extern "C" fn(*mut c_void)>,
     astarg: *mut c_void,
-    bastaddr: AstFn,
-    _xid: *mut u64,
-    _timeout: *mut u64,
+    bastaddr: Option<unsafe extern "C" fn(*mut c_void)>,
+    xid: *mut u64,
+    timeout: *mut u64,
 ) -> c_int {
+    // The transaction id fed a deadlock detector that no longer exists, and
+    // lock timeouts left Linux in 6.4: both are accepted and ignored.
+    let _ = (parent, xid, timeout);
     guard(-1, || {
         let call = LockCall { mode, lksb: lksb_ptr(lksb), flags, name, namelen, ast: astaddr, astarg, bast: bastaddr, bastarg: astarg };
         unsafe { capi::ls_lock(FLAVOR, lockspace, call, std::ptr::null_mut()) }
@@ -282,11 +292,12 @@ pub unsafe extern "C" fn dlm_ls_lock_wait(
     flags: u32,
     name: *const c_void,
     namelen: c_uint,
-    _parent: u32,
+    parent: u32,
     bastarg: *mut c_void,
-    bastaddr: AstFn,
+    bastaddr: Option<unsafe extern "C" fn(*mut c_void)>,
     range: *mut c_void,
 ) -> c_int {
+    let _ = parent;
     guard(-1, || {
         let call = LockCall {
             mode,
