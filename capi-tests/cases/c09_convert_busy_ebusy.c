@@ -1,7 +1,10 @@
 // LIB: both
 // Spec 11.9: CONVERT of a lock still on the waiting queue -> -1/EBUSY; of a
 // lock whose conversion is already queued -> -1/EBUSY. Neither disturbs the
-// pending operation.
+// pending operation. (The rejected conversions are issued with the lock's own
+// lksb, routine and argument: the kernel replaces a lock's callback parameters
+// before it validates a conversion, so a rejected conversion with other
+// parameters would re-route the pending completion.)
 #include "../common.h"
 
 int main(void)
@@ -9,7 +12,6 @@ int main(void)
     T_INIT();
     dlm_lshandle_t ls = t_ls_create();
     struct lk h, w, a, b;
-    struct dlm_lksb s;
 
     lk_init(&h, "H", 0);
     lk_init(&w, "W", 0);
@@ -20,19 +22,19 @@ int main(void)
     REQUIRE_OK(t_lock_nb(ls, &w, LKM_EXMODE, 0, "r1"));
     settle(T_NEG_MS);
     REQUIRE(lk_asts(&w) == 0, "W was not queued");
-    memset(&s, 0, sizeof s);
-    s.sb_lkid = w.lksb.sb_lkid;
-    CHECK_FAIL(dlm_ls_lock(ls, LKM_NLMODE, &s, LKF_CONVERT, "r1", 2, 0, rec_ast, &s, NULL, NULL), EBUSY);
+    CHECK_FAIL(dlm_ls_lock(ls, LKM_NLMODE, &w.lksb, LKF_CONVERT, "r1", 2, 0, rec_ast, &w, NULL, NULL), EBUSY);
+    CHECK_EQ(w.lksb.sb_status, EINPROG);
 
     LOCK_EXPECT_NB(ls, &a, LKM_PRMODE, 0, "r2", 0);
     LOCK_EXPECT_NB(ls, &b, LKM_PRMODE, 0, "r2", 0);
     REQUIRE_OK(t_lock_nb(ls, &a, LKM_EXMODE, LKF_CONVERT, "r2"));
     settle(T_NEG_MS);
     REQUIRE(lk_asts(&a) == 1, "A's conversion was not queued");
-    memset(&s, 0, sizeof s);
-    s.sb_lkid = a.lksb.sb_lkid;
-    CHECK_FAIL(dlm_ls_lock(ls, LKM_NLMODE, &s, LKF_CONVERT, "r2", 2, 0, rec_ast, &s, NULL, NULL), EBUSY);
-    CHECK_FAIL(dlm_ls_lock(ls, LKM_CRMODE, &s, LKF_CONVERT | LKF_NOQUEUE, "r2", 2, 0, rec_ast, &s, NULL, NULL), EBUSY);
+    CHECK_FAIL(dlm_ls_lock(ls, LKM_NLMODE, &a.lksb, LKF_CONVERT, "r2", 2, 0, rec_ast, &a, NULL, NULL), EBUSY);
+    CHECK_FAIL(dlm_ls_lock(ls, LKM_CRMODE, &a.lksb, LKF_CONVERT | LKF_NOQUEUE, "r2", 2, 0, rec_ast, &a, NULL, NULL), EBUSY);
+    settle(T_NEG_MS);
+    CHECK_EQ(lk_asts(&a), 1);
+    CHECK_EQ(lk_asts(&w), 0);
 
     /* the pending operations complete normally */
     UNLOCK_EXPECT(ls, &h, 0, EUNLOCK);

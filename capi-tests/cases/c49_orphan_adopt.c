@@ -54,7 +54,7 @@ int main(void)
     CHECK_EQ(o.lksb.sb_lkid, orphan_id);
     CHECK(!wait_readable(fd, T_NEG_MS), "adopting an orphan produced a callback");
     CHECK_EQ(o.lksb.sb_status, EINPROG);
-    CHECK_EQ(rec_count(), 0);
+    CHECK_EQ(lk_asts(&o), 0);
 
     /* the adopted lock is ours now */
     CHECK_EQ(t_probe(ls, LKM_EXMODE, 0, "r"), EAGAIN);
