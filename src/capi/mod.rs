@@ -198,14 +198,27 @@ impl LsHandle {
 
     /// Delivers the next callback, blocking for one when `block` is set.
     /// Ok(false): nothing was pending (non-blocking only).
-    fn dispatch_one(&self, block: bool) -> Result<bool, Errno> {
+    ///
+    /// With `drain`, everything the link holds is read first so that
+    /// callbacks are grouped per lock as the kernel delivers them; callers
+    /// that drain (dispatch, the AST thread) keep going until nothing is
+    /// left. Without it exactly one packet is read, so a `_wait` call that
+    /// returns leaves the rest on the link, where poll still sees it.
+    fn dispatch_one(&self, block: bool, drain: bool) -> Result<bool, Errno> {
         let next = {
             let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            let alive = self.drain_link(&mut p);
+            let mut alive = true;
+            if drain {
+                alive = self.drain_link(&mut p);
+            }
             match p.pop() {
                 Some(cb) => Some(cb),
                 None if !alive => return Err(Errno::NotConn),
-                None => None,
+                None if drain => None,
+                None => match self.read_one()? {
+                    Some(cb) => Some(cb),
+                    None => None,
+                },
             }
         };
         if let Some(cb) = next {
@@ -219,6 +232,23 @@ impl LsHandle {
         match sys::poll_one(self.fd, false, -1) {
             Ok(_) => Ok(true),
             Err(_) => Err(Errno::Io),
+        }
+    }
+
+    /// Reads one callback without blocking; Ok(None) when none is there.
+    fn read_one(&self) -> Result<Option<Callback>, Errno> {
+        let mut buf = [0u8; CALLBACK_LEN + 1];
+        loop {
+            match sys::recv(self.fd, &mut buf, true) {
+                Ok(0) => return Err(Errno::NotConn),
+                Ok(n) => {
+                    if let Ok(cb) = Callback::decode(&buf[..n]) {
+                        return Ok(Some(cb));
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(None),
+                Err(_) => return Err(Errno::NotConn),
+            }
         }
     }
 
@@ -297,7 +327,7 @@ fn wait_for(h: &LsHandle, lksb: *mut Lksb, flavor: Flavor) -> Result<(), Errno> 
             }
             let _ = c.wait_timeout(g, std::time::Duration::from_millis(100));
         } else {
-            h.dispatch_one(true)?;
+            h.dispatch_one(true, false)?;
         }
     }
 }
@@ -593,7 +623,7 @@ pub fn dispatch(fd: c_int) -> c_int {
     let h = registry().by_fd.get(&fd).cloned();
     match h {
         Some(h) => loop {
-            match h.dispatch_one(false) {
+            match h.dispatch_one(false, true) {
                 Ok(true) => continue,
                 Ok(false) => return 0,
                 Err(e) => return fail(e),
@@ -640,7 +670,7 @@ fn start_ast_thread(h: &Arc<LsHandle>) -> c_int {
     }
     let me = Arc::clone(h);
     match std::thread::Builder::new().name("dlm-ast".into()).spawn(move || {
-        while me.dispatch_one(true).is_ok() {}
+        while me.dispatch_one(true, true).is_ok() {}
     }) {
         Ok(j) => {
             let id = j.thread().id();

@@ -376,7 +376,10 @@ impl Engine {
             orphan: false,
             dead: false,
             deadlock_cancel: false,
-            lvb: req.lvb.map(|v| Box::new(*v)),
+            // A new lock's value block starts zeroed: the kernel ignores the
+            // caller's bytes on a request (observed: a VALBLK read of a
+            // never-written LVB gives zeros whatever the buffer held).
+            lvb: req.lvb.map(|_| Box::new([0u8; LVB_LEN])),
         });
         self.res_mut(r).nlocks += 1;
 
