@@ -619,6 +619,11 @@ struct Parser<'a> {
     node_lines: HashMap<u32, usize>,
     lockspace_lines: HashMap<String, usize>,
     master_lines: HashMap<(String, u32), usize>,
+    /// Every node line with a valid id, address and port, and every master
+    /// line with a valid node, even when another part of the line is wrong:
+    /// the cross-line checks report on them too, so that one run lists all.
+    endpoints_to_check: Vec<NodeEntry>,
+    master_refs: Vec<(usize, u32)>,
 }
 
 impl<'a> Parser<'a> {
@@ -632,6 +637,8 @@ impl<'a> Parser<'a> {
             node_lines: HashMap::new(),
             lockspace_lines: HashMap::new(),
             master_lines: HashMap::new(),
+            endpoints_to_check: Vec::new(),
+            master_refs: Vec::new(),
         }
     }
 
@@ -801,7 +808,7 @@ impl<'a> Parser<'a> {
         let mut seen = Vec::new();
         let (mut id, mut id_given) = (None, false);
         let mut addr = None;
-        let mut port = None;
+        let (mut port, mut port_ok) = (None, true);
         for item in items {
             let (name, value) = match item {
                 Item::Word(word) => {
@@ -829,7 +836,7 @@ impl<'a> Parser<'a> {
                 },
                 "port" => match self.number(line, "port", value, 1, u64::from(u16::MAX)) {
                     Some(p) => port = Some(p as u16),
-                    None => complete = false,
+                    None => (complete, port_ok) = (false, false),
                 },
                 "mark" => self.ignored_setting(line, "mark"),
                 _ => {
@@ -856,8 +863,12 @@ impl<'a> Parser<'a> {
         // lines naming this node do not add a second, misleading error.
         self.node_lines.insert(id, line);
         let Some(addr) = addr else { return };
+        let entry = NodeEntry { id, addr: addr.to_string(), port, line };
+        if port_ok {
+            self.endpoints_to_check.push(entry.clone());
+        }
         if complete {
-            self.config.nodes.push(NodeEntry { id, addr: addr.to_string(), port, line });
+            self.config.nodes.push(entry);
         }
     }
 
@@ -970,6 +981,9 @@ impl<'a> Parser<'a> {
             self.error(line, "master line has no node (write master LS node=N [weight=W])".to_string());
         }
         let ls_ok = ls.is_some_and(|name| self.lockspace_name(line, name));
+        if let Some(node) = node {
+            self.master_refs.push((line, node));
+        }
         let (Some(ls), Some(node), Some(weight)) = (ls, node, weight) else { return };
         if !ls_ok || !complete {
             return;
@@ -987,38 +1001,26 @@ impl<'a> Parser<'a> {
     /// The checks that need the whole file: references between lines and
     /// settings that may come after the lines that use them.
     fn cross_checks(&mut self) {
-        let masters = std::mem::take(&mut self.config.masters);
-        for master in &masters {
-            if !self.node_lines.contains_key(&master.node) {
-                self.error(
-                    master.line,
-                    format!(
-                        "master line for lockspace '{}' names node {}, which has no node line",
-                        master.ls, master.node
-                    ),
-                );
+        for (line, node) in std::mem::take(&mut self.master_refs) {
+            if !self.node_lines.contains_key(&node) {
+                self.error(line, format!("master line names node {node}, which has no node line"));
             }
         }
-        self.config.masters = masters;
 
         let mut endpoints: HashMap<(String, u16), (u32, usize)> = HashMap::new();
-        let nodes = std::mem::take(&mut self.config.nodes);
-        for node in &nodes {
+        for node in std::mem::take(&mut self.endpoints_to_check) {
             let port = node.port.unwrap_or(self.config.port);
-            match endpoints.get(&(address_key(&node.addr), port)) {
-                Some(&(other, other_line)) => self.error(
-                    node.line,
-                    format!(
-                        "node {} has the same address and port as node {other} (line {other_line}): {} port {port}",
-                        node.id, node.addr
-                    ),
-                ),
-                None => {
-                    endpoints.insert((address_key(&node.addr), port), (node.id, node.line));
-                }
+            let key = (address_key(&node.addr), port);
+            if let Some(&(other, other_line)) = endpoints.get(&key) {
+                let message = format!(
+                    "node {} has the same address and port as node {other} (line {other_line}): {} port {port}",
+                    node.id, node.addr
+                );
+                self.error(node.line, message);
+            } else {
+                endpoints.insert(key, (node.id, node.line));
             }
         }
-        self.config.nodes = nodes;
 
         let (heartbeat, timeout) = (self.config.heartbeat_ms, self.config.peer_timeout_ms);
         if timeout <= heartbeat {
@@ -1329,6 +1331,22 @@ master foo node=2 weight=1
         assert_eq!(config.port_of(4), None);
     }
 
+    #[test]
+    fn the_example_of_docs_config_md_parses() {
+        let doc = include_str!("../../docs/CONFIG.md");
+        let start = doc.find("# /etc/udlm/lab.conf").expect("the example is in docs/CONFIG.md");
+        let example = &doc[start..start + doc[start..].find("```").expect("the example block ends")];
+        let (config, warnings) = parse_ok(example);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(config.cluster_name, "lab");
+        assert_eq!(config.nodes.iter().map(|n| n.id).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert!(config.nodir("locks"));
+        assert_eq!(config.weights("locks"), vec![(1, 2), (2, 1), (3, 0)]);
+        // All three addresses are local, so the id must come from DLM_NODEID.
+        assert!(config.local_node_id_with(None).is_err());
+        assert_eq!(config.local_node_id_with(Some("3")), Ok(3));
+    }
+
     // ---- errors ----
 
     #[test]
@@ -1599,6 +1617,18 @@ master foo node=2 weight=1
         // The id is valid, so the node counts as defined: no "unknown node"
         // error for the master line on top of the address error.
         assert_one_error("node id=1 addr=bad_host\nmaster a node=1\n", 1, "only letters");
+    }
+
+    #[test]
+    fn a_line_error_does_not_hide_cross_line_errors() {
+        let text = "node id=1 addr=10.0.0.1\nnode id=2 addr=10.0.0.1 colour=red\nmaster a node=7 weight=x\n";
+        let errors = parse_errors(text);
+        let found: Vec<(usize, &str)> = errors.iter().map(|e| (e.line, e.message.as_str())).collect();
+        assert_eq!(found.len(), 4, "{errors:#?}");
+        assert!(found[0].0 == 2 && found[0].1.contains("unknown attribute 'colour'"), "{found:?}");
+        assert!(found[1].0 == 2 && found[1].1.contains("same address and port as node 1"), "{found:?}");
+        assert!(found[2].0 == 3 && found[2].1.contains("'weight' must be a number"), "{found:?}");
+        assert!(found[3].0 == 3 && found[3].1.contains("names node 7, which has no node line"), "{found:?}");
     }
 
     // ---- files and the environment ----
