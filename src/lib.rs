@@ -7,6 +7,7 @@
 
 pub mod types;
 pub mod engine;
+pub mod cluster;
 pub mod proto;
 pub mod sys;
 pub mod node;

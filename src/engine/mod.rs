@@ -76,8 +76,9 @@ fn lvb_transfer(from: RawMode, to: RawMode) -> i8 {
     T[(from + 1) as usize][to as usize]
 }
 
-/// Which upward conversions may use QUECVT (spec §3.3).
-fn quecvt_legal(from: RawMode, to: Mode) -> bool {
+/// Which upward conversions may use QUECVT (spec §3.3); `from` is the
+/// granted mode (-1 for none).
+pub fn quecvt_legal(from: i8, to: Mode) -> bool {
     from >= 0 && ((to as RawMode) > from || (from == Mode::Pr as RawMode && to == Mode::Cw))
 }
 
@@ -485,33 +486,54 @@ impl Engine {
     /// `LKF_ORPHAN` without `LKF_CONVERT`: adopt an orphan with exactly this
     /// name and granted mode (spec §6.2). No completion is generated.
     pub fn adopt_orphan(&mut self, req: Request<'_>) -> Result<LockId, Errno> {
+        self.adopt_orphan_where(req, |_| true)
+    }
+
+    /// [`Engine::adopt_orphan`] among the orphans whose last owner passes
+    /// `eligible` (a node adopts only the orphans its own handles left).
+    pub fn adopt_orphan_where(&mut self, req: Request<'_>, eligible: impl Fn(Owner) -> bool) -> Result<LockId, Errno> {
         let mut other_mode = false;
         let mut found = None;
-        for (i, &l) in self.orphans.iter().enumerate() {
+        for &l in &self.orphans {
             let lk = self.lock(l);
-            if self.res(lk.res).name.as_bytes() != req.name {
+            if !eligible(lk.owner) || self.res(lk.res).name.as_bytes() != req.name {
                 continue;
             }
             if lk.grmode as i32 != req.mode {
                 other_mode = true;
                 continue;
             }
-            found = Some((i, l));
+            found = Some(l);
             break;
         }
-        let Some((i, l)) = found else {
+        let Some(l) = found else {
             return Err(if other_mode { Errno::Again } else { Errno::NoEnt });
         };
+        self.adopt_orphan_id(LockId(l + 1), req.owner, req.pid, req.flags, req.has_bast)?;
+        Ok(LockId(l + 1))
+    }
+
+    /// Hands the orphan `lkid` to `owner` (adoption decided elsewhere: the
+    /// orphan's home node chose it).
+    pub fn adopt_orphan_id(&mut self, lkid: LockId, owner: Owner, pid: u32, flags: u32, has_bast: bool) -> Result<(), Errno> {
+        let l = lkid.0.checked_sub(1).ok_or(Errno::NoEnt)?;
+        let i = self.orphans.iter().position(|&x| x == l).ok_or(Errno::NoEnt)?;
         self.orphans.remove(i);
         let seq = self.next_owner_seq();
         let lk = self.lock_mut(l);
         lk.orphan = false;
-        lk.owner = req.owner;
+        lk.owner = owner;
         lk.owner_seq = seq;
-        lk.flags = req.flags;
-        lk.pid = req.pid;
-        lk.has_bast = req.has_bast;
-        Ok(LockId(l + 1))
+        lk.flags = flags;
+        lk.pid = pid;
+        lk.has_bast = has_bast;
+        Ok(())
+    }
+
+    /// The owner of a live lock, orphans included.
+    pub fn lock_owner(&self, lkid: LockId) -> Option<Owner> {
+        let l = lkid.0.checked_sub(1)?;
+        self.locks.get(l as usize)?.as_ref().map(|lk| lk.owner)
     }
 
     /// The owner's handle closed (spec §6.1): its PERSISTENT locks become
@@ -540,11 +562,33 @@ impl Engine {
         }
     }
 
+    /// Force-unlocks one lock with LVB invalidation and no callback (a
+    /// remote node purged its orphan, or its owner's own locks).
+    pub fn release_lock_silently(&mut self, lkid: LockId) -> Result<(), Errno> {
+        let l = lkid.0.checked_sub(1).ok_or(Errno::NoEnt)?;
+        if self.locks.get(l as usize).is_none_or(|x| x.is_none()) {
+            return Err(Errno::NoEnt);
+        }
+        self.orphans.retain(|&x| x != l);
+        self.release_silently(l);
+        Ok(())
+    }
+
     /// `dlm_ls_purge` of orphans: those whose last requester was `pid`, or
     /// all of them when `pid` is 0 (spec §6.2).
     pub fn purge_orphans(&mut self, pid: u32) {
-        let victims: Vec<u32> =
-            self.orphans.iter().copied().filter(|&l| pid == 0 || self.lock(l).pid == pid).collect();
+        self.purge_orphans_where(pid, |_| true)
+    }
+
+    /// [`Engine::purge_orphans`] among the orphans whose last owner passes
+    /// `eligible`.
+    pub fn purge_orphans_where(&mut self, pid: u32, eligible: impl Fn(Owner) -> bool) {
+        let victims: Vec<u32> = self
+            .orphans
+            .iter()
+            .copied()
+            .filter(|&l| (pid == 0 || self.lock(l).pid == pid) && eligible(self.lock(l).owner))
+            .collect();
         self.orphans.retain(|l| !victims.contains(l));
         for l in victims {
             self.release_silently(l);
@@ -1331,7 +1375,7 @@ fn lock_requires_bast(grmode: RawMode, highbast: RawMode, high: RawMode, cw: boo
 }
 
 /// The checks that need no state (spec §2.4, kernel side). Returns the mode.
-fn check_lock_args(mode: i32, flags: u32) -> Result<Mode, Errno> {
+pub fn check_lock_args(mode: i32, flags: u32) -> Result<Mode, Errno> {
     let mode = Mode::from_raw(mode as i64).ok_or(Errno::Inval)?;
     let has = |f: u32| flags & f != 0;
     let bad = has(lkf::CANCEL)
@@ -1346,7 +1390,8 @@ fn check_lock_args(mode: i32, flags: u32) -> Result<Mode, Errno> {
     Ok(mode)
 }
 
-fn check_unlock_flags(flags: u32) -> Result<(), Errno> {
+/// The flag checks of an unlock (spec §2.5).
+pub fn check_unlock_flags(flags: u32) -> Result<(), Errno> {
     if flags & !lkf::UNLOCK_MASK != 0 || (flags & lkf::CANCEL != 0 && flags & lkf::FORCEUNLOCK != 0) {
         return Err(Errno::Inval);
     }

@@ -1,14 +1,30 @@
-//! The node: every lockspace and every open handle of one host.
+//! The node: every lockspace and every open handle of one host, and this
+//! host's part in the cluster.
 //!
 //! With the kernel DLM all processes of a host share one node; udlm keeps
-//! that model. A [`Node`] owns the lockspaces (each with its engine), the
-//! handles ("owners", spec §6.1) and their event links. Every input — a
-//! handle's request, a handle closing — runs under the caller's lock on the
-//! node; the engine's events are turned into callbacks carrying the
-//! program's own routine, argument and lksb pointer, grouped per lock as the
-//! kernel delivers them (all pending callbacks of one lock together, locks in
-//! the order their first callback was queued), and written to the owners'
-//! event links without blocking.
+//! that model. A [`Node`] owns the lockspaces, the handles ("owners", spec
+//! §6.1) and their event links. Every input — a handle's request, a handle
+//! closing, a message from another node — runs under the caller's lock on the
+//! node. Outputs are callbacks written to event links without blocking, and
+//! messages handed to the peer transport without blocking.
+//!
+//! Two tables per lockspace:
+//! * `locks`: every lock of this node's handles, by the id the program sees
+//!   (the "process copy"). It knows where the lock's resource is mastered.
+//! * `engine`: the resources this node masters, with the locks of every node
+//!   on them (the "master copies"); `holders` maps each engine lock to its
+//!   process copy: here, or (node, id) elsewhere.
+//!
+//! Where a resource is mastered: in a one-node cluster, here. Otherwise the
+//! name's directory node (the name hashed over the configured nodes, with the
+//! lockspace's `master` weights) records the master; the first node to ask
+//! becomes it, and askers cache the answer. With `nodir=1` the directory node
+//! itself is the master and nobody asks (static mastering). Directory records
+//! and mastered resources stay for the life of the lockspace on that node.
+//!
+//! Callbacks are grouped per lock as the kernel delivers them (all pending
+//! callbacks of one lock together, locks in the order their first callback
+//! was queued).
 //!
 //! Decisions where the kernel's rules do not carry over:
 //! * Creating a lockspace needs no privilege: whoever can reach the node's
@@ -18,16 +34,23 @@
 //!   always may. Refusal is `EACCES`.
 //! * A lockspace force-destroyed while other handles are still open leaves
 //!   those handles working on nothing: their calls fail with `ENOENT`.
+//! * A remote operation the master refuses although this node accepted it
+//!   (which cannot happen while both follow the rules) completes with the
+//!   master's error as its status, and is logged.
 
+pub mod peer;
 pub mod server;
 pub mod sink;
 
-use crate::engine::{Engine, Event, Request as EngineRequest, DEFAULT_MAX_LOCKS};
+use crate::cluster::config::directory_node;
+use crate::engine::{check_lock_args, check_unlock_flags, quecvt_legal, Engine, Event, Request as EngineRequest, DEFAULT_MAX_LOCKS};
 use crate::proto::{Callback, UserArgs};
 use crate::sys::PeerCreds;
-use crate::types::{lkf, lsfl, Errno, LockId, Lvb, Owner, Status, LOCKSPACE_LEN};
+use crate::types::{lkf, lsfl, Errno, LockId, Lvb, Mode, Owner, ResName, Status, LOCKSPACE_LEN};
+use peer::PeerMsg;
 use sink::{EventSink, Packet};
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 /// Bounds of one node.
@@ -44,20 +67,164 @@ impl Default for NodeLimits {
     }
 }
 
+/// Sends lock-protocol messages to other nodes without blocking. Returns
+/// false when the message could not be queued.
+pub trait PeerLink: Send + Sync {
+    fn send(&self, to: u32, payload: Vec<u8>) -> bool;
+}
+
+/// Where resources of a lockspace are mastered, from the config.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterView {
+    /// Every configured node id, sorted.
+    pub nodes: Vec<u32>,
+    /// Per lockspace: static mastering, and `master` weights.
+    pub lockspaces: HashMap<Vec<u8>, (bool, Vec<(u32, u32)>)>,
+}
+
+impl ClusterView {
+    pub fn single(node_id: u32) -> ClusterView {
+        ClusterView { nodes: vec![node_id], lockspaces: HashMap::new() }
+    }
+
+    fn members(&self, ls: &[u8]) -> Vec<(u32, u32)> {
+        match self.lockspaces.get(ls) {
+            Some((_, w)) if !w.is_empty() => w.clone(),
+            _ => self.nodes.iter().map(|&n| (n, 1)).collect(),
+        }
+    }
+
+    fn nodir(&self, ls: &[u8]) -> bool {
+        self.lockspaces.get(ls).is_some_and(|(n, _)| *n)
+    }
+}
+
+/// A remote node's handle, as an engine owner: the top bit marks it, then
+/// the node id, then the handle's own number.
+fn remote_owner(node: u32, owner: u64) -> Owner {
+    Owner((1 << 63) | ((node as u64) << 40) | (owner & ((1 << 40) - 1)))
+}
+
+fn is_local_owner(o: Owner) -> bool {
+    o.0 >> 63 == 0
+}
+
+/// Who a master copy belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Holder {
+    Local(u32),
+    Remote(u32, u32),
+}
+
+/// Where a process copy's resource is mastered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Master {
+    /// Here: the engine lock id.
+    Local(u32),
+    /// On that node (keyed there by our lock id).
+    Remote(u32),
+    /// Not known yet: the operation waits for the directory's answer.
+    Unknown,
+}
+
+/// The state of a remotely mastered lock as its node sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RemoteState {
+    /// A request or conversion was sent; no answer yet.
+    InFlight,
+    Waiting,
+    Converting,
+    Granted,
+}
+
+struct LocalLock {
+    owner: Owner,
+    user: UserArgs,
+    name: ResName,
+    master: Master,
+    state: RemoteState,
+    grmode: i8,
+    flags: u32,
+    pid: u32,
+    orphan: bool,
+    /// A force-unlock was issued while a request was in flight: the grant
+    /// that may still come is not reported (spec §6.3).
+    overlap_unlock: bool,
+    incarnation: u32,
+}
+
+/// A lock operation waiting for the directory's answer about its resource.
+enum Parked {
+    Request { lkid: u32, mode: u8, flags: u32, lvb: Option<Lvb> },
+}
+
 struct Lockspace {
-    name: Vec<u8>,
-    engine: Engine,
+    /// Opened on this node (not just state kept for other nodes).
+    visible: bool,
     /// Creations not yet matched by a release (spec §2.10).
     create_count: u32,
     perm: u32,
     uid: u32,
     gid: u32,
-    /// What each live lock's program passed, keyed by lock id.
-    users: HashMap<u32, UserArgs>,
+    engine: Engine,
+    holders: HashMap<u32, Holder>,
+    remote_index: HashMap<(u32, u32), u32>,
+    locks: HashMap<u32, LocalLock>,
+    free_ids: BinaryHeap<Reverse<u32>>,
+    next_id: u32,
+    next_incarnation: u32,
+    /// Masters known here (cached answers, and what this node masters).
+    masters: HashMap<ResName, u32>,
+    /// Lookups in progress, with what waits for them.
+    lookups: HashMap<ResName, Vec<Parked>>,
+    /// Directory records kept by this node: name → master.
+    directory: HashMap<ResName, u32>,
+}
+
+impl Lockspace {
+    fn new(max_locks: u32) -> Lockspace {
+        Lockspace {
+            visible: false,
+            create_count: 0,
+            perm: 0o660,
+            uid: 0,
+            gid: 0,
+            engine: Engine::new(max_locks),
+            holders: HashMap::new(),
+            remote_index: HashMap::new(),
+            locks: HashMap::new(),
+            free_ids: BinaryHeap::new(),
+            next_id: 1,
+            next_incarnation: 0,
+            masters: HashMap::new(),
+            lookups: HashMap::new(),
+            directory: HashMap::new(),
+        }
+    }
+
+    fn alloc_id(&mut self) -> u32 {
+        match self.free_ids.pop() {
+            Some(Reverse(id)) => id,
+            None => {
+                self.next_id += 1;
+                self.next_id - 1
+            }
+        }
+    }
+
+    fn free_id(&mut self, id: u32) {
+        if self.locks.remove(&id).is_some() {
+            self.free_ids.push(Reverse(id));
+        }
+    }
+
+    fn has_locks(&self) -> bool {
+        !self.locks.is_empty() || !self.engine.is_empty()
+    }
 }
 
 struct Handle {
-    ls: Option<u64>,
+    ls: Option<Vec<u8>>,
     sink: Option<Arc<EventSink>>,
     creds: PeerCreds,
 }
@@ -66,12 +233,15 @@ struct Handle {
 pub struct Node {
     node_id: u32,
     limits: NodeLimits,
-    names: HashMap<Vec<u8>, u64>,
-    lockspaces: HashMap<u64, Lockspace>,
+    cluster: ClusterView,
+    peers: Option<Arc<dyn PeerLink>>,
+    lockspaces: HashMap<Vec<u8>, Lockspace>,
     handles: HashMap<Owner, Handle>,
     tokens: HashMap<u64, Owner>,
-    next_id: u64,
+    next_owner: u64,
     events: Vec<Event>,
+    /// Callbacks to hand to event links at the end of the current input.
+    out: Vec<(Owner, (u32, u32), Packet)>,
 }
 
 /// A lock request from a handle, as the C library sent it.
@@ -91,18 +261,29 @@ impl Node {
         Node {
             node_id,
             limits,
-            names: HashMap::new(),
+            cluster: ClusterView::single(node_id),
+            peers: None,
             lockspaces: HashMap::new(),
             handles: HashMap::new(),
             tokens: HashMap::new(),
-            next_id: 1,
+            next_owner: 1,
             events: Vec::new(),
+            out: Vec::new(),
         }
+    }
+
+    /// Joins a cluster: `cluster` says where names are mastered, `peers`
+    /// carries messages to the other nodes.
+    pub fn set_cluster(&mut self, cluster: ClusterView, peers: Arc<dyn PeerLink>) {
+        self.cluster = cluster;
+        self.peers = Some(peers);
     }
 
     pub fn node_id(&self) -> u32 {
         self.node_id
     }
+
+    // ----- handles and lockspaces ------------------------------------------
 
     /// Opens a handle on lockspace `name`, creating the lockspace when
     /// `create` is given (`(mode, flags)`). Returns the new owner and the
@@ -114,57 +295,49 @@ impl Node {
         if self.handles.len() >= self.limits.max_handles {
             return Err(Errno::NoMem);
         }
-        let ls_id = match (self.names.get(name).copied(), create) {
-            (Some(id), None) => {
-                self.check_access(id, creds)?;
-                id
+        if let Some((_, flags)) = create {
+            if flags & lsfl::SOFTIRQ != 0 {
+                return Err(Errno::Inval);
             }
-            (Some(id), Some((_, flags))) => {
-                if flags & lsfl::SOFTIRQ != 0 {
-                    return Err(Errno::Inval);
-                }
+        }
+        let exists = self.lockspaces.get(name).is_some_and(|l| l.visible);
+        match (exists, create) {
+            (true, None) => self.check_access(name, creds)?,
+            (true, Some((_, flags))) => {
                 if flags & lsfl::NEWEXCL != 0 {
                     return Err(Errno::Exist);
                 }
-                self.check_access(id, creds)?;
-                let ls = self.lockspaces.get_mut(&id).expect("named lockspace");
+                self.check_access(name, creds)?;
+                let ls = self.lockspaces.get_mut(name).expect("lockspace");
                 ls.create_count = ls.create_count.saturating_add(1);
-                id
             }
-            (None, None) => return Err(Errno::NoEnt),
-            (None, Some((mode, flags))) => {
-                if flags & lsfl::SOFTIRQ != 0 {
-                    return Err(Errno::Inval);
-                }
-                if self.lockspaces.len() >= self.limits.max_lockspaces {
+            (false, None) => return Err(Errno::NoEnt),
+            (false, Some((mode, _))) => {
+                if !self.lockspaces.contains_key(name) && self.lockspaces.len() >= self.limits.max_lockspaces {
                     return Err(Errno::NoMem);
                 }
-                let id = self.fresh_id();
-                let perm = if mode & 0o777 == 0 { 0o660 } else { mode & 0o777 };
-                self.lockspaces.insert(
-                    id,
-                    Lockspace {
-                        name: name.to_vec(),
-                        engine: Engine::new(self.limits.max_locks_per_lockspace),
-                        create_count: 1,
-                        perm,
-                        uid: creds.uid,
-                        gid: creds.gid,
-                        users: HashMap::new(),
-                    },
-                );
-                self.names.insert(name.to_vec(), id);
-                id
+                let max = self.limits.max_locks_per_lockspace;
+                let ls = self.lockspaces.entry(name.to_vec()).or_insert_with(|| Lockspace::new(max));
+                ls.visible = true;
+                ls.create_count = 1;
+                ls.perm = if mode & 0o777 == 0 { 0o660 } else { mode & 0o777 };
+                ls.uid = creds.uid;
+                ls.gid = creds.gid;
             }
-        };
-        let owner = Owner(self.fresh_id());
+        }
+        let owner = Owner(self.next_owner);
+        self.next_owner += 1;
         let mut token = crate::sys::random_u64();
         while token == 0 || self.tokens.contains_key(&token) {
             token = crate::sys::random_u64();
         }
         self.tokens.insert(token, owner);
-        self.handles.insert(owner, Handle { ls: Some(ls_id), sink: None, creds });
+        self.handles.insert(owner, Handle { ls: Some(name.to_vec()), sink: None, creds });
         Ok((owner, token))
+    }
+
+    pub fn has_token(&self, token: u64) -> bool {
+        self.tokens.contains_key(&token)
     }
 
     /// Attaches the event link of the handle named by `token`. The peer must
@@ -185,12 +358,38 @@ impl Node {
     pub fn close(&mut self, owner: Owner) {
         self.tokens.retain(|_, o| *o != owner);
         let Some(h) = self.handles.remove(&owner) else { return };
-        if let Some(ls_id) = h.ls {
-            if let Some(ls) = self.lockspaces.get_mut(&ls_id) {
-                ls.engine.close_owner(owner);
-                self.flush(ls_id);
+        let Some(ls_name) = h.ls else { return };
+        let me = self.node_id;
+        let mut masters_told: Vec<u32> = Vec::new();
+        if let Some(ls) = self.lockspaces.get_mut(&ls_name) {
+            ls.engine.close_owner(owner);
+            // Remotely mastered locks: their masters release or orphan them.
+            let mut ids: Vec<u32> = ls.locks.iter().filter(|(_, l)| l.owner == owner).map(|(&id, _)| id).collect();
+            ids.sort_unstable();
+            for id in ids {
+                let l = ls.locks.get_mut(&id).expect("lock");
+                match l.master {
+                    Master::Local(_) => {}
+                    Master::Remote(m) => {
+                        if !masters_told.contains(&m) {
+                            masters_told.push(m);
+                        }
+                        if l.flags & lkf::PERSISTENT != 0 && l.state != RemoteState::InFlight {
+                            l.orphan = true;
+                        } else {
+                            ls.free_id(id);
+                        }
+                    }
+                    Master::Unknown => ls.free_id(id),
+                }
             }
         }
+        for m in masters_told {
+            if m != me {
+                self.send(m, PeerMsg::CloseOwner { ls: ls_name.clone(), owner: owner.0 });
+            }
+        }
+        self.flush(&ls_name);
     }
 
     /// `dlm_release_lockspace`: close the handle, then drop one creation
@@ -198,44 +397,54 @@ impl Node {
     /// and `force` is 0 (spec §2.10). The outcome of the removal is not
     /// reported, exactly like libdlm.
     pub fn release(&mut self, owner: Owner, force: u32) -> Result<(), Errno> {
-        let ls_id = self.handles.get(&owner).ok_or(Errno::NoEnt)?.ls;
+        let ls_name = self.handles.get(&owner).ok_or(Errno::NoEnt)?.ls.clone();
         self.close(owner);
-        let Some(ls_id) = ls_id else { return Ok(()) };
-        let Some(ls) = self.lockspaces.get_mut(&ls_id) else { return Ok(()) };
+        let Some(ls_name) = ls_name else { return Ok(()) };
+        let Some(ls) = self.lockspaces.get_mut(&ls_name) else { return Ok(()) };
         if ls.create_count > 1 {
             ls.create_count -= 1;
             return Ok(());
         }
-        if force == 0 && !ls.engine.is_empty() {
+        if force == 0 && ls.has_locks() {
             return Ok(());
         }
-        let ls = self.lockspaces.remove(&ls_id).expect("lockspace");
-        self.names.remove(&ls.name);
+        ls.create_count = 0;
+        ls.visible = false;
+        if self.cluster.nodes.len() <= 1 || !ls.has_locks() && ls.directory.is_empty() {
+            self.lockspaces.remove(&ls_name);
+        }
         for h in self.handles.values_mut() {
-            if h.ls == Some(ls_id) {
+            if h.ls.as_deref() == Some(&ls_name[..]) {
                 h.ls = None;
             }
         }
         Ok(())
     }
 
+    // ----- lock operations from handles ----------------------------------
+
     /// A lock request, conversion or orphan adoption. Returns the lock id.
     pub fn lock(&mut self, owner: Owner, a: LockArgs<'_>) -> Result<u32, Errno> {
-        let ls_id = self.ls_of(owner)?;
-        let ls = self.lockspaces.get_mut(&ls_id).expect("lockspace");
+        let ls_name = self.ls_of(owner)?;
         let flags = a.flags & !lkf::WAIT;
-        let has_bast = a.user.bast != 0;
-        let result = if flags & lkf::CONVERT != 0 {
-            // The kernel takes the new routines and lksb before validating.
-            if let Some(u) = ls.users.get_mut(&a.lkid) {
-                if ls.engine.lock_info_by_id(LockId(a.lkid)).is_some_and(|i| i.owner == owner && !i.orphan) {
-                    *u = a.user;
-                }
-            }
-            ls.engine
-                .convert(owner, a.tid, LockId(a.lkid), a.mode as i32, flags, a.lvb.as_ref(), has_bast)
-                .map(|_| a.lkid)
+        let r = if flags & lkf::CONVERT != 0 {
+            self.convert(&ls_name, owner, &a, flags).map(|_| a.lkid)
+        } else if flags & lkf::ORPHAN != 0 {
+            self.adopt(&ls_name, owner, &a, flags)
         } else {
+            self.request(&ls_name, owner, &a, flags)
+        };
+        self.flush(&ls_name);
+        r
+    }
+
+    fn request(&mut self, ls_name: &[u8], owner: Owner, a: &LockArgs<'_>, flags: u32) -> Result<u32, Errno> {
+        check_lock_args(a.mode as i32, flags)?;
+        let name = ResName::new(a.name).ok_or(Errno::Inval)?;
+        let master = self.master_of(ls_name, &name);
+        let me = self.node_id;
+        let ls = self.lockspaces.get_mut(ls_name).expect("lockspace");
+        if master == Some(me) {
             let req = EngineRequest {
                 owner,
                 pid: a.tid,
@@ -243,97 +452,614 @@ impl Node {
                 flags,
                 name: a.name,
                 lvb: a.lvb.as_ref(),
-                has_bast,
+                has_bast: a.user.bast != 0,
             };
-            let r = if flags & lkf::ORPHAN != 0 { ls.engine.adopt_orphan(req) } else { ls.engine.request(req) };
-            r.map(|id| {
-                ls.users.insert(id.0, a.user);
-                id.0
-            })
+            let elkid = ls.engine.request(req)?.0;
+            let id = ls.alloc_id();
+            ls.next_incarnation = ls.next_incarnation.wrapping_add(1);
+            let inc = ls.next_incarnation;
+            ls.locks.insert(
+                id,
+                LocalLock {
+                    owner,
+                    user: a.user,
+                    name,
+                    master: Master::Local(elkid),
+                    state: RemoteState::InFlight,
+                    grmode: -1,
+                    flags,
+                    pid: a.tid,
+                    orphan: false,
+                    overlap_unlock: false,
+                    incarnation: inc,
+                },
+            );
+            ls.holders.insert(elkid, Holder::Local(id));
+            return Ok(id);
+        }
+        if ls.locks.len() as u32 >= self.limits.max_locks_per_lockspace {
+            return Err(Errno::NoMem);
+        }
+        let id = ls.alloc_id();
+        ls.next_incarnation = ls.next_incarnation.wrapping_add(1);
+        let inc = ls.next_incarnation;
+        ls.locks.insert(
+            id,
+            LocalLock {
+                owner,
+                user: a.user,
+                name,
+                master: master.map_or(Master::Unknown, Master::Remote),
+                state: RemoteState::InFlight,
+                grmode: -1,
+                flags,
+                pid: a.tid,
+                orphan: false,
+                overlap_unlock: false,
+                incarnation: inc,
+            },
+        );
+        let lvb = if flags & lkf::VALBLK != 0 { a.lvb } else { None };
+        match master {
+            Some(m) => self.send_request(ls_name, m, id, a.mode, flags, lvb),
+            None => self.park(ls_name, name, Parked::Request { lkid: id, mode: a.mode, flags, lvb }),
+        }
+        Ok(id)
+    }
+
+    fn send_request(&mut self, ls_name: &[u8], m: u32, id: u32, mode: u8, flags: u32, lvb: Option<Lvb>) {
+        let Some(l) = self.lockspaces.get(ls_name).and_then(|ls| ls.locks.get(&id)) else { return };
+        let msg = PeerMsg::Request {
+            ls: ls_name.to_vec(),
+            name: l.name.as_bytes().to_vec(),
+            lkid: id,
+            owner: l.owner.0,
+            pid: l.pid,
+            mode,
+            flags,
+            lvb,
+            has_bast: l.user.bast != 0,
         };
-        self.flush(ls_id);
-        result
+        self.send(m, msg);
+    }
+
+    fn convert(&mut self, ls_name: &[u8], owner: Owner, a: &LockArgs<'_>, flags: u32) -> Result<(), Errno> {
+        let ls = self.lockspaces.get_mut(ls_name).expect("lockspace");
+        let l = ls.locks.get_mut(&a.lkid).filter(|l| l.owner == owner && !l.orphan).ok_or(Errno::NoEnt)?;
+        // The kernel takes the new routines and lksb before validating.
+        l.user = a.user;
+        let mode = check_lock_args(a.mode as i32, flags | lkf::CONVERT)?;
+        match l.master {
+            Master::Local(elkid) => {
+                let elkid = elkid;
+                ls.engine.convert(owner, a.tid, LockId(elkid), a.mode as i32, flags, a.lvb.as_ref(), a.user.bast != 0)?;
+                let l = ls.locks.get_mut(&a.lkid).expect("lock");
+                l.flags = flags;
+                l.pid = a.tid;
+                Ok(())
+            }
+            Master::Unknown => Err(Errno::Busy),
+            Master::Remote(m) => {
+                if l.state != RemoteState::Granted {
+                    return Err(Errno::Busy);
+                }
+                if flags & lkf::QUECVT != 0 && !quecvt_legal(l.grmode, mode) {
+                    return Err(Errno::Inval);
+                }
+                l.state = RemoteState::InFlight;
+                l.flags = flags;
+                l.pid = a.tid;
+                let msg = PeerMsg::Convert {
+                    ls: ls_name.to_vec(),
+                    lkid: a.lkid,
+                    pid: a.tid,
+                    mode: a.mode,
+                    flags,
+                    lvb: if flags & lkf::VALBLK != 0 { a.lvb } else { None },
+                    has_bast: a.user.bast != 0,
+                };
+                self.send(m, msg);
+                Ok(())
+            }
+        }
+    }
+
+    fn adopt(&mut self, ls_name: &[u8], owner: Owner, a: &LockArgs<'_>, flags: u32) -> Result<u32, Errno> {
+        let ls = self.lockspaces.get_mut(ls_name).expect("lockspace");
+        let req = EngineRequest {
+            owner,
+            pid: a.tid,
+            mode: a.mode as i32,
+            flags,
+            name: a.name,
+            lvb: None,
+            has_bast: a.user.bast != 0,
+        };
+        // Orphans this node's handles left on resources mastered here...
+        let local = ls.engine.adopt_orphan_where(req, is_local_owner);
+        match local {
+            Ok(elkid) => {
+                if let Some(Holder::Local(id)) = ls.holders.get(&elkid.0).copied() {
+                    if let Some(l) = ls.locks.get_mut(&id) {
+                        l.owner = owner;
+                        l.orphan = false;
+                        l.user = a.user;
+                        l.flags = flags;
+                        l.pid = a.tid;
+                    }
+                    return Ok(id);
+                }
+                return Err(Errno::NoEnt);
+            }
+            Err(Errno::NoEnt) | Err(Errno::Again) => {}
+            Err(e) => return Err(e),
+        }
+        let engine_other_mode = matches!(local, Err(Errno::Again));
+        // ...and those on resources mastered elsewhere.
+        let mut other_mode = engine_other_mode;
+        let mut found = None;
+        let mut ids: Vec<u32> = ls.locks.iter().filter(|(_, l)| l.orphan).map(|(&id, _)| id).collect();
+        ids.sort_unstable();
+        for id in ids {
+            let l = &ls.locks[&id];
+            if l.name.as_bytes() != a.name {
+                continue;
+            }
+            if l.grmode as i32 != a.mode as i32 {
+                other_mode = true;
+                continue;
+            }
+            found = Some(id);
+            break;
+        }
+        let Some(id) = found else { return Err(if other_mode { Errno::Again } else { Errno::NoEnt }) };
+        let l = ls.locks.get_mut(&id).expect("lock");
+        l.owner = owner;
+        l.orphan = false;
+        l.user = a.user;
+        l.flags = flags;
+        l.pid = a.tid;
+        if let Master::Remote(m) = l.master {
+            let msg = PeerMsg::Adopt {
+                ls: ls_name.to_vec(),
+                lkid: id,
+                owner: owner.0,
+                pid: a.tid,
+                flags,
+                has_bast: a.user.bast != 0,
+            };
+            self.send(m, msg);
+        }
+        Ok(id)
     }
 
     /// Unlock or cancel. `astarg` 0 keeps the lock's argument; the lksb of
     /// the call becomes the lock's (spec §2.5). Returns 1 when no callback
     /// will follow (a cancel with nothing to cancel), else 0.
     pub fn unlock(&mut self, owner: Owner, lkid: u32, flags: u32, lvb: Option<Lvb>, astarg: u64, lksb: u64) -> Result<u64, Errno> {
-        let ls_id = self.ls_of(owner)?;
-        let ls = self.lockspaces.get_mut(&ls_id).expect("lockspace");
+        let ls_name = self.ls_of(owner)?;
         let flags = flags & !lkf::WAIT;
-        if ls.engine.lock_info_by_id(LockId(lkid)).is_some_and(|i| i.owner == owner && !i.orphan) {
-            if let Some(u) = ls.users.get_mut(&lkid) {
-                if astarg != 0 {
-                    u.astarg = astarg;
+        let lvb = if flags & lkf::VALBLK != 0 { lvb } else { None };
+        let r = self.unlock_inner(&ls_name, owner, lkid, flags, lvb, astarg, lksb);
+        self.flush(&ls_name);
+        r
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn unlock_inner(&mut self, ls_name: &[u8], owner: Owner, lkid: u32, flags: u32, lvb: Option<Lvb>, astarg: u64, lksb: u64) -> Result<u64, Errno> {
+        let ls = self.lockspaces.get_mut(ls_name).expect("lockspace");
+        let l = ls.locks.get_mut(&lkid).filter(|l| l.owner == owner && !l.orphan).ok_or(Errno::NoEnt)?;
+        if astarg != 0 {
+            l.user.astarg = astarg;
+        }
+        l.user.lksb = lksb;
+        check_unlock_flags(flags)?;
+        match l.master {
+            Master::Local(elkid) => {
+                ls.engine.unlock(owner, LockId(elkid), flags, lvb.as_ref())?;
+                let silent = !ls.engine.pending_events().iter().any(|e| e.lkid().0 == elkid && e.owner() == owner);
+                Ok(silent as u64)
+            }
+            Master::Unknown => {
+                // Still waiting for the directory: a cancel or force-unlock
+                // ends the request here; a plain unlock must wait.
+                if flags & (lkf::CANCEL | lkf::FORCEUNLOCK) == 0 {
+                    return Err(Errno::Busy);
                 }
-                u.lksb = lksb;
+                let status = if flags & lkf::CANCEL != 0 { Status::Cancelled } else { Status::Unlocked };
+                let cb = Self::callback_for(l, false, status.to_user(), 0, None);
+                let key = (lkid, l.incarnation);
+                self.out.push((owner, key, cb.encode()));
+                let ls = self.lockspaces.get_mut(ls_name).expect("lockspace");
+                for parked in ls.lookups.values_mut() {
+                    parked.retain(|p| !matches!(p, Parked::Request { lkid: id, .. } if *id == lkid));
+                }
+                ls.free_id(lkid);
+                Ok(0)
+            }
+            Master::Remote(m) => {
+                if flags & lkf::CANCEL != 0 {
+                    if l.state == RemoteState::Granted {
+                        return Ok(1);
+                    }
+                } else if l.state == RemoteState::InFlight {
+                    if flags & lkf::FORCEUNLOCK == 0 {
+                        return Err(Errno::Busy);
+                    }
+                    l.overlap_unlock = true;
+                }
+                let msg = PeerMsg::Unlock { ls: ls_name.to_vec(), lkid, flags, lvb, silent: false };
+                self.send(m, msg);
+                Ok(0)
             }
         }
-        let lvb = if flags & lkf::VALBLK != 0 { lvb } else { None };
-        let r = ls.engine.unlock(owner, LockId(lkid), flags, lvb.as_ref());
-        let silent = !ls.engine.pending_events().iter().any(|e| e.lkid().0 == lkid && e.owner() == owner);
-        self.flush(ls_id);
-        r.map(|_| silent as u64)
     }
 
     pub fn deadlock_cancel(&mut self, owner: Owner, lkid: u32, flags: u32) -> Result<(), Errno> {
-        let ls_id = self.ls_of(owner)?;
-        let r = self.lockspaces.get_mut(&ls_id).expect("lockspace").engine.deadlock_cancel(owner, LockId(lkid), flags);
-        self.flush(ls_id);
+        let ls_name = self.ls_of(owner)?;
+        let ls = self.lockspaces.get_mut(&ls_name).expect("lockspace");
+        let l = ls.locks.get(&lkid).filter(|l| l.owner == owner && !l.orphan).ok_or(Errno::NoEnt)?;
+        check_unlock_flags(flags)?;
+        let r = match l.master {
+            Master::Local(elkid) => ls.engine.deadlock_cancel(owner, LockId(elkid), flags),
+            Master::Unknown => Ok(()),
+            Master::Remote(m) => {
+                let msg = PeerMsg::DeadlockCancel { ls: ls_name.clone(), lkid, flags };
+                self.send(m, msg);
+                Ok(())
+            }
+        };
+        self.flush(&ls_name);
         r
     }
 
     /// `dlm_ls_purge` (spec §2.11). `tid` is the calling thread's id: when it
     /// equals `pid` the caller's own locks go, silently.
     pub fn purge(&mut self, owner: Owner, nodeid: u32, pid: u32, tid: u32) -> Result<(), Errno> {
-        let ls_id = self.ls_of(owner)?;
+        let ls_name = self.ls_of(owner)?;
         if nodeid != 0 && nodeid != self.node_id {
-            // Orphans live on their own node; other nodes are reached by the
-            // cluster layer, which a one-host node does not have.
+            if self.cluster.nodes.contains(&nodeid) {
+                self.send(nodeid, PeerMsg::PurgeOrphans { ls: ls_name.clone(), pid });
+            }
             return Ok(());
         }
-        let ls = self.lockspaces.get_mut(&ls_id).expect("lockspace");
         if pid == tid {
-            ls.engine.purge_owner(owner);
+            self.purge_owner(&ls_name, owner);
             if let Some(s) = self.handles.get(&owner).and_then(|h| h.sink.as_ref()) {
                 s.discard_backlog();
             }
-            self.flush(ls_id);
+            self.out.retain(|(o, _, _)| *o != owner);
         } else {
-            ls.engine.purge_orphans(pid);
-            self.flush(ls_id);
+            self.purge_orphans(&ls_name, pid);
         }
+        self.flush(&ls_name);
         Ok(())
+    }
+
+    fn purge_owner(&mut self, ls_name: &[u8], owner: Owner) {
+        let Some(ls) = self.lockspaces.get_mut(ls_name) else { return };
+        ls.engine.purge_owner(owner);
+        let ids: Vec<u32> = ls.locks.iter().filter(|(_, l)| l.owner == owner && !l.orphan).map(|(&id, _)| id).collect();
+        let mut msgs = Vec::new();
+        for id in ids {
+            if let Master::Remote(m) = ls.locks[&id].master {
+                msgs.push((m, PeerMsg::Unlock { ls: ls_name.to_vec(), lkid: id, flags: lkf::FORCEUNLOCK | lkf::IVVALBLK, lvb: None, silent: true }));
+                ls.free_id(id);
+            }
+        }
+        for (m, msg) in msgs {
+            self.send(m, msg);
+        }
+    }
+
+    fn purge_orphans(&mut self, ls_name: &[u8], pid: u32) {
+        let Some(ls) = self.lockspaces.get_mut(ls_name) else { return };
+        ls.engine.purge_orphans_where(pid, is_local_owner);
+        let ids: Vec<u32> = ls
+            .locks
+            .iter()
+            .filter(|(_, l)| l.orphan && (pid == 0 || l.pid == pid) && matches!(l.master, Master::Remote(_)))
+            .map(|(&id, _)| id)
+            .collect();
+        let mut msgs = Vec::new();
+        for id in ids {
+            if let Master::Remote(m) = ls.locks[&id].master {
+                msgs.push((m, PeerMsg::Unlock { ls: ls_name.to_vec(), lkid: id, flags: lkf::FORCEUNLOCK | lkf::IVVALBLK, lvb: None, silent: true }));
+                ls.free_id(id);
+            }
+        }
+        for (m, msg) in msgs {
+            self.send(m, msg);
+        }
+    }
+
+    // ----- messages from other nodes -------------------------------------
+
+    /// A message from node `from` (in order, exactly once per peer).
+    pub fn on_peer_message(&mut self, from: u32, payload: &[u8]) {
+        let msg = match PeerMsg::decode(payload) {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("udlmd: dropping a malformed message from node {from}: {}", e.0);
+                return;
+            }
+        };
+        let ls_name = msg.lockspace().to_vec();
+        if !self.lockspaces.contains_key(&ls_name) {
+            if self.lockspaces.len() >= self.limits.max_lockspaces {
+                eprintln!("udlmd: too many lockspaces; dropping a message from node {from}");
+                return;
+            }
+            let max = self.limits.max_locks_per_lockspace;
+            self.lockspaces.insert(ls_name.clone(), Lockspace::new(max));
+        }
+        self.handle_peer_message(from, msg);
+        self.flush(&ls_name);
+    }
+
+    fn handle_peer_message(&mut self, from: u32, msg: PeerMsg) {
+        let me = self.node_id;
+        match msg {
+            PeerMsg::Lookup { ls, name } => {
+                let Some(rn) = ResName::new(&name) else { return };
+                let l = self.lockspaces.get_mut(&ls).expect("lockspace");
+                let master = *l.directory.entry(rn).or_insert(from);
+                if master == me {
+                    l.masters.insert(rn, me);
+                }
+                self.send(from, PeerMsg::LookupReply { ls, name, master });
+            }
+            PeerMsg::LookupReply { ls, name, master } => {
+                let Some(rn) = ResName::new(&name) else { return };
+                self.resolved(&ls, rn, master);
+            }
+            PeerMsg::Request { ls, name, lkid, owner, pid, mode, flags, lvb, has_bast } => {
+                let l = self.lockspaces.get_mut(&ls).expect("lockspace");
+                if let Some(rn) = ResName::new(&name) {
+                    l.masters.insert(rn, me);
+                }
+                let req = EngineRequest {
+                    owner: remote_owner(from, owner),
+                    pid,
+                    mode: mode as i32,
+                    flags,
+                    name: &name,
+                    lvb: lvb.as_ref(),
+                    has_bast,
+                };
+                match l.engine.request(req) {
+                    Ok(elkid) => {
+                        l.holders.insert(elkid.0, Holder::Remote(from, lkid));
+                        l.remote_index.insert((from, lkid), elkid.0);
+                        let answered = l.engine.pending_events().iter().any(|e| matches!(e, Event::Completion { lkid: x, .. } if *x == elkid));
+                        if !answered {
+                            self.send(from, PeerMsg::Queued { ls, lkid });
+                        }
+                    }
+                    Err(e) => self.refuse(from, &ls, lkid, e),
+                }
+            }
+            PeerMsg::Convert { ls, lkid, pid, mode, flags, lvb, has_bast } => {
+                let l = self.lockspaces.get_mut(&ls).expect("lockspace");
+                let Some(&elkid) = l.remote_index.get(&(from, lkid)) else { return self.refuse(from, &ls, lkid, Errno::NoEnt) };
+                let owner = l.engine.lock_owner(LockId(elkid)).unwrap_or(Owner(0));
+                match l.engine.convert(owner, pid, LockId(elkid), mode as i32, flags, lvb.as_ref(), has_bast) {
+                    Ok(()) => {
+                        let answered = l.engine.pending_events().iter().any(|e| matches!(e, Event::Completion { lkid: x, .. } if x.0 == elkid));
+                        if !answered {
+                            self.send(from, PeerMsg::Queued { ls, lkid });
+                        }
+                    }
+                    Err(e) => self.refuse(from, &ls, lkid, e),
+                }
+            }
+            PeerMsg::Unlock { ls, lkid, flags, lvb, silent } => {
+                let l = self.lockspaces.get_mut(&ls).expect("lockspace");
+                let Some(&elkid) = l.remote_index.get(&(from, lkid)) else { return };
+                if silent {
+                    let _ = l.engine.release_lock_silently(LockId(elkid));
+                } else {
+                    let owner = l.engine.lock_owner(LockId(elkid)).unwrap_or(Owner(0));
+                    if let Err(e) = l.engine.unlock(owner, LockId(elkid), flags, lvb.as_ref()) {
+                        self.refuse(from, &ls, lkid, e);
+                    }
+                }
+            }
+            PeerMsg::DeadlockCancel { ls, lkid, flags } => {
+                let l = self.lockspaces.get_mut(&ls).expect("lockspace");
+                let Some(&elkid) = l.remote_index.get(&(from, lkid)) else { return };
+                let owner = l.engine.lock_owner(LockId(elkid)).unwrap_or(Owner(0));
+                let _ = l.engine.deadlock_cancel(owner, LockId(elkid), flags);
+            }
+            PeerMsg::CloseOwner { ls, owner } => {
+                let l = self.lockspaces.get_mut(&ls).expect("lockspace");
+                l.engine.close_owner(remote_owner(from, owner));
+            }
+            PeerMsg::Adopt { ls, lkid, owner, pid, flags, has_bast } => {
+                let l = self.lockspaces.get_mut(&ls).expect("lockspace");
+                if let Some(&elkid) = l.remote_index.get(&(from, lkid)) {
+                    let _ = l.engine.adopt_orphan_id(LockId(elkid), remote_owner(from, owner), pid, flags, has_bast);
+                }
+            }
+            PeerMsg::PurgeOrphans { ls, pid } => self.purge_orphans(&ls, pid),
+            PeerMsg::Cast { ls, lkid, status, sb_flags, lvb, mode, end_of_life } => {
+                self.remote_completion(&ls, lkid, status, sb_flags, lvb, mode, end_of_life)
+            }
+            PeerMsg::Bast { ls, lkid, .. } => {
+                let Some(l) = self.lockspaces.get(&ls).and_then(|l| l.locks.get(&lkid)) else { return };
+                if l.orphan || l.user.bast == 0 {
+                    return;
+                }
+                let cb = Self::callback_for(l, true, 0, 0, None);
+                self.out.push((l.owner, (lkid, l.incarnation), cb.encode()));
+            }
+            PeerMsg::Queued { ls, lkid } => {
+                if let Some(l) = self.lockspaces.get_mut(&ls).and_then(|l| l.locks.get_mut(&lkid)) {
+                    if l.state == RemoteState::InFlight {
+                        l.state = if l.grmode < 0 { RemoteState::Waiting } else { RemoteState::Converting };
+                    }
+                }
+            }
+            PeerMsg::Refused { ls, lkid, errno } => {
+                eprintln!("udlmd: node {from} refused an operation on lock {lkid} of lockspace {:?}: errno {errno}", String::from_utf8_lossy(&ls));
+                let Some(l) = self.lockspaces.get_mut(&ls).and_then(|l| l.locks.get_mut(&lkid)) else { return };
+                if l.state == RemoteState::InFlight {
+                    let eol = l.grmode < 0;
+                    l.state = RemoteState::Granted;
+                    self.remote_completion(&ls, lkid, errno, 0, None, if eol { -1 } else { 0 }, eol);
+                }
+            }
+        }
+    }
+
+    fn refuse(&mut self, to: u32, ls: &[u8], lkid: u32, e: Errno) {
+        self.send(to, PeerMsg::Refused { ls: ls.to_vec(), lkid, errno: e.to_raw() });
+    }
+
+    /// A completion for one of our remotely mastered locks.
+    #[allow(clippy::too_many_arguments)]
+    fn remote_completion(&mut self, ls_name: &[u8], lkid: u32, status: i32, sb_flags: u8, lvb: Option<Lvb>, mode: i8, end_of_life: bool) {
+        let Some(ls) = self.lockspaces.get_mut(ls_name) else { return };
+        let Some(l) = ls.locks.get_mut(&lkid) else { return };
+        l.grmode = mode;
+        l.state = if mode >= 0 { RemoteState::Granted } else { RemoteState::Waiting };
+        // A grant that lost the race with a force-unlock is not reported.
+        let suppressed = l.overlap_unlock && status == 0 && !end_of_life;
+        if !suppressed && !l.orphan {
+            let cb = Self::callback_for(l, false, status, sb_flags, lvb);
+            self.out.push((l.owner, (lkid, l.incarnation), cb.encode()));
+        }
+        if end_of_life {
+            ls.free_id(lkid);
+        }
+    }
+
+    fn callback_for(l: &LocalLock, blocking: bool, status: i32, sb_flags: u8, lvb: Option<Lvb>) -> Callback {
+        Callback {
+            blocking,
+            lkid: 0,
+            incarnation: l.incarnation,
+            status,
+            sb_flags,
+            lvb,
+            func: if blocking { l.user.bast } else { l.user.ast },
+            arg: if blocking { l.user.bastarg } else { l.user.astarg },
+            lksb: l.user.lksb,
+        }
+    }
+
+    // ----- where resources live ------------------------------------------
+
+    /// The master of `name`, when known without asking anyone.
+    fn master_of(&mut self, ls_name: &[u8], name: &ResName) -> Option<u32> {
+        let me = self.node_id;
+        if self.cluster.nodes.len() <= 1 {
+            return Some(me);
+        }
+        let members = self.cluster.members(ls_name);
+        let dir = directory_node(name.as_bytes(), &members).unwrap_or(me);
+        let nodir = self.cluster.nodir(ls_name);
+        let ls = self.lockspaces.get_mut(ls_name).expect("lockspace");
+        if let Some(&m) = ls.masters.get(name) {
+            return Some(m);
+        }
+        if nodir {
+            ls.masters.insert(*name, dir);
+            return Some(dir);
+        }
+        if dir == me {
+            let m = *ls.directory.entry(*name).or_insert(me);
+            ls.masters.insert(*name, m);
+            return Some(m);
+        }
+        if !ls.lookups.contains_key(name) {
+            ls.lookups.insert(*name, Vec::new());
+            let msg = PeerMsg::Lookup { ls: ls_name.to_vec(), name: name.as_bytes().to_vec() };
+            self.send(dir, msg);
+        }
+        None
+    }
+
+    fn park(&mut self, ls_name: &[u8], name: ResName, p: Parked) {
+        if let Some(ls) = self.lockspaces.get_mut(ls_name) {
+            ls.lookups.entry(name).or_default().push(p);
+        }
+    }
+
+    /// The directory answered: run what waited for it.
+    fn resolved(&mut self, ls_name: &[u8], name: ResName, master: u32) {
+        let me = self.node_id;
+        let Some(ls) = self.lockspaces.get_mut(ls_name) else { return };
+        ls.masters.insert(name, master);
+        let parked = ls.lookups.remove(&name).unwrap_or_default();
+        for p in parked {
+            let Parked::Request { lkid, mode, flags, lvb } = p;
+            let ls = self.lockspaces.get_mut(ls_name).expect("lockspace");
+            let Some(l) = ls.locks.get_mut(&lkid) else { continue };
+            if master != me {
+                l.master = Master::Remote(master);
+                self.send_request(ls_name, master, lkid, mode, flags, lvb);
+                continue;
+            }
+            let req = EngineRequest {
+                owner: l.owner,
+                pid: l.pid,
+                mode: mode as i32,
+                flags,
+                name: name.as_bytes(),
+                lvb: lvb.as_ref(),
+                has_bast: l.user.bast != 0,
+            };
+            match ls.engine.request(req) {
+                Ok(elkid) => {
+                    l.master = Master::Local(elkid.0);
+                    ls.holders.insert(elkid.0, Holder::Local(lkid));
+                }
+                Err(e) => {
+                    let cb = Self::callback_for(l, false, e.to_raw(), 0, None);
+                    self.out.push((l.owner, (lkid, l.incarnation), cb.encode()));
+                    ls.free_id(lkid);
+                }
+            }
+        }
+    }
+
+    // ----- plumbing ------------------------------------------------------
+
+    fn send(&self, to: u32, msg: PeerMsg) {
+        match &self.peers {
+            Some(p) => {
+                if !p.send(to, msg.encode()) {
+                    eprintln!("udlmd: cannot queue a message to node {to}");
+                }
+            }
+            None => eprintln!("udlmd: no peer link for a message to node {to}"),
+        }
     }
 
     /// Names of the lockspaces that exist on this node.
     pub fn lockspace_names(&self) -> Vec<Vec<u8>> {
-        let mut v: Vec<Vec<u8>> = self.names.keys().cloned().collect();
+        let mut v: Vec<Vec<u8>> = self.lockspaces.iter().filter(|(_, l)| l.visible).map(|(n, _)| n.clone()).collect();
         v.sort();
         v
     }
 
     pub fn lockspace_engine(&self, name: &[u8]) -> Option<&Engine> {
-        self.names.get(name).and_then(|id| self.lockspaces.get(id)).map(|l| &l.engine)
+        self.lockspaces.get(name).map(|l| &l.engine)
     }
 
-    pub fn has_token(&self, token: u64) -> bool {
-        self.tokens.contains_key(&token)
-    }
-
-    fn fresh_id(&mut self) -> u64 {
-        self.next_id += 1;
-        self.next_id
-    }
-
-    fn ls_of(&self, owner: Owner) -> Result<u64, Errno> {
+    fn ls_of(&self, owner: Owner) -> Result<Vec<u8>, Errno> {
         let h = self.handles.get(&owner).ok_or(Errno::NotConn)?;
-        h.ls.ok_or(Errno::NoEnt)
+        let name = h.ls.clone().ok_or(Errno::NoEnt)?;
+        if self.lockspaces.get(&name).is_some_and(|l| l.visible) {
+            Ok(name)
+        } else {
+            Err(Errno::NoEnt)
+        }
     }
 
-    fn check_access(&self, ls_id: u64, creds: PeerCreds) -> Result<(), Errno> {
-        let ls = &self.lockspaces[&ls_id];
+    fn check_access(&self, name: &[u8], creds: PeerCreds) -> Result<(), Errno> {
+        let ls = &self.lockspaces[name];
         if creds.uid == 0 {
             return Ok(());
         }
@@ -351,52 +1077,85 @@ impl Node {
         }
     }
 
-    /// Turns the engine's events into callbacks and hands them to the
-    /// owners' event links, grouped per lock (spec §4.4, oracle 04).
-    fn flush(&mut self, ls_id: u64) {
-        let Some(ls) = self.lockspaces.get_mut(&ls_id) else { return };
-        ls.engine.drain_events(&mut self.events);
-        if self.events.is_empty() {
+    /// Routes the engine's events: callbacks for this node's handles, casts
+    /// and BASTs for other nodes'. Then writes out the callbacks, grouped per
+    /// lock (spec §4.4, oracle 04).
+    fn flush(&mut self, ls_name: &[u8]) {
+        let mut to_peers: Vec<(u32, PeerMsg)> = Vec::new();
+        if let Some(ls) = self.lockspaces.get_mut(ls_name) {
+            ls.engine.drain_events(&mut self.events);
+            for ev in self.events.drain(..) {
+                let elkid = ev.lkid().0;
+                let Some(&holder) = ls.holders.get(&elkid) else { continue };
+                match (holder, ev) {
+                    (Holder::Local(id), Event::Completion { status, sb_flags, lvb, end_of_life, .. }) => {
+                        let gr = ls.engine.lock_info_by_id(LockId(elkid)).and_then(|i| i.granted);
+                        if let Some(l) = ls.locks.get_mut(&id) {
+                            l.grmode = gr.map_or(-1, |m| m as i8);
+                            l.state = if gr.is_some() { RemoteState::Granted } else { RemoteState::Waiting };
+                            let cb = Self::callback_for(l, false, status.to_user(), sb_flags, lvb);
+                            self.out.push((l.owner, (id, l.incarnation), cb.encode()));
+                        }
+                        if end_of_life {
+                            ls.holders.remove(&elkid);
+                            ls.free_id(id);
+                        }
+                    }
+                    (Holder::Local(id), Event::Blocking { .. }) => {
+                        if let Some(l) = ls.locks.get(&id) {
+                            let cb = Self::callback_for(l, true, 0, 0, None);
+                            self.out.push((l.owner, (id, l.incarnation), cb.encode()));
+                        }
+                    }
+                    (Holder::Remote(node, id), Event::Completion { status, sb_flags, lvb, end_of_life, .. }) => {
+                        let gr = ls.engine.lock_info_by_id(LockId(elkid)).and_then(|i| i.granted);
+                        let mode = if end_of_life { -1 } else { gr.map_or(-1, |m| m as i8) };
+                        to_peers.push((
+                            node,
+                            PeerMsg::Cast { ls: ls_name.to_vec(), lkid: id, status: status.to_user(), sb_flags, lvb, mode, end_of_life },
+                        ));
+                        if end_of_life {
+                            ls.holders.remove(&elkid);
+                            ls.remote_index.remove(&(node, id));
+                        }
+                    }
+                    (Holder::Remote(node, id), Event::Blocking { mode, .. }) => {
+                        to_peers.push((node, PeerMsg::Bast { ls: ls_name.to_vec(), lkid: id, mode: mode as u8 }));
+                    }
+                }
+            }
+            // Locks released without a callback (silent releases, closes)
+            // leave no mapping behind.
+            if ls.holders.len() > ls.engine.lock_count() {
+                let engine = &ls.engine;
+                let gone: Vec<(u32, Holder)> =
+                    ls.holders.iter().filter(|(&e, _)| engine.lock_info_by_id(LockId(e)).is_none()).map(|(&e, &h)| (e, h)).collect();
+                for (e, h) in gone {
+                    ls.holders.remove(&e);
+                    match h {
+                        Holder::Local(id) => ls.free_id(id),
+                        Holder::Remote(node, id) => {
+                            ls.remote_index.remove(&(node, id));
+                        }
+                    }
+                }
+            }
+        }
+        for (node, msg) in to_peers {
+            self.send(node, msg);
+        }
+        self.deliver_callbacks();
+    }
+
+    fn deliver_callbacks(&mut self) {
+        if self.out.is_empty() {
             return;
         }
         // Owners in first-appearance order; per owner, locks in
         // first-appearance order; per lock, callbacks in order.
         let mut per_owner: Vec<(Owner, Vec<((u32, u32), Vec<Packet>)>)> = Vec::new();
-        for ev in self.events.drain(..) {
-            let (key, cb) = match ev {
-                Event::Completion { owner, lkid, incarnation, status, sb_flags, lvb, end_of_life } => {
-                    let user = if end_of_life { ls.users.remove(&lkid.0) } else { ls.users.get(&lkid.0).copied() };
-                    let user = user.unwrap_or_default();
-                    let cb = Callback {
-                        blocking: false,
-                        lkid: lkid.0,
-                        incarnation,
-                        status: status.to_user(),
-                        sb_flags,
-                        lvb,
-                        func: user.ast,
-                        arg: user.astarg,
-                        lksb: user.lksb,
-                    };
-                    ((owner, lkid.0, incarnation), cb)
-                }
-                Event::Blocking { owner, lkid, incarnation, .. } => {
-                    let user = ls.users.get(&lkid.0).copied().unwrap_or_default();
-                    let cb = Callback {
-                        blocking: true,
-                        lkid: lkid.0,
-                        incarnation,
-                        status: Status::Granted.to_user(),
-                        sb_flags: 0,
-                        lvb: None,
-                        func: user.bast,
-                        arg: user.bastarg,
-                        lksb: user.lksb,
-                    };
-                    ((owner, lkid.0, incarnation), cb)
-                }
-            };
-            let (owner, lkid, inc) = key;
+        for (owner, key, mut packet) in self.out.drain(..) {
+            packet[4..8].copy_from_slice(&key.0.to_le_bytes());
             let slot = match per_owner.iter().position(|(o, _)| *o == owner) {
                 Some(i) => i,
                 None => {
@@ -405,16 +1164,10 @@ impl Node {
                 }
             };
             let locks = &mut per_owner[slot].1;
-            match locks.iter_mut().find(|(k, _)| *k == (lkid, inc)) {
-                Some((_, v)) => v.push(cb.encode()),
-                None => locks.push(((lkid, inc), vec![cb.encode()])),
+            match locks.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, v)) => v.push(packet),
+                None => locks.push((key, vec![packet])),
             }
-        }
-        // Locks whose life ended without a callback (silent releases) leave
-        // no user args behind.
-        let engine = &ls.engine;
-        if ls.users.len() > engine.lock_count() {
-            ls.users.retain(|&id, _| engine.lock_info_by_id(LockId(id)).is_some());
         }
         for (owner, locks) in per_owner {
             let Some(sink) = self.handles.get(&owner).and_then(|h| h.sink.clone()) else { continue };
@@ -422,4 +1175,9 @@ impl Node {
             sink.send(&packets);
         }
     }
+}
+
+/// A mode as the peer protocol carries it.
+pub fn mode_from_wire(m: u8) -> Option<Mode> {
+    Mode::from_raw(m as i64)
 }

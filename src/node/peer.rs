@@ -1,0 +1,370 @@
+//! The lock protocol between nodes: what one node's lockspace says to
+//! another's, carried as payloads by the peer transport (`net`), which
+//! delivers them per peer in order and exactly once.
+//!
+//! Each message names its lockspace and, for lock operations, the
+//! requesting node's own lock id: a master keys the locks it holds for
+//! other nodes by (node, lock id), so a requester never waits for the
+//! master's id and may send an unlock or cancel right behind its request
+//! (the per-peer order makes the master see them in that order).
+//!
+//! Encoding: one type byte, then little-endian fields; names are a length
+//! byte and bytes (lockspace ≤ 64, resource ≤ 64); an LVB is a tag byte and
+//! 32 bytes. The decoder rejects truncated, oversized, trailing or unknown
+//! input with an error and never panics.
+
+use crate::types::{Lvb, LOCKSPACE_LEN, LVB_LEN, RESNAME_MAXLEN};
+
+/// Largest encoded peer message.
+pub const MAX_PEER_MESSAGE: usize = 512;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerMsg {
+    /// Who masters `name`? Sent to the name's directory node.
+    Lookup { ls: Vec<u8>, name: Vec<u8> },
+    LookupReply { ls: Vec<u8>, name: Vec<u8>, master: u32 },
+    /// A new lock on a resource this node masters.
+    Request { ls: Vec<u8>, name: Vec<u8>, lkid: u32, owner: u64, pid: u32, mode: u8, flags: u32, lvb: Option<Lvb>, has_bast: bool },
+    Convert { ls: Vec<u8>, lkid: u32, pid: u32, mode: u8, flags: u32, lvb: Option<Lvb>, has_bast: bool },
+    /// Unlock, cancel or force-unlock; `silent` releases with no callback
+    /// (purge).
+    Unlock { ls: Vec<u8>, lkid: u32, flags: u32, lvb: Option<Lvb>, silent: bool },
+    DeadlockCancel { ls: Vec<u8>, lkid: u32, flags: u32 },
+    /// The requester's handle `owner` closed.
+    CloseOwner { ls: Vec<u8>, owner: u64 },
+    /// The orphan `lkid` of the sender was adopted by its handle `owner`.
+    Adopt { ls: Vec<u8>, lkid: u32, owner: u64, pid: u32, flags: u32, has_bast: bool },
+    /// Purge your own orphans of `pid` (0: all).
+    PurgeOrphans { ls: Vec<u8>, pid: u32 },
+    /// A completion for the requester's lock `lkid`; `mode` is the lock's
+    /// granted mode afterwards (-1: none).
+    Cast { ls: Vec<u8>, lkid: u32, status: i32, sb_flags: u8, lvb: Option<Lvb>, mode: i8, end_of_life: bool },
+    Bast { ls: Vec<u8>, lkid: u32, mode: u8 },
+    /// The request or conversion was queued on the master.
+    Queued { ls: Vec<u8>, lkid: u32 },
+    /// The master refused an operation the requester had accepted.
+    Refused { ls: Vec<u8>, lkid: u32, errno: i32 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadMessage(pub &'static str);
+
+struct W(Vec<u8>);
+impl W {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v)
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes())
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes())
+    }
+    fn name(&mut self, b: &[u8]) {
+        self.u8(b.len() as u8);
+        self.0.extend_from_slice(b)
+    }
+    fn lvb(&mut self, l: &Option<Lvb>) {
+        match l {
+            Some(v) => {
+                self.u8(1);
+                self.0.extend_from_slice(v)
+            }
+            None => self.u8(0),
+        }
+    }
+}
+
+struct R<'a>(&'a [u8]);
+impl<'a> R<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], BadMessage> {
+        if self.0.len() < n {
+            return Err(BadMessage("truncated"));
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Ok(a)
+    }
+    fn u8(&mut self) -> Result<u8, BadMessage> {
+        Ok(self.take(1)?[0])
+    }
+    fn bool(&mut self) -> Result<bool, BadMessage> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(BadMessage("bad boolean")),
+        }
+    }
+    fn u32(&mut self) -> Result<u32, BadMessage> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().map_err(|_| BadMessage("truncated"))?))
+    }
+    fn u64(&mut self) -> Result<u64, BadMessage> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().map_err(|_| BadMessage("truncated"))?))
+    }
+    fn name(&mut self, max: usize) -> Result<Vec<u8>, BadMessage> {
+        let n = self.u8()? as usize;
+        if n > max {
+            return Err(BadMessage("name too long"));
+        }
+        Ok(self.take(n)?.to_vec())
+    }
+    fn lvb(&mut self) -> Result<Option<Lvb>, BadMessage> {
+        if !self.bool()? {
+            return Ok(None);
+        }
+        let b = self.take(LVB_LEN)?;
+        let mut v = [0u8; LVB_LEN];
+        v.copy_from_slice(b);
+        Ok(Some(v))
+    }
+}
+
+impl PeerMsg {
+    pub fn lockspace(&self) -> &[u8] {
+        match self {
+            PeerMsg::Lookup { ls, .. }
+            | PeerMsg::LookupReply { ls, .. }
+            | PeerMsg::Request { ls, .. }
+            | PeerMsg::Convert { ls, .. }
+            | PeerMsg::Unlock { ls, .. }
+            | PeerMsg::DeadlockCancel { ls, .. }
+            | PeerMsg::CloseOwner { ls, .. }
+            | PeerMsg::Adopt { ls, .. }
+            | PeerMsg::PurgeOrphans { ls, .. }
+            | PeerMsg::Cast { ls, .. }
+            | PeerMsg::Bast { ls, .. }
+            | PeerMsg::Queued { ls, .. }
+            | PeerMsg::Refused { ls, .. } => ls,
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = W(Vec::with_capacity(96));
+        match self {
+            PeerMsg::Lookup { ls, name } => {
+                w.u8(1);
+                w.name(ls);
+                w.name(name);
+            }
+            PeerMsg::LookupReply { ls, name, master } => {
+                w.u8(2);
+                w.name(ls);
+                w.name(name);
+                w.u32(*master);
+            }
+            PeerMsg::Request { ls, name, lkid, owner, pid, mode, flags, lvb, has_bast } => {
+                w.u8(3);
+                w.name(ls);
+                w.name(name);
+                w.u32(*lkid);
+                w.u64(*owner);
+                w.u32(*pid);
+                w.u8(*mode);
+                w.u32(*flags);
+                w.lvb(lvb);
+                w.u8(*has_bast as u8);
+            }
+            PeerMsg::Convert { ls, lkid, pid, mode, flags, lvb, has_bast } => {
+                w.u8(4);
+                w.name(ls);
+                w.u32(*lkid);
+                w.u32(*pid);
+                w.u8(*mode);
+                w.u32(*flags);
+                w.lvb(lvb);
+                w.u8(*has_bast as u8);
+            }
+            PeerMsg::Unlock { ls, lkid, flags, lvb, silent } => {
+                w.u8(5);
+                w.name(ls);
+                w.u32(*lkid);
+                w.u32(*flags);
+                w.lvb(lvb);
+                w.u8(*silent as u8);
+            }
+            PeerMsg::DeadlockCancel { ls, lkid, flags } => {
+                w.u8(6);
+                w.name(ls);
+                w.u32(*lkid);
+                w.u32(*flags);
+            }
+            PeerMsg::CloseOwner { ls, owner } => {
+                w.u8(7);
+                w.name(ls);
+                w.u64(*owner);
+            }
+            PeerMsg::Adopt { ls, lkid, owner, pid, flags, has_bast } => {
+                w.u8(8);
+                w.name(ls);
+                w.u32(*lkid);
+                w.u64(*owner);
+                w.u32(*pid);
+                w.u32(*flags);
+                w.u8(*has_bast as u8);
+            }
+            PeerMsg::PurgeOrphans { ls, pid } => {
+                w.u8(9);
+                w.name(ls);
+                w.u32(*pid);
+            }
+            PeerMsg::Cast { ls, lkid, status, sb_flags, lvb, mode, end_of_life } => {
+                w.u8(10);
+                w.name(ls);
+                w.u32(*lkid);
+                w.u32(*status as u32);
+                w.u8(*sb_flags);
+                w.lvb(lvb);
+                w.u8(*mode as u8);
+                w.u8(*end_of_life as u8);
+            }
+            PeerMsg::Bast { ls, lkid, mode } => {
+                w.u8(11);
+                w.name(ls);
+                w.u32(*lkid);
+                w.u8(*mode);
+            }
+            PeerMsg::Queued { ls, lkid } => {
+                w.u8(12);
+                w.name(ls);
+                w.u32(*lkid);
+            }
+            PeerMsg::Refused { ls, lkid, errno } => {
+                w.u8(13);
+                w.name(ls);
+                w.u32(*lkid);
+                w.u32(*errno as u32);
+            }
+        }
+        w.0
+    }
+
+    pub fn decode(b: &[u8]) -> Result<PeerMsg, BadMessage> {
+        if b.len() > MAX_PEER_MESSAGE {
+            return Err(BadMessage("oversized"));
+        }
+        let mut r = R(b);
+        let t = r.u8()?;
+        let ls = r.name(LOCKSPACE_LEN)?;
+        let m = match t {
+            1 => PeerMsg::Lookup { ls, name: r.name(RESNAME_MAXLEN)? },
+            2 => PeerMsg::LookupReply { ls, name: r.name(RESNAME_MAXLEN)?, master: r.u32()? },
+            3 => PeerMsg::Request {
+                ls,
+                name: r.name(RESNAME_MAXLEN)?,
+                lkid: r.u32()?,
+                owner: r.u64()?,
+                pid: r.u32()?,
+                mode: r.u8()?,
+                flags: r.u32()?,
+                lvb: r.lvb()?,
+                has_bast: r.bool()?,
+            },
+            4 => PeerMsg::Convert {
+                ls,
+                lkid: r.u32()?,
+                pid: r.u32()?,
+                mode: r.u8()?,
+                flags: r.u32()?,
+                lvb: r.lvb()?,
+                has_bast: r.bool()?,
+            },
+            5 => PeerMsg::Unlock { ls, lkid: r.u32()?, flags: r.u32()?, lvb: r.lvb()?, silent: r.bool()? },
+            6 => PeerMsg::DeadlockCancel { ls, lkid: r.u32()?, flags: r.u32()? },
+            7 => PeerMsg::CloseOwner { ls, owner: r.u64()? },
+            8 => PeerMsg::Adopt {
+                ls,
+                lkid: r.u32()?,
+                owner: r.u64()?,
+                pid: r.u32()?,
+                flags: r.u32()?,
+                has_bast: r.bool()?,
+            },
+            9 => PeerMsg::PurgeOrphans { ls, pid: r.u32()? },
+            10 => PeerMsg::Cast {
+                ls,
+                lkid: r.u32()?,
+                status: r.u32()? as i32,
+                sb_flags: r.u8()?,
+                lvb: r.lvb()?,
+                mode: r.u8()? as i8,
+                end_of_life: r.bool()?,
+            },
+            11 => PeerMsg::Bast { ls, lkid: r.u32()?, mode: r.u8()? },
+            12 => PeerMsg::Queued { ls, lkid: r.u32()? },
+            13 => PeerMsg::Refused { ls, lkid: r.u32()?, errno: r.u32()? as i32 },
+            _ => return Err(BadMessage("unknown message type")),
+        };
+        if !r.0.is_empty() {
+            return Err(BadMessage("trailing bytes"));
+        }
+        if m.lockspace().is_empty() {
+            return Err(BadMessage("empty lockspace name"));
+        }
+        Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples() -> Vec<PeerMsg> {
+        let ls = b"ls".to_vec();
+        vec![
+            PeerMsg::Lookup { ls: ls.clone(), name: vec![] },
+            PeerMsg::LookupReply { ls: ls.clone(), name: vec![7; 64], master: 3 },
+            PeerMsg::Request {
+                ls: ls.clone(),
+                name: b"r".to_vec(),
+                lkid: 9,
+                owner: u64::MAX,
+                pid: 77,
+                mode: 5,
+                flags: 0x8,
+                lvb: Some([3; 32]),
+                has_bast: true,
+            },
+            PeerMsg::Convert { ls: ls.clone(), lkid: 1, pid: 2, mode: 3, flags: 4, lvb: None, has_bast: false },
+            PeerMsg::Unlock { ls: ls.clone(), lkid: 1, flags: 2, lvb: Some([0; 32]), silent: true },
+            PeerMsg::DeadlockCancel { ls: ls.clone(), lkid: 1, flags: 0 },
+            PeerMsg::CloseOwner { ls: ls.clone(), owner: 5 },
+            PeerMsg::Adopt { ls: ls.clone(), lkid: 4, owner: 6, pid: 7, flags: 8, has_bast: true },
+            PeerMsg::PurgeOrphans { ls: ls.clone(), pid: 0 },
+            PeerMsg::Cast {
+                ls: ls.clone(),
+                lkid: 1,
+                status: 65538,
+                sb_flags: 2,
+                lvb: None,
+                mode: -1,
+                end_of_life: true,
+            },
+            PeerMsg::Bast { ls: ls.clone(), lkid: 1, mode: 5 },
+            PeerMsg::Queued { ls: ls.clone(), lkid: 1 },
+            PeerMsg::Refused { ls, lkid: 1, errno: 16 },
+        ]
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        for m in samples() {
+            assert_eq!(PeerMsg::decode(&m.encode()).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn truncated_extended_and_unknown_messages_are_rejected() {
+        for m in samples() {
+            let b = m.encode();
+            for n in 0..b.len() {
+                assert!(PeerMsg::decode(&b[..n]).is_err(), "{m:?} cut at {n}");
+            }
+            let mut longer = b.clone();
+            longer.push(1);
+            assert!(PeerMsg::decode(&longer).is_err());
+        }
+        assert!(PeerMsg::decode(&[99, 1, b'x']).is_err());
+        assert!(PeerMsg::decode(&[1, 65]).is_err());
+        assert!(PeerMsg::decode(&vec![1u8; MAX_PEER_MESSAGE + 1]).is_err());
+    }
+}
