@@ -1106,6 +1106,25 @@ fn grant_pass_pr_holder_gets_cw_bast_when_cw_and_pr_are_blocked() {
     assert_eq!(h.waiting("r"), vec![(w1, Cw), (w2, Pr)]);
 }
 
+/// §4.3: after a grant pass a holder is BASTed again only for a strictly
+/// higher blocking mode; the PR/CW exception of the grant pass is for a PR
+/// holder while a CW request is blocked (kernel lock_requires_bast). A CW
+/// holder already BASTed for PR gets no second PR BAST.
+#[test]
+fn grant_pass_does_not_repeat_a_pr_bast_to_a_cw_holder() {
+    let mut h = H::new();
+    let x = h.req(O1, "r", Cw, 0);
+    let z = h.req(O2, "r", Nl, 0);
+    let w = h.req(O3, "r", Pr, 0);
+    h.expect(&[ast(O1, x, G), ast(O2, z, G), bast(O1, x, Pr)]);
+    h.conv(O1, x, Ex, lkf::NOQUEUE);
+    h.expect(&[ast(O1, x, AGAIN)]);
+    // a grant pass with PR still blocked: X's highbast is PR already
+    h.unlock(O2, z);
+    h.expect(&[ast(O2, z, UNLOCK)]);
+    assert_eq!(h.waiting("r"), vec![(w, Pr)]);
+}
+
 #[test]
 fn c56_grant_ast_before_later_bast_for_the_same_lock() {
     let mut h = H::new();
