@@ -1114,10 +1114,10 @@ fn grant_pass_pr_holder_gets_cw_bast_when_cw_and_pr_are_blocked() {
 fn grant_pass_does_not_repeat_a_pr_bast_to_a_cw_holder() {
     let mut h = H::new();
     let x = h.req(O1, "r", Cw, 0);
-    let z = h.req(O2, "r", Nl, 0);
+    let z = h.req(O2, "r", Cr, 0);
     let w = h.req(O3, "r", Pr, 0);
     h.expect(&[ast(O1, x, G), ast(O2, z, G), bast(O1, x, Pr)]);
-    h.conv(O1, x, Ex, lkf::NOQUEUE);
+    h.conv(O1, x, Ex, lkf::NOQUEUE); // blocked by Z's CR
     h.expect(&[ast(O1, x, AGAIN)]);
     // a grant pass with PR still blocked: X's highbast is PR already
     h.unlock(O2, z);
