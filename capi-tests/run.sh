@@ -193,6 +193,34 @@ if [ "$EMBEDDED" = 1 ]; then export DLM_EMBEDDED=1; else unset DLM_EMBEDDED; fi
 
 CFLAGS_BASE=(-O1 -g -Wall -Werror)
 
+# which library do the test binaries really load? (must be udlm's, also with
+# --header ref where they are linked against Debian's libdlm)
+cat > "$WORK/which.c" <<'WHICH'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/types.h>
+#include <libdlm.h>
+int main(void)
+{
+    Dl_info i;
+    char *r;
+    if (!dladdr((void *)dlm_ls_lock, &i) || !i.dli_fname) return 1;
+    r = realpath(i.dli_fname, NULL);
+    printf("%s\n", r ? r : i.dli_fname);
+    return 0;
+}
+WHICH
+for l in dlm dlm_lt; do
+    cc -O1 "${INC[@]}" -o "$WORK/which_$l" "$WORK/which.c" -L"$LINKDIR" -l$l -ldl > "$WORK/which_$l.log" 2>&1 \
+        || { cat "$WORK/which_$l.log"; die "cannot build the library probe against lib$l"; }
+    got=$("$WORK/which_$l") || die "library probe for lib$l failed to run"
+    want=$(realpath "$LIBDIR/lib$l.so")
+    [ "$got" = "$want" ] || die "test binaries linked with -l$l load $got, not udlm's $want"
+    echo "capi-tests: -l$l binaries load $got"
+done
+
 # list of jobs: "name lib multi"
 JOBLIST=()
 for f in "$HERE"/cases/*.c; do
