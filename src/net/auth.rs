@@ -59,7 +59,13 @@ pub(crate) fn new_incarnation() -> u64 {
     }
 }
 
-fn keyed(key: &[u8], nonce: &[u8; NONCE_LEN], node_id: u32, cluster: &[u8], incarnation: u64) -> HmacSha256 {
+fn keyed(
+    key: &[u8],
+    nonce: &[u8; NONCE_LEN],
+    node_id: u32,
+    cluster: &[u8],
+    incarnation: u64,
+) -> HmacSha256 {
     // HMAC accepts keys of any length, so this cannot fail; the fallback
     // keeps the function total without an unwrap.
     let mut m = match HmacSha256::new_from_slice(key) {
@@ -74,8 +80,16 @@ fn keyed(key: &[u8], nonce: &[u8; NONCE_LEN], node_id: u32, cluster: &[u8], inca
 }
 
 /// The proof a node with `node_id` and `incarnation` returns for `nonce`.
-pub(crate) fn mac(key: &[u8], nonce: &[u8; NONCE_LEN], node_id: u32, cluster: &[u8], incarnation: u64) -> [u8; MAC_LEN] {
-    let tag = keyed(key, nonce, node_id, cluster, incarnation).finalize().into_bytes();
+pub(crate) fn mac(
+    key: &[u8],
+    nonce: &[u8; NONCE_LEN],
+    node_id: u32,
+    cluster: &[u8],
+    incarnation: u64,
+) -> [u8; MAC_LEN] {
+    let tag = keyed(key, nonce, node_id, cluster, incarnation)
+        .finalize()
+        .into_bytes();
     let mut out = [0u8; MAC_LEN];
     out.copy_from_slice(&tag);
     out
@@ -90,7 +104,9 @@ pub(crate) fn verify(
     incarnation: u64,
     tag: &[u8],
 ) -> bool {
-    keyed(key, nonce, node_id, cluster, incarnation).verify_slice(tag).is_ok()
+    keyed(key, nonce, node_id, cluster, incarnation)
+        .verify_slice(tag)
+        .is_ok()
 }
 
 #[cfg(test)]

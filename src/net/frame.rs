@@ -134,13 +134,21 @@ impl FrameType {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FrameError {
     /// The input ended inside a frame (`need` bytes were required, `have` present).
-    Truncated { need: usize, have: usize },
+    Truncated {
+        need: usize,
+        have: usize,
+    },
     BadMagic(u32),
     BadVersion(u8),
     UnknownType(u8),
     /// The length field is outside the bounds for the frame type (this is
     /// also how an oversized DATA frame is reported).
-    BadLength { ftype: FrameType, len: u32, min: usize, max: usize },
+    BadLength {
+        ftype: FrameType,
+        len: u32,
+        min: usize,
+        max: usize,
+    },
     /// The payload does not parse.
     BadPayload(&'static str),
 }
@@ -153,10 +161,18 @@ impl fmt::Display for FrameError {
             }
             FrameError::BadMagic(m) => write!(f, "bad magic 0x{m:08x}"),
             FrameError::BadVersion(v) => {
-                write!(f, "unsupported protocol version {v} (this node speaks {VERSION})")
+                write!(
+                    f,
+                    "unsupported protocol version {v} (this node speaks {VERSION})"
+                )
             }
             FrameError::UnknownType(t) => write!(f, "unknown frame type {t}"),
-            FrameError::BadLength { ftype, len, min, max } => write!(
+            FrameError::BadLength {
+                ftype,
+                len,
+                min,
+                max,
+            } => write!(
                 f,
                 "bad length {len} for a {} frame (allowed {min}..={max})",
                 ftype.name()
@@ -186,7 +202,14 @@ pub struct Header {
 
 impl Header {
     pub fn new(ftype: FrameType, sender: u32) -> Header {
-        Header { ftype, flags: 0, len: 0, sender, seq: 0, ack: 0 }
+        Header {
+            ftype,
+            flags: 0,
+            len: 0,
+            sender,
+            seq: 0,
+            ack: 0,
+        }
     }
 
     pub fn encode(&self) -> [u8; HEADER_LEN] {
@@ -207,7 +230,10 @@ impl Header {
     /// `len` bytes safely).
     pub fn decode(b: &[u8], max_message: usize) -> Result<Header, FrameError> {
         if b.len() < HEADER_LEN {
-            return Err(FrameError::Truncated { need: HEADER_LEN, have: b.len() });
+            return Err(FrameError::Truncated {
+                need: HEADER_LEN,
+                have: b.len(),
+            });
         }
         let magic = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         if magic != MAGIC {
@@ -221,7 +247,12 @@ impl Header {
         let len = u32::from_le_bytes([b[8], b[9], b[10], b[11]]);
         let (min, max) = ftype.payload_bounds(max_message);
         if (len as usize) < min || (len as usize) > max {
-            return Err(FrameError::BadLength { ftype, len, min, max });
+            return Err(FrameError::BadLength {
+                ftype,
+                len,
+                min,
+                max,
+            });
         }
         Ok(Header {
             ftype,
@@ -254,7 +285,10 @@ pub fn decode_frame(buf: &[u8], max_message: usize) -> Result<(Header, &[u8], us
     let h = Header::decode(buf, max_message)?;
     let total = HEADER_LEN + h.len as usize;
     if buf.len() < total {
-        return Err(FrameError::Truncated { need: total, have: buf.len() });
+        return Err(FrameError::Truncated {
+            need: total,
+            have: buf.len(),
+        });
     }
     Ok((h, &buf[HEADER_LEN..total], total))
 }
@@ -290,7 +324,12 @@ pub fn read_frame<R: Read>(r: &mut R, max_message: usize) -> Result<(Header, Vec
     while have < HEADER_LEN {
         match r.read(&mut hb[have..]) {
             Ok(0) if have == 0 => return Err(ReadError::Eof),
-            Ok(0) => return Err(ReadError::Frame(FrameError::Truncated { need: HEADER_LEN, have })),
+            Ok(0) => {
+                return Err(ReadError::Frame(FrameError::Truncated {
+                    need: HEADER_LEN,
+                    have,
+                }))
+            }
             Ok(n) => have += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(ReadError::Io(e)),
@@ -347,7 +386,9 @@ impl Hello {
         }
         let name_len = p[HELLO_FIXED_LEN - 1] as usize;
         if p.len() != HELLO_FIXED_LEN + name_len {
-            return Err(FrameError::BadPayload("HELLO cluster name length does not match the frame"));
+            return Err(FrameError::BadPayload(
+                "HELLO cluster name length does not match the frame",
+            ));
         }
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&p[16..16 + NONCE_LEN]);
@@ -444,8 +485,12 @@ pub fn fuzz_decode(data: &[u8]) {
             Err(_) => break,
         };
         let ok = match h.ftype {
-            FrameType::Hello => Hello::decode(payload).map(|x| x.encode() == payload).unwrap_or(true),
-            FrameType::HelloReply => HelloReply::decode(payload).map(|x| x.encode() == payload).unwrap_or(true),
+            FrameType::Hello => Hello::decode(payload)
+                .map(|x| x.encode() == payload)
+                .unwrap_or(true),
+            FrameType::HelloReply => HelloReply::decode(payload)
+                .map(|x| x.encode() == payload)
+                .unwrap_or(true),
             FrameType::Bye => Bye::decode(payload).map(|_| true).unwrap_or(true),
             _ => true,
         };

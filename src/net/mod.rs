@@ -83,13 +83,21 @@ impl Default for NetConfig {
 impl NetConfig {
     /// Reject a configuration the transport cannot honour, naming the field.
     fn validate(&self) -> io::Result<()> {
-        let bad = |why: String| Err(io::Error::new(io::ErrorKind::InvalidInput, format!("udlm-net: {why}")));
+        let bad = |why: String| {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("udlm-net: {why}"),
+            ))
+        };
         // 0 is the wire's "unknown node" in a HELLO's target field.
         if self.local_id == 0 {
             return bad("local_id must not be 0".into());
         }
         if self.cluster_name.len() > frame::MAX_CLUSTER_NAME {
-            return bad(format!("cluster_name is longer than {} bytes", frame::MAX_CLUSTER_NAME));
+            return bad(format!(
+                "cluster_name is longer than {} bytes",
+                frame::MAX_CLUSTER_NAME
+            ));
         }
         if let Some(k) = &self.key {
             if k.is_empty() {
@@ -121,7 +129,10 @@ impl NetConfig {
             return bad("max_queue must not be 0".into());
         }
         if self.max_message == 0 || self.max_message > frame::MAX_MESSAGE_LIMIT {
-            return bad(format!("max_message must be in 1..={}", frame::MAX_MESSAGE_LIMIT));
+            return bad(format!(
+                "max_message must be in 1..={}",
+                frame::MAX_MESSAGE_LIMIT
+            ));
         }
         Ok(())
     }
@@ -231,12 +242,12 @@ pub(crate) struct TxState {
 
 impl TxState {
     pub(crate) fn is_session(&self, conn_id: u64) -> bool {
-        self.session.as_ref().map_or(false, |s| s.conn.id == conn_id)
+        self.session.as_ref().is_some_and(|s| s.conn.id == conn_id)
     }
 
     /// Apply a cumulative ack: drop what the peer has, never move the cursor back.
     pub(crate) fn trim(&mut self, ack: u64) {
-        while self.queue.front().map_or(false, |(s, _)| *s <= ack) {
+        while self.queue.front().is_some_and(|(s, _)| *s <= ack) {
             self.queue.pop_front();
         }
         if ack > self.acked {
@@ -281,13 +292,19 @@ pub(crate) struct Inner {
     pub(crate) sleep_cv: Condvar,
     /// The last log lines (what `recent_log` returns).
     pub(crate) log_ring: Mutex<VecDeque<String>>,
+    /// When each rate-limited log line was last written.
+    pub(crate) log_limits: Mutex<HashMap<String, Instant>>,
 }
 
 const LOG_RING_LEN: usize = 256;
+const LOG_REPEAT_INTERVAL: Duration = Duration::from_secs(10);
 
 impl Inner {
     pub(crate) fn peer(&self, id: u32) -> Option<&Arc<Peer>> {
-        self.peers.binary_search_by_key(&id, |p| p.id).ok().map(|i| &self.peers[i])
+        self.peers
+            .binary_search_by_key(&id, |p| p.id)
+            .ok()
+            .map(|i| &self.peers[i])
     }
 
     pub(crate) fn is_shutdown(&self) -> bool {
@@ -309,6 +326,27 @@ impl Inner {
         ring.push_back(line);
     }
 
+    /// Like `log`, but a line with the same `key` is repeated at most every
+    /// [`LOG_REPEAT_INTERVAL`]: a misconfigured peer retries every
+    /// `reconnect_ms` and must not flood the log.
+    pub(crate) fn log_limited(&self, key: String, msg: String) {
+        let now = Instant::now();
+        {
+            let mut seen = lock(&self.log_limits);
+            if seen
+                .get(&key)
+                .is_some_and(|t| now.duration_since(*t) < LOG_REPEAT_INTERVAL)
+            {
+                return;
+            }
+            if seen.len() >= LOG_RING_LEN {
+                seen.retain(|_, t| now.duration_since(*t) < LOG_REPEAT_INTERVAL);
+            }
+            seen.insert(key, now);
+        }
+        self.log(msg);
+    }
+
     /// Sleep up to `d`, returning early on shutdown.
     pub(crate) fn sleep(&self, d: Duration) {
         let deadline = Instant::now() + d;
@@ -326,7 +364,11 @@ impl Inner {
     }
 
     /// Start a transport thread and keep its handle for `shutdown` to join.
-    pub(crate) fn spawn(self: &Arc<Self>, name: String, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
+    pub(crate) fn spawn(
+        self: &Arc<Self>,
+        name: String,
+        f: impl FnOnce() + Send + 'static,
+    ) -> io::Result<()> {
         let h = std::thread::Builder::new().name(name).spawn(move || {
             conn::IN_NET_THREAD.with(|c| c.set(true));
             f()
@@ -363,12 +405,18 @@ impl Net {
         Self::start_inner(cfg, handler, socket2::Socket::from(listener))
     }
 
-    fn start_inner(cfg: NetConfig, handler: Arc<dyn NetHandler>, listener: socket2::Socket) -> io::Result<Arc<Net>> {
+    fn start_inner(
+        cfg: NetConfig,
+        handler: Arc<dyn NetHandler>,
+        listener: socket2::Socket,
+    ) -> io::Result<Arc<Net>> {
         listener.set_nonblocking(false)?;
-        let local_addr = listener
-            .local_addr()?
-            .as_socket()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "udlm-net: listener is not an IP socket"))?;
+        let local_addr = listener.local_addr()?.as_socket().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "udlm-net: listener is not an IP socket",
+            )
+        })?;
         let mut peers: Vec<Arc<Peer>> = cfg
             .peers
             .iter()
@@ -376,7 +424,10 @@ impl Net {
                 Arc::new(Peer {
                     id: *id,
                     addrs: addrs.clone(),
-                    rx: Mutex::new(RxState { delivered: 0, up: false }),
+                    rx: Mutex::new(RxState {
+                        delivered: 0,
+                        up: false,
+                    }),
                     tx: Mutex::new(TxState {
                         incarnation: None,
                         next_seq: 1,
@@ -410,14 +461,19 @@ impl Net {
             sleep_lock: Mutex::new(()),
             sleep_cv: Condvar::new(),
             log_ring: Mutex::new(VecDeque::new()),
+            log_limits: Mutex::new(HashMap::new()),
         });
-        let net = Arc::new(Net { inner: inner.clone() });
+        let net = Arc::new(Net {
+            inner: inner.clone(),
+        });
         let started = (|| {
             let i = inner.clone();
             inner.spawn("udlm-net-accept".into(), move || conn::acceptor(i))?;
             for p in &inner.peers {
                 let (i, p2) = (inner.clone(), p.clone());
-                inner.spawn(format!("udlm-net-dial-{}", p.id), move || conn::dialer(i, p2))?;
+                inner.spawn(format!("udlm-net-dial-{}", p.id), move || {
+                    conn::dialer(i, p2)
+                })?;
             }
             Ok::<(), io::Error>(())
         })();
@@ -455,7 +511,12 @@ impl Net {
 
     /// Peers with a live, authenticated session, in id order.
     pub fn connected(&self) -> Vec<u32> {
-        self.inner.peers.iter().filter(|p| lock(&p.tx).session.is_some()).map(|p| p.id).collect()
+        self.inner
+            .peers
+            .iter()
+            .filter(|p| lock(&p.tx).session.is_some())
+            .map(|p| p.id)
+            .collect()
     }
 
     /// Close everything (a BYE on every session first) and stop the threads.
@@ -489,7 +550,8 @@ impl Net {
     #[doc(hidden)]
     pub fn break_connections(&self) {
         let conns: Vec<Arc<Conn>> = lock(&self.inner.conns).values().cloned().collect();
-        self.inner.log(format!("test hook: breaking {} connection(s)", conns.len()));
+        self.inner
+            .log(format!("test hook: breaking {} connection(s)", conns.len()));
         for c in conns {
             c.close();
         }
