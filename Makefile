@@ -1,15 +1,15 @@
 # udlm: build, test, demo and install.
 #   make          build everything (release)
-#   make demo     build, then run the demo: an EX lock and an LVB counter
-#                 passed between processes
+#   make demo     build, then run the demo: three nodes on loopback pass an
+#                 EX lock and an LVB counter around
 #   make test     every test: Rust unit/model tests, the header drift check,
 #                 the C scenarios against both libraries (our header and
-#                 Debian's), ABI and symbol checks
+#                 Debian's), ABI and symbol checks, multi-node scenarios
 PREFIX ?= /usr/local
 CARGO ?= cargo
 RELEASE := target/release
 
-.PHONY: all deps build header header-check test rust-test capi-test demo clean
+.PHONY: all deps build header header-check test rust-test capi-test cluster-test demo clean
 
 all: build
 
@@ -41,7 +41,11 @@ capi-test: build
 	bash capi-tests/run.sh --embedded
 	bash capi-tests/dlm_tool_check.sh
 
-test: deps build header-check rust-test capi-test
+cluster-test: build
+	bash cluster-tests/run.sh
+	bash cluster-tests/remote-master.sh
+
+test: deps build header-check rust-test capi-test cluster-test
 
 demo: deps build
 	bash demo/run.sh

@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 #include <sys/types.h>
+#define LKF_WAIT 0x80000000  /* library only: the _wait behaviour */
 
 #define DLM_LVB_LEN 32
 

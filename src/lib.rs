@@ -8,6 +8,7 @@
 pub mod types;
 pub mod engine;
 pub mod cluster;
+pub mod net;
 pub mod proto;
 pub mod sys;
 pub mod node;

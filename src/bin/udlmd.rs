@@ -7,7 +7,8 @@
 //! sees the lock file held and exits quietly.
 
 use std::sync::{Arc, Mutex};
-use udlm::client::local_node_id;
+use udlm::cluster::config::Config;
+use udlm::node::link::join_cluster;
 use udlm::node::server::{run_dir, serve, SOCKET_NAME};
 use udlm::node::{Node, NodeLimits};
 use udlm::sys;
@@ -73,8 +74,34 @@ fn main() {
         }
     };
     let _ = std::fs::write(dir.join("udlmd.pid"), format!("{}\n", std::process::id()));
-    let node = Arc::new(Mutex::new(Node::new(local_node_id(), NodeLimits::default())));
-    eprintln!("udlmd: node {} serving {}", local_node_id(), sock.display());
+    let (cfg, warnings) = match Config::from_env() {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("udlmd: {e}");
+            }
+            std::process::exit(1);
+        }
+    };
+    for w in warnings {
+        eprintln!("udlmd: {w}");
+    }
+    let local_id = match cfg.local_node_id() {
+        Ok(id) => id,
+        Err(e) => {
+            eprintln!("udlmd: {e}");
+            std::process::exit(1);
+        }
+    };
+    let node = Arc::new(Mutex::new(Node::new(local_id, NodeLimits::default())));
+    let _net = match join_cluster(&node, &cfg, local_id) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("udlmd: cannot join the cluster: {e}");
+            std::process::exit(1);
+        }
+    };
+    eprintln!("udlmd: node {local_id} of {} serving {}", cfg.nodes.len().max(1), sock.display());
     ready.signal();
     if let Err(e) = serve(node, listener) {
         eprintln!("udlmd: accept failed: {e}");

@@ -38,6 +38,7 @@
 //!   (which cannot happen while both follow the rules) completes with the
 //!   master's error as its status, and is logged.
 
+pub mod link;
 pub mod peer;
 pub mod server;
 pub mod sink;
@@ -87,15 +88,21 @@ impl ClusterView {
         ClusterView { nodes: vec![node_id], lockspaces: HashMap::new() }
     }
 
+    /// The settings of `ls`: its own `lockspace`/`master` lines, else those
+    /// written for `*` (a udlm extension: every other lockspace).
+    fn placement(&self, ls: &[u8]) -> Option<&(bool, Vec<(u32, u32)>)> {
+        self.lockspaces.get(ls).or_else(|| self.lockspaces.get(&b"*"[..]))
+    }
+
     fn members(&self, ls: &[u8]) -> Vec<(u32, u32)> {
-        match self.lockspaces.get(ls) {
+        match self.placement(ls) {
             Some((_, w)) if !w.is_empty() => w.clone(),
             _ => self.nodes.iter().map(|&n| (n, 1)).collect(),
         }
     }
 
     fn nodir(&self, ls: &[u8]) -> bool {
-        self.lockspaces.get(ls).is_some_and(|(n, _)| *n)
+        self.placement(ls).is_some_and(|(n, _)| *n)
     }
 }
 
