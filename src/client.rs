@@ -123,6 +123,26 @@ impl Drop for Connection {
     }
 }
 
+/// Asks this host's node a read-only question (for `udlm`); the answer is a
+/// JSON document. Never starts a node: with none running, `ENOTCONN`.
+pub fn query(what: &proto::Query) -> Result<String, Errno> {
+    let sock = run_dir().join(SOCKET_NAME);
+    let fd = sys::seqpacket_connect(&sock).map_err(|e| io_errno(&e))?;
+    let len = round_trip(&fd, &Request::Query { version: PROTOCOL_VERSION, query: what.clone() })?? as usize;
+    if len > proto::MAX_QUERY_ANSWER {
+        return Err(Errno::Proto);
+    }
+    let mut text = Vec::with_capacity(len);
+    let mut buf = vec![0u8; proto::QUERY_CHUNK];
+    while text.len() < len {
+        match sys::recv(fd.as_raw_fd(), &mut buf, false) {
+            Ok(n) if n > 0 => text.extend_from_slice(&buf[..n]),
+            _ => return Err(Errno::NotConn),
+        }
+    }
+    String::from_utf8(text).map_err(|_| Errno::Proto)
+}
+
 fn round_trip(fd: &OwnedFd, req: &Request) -> Result<Reply, Errno> {
     sys::send(fd.as_raw_fd(), &req.encode(), false).map_err(|_| Errno::NotConn)?;
     let mut buf = [0u8; 16];

@@ -48,7 +48,25 @@ pub enum Request {
     Release { force: u32 },
     /// Close this handle (its locks are released or orphaned).
     Close,
+    /// First packet of a query link: a read-only question for `udlm`.
+    Query { version: u32, query: Query },
 }
+
+/// What `udlm` may ask a node. The answer is a JSON document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Query {
+    /// The node, its peers, quorum and lockspaces.
+    Status,
+    /// The lockspaces on this node.
+    Lockspaces,
+    /// Every resource and lock of one lockspace.
+    Lockdump(Vec<u8>),
+}
+
+/// Largest JSON answer to a query.
+pub const MAX_QUERY_ANSWER: usize = 64 << 20;
+/// Answers travel in packets of at most this many bytes.
+pub const QUERY_CHUNK: usize = 32 << 10;
 
 /// A reply: `Ok(value)` (a lock id, a token) or an errno.
 pub type Reply = Result<u64, Errno>;
@@ -80,6 +98,7 @@ const T_DEADLOCK_CANCEL: u8 = 5;
 const T_PURGE: u8 = 6;
 const T_RELEASE: u8 = 7;
 const T_CLOSE: u8 = 8;
+const T_QUERY: u8 = 9;
 
 /// Decoding failure: the packet is not a valid message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,6 +230,16 @@ impl Request {
                 w
             }
             Request::Close => Writer::new(T_CLOSE),
+            Request::Query { version, query } => {
+                let mut w = Writer::new(T_QUERY);
+                w.u32(*version);
+                match query {
+                    Query::Status => w.u8(0),
+                    Query::Lockspaces => w.u8(1),
+                    Query::Lockdump(ls) => w.u8(2).bytes(ls),
+                };
+                w
+            }
         };
         debug_assert!(w.0.len() <= MAX_PACKET);
         w.0
@@ -255,6 +284,16 @@ impl Request {
             T_PURGE => Request::Purge { nodeid: r.u32()?, pid: r.u32()?, tid: r.u32()? },
             T_RELEASE => Request::Release { force: r.u32()? },
             T_CLOSE => Request::Close,
+            T_QUERY => {
+                let version = r.u32()?;
+                let query = match r.u8()? {
+                    0 => Query::Status,
+                    1 => Query::Lockspaces,
+                    2 => Query::Lockdump(r.bytes(LOCKSPACE_LEN)?),
+                    _ => return Err(Malformed("unknown query")),
+                };
+                Request::Query { version, query }
+            }
             _ => return Err(Malformed("unknown request type")),
         };
         r.end()?;
@@ -350,6 +389,8 @@ mod tests {
             Request::Purge { nodeid: 0, pid: 5, tid: 5 },
             Request::Release { force: 1 },
             Request::Close,
+            Request::Query { version: 1, query: Query::Status },
+            Request::Query { version: 1, query: Query::Lockdump(b"ls".to_vec()) },
         ]
     }
 

@@ -37,6 +37,9 @@ impl PeerLink for ToNet {
     fn send(&self, to: u32, payload: Vec<u8>) -> bool {
         self.0.send(to, payload).is_ok()
     }
+    fn connected(&self) -> Vec<u32> {
+        self.0.connected()
+    }
 }
 
 /// Where names are mastered, from the config's node, lockspace and master
@@ -49,13 +52,19 @@ pub fn cluster_view(cfg: &Config) -> ClusterView {
     for ls in named {
         lockspaces.insert(ls.as_bytes().to_vec(), (cfg.nodir(&ls), cfg.weights(&ls)));
     }
-    ClusterView { nodes, lockspaces }
+    let addresses = cfg
+        .nodes
+        .iter()
+        .map(|n| (n.id, cfg.peer_addrs(n.id).first().map(|a| a.to_string()).unwrap_or_else(|| n.addr.clone())))
+        .collect();
+    ClusterView { nodes, cluster_name: cfg.cluster_name.clone(), addresses, lockspaces }
 }
 
 /// Starts the transport when the config lists other nodes, and connects it
 /// to `node`. Returns the transport (None for a one-node cluster).
 pub fn join_cluster(node: &Arc<Mutex<Node>>, cfg: &Config, local_id: u32) -> io::Result<Option<Arc<Net>>> {
     if cfg.nodes.len() <= 1 {
+        node.lock().unwrap_or_else(|e| e.into_inner()).set_view(cluster_view(cfg));
         return Ok(None);
     }
     let listen = *cfg

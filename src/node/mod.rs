@@ -72,6 +72,10 @@ impl Default for NodeLimits {
 /// false when the message could not be queued.
 pub trait PeerLink: Send + Sync {
     fn send(&self, to: u32, payload: Vec<u8>) -> bool;
+    /// The peers with a live session, for status reports.
+    fn connected(&self) -> Vec<u32> {
+        Vec::new()
+    }
 }
 
 /// Where resources of a lockspace are mastered, from the config.
@@ -79,13 +83,16 @@ pub trait PeerLink: Send + Sync {
 pub struct ClusterView {
     /// Every configured node id, sorted.
     pub nodes: Vec<u32>,
+    /// The cluster's name and each node's address, for status reports.
+    pub cluster_name: String,
+    pub addresses: HashMap<u32, String>,
     /// Per lockspace: static mastering, and `master` weights.
     pub lockspaces: HashMap<Vec<u8>, (bool, Vec<(u32, u32)>)>,
 }
 
 impl ClusterView {
     pub fn single(node_id: u32) -> ClusterView {
-        ClusterView { nodes: vec![node_id], lockspaces: HashMap::new() }
+        ClusterView { nodes: vec![node_id], ..ClusterView::default() }
     }
 
     /// The settings of `ls`: its own `lockspace`/`master` lines, else those
@@ -284,6 +291,12 @@ impl Node {
     pub fn set_cluster(&mut self, cluster: ClusterView, peers: Arc<dyn PeerLink>) {
         self.cluster = cluster;
         self.peers = Some(peers);
+    }
+
+    /// Sets where names are mastered and how the cluster is described,
+    /// without peers (a one-node cluster).
+    pub fn set_view(&mut self, cluster: ClusterView) {
+        self.cluster = cluster;
     }
 
     pub fn node_id(&self) -> u32 {
@@ -1031,6 +1044,93 @@ impl Node {
         }
     }
 
+    // ----- read-only queries (udlm status / ls / lockdump) ---------------
+
+    /// Answers a query from `udlm` as a JSON document. A lockdump follows
+    /// the lockspace's access rules.
+    pub fn query(&self, q: &crate::proto::Query, creds: PeerCreds) -> Result<String, Errno> {
+        use crate::proto::Query;
+        use std::fmt::Write;
+        let mut o = String::new();
+        match q {
+            Query::Status => {
+                let connected = self.peers.as_ref().map(|p| p.connected()).unwrap_or_default();
+                let addr = self.cluster.addresses.get(&self.node_id);
+                let _ = write!(o, "{{\"node_id\":{},\"address\":{},\"cluster_name\":{},\"nodes\":[", self.node_id, json_opt(addr), json_str(self.cluster.cluster_name.as_bytes()));
+                let nodes = if self.cluster.nodes.is_empty() { vec![self.node_id] } else { self.cluster.nodes.clone() };
+                for (i, n) in nodes.iter().enumerate() {
+                    let up = *n == self.node_id || connected.contains(n);
+                    let _ = write!(o, "{}{{\"id\":{n},\"address\":{},\"connected\":{up}}}", if i > 0 { "," } else { "" }, json_opt(self.cluster.addresses.get(n)));
+                }
+                let seen = nodes.iter().filter(|n| **n == self.node_id || connected.contains(n)).count();
+                let _ = write!(o, "],\"quorum\":{{\"have\":{},\"members_seen\":{seen},\"configured\":{}}},\"lockspaces\":[", seen * 2 > nodes.len(), nodes.len());
+                for (i, name) in self.lockspace_names().iter().enumerate() {
+                    // Members are the configured nodes: every node may master
+                    // or hold resources of any lockspace.
+                    let members: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
+                    let _ = write!(o, "{}{{\"name\":{},\"members\":[{}]}}", if i > 0 { "," } else { "" }, json_str(name), members.join(","));
+                }
+                o.push_str("]}");
+            }
+            Query::Lockspaces => {
+                o.push_str("{\"lockspaces\":[");
+                for (i, name) in self.lockspace_names().iter().enumerate() {
+                    let ls = &self.lockspaces[name];
+                    let handles = self.handles.values().filter(|h| h.ls.as_deref() == Some(&name[..])).count();
+                    let _ = write!(o, "{}{{\"name\":{},\"handles\":{handles},\"locks\":{},\"resources\":{}}}", if i > 0 { "," } else { "" }, json_str(name), ls.locks.len(), ls.engine.resource_count());
+                }
+                o.push_str("]}");
+            }
+            Query::Lockdump(name) => {
+                let ls = self.lockspaces.get(name).filter(|l| l.visible).ok_or(Errno::NoEnt)?;
+                self.check_access(name, creds)?;
+                let _ = write!(o, "{{\"lockspace\":{},\"resources\":[", json_str(name));
+                let mut first = true;
+                for r in ls.engine.resources() {
+                    let lvb = r.lvb.map(|v| format!("\"{}\"", hex(&v))).unwrap_or_else(|| "null".into());
+                    let _ = write!(o, "{}{{\"name\":{},\"name_hex\":\"{}\",\"master\":{},\"lvb\":{lvb},\"lvb_valid\":{}", if first { "" } else { "," }, json_str(r.name.as_bytes()), hex(r.name.as_bytes()), self.node_id, r.lvb_valid);
+                    first = false;
+                    for (label, q) in [("granted", &r.granted), ("converting", &r.converting), ("waiting", &r.waiting)] {
+                        let _ = write!(o, ",\"{label}\":[");
+                        for (i, l) in q.iter().enumerate() {
+                            let (id, node) = match ls.holders.get(&l.lkid.0) {
+                                Some(Holder::Local(id)) => (*id, self.node_id),
+                                Some(Holder::Remote(n, id)) => (*id, *n),
+                                None => (l.lkid.0, self.node_id),
+                            };
+                            let requested = if label == "granted" { None } else { l.requested };
+                            let _ = write!(o, "{}{{\"id\":{id},\"granted\":{},\"requested\":{},\"flags\":\"{:#x}\",\"pid\":{},\"node\":{node}{}}}", if i > 0 { "," } else { "" }, json_mode(l.granted), json_mode(requested), l.flags, l.pid, if l.orphan { ",\"orphan\":true" } else { "" });
+                        }
+                        o.push(']');
+                    }
+                    o.push('}');
+                }
+                // Locks of this node on resources mastered elsewhere.
+                let mut remote: Vec<(&u32, &LocalLock)> = ls.locks.iter().filter(|(_, l)| matches!(l.master, Master::Remote(_) | Master::Unknown)).collect();
+                remote.sort_by_key(|(id, _)| **id);
+                for (id, l) in remote {
+                    let master = match l.master { Master::Remote(m) => m.to_string(), _ => "null".into() };
+                    let (queue, requested) = match l.state {
+                        RemoteState::Granted => ("granted", None),
+                        RemoteState::Converting => ("converting", None),
+                        _ if l.grmode >= 0 => ("converting", None),
+                        _ => ("waiting", None::<Mode>),
+                    };
+                    let gr = Mode::from_raw(l.grmode as i64);
+                    let entry = format!("{{\"id\":{id},\"granted\":{},\"requested\":{},\"flags\":\"{:#x}\",\"pid\":{},\"node\":{}{}}}", json_mode(gr), json_mode(requested), l.flags, l.pid, self.node_id, if l.orphan { ",\"orphan\":true" } else { "" });
+                    let _ = write!(o, "{}{{\"name\":{},\"name_hex\":\"{}\",\"master\":{master},\"lvb\":null,\"lvb_valid\":true", if first { "" } else { "," }, json_str(l.name.as_bytes()), hex(l.name.as_bytes()));
+                    first = false;
+                    for label in ["granted", "converting", "waiting"] {
+                        let _ = write!(o, ",\"{label}\":[{}]", if label == queue { entry.as_str() } else { "" });
+                    }
+                    o.push('}');
+                }
+                o.push_str("]}");
+            }
+        }
+        Ok(o)
+    }
+
     // ----- plumbing ------------------------------------------------------
 
     fn send(&self, to: u32, msg: PeerMsg) {
@@ -1187,4 +1287,31 @@ impl Node {
 /// A mode as the peer protocol carries it.
 pub fn mode_from_wire(m: u8) -> Option<Mode> {
     Mode::from_raw(m as i64)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn json_mode(m: Option<Mode>) -> String {
+    m.map(|m| format!("\"{m}\"")).unwrap_or_else(|| "null".into())
+}
+
+fn json_opt(s: Option<&String>) -> String {
+    s.map(|s| json_str(s.as_bytes())).unwrap_or_else(|| "null".into())
+}
+
+/// A JSON string of (lossily decoded) bytes.
+fn json_str(b: &[u8]) -> String {
+    let mut o = String::from("\"");
+    for c in String::from_utf8_lossy(b).chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
 }

@@ -106,8 +106,40 @@ fn serve_connection(node: Arc<Mutex<Node>>, conn: OwnedFd) {
             }
             let _ = node.attach(token, EventSink::new(conn), creds);
         }
+        Ok(Request::Query { version, query }) => {
+            if version != PROTOCOL_VERSION {
+                reply(&conn, &Err(Errno::Proto));
+                return;
+            }
+            let answer = lock_node(&node).query(&query, creds);
+            send_answer(&conn, answer);
+        }
         Ok(_) | Err(_) => {
             reply(&conn, &Err(Errno::Proto));
+        }
+    }
+}
+
+/// A query's answer: a reply carrying its length, then the JSON text in
+/// packets of at most [`proto::QUERY_CHUNK`] bytes.
+fn send_answer(conn: &OwnedFd, answer: Result<String, Errno>) {
+    let text = match answer {
+        Ok(t) if t.len() <= proto::MAX_QUERY_ANSWER => t,
+        Ok(_) => {
+            reply(conn, &Err(Errno::NoMem));
+            return;
+        }
+        Err(e) => {
+            reply(conn, &Err(e));
+            return;
+        }
+    };
+    if !reply(conn, &Ok(text.len() as u64)) {
+        return;
+    }
+    for chunk in text.as_bytes().chunks(proto::QUERY_CHUNK) {
+        if sys::send(conn.as_raw_fd(), chunk, false).is_err() {
+            return;
         }
     }
 }
@@ -158,6 +190,6 @@ pub fn handle_request(node: &mut Node, owner: crate::types::Owner, req: Request,
             node.close(owner);
             Ok(0)
         }
-        Request::Open { .. } | Request::AttachEvents { .. } => Err(Errno::Proto),
+        Request::Open { .. } | Request::AttachEvents { .. } | Request::Query { .. } => Err(Errno::Proto),
     }
 }
