@@ -1,0 +1,149 @@
+//! The node daemon against bad clients: garbage, oversized packets, unknown
+//! versions, bogus tokens and clients vanishing mid-conversation cost the
+//! daemon nothing, and a vanished client's locks are released.
+
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+use udlm::proto::{self, Request, UserArgs, PROTOCOL_VERSION};
+use udlm::sys;
+use udlm::types::Errno;
+
+struct Daemon {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start_daemon() -> Daemon {
+    let dir = std::env::temp_dir().join(format!("udlm-daemon-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_udlmd"))
+        .arg("-f")
+        .env("DLM_RUN_DIR", &dir)
+        .env_remove("DLM_CONF")
+        .env_remove("DLM_NODEID")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start udlmd");
+    let sock = dir.join("udlmd.sock");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sys::seqpacket_connect(&sock).is_err() {
+        assert!(Instant::now() < deadline, "udlmd did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Daemon { child, dir }
+}
+
+fn connect(d: &Daemon) -> std::os::fd::OwnedFd {
+    sys::seqpacket_connect(&d.dir.join("udlmd.sock")).expect("connect")
+}
+
+fn call(fd: &std::os::fd::OwnedFd, req: &Request) -> Option<proto::Reply> {
+    sys::send(fd.as_raw_fd(), &req.encode(), false).ok()?;
+    let mut buf = [0u8; 64];
+    let n = sys::recv(fd.as_raw_fd(), &mut buf, false).ok()?;
+    if n == 0 {
+        return None;
+    }
+    proto::decode_reply(&buf[..n]).ok()
+}
+
+fn open(d: &Daemon, ls: &[u8]) -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    let req = connect(d);
+    let token = call(&req, &Request::Open { version: PROTOCOL_VERSION, name: ls.to_vec(), create: Some((0o600, 0)), tid: 1 })
+        .expect("reply")
+        .expect("open");
+    let ev = connect(d);
+    call(&ev, &Request::AttachEvents { version: PROTOCOL_VERSION, token }).expect("reply").expect("attach");
+    (req, ev)
+}
+
+fn lock_ex_noqueue(req: &std::os::fd::OwnedFd, name: &[u8]) -> u64 {
+    let r = Request::Lock {
+        mode: 5,
+        flags: udlm::types::lkf::NOQUEUE,
+        lkid: 0,
+        name: name.to_vec(),
+        lvb: None,
+        user: UserArgs { ast: 1, ..UserArgs::default() },
+        tid: 1,
+    };
+    call(req, &r).expect("reply").expect("lock accepted")
+}
+
+/// The status of the first callback on an event link.
+fn first_status(ev: &std::os::fd::OwnedFd) -> i32 {
+    assert!(sys::poll_one(ev.as_raw_fd(), false, 5000).unwrap(), "no callback");
+    let mut buf = [0u8; 128];
+    let n = sys::recv(ev.as_raw_fd(), &mut buf, false).unwrap();
+    proto::Callback::decode(&buf[..n]).unwrap().status
+}
+
+#[test]
+fn bad_clients_cost_the_daemon_nothing() {
+    let d = start_daemon();
+
+    // Garbage as a first packet: refused, the connection closes.
+    let c = connect(&d);
+    sys::send(c.as_raw_fd(), b"\xff\x00garbage", false).unwrap();
+    let mut buf = [0u8; 64];
+    let n = sys::recv(c.as_raw_fd(), &mut buf, false).unwrap();
+    assert_eq!(proto::decode_reply(&buf[..n]).unwrap(), Err(Errno::Proto));
+
+    // An oversized packet.
+    let c = connect(&d);
+    let _ = sys::send(c.as_raw_fd(), &vec![3u8; 4096], false);
+    drop(c);
+
+    // Another protocol version.
+    let c = connect(&d);
+    let r = call(&c, &Request::Open { version: PROTOCOL_VERSION + 1, name: b"x".to_vec(), create: None, tid: 0 });
+    assert_eq!(r, Some(Err(Errno::Proto)));
+
+    // A bogus token for an event link.
+    let c = connect(&d);
+    assert_eq!(call(&c, &Request::AttachEvents { version: PROTOCOL_VERSION, token: 12345 }), Some(Err(Errno::NoEnt)));
+
+    // Opened, then gone before attaching its event link.
+    let c = connect(&d);
+    let _ = call(&c, &Request::Open { version: PROTOCOL_VERSION, name: b"gone".to_vec(), create: Some((0, 0)), tid: 0 });
+    drop(c);
+
+    // A valid handle that then sends garbage loses only its own connection.
+    let (req, _ev) = open(&d, b"robust");
+    sys::send(req.as_raw_fd(), &[4, 1, 2], false).unwrap();
+    let n = sys::recv(req.as_raw_fd(), &mut buf, false).unwrap_or(0);
+    assert_eq!(n, 0, "the daemon should close a connection that sent a malformed request");
+
+    // A client holding EX vanishes: its lock goes, a new client gets EX.
+    let (req1, ev1) = open(&d, b"robust");
+    lock_ex_noqueue(&req1, b"res");
+    assert_eq!(first_status(&ev1), 0);
+    let (req2, ev2) = open(&d, b"robust");
+    lock_ex_noqueue(&req2, b"res");
+    assert_eq!(first_status(&ev2), libc::EAGAIN);
+    drop(req1);
+    drop(ev1);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        lock_ex_noqueue(&req2, b"res");
+        if first_status(&ev2) == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the vanished client's lock was never released");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // Still serving.
+    let (_r, _e) = open(&d, b"after");
+}
