@@ -13,8 +13,8 @@
 //! * `UDLM_MODEL_CASES=N` – number of sequences (default 10,000 in release,
 //!   5,000 in debug builds);
 //! * `UDLM_MODEL_MIMIC=a,b` – make the model copy known engine deviations so
-//!   that a run can look past them (see `docs/ENGINE-TESTS.md`): `close_events`,
-//!   `request_lvb`, `alt_in_place`, `cw_pr_bast`.
+//!   that a run can look past them (see `docs/ENGINE-TESTS.md`):
+//!   `close_events`, `alt_in_place`, `cw_pr_bast` (or `all`).
 //!
 //! On a failure the sequence is shrunk (steps dropped one at a time while it
 //! still fails) and the minimal sequence is printed with its seed.
@@ -197,8 +197,6 @@ fn show_lvb(v: &Lvb) -> String {
 struct Mimic {
     /// engine emits events to the closing/purging owner's own locks
     close_events: bool,
-    /// engine hands a new request's LVB buffer back when nothing was stored
-    request_lvb: bool,
     /// skip sequences where a queued conversion gets its alternate mode equal
     /// to its granted mode (the engine corrupts its queues there)
     alt_in_place: bool,
@@ -459,7 +457,10 @@ impl Model {
                 continue;
             }
             let other = self.lk(o);
-            let ahead = me.map_or(true, |p| i < p);
+            let ahead = match me {
+                Some(p) => i < p,
+                None => true,
+            };
             if ahead {
                 if !compat(l.gr, other.rq) {
                     return true;
@@ -597,9 +598,9 @@ impl Model {
         }
         for id in self.res[name].granted.clone() {
             let (gr, hb) = (self.lk(id).gr, self.lk(id).highbast);
-            let needs = if gr == PR && cw {
-                hb < EX
-            } else if self.mimic.cw_pr_bast && gr == CW && high == PR {
+            // the PR/CW special case (plus, mimicking the engine, CW holder & PR)
+            let special = (gr == PR && cw) || (self.mimic.cw_pr_bast && gr == CW && high == PR);
+            let needs = if special {
                 hb < EX
             } else {
                 hb < high && !compat(gr, high)
@@ -646,11 +647,8 @@ impl Model {
         let seq = self.next_seq();
         // a new user lock's LVB copy starts zeroed; the caller's buffer is
         // not sent with a request (oracle 03)
-        let lvb0 = if flags & lkf::VALBLK != 0 {
-            Some(if self.mimic.request_lvb { *lvb.unwrap() } else { [0u8; 32] })
-        } else {
-            None
-        };
+        let _ = lvb;
+        let lvb0 = (flags & lkf::VALBLK != 0).then_some([0u8; 32]);
         self.res.entry(name.to_vec()).or_default();
         self.locks.insert(
             id,
@@ -1784,7 +1782,6 @@ fn mimic_from_env() -> Mimic {
     let has = |s: &str| v.split(',').any(|x| x.trim() == s || x.trim() == "all");
     Mimic {
         close_events: has("close_events"),
-        request_lvb: has("request_lvb"),
         alt_in_place: has("alt_in_place"),
         cw_pr_bast: has("cw_pr_bast"),
     }

@@ -1677,7 +1677,7 @@ fn c49_orphan_adopt_by_name_and_mode() {
     h.close(O1);
     h.none();
     assert_eq!(h.e.orphan_count(), 1);
-    assert_eq!(h.e.lock_info_by_id(p).unwrap().orphan, true);
+    assert!(h.e.lock_info_by_id(p).unwrap().orphan);
     // the orphan still blocks
     let e = h.req(O3, "r", Ex, lkf::NOQUEUE);
     h.expect(&[ast(O3, e, AGAIN).eol()]);
