@@ -21,7 +21,7 @@ trap 'stop_nodes; rm -rf "$work"' EXIT
 
 mkdir -p "$work/lib" "$work/bin"
 ln -s "$rel/libdlm.so" "$work/lib/libdlm.so.3"
-for prog in counter lvb bast deadlock; do
+for prog in counter lvb bast deadlock inflight; do
   cc -O1 -g -Wall -I"$top/include" -o "$work/bin/$prog" "$top/cluster-tests/$prog.c" \
      -L"$work/lib" -l:libdlm.so.3 -pthread -D_REENTRANT || exit 1
 done
@@ -33,6 +33,8 @@ write_config() {
   echo "peer_timeout_ms=2000"
   [ -n "${2:-}" ] && echo "key_file=$2"
   for k in $(seq 1 "$1"); do echo "node id=$k addr=127.0.0.$k port=$port"; done
+  [ -n "${EXTRA_CONF:-}" ] && echo "$EXTRA_CONF"
+  true
 }
 
 # start_nodes N [config-for-node-k pattern]
@@ -104,6 +106,8 @@ scenario_counter 5 500
 scenario_pair "LVB written on node 1 is read on nodes 2 and 3, and back" 3 lvb 3
 scenario_pair "BAST across nodes, NOQUEUE EAGAIN without BAST" 2 bast
 scenario_pair "conversion deadlock across nodes: EDEADLK" 2 deadlock
+EXTRA_CONF=$'lockspace name=* nodir=1\nmaster ls=* node=2' \
+  scenario_pair "operations overlapping an in-flight remote request (EBUSY, FORCEUNLOCK, CANCEL)" 2 inflight
 scenario_wrong_key
 
 echo "$pass passed, $fail failed"

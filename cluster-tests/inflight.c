@@ -1,0 +1,81 @@
+/* Operations overlapping a remote request whose reply has not arrived yet
+ * (spec §6.3, §6.4, case 72), on node 1 with every resource mastered on
+ * node 2: a plain unlock gets EBUSY; a force-unlock returns 0 and the lock
+ * ends with a single EUNLOCK callback (the grant is not reported); a cancel
+ * of a request that the master grants yields only the grant's callback; a
+ * cancel of a request queued on the master yields ECANCEL. */
+#include "common.h"
+#include <pthread.h>
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static int calls[8];
+static int last_status[8];
+static void on_ast(void *arg)
+{
+	struct dlm_lksb *l = arg;
+	long i = (long)(l->sb_lvbptr);
+	pthread_mutex_lock(&mu);
+	calls[i]++;
+	last_status[i] = l->sb_status;
+	pthread_mutex_unlock(&mu);
+}
+
+static int count(int i) { pthread_mutex_lock(&mu); int c = calls[i]; pthread_mutex_unlock(&mu); return c; }
+
+static void settle(int i, int want)
+{
+	for (int t = 0; t < 500 && count(i) < want; t++) usleep(10000);
+	usleep(200000);
+}
+
+int main(void)
+{
+	dlm_lshandle_t ls = join("inflight");
+	if (node_id() != 1) {
+		await("inflight-done", 60);
+		dlm_release_lockspace("inflight", ls, 0);
+		return 0;
+	}
+	struct dlm_lksb l[8];
+	memset(l, 0, sizeof l);
+	for (long i = 0; i < 8; i++) l[i].sb_lvbptr = (char *)i; /* slot number, never dereferenced: no VALBLK */
+
+	/* 1: plain unlock while the request is in flight */
+	if (dlm_ls_lock(ls, LKM_EXMODE, &l[1], 0, "r1", 2, 0, on_ast, &l[1], NULL, NULL)) die("lock r1");
+	int rv = dlm_ls_unlock(ls, l[1].sb_lkid, 0, &l[1], &l[1]);
+	if (rv != -1 || errno != EBUSY) die("plain unlock in flight: rv %d errno %d, expected -1/EBUSY", rv, errno);
+	settle(1, 1);
+	if (count(1) != 1 || last_status[1] != 0) die("r1 not granted after the EBUSY");
+	say("plain unlock while the request was in flight: EBUSY");
+
+	/* 2: force-unlock while the request is in flight */
+	if (dlm_ls_lock(ls, LKM_EXMODE, &l[2], 0, "r2", 2, 0, on_ast, &l[2], NULL, NULL)) die("lock r2");
+	rv = dlm_ls_unlock(ls, l[2].sb_lkid, LKF_FORCEUNLOCK, &l[2], &l[2]);
+	if (rv != 0) die("force-unlock in flight: rv %d errno %d", rv, errno);
+	settle(2, 1);
+	if (count(2) != 1 || last_status[2] != EUNLOCK) die("force-unlock: %d callbacks, last status %d; expected one EUNLOCK", count(2), last_status[2]);
+	say("force-unlock while the request was in flight: one EUNLOCK callback");
+
+	/* 3: cancel of a request the master grants */
+	if (dlm_ls_lock(ls, LKM_EXMODE, &l[3], 0, "r3", 2, 0, on_ast, &l[3], NULL, NULL)) die("lock r3");
+	rv = dlm_ls_unlock(ls, l[3].sb_lkid, LKF_CANCEL, &l[3], &l[3]);
+	if (rv != 0) die("cancel in flight: rv %d errno %d", rv, errno);
+	settle(3, 1);
+	if (count(3) != 1 || last_status[3] != 0) die("cancel lost to the grant: %d callbacks, last status %d", count(3), last_status[3]);
+	say("cancel that lost the race with the grant: only the grant's callback");
+
+	/* 4: cancel of a request queued on the master */
+	if (dlm_ls_lock(ls, LKM_EXMODE, &l[4], 0, "r4", 2, 0, on_ast, &l[4], NULL, NULL)) die("lock r4");
+	settle(4, 1);
+	if (dlm_ls_lock(ls, LKM_EXMODE, &l[5], 0, "r4", 2, 0, on_ast, &l[5], NULL, NULL)) die("lock r4 again");
+	usleep(200000);
+	if (count(5) != 0) die("second EX on r4 was not queued");
+	rv = dlm_ls_unlock(ls, l[5].sb_lkid, LKF_CANCEL, &l[5], &l[5]);
+	if (rv != 0) die("cancel queued: rv %d", rv);
+	settle(5, 1);
+	if (count(5) != 1 || last_status[5] != ECANCEL) die("cancel of a queued request: status %d", last_status[5]);
+	say("cancel of a request queued on the master: ECANCEL");
+	mark("inflight-done");
+	dlm_release_lockspace("inflight", ls, 1);
+	return 0;
+}
