@@ -175,7 +175,11 @@ impl H {
     }
 
     fn deadlock_cancel(&mut self, o: Owner, id: LockId) -> Result<(), Errno> {
-        let r = self.e.deadlock_cancel(o, id, 0);
+        self.deadlock_cancel_flags(o, id, 0)
+    }
+
+    fn deadlock_cancel_flags(&mut self, o: Owner, id: LockId, flags: u32) -> Result<(), Errno> {
+        let r = self.e.deadlock_cancel(o, id, flags);
         self.check();
         r
     }
@@ -1406,7 +1410,7 @@ fn c34_unlock_flags_outside_the_unlock_mask_einval() {
         0x0010_0000,
     ] {
         assert_eq!(h.try_unlock(O1, a, f), Err(Errno::Inval), "flags {f:#x}");
-        assert_eq!(h.e.deadlock_cancel(O1, a, f), Err(Errno::Inval), "deadlock_cancel flags {f:#x}");
+        assert_eq!(h.deadlock_cancel_flags(O1, a, f), Err(Errno::Inval), "deadlock_cancel flags {f:#x}");
     }
     h.none();
     assert_eq!(h.granted("r"), vec![(a, Ex)]);
@@ -1505,6 +1509,29 @@ fn c39_forceunlock_of_converting_lock_eunlock_and_others_reevaluated() {
     h.try_unlock(O1, a, lkf::FORCEUNLOCK).unwrap();
     h.expect(&[ast(O1, a, UNLOCK), ast(O3, x, G)]);
     assert_eq!(h.try_unlock(O1, a, lkf::FORCEUNLOCK), Err(Errno::NoEnt));
+}
+
+#[test]
+fn forceunlock_in_every_state_single_eunlock() {
+    let mut h = H::new();
+    let g = h.req(O1, "r", Pr, 0);
+    let c = h.req(O2, "r", Pr, 0);
+    h.conv(O2, c, Ex, 0);
+    let w = h.req(O3, "r", Ex, 0);
+    h.expect(&[ast(O1, g, G), ast(O2, c, G), bast(O1, g, Ex)]);
+    // waiting: removed, one EUNLOCK, no grant AST ever
+    h.try_unlock(O3, w, lkf::FORCEUNLOCK).unwrap();
+    h.expect(&[ast(O3, w, UNLOCK)]);
+    // converting: one EUNLOCK, its conversion never completes
+    h.try_unlock(O2, c, lkf::FORCEUNLOCK | lkf::IVVALBLK).unwrap();
+    h.expect(&[ast(O2, c, UNLOCK)]);
+    // granted
+    h.try_unlock(O1, g, lkf::FORCEUNLOCK).unwrap();
+    h.expect(&[ast(O1, g, UNLOCK)]);
+    assert_eq!(h.e.lock_count(), 0);
+    for id in [g, c, w] {
+        assert_eq!(h.e.lock_info_by_id(id), None);
+    }
 }
 
 #[test]
@@ -1842,7 +1869,7 @@ fn bad_input_returns_an_errno_and_never_panics() {
     }
     for &f in &weird_flags {
         for id in [LockId(0), LockId(1), LockId(2), LockId(u32::MAX)] {
-            let _ = h.e.deadlock_cancel(O3, id, f);
+            let _ = h.deadlock_cancel_flags(O3, id, f);
             let _ = h.try_unlock(O3, id, f);
         }
     }
