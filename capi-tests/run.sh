@@ -280,6 +280,8 @@ report() {
         echo "$res $name [$lib]"
         if [ "$res" = FAIL ]; then
             sed -e 's/^/    | /' "$out.log" | head -120
+        elif [ "$res" = SKIP ]; then
+            grep -m1 -i 'skip' "$out.log" | sed -e 's/^/    | /'
         fi
     } > "$out.report"
     cat "$out.report"
