@@ -167,6 +167,10 @@ struct Lock {
     orphan: bool,
     /// Being released silently (owner closed or purged): no callbacks.
     dead: bool,
+    /// Its owner is closing: callbacks still count (for suppression and
+    /// LVB rules, as in the kernel, where they are queued and then
+    /// discarded) but none is emitted.
+    muted: bool,
     /// The next ECANCEL of this lock reports EDEADLK instead (spec §2.11).
     deadlock_cancel: bool,
     lvb: Option<Box<Lvb>>,
@@ -376,6 +380,7 @@ impl Engine {
             has_bast: req.has_bast,
             orphan: false,
             dead: false,
+            muted: false,
             deadlock_cancel: false,
             // A new lock's value block starts zeroed: the kernel ignores the
             // caller's bytes on a request (observed: a VALBLK read of a
@@ -540,7 +545,13 @@ impl Engine {
     /// orphans (pending requests cancelled), the others are force-unlocked
     /// with LVB invalidation. No callback goes to the closed owner.
     pub fn close_owner(&mut self, owner: Owner) {
-        for l in self.owner_locks(owner) {
+        let locks = self.owner_locks(owner);
+        // Silence every lock of the owner first: releasing one may grant or
+        // block another of its locks, and the closed handle hears nothing.
+        for &l in &locks {
+            self.lock_mut(l).muted = true;
+        }
+        for l in locks {
             if self.locks[l as usize].is_none() {
                 continue;
             }
@@ -555,7 +566,11 @@ impl Engine {
     /// `dlm_ls_purge` of the caller's own locks: every lock of the owner is
     /// force-unlocked silently, PERSISTENT or not (spec §2.11).
     pub fn purge_owner(&mut self, owner: Owner) {
-        for l in self.owner_locks(owner) {
+        let locks = self.owner_locks(owner);
+        for &l in &locks {
+            self.lock_mut(l).muted = true;
+        }
+        for l in locks {
             if self.locks[l as usize].is_some() {
                 self.release_silently(l);
             }
@@ -787,7 +802,9 @@ impl Engine {
     fn orphan_lock(&mut self, l: u32) {
         let r = self.lock(l).res;
         let before = self.lock(l).queue;
-        self.lock_mut(l).orphan = true;
+        let lk = self.lock_mut(l);
+        lk.orphan = true;
+        lk.muted = false;
         self.revert_lock(r, l);
         match before {
             Some(QueueKind::Granted) => self.orphans.push(l),
@@ -807,6 +824,7 @@ impl Engine {
     fn release_silently(&mut self, l: u32) {
         let lk = self.lock_mut(l);
         lk.dead = true;
+        lk.muted = false;
         lk.flags |= lkf::FORCEUNLOCK | lkf::IVVALBLK;
         self.unlock_lock(l);
     }
@@ -1024,13 +1042,16 @@ impl Engine {
 
     fn grant_lock(&mut self, r: u32, l: u32) {
         self.read_or_write_lvb_on_grant(r, l);
-        let (grmode, rqmode, queued) = {
+        let (grmode, rqmode, queue) = {
             let lk = self.lock(l);
-            (lk.grmode, lk.rqmode, lk.queue.is_some())
+            (lk.grmode, lk.rqmode, lk.queue)
         };
-        if grmode != rqmode {
+        // A queued conversion granted in an alternate mode equal to its
+        // granted mode must still leave the converting queue (the kernel
+        // moves only on a mode change and leaves such a lock behind).
+        if grmode != rqmode || queue.is_some_and(|q| q != QueueKind::Granted) {
             self.lock_mut(l).grmode = rqmode;
-            if queued {
+            if queue.is_some() {
                 self.remove_from_queue(r, l);
             }
             self.add_to_queue(r, l, QueueKind::Granted, false);
@@ -1139,6 +1160,9 @@ impl Engine {
         };
         lk.last_completion_mode = Some(lk.grmode);
         lk.last_callback = LastCallback::Completion;
+        if lk.muted {
+            return;
+        }
         let ev = Event::Completion {
             owner: lk.owner,
             lkid: LockId(l + 1),
@@ -1167,6 +1191,9 @@ impl Engine {
             }
         }
         lk.last_callback = LastCallback::Blocking(mode);
+        if lk.muted {
+            return;
+        }
         let ev = Event::Blocking { owner: lk.owner, lkid: LockId(l + 1), incarnation: lk.incarnation, mode: mode_of(mode) };
         self.events.push(ev);
     }
@@ -1367,8 +1394,9 @@ fn modes_require_bast(grmode: RawMode, highbast: RawMode, rqmode: RawMode) -> bo
 /// Whether a granted lock blocks the highest still-blocked mode after grant
 /// processing (spec §4.2).
 fn lock_requires_bast(grmode: RawMode, highbast: RawMode, high: RawMode, cw: bool) -> bool {
-    let pr = Mode::Pr as RawMode;
-    if (grmode == pr && cw) || (grmode == Mode::Cw as RawMode && high == pr) {
+    // Only a PR holder is special here (told CW while a CW request waits); a
+    // CW holder already told about PR is not told again (kernel 5.x/6.1).
+    if grmode == Mode::Pr as RawMode && cw {
         return highbast < Mode::Ex as RawMode;
     }
     highbast < high && !raw_compat(grmode, high)
