@@ -4,7 +4,7 @@
 # against), dlm_tool, cbindgen (pinned: Debian bookworm's 0.24.3), a C compiler.
 set -euo pipefail
 need=()
-for pkg in libdlm-dev dlm-controld cbindgen gcc make; do
+for pkg in libdlm-dev dlm-controld cbindgen gcc make mandoc pkg-config; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 [ ${#need[@]} -eq 0 ] && exit 0
