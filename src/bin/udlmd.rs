@@ -101,6 +101,14 @@ fn main() {
             std::process::exit(1);
         }
     };
+    // The node's only clock: a tick a second (forgetting idle masters).
+    let ticker = Arc::clone(&node);
+    let start = std::time::Instant::now();
+    let _ = std::thread::Builder::new().name("udlm-tick".into()).spawn(move || loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let now_ms = start.elapsed().as_millis() as u64;
+        ticker.lock().unwrap_or_else(|e| e.into_inner()).tick(now_ms);
+    });
     eprintln!("udlmd: node {local_id} of {} serving {}", cfg.nodes.len().max(1), sock.display());
     ready.signal();
     if let Err(e) = serve(node, listener) {

@@ -333,6 +333,13 @@ impl Engine {
         self.table.len()
     }
 
+    /// Whether any lock (orphans included) is on the resource `name`.
+    pub fn has_resource(&self, name: &[u8]) -> bool {
+        let Some(name) = ResName::new(name) else { return false };
+        let resources = &self.resources;
+        self.table.find(hash_name(name.as_bytes()), |&r| resources[r as usize].as_ref().is_some_and(|x| x.name == name)).is_some()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.live_locks == 0
     }

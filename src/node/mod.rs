@@ -68,6 +68,10 @@ impl Default for NodeLimits {
     }
 }
 
+/// How long a node keeps knowing the master of a name nobody here uses
+/// (and a master its mastership of a resource without locks).
+pub const RESOURCE_GRACE_MS: u64 = 10_000;
+
 /// Sends lock-protocol messages to other nodes without blocking. Returns
 /// false when the message could not be queued.
 pub trait PeerLink: Send + Sync {
@@ -165,6 +169,9 @@ struct LocalLock {
     /// that may still come is not reported (spec §6.3).
     overlap_unlock: bool,
     incarnation: u32,
+    /// The initial request (mode, flags, LVB) while it is in flight to a
+    /// remote master, to send again if that node no longer masters the name.
+    request: Option<(u8, u32, Option<Lvb>)>,
 }
 
 /// A lock operation waiting for the directory's answer about its resource.
@@ -193,6 +200,11 @@ struct Lockspace {
     lookups: HashMap<ResName, Vec<Parked>>,
     /// Directory records kept by this node: name → master.
     directory: HashMap<ResName, u32>,
+    /// This node's locks per resource name (process copies).
+    name_refs: HashMap<ResName, u32>,
+    /// Known masters not used here since that time (ms), to forget after
+    /// [`RESOURCE_GRACE_MS`].
+    idle_since: HashMap<ResName, u64>,
 }
 
 impl Lockspace {
@@ -213,6 +225,8 @@ impl Lockspace {
             masters: HashMap::new(),
             lookups: HashMap::new(),
             directory: HashMap::new(),
+            name_refs: HashMap::new(),
+            idle_since: HashMap::new(),
         }
     }
 
@@ -227,8 +241,14 @@ impl Lockspace {
     }
 
     fn free_id(&mut self, id: u32) {
-        if self.locks.remove(&id).is_some() {
+        if let Some(l) = self.locks.remove(&id) {
             self.free_ids.push(Reverse(id));
+            if let Some(n) = self.name_refs.get_mut(&l.name) {
+                *n -= 1;
+                if *n == 0 {
+                    self.name_refs.remove(&l.name);
+                }
+            }
         }
     }
 
@@ -256,6 +276,8 @@ pub struct Node {
     events: Vec<Event>,
     /// Callbacks to hand to event links at the end of the current input.
     out: Vec<(Owner, (u32, u32), Packet)>,
+    /// The time of the last tick, in ms (only ever compared with itself).
+    now_ms: u64,
 }
 
 /// A lock request from a handle, as the C library sent it.
@@ -283,6 +305,7 @@ impl Node {
             next_owner: 1,
             events: Vec::new(),
             out: Vec::new(),
+            now_ms: 0,
         }
     }
 
@@ -492,8 +515,10 @@ impl Node {
                     orphan: false,
                     overlap_unlock: false,
                     incarnation: inc,
+                    request: None,
                 },
             );
+            *ls.name_refs.entry(name).or_insert(0) += 1;
             ls.holders.insert(elkid, Holder::Local(id));
             return Ok(id);
         }
@@ -517,9 +542,14 @@ impl Node {
                 orphan: false,
                 overlap_unlock: false,
                 incarnation: inc,
+                request: None,
             },
         );
+        *ls.name_refs.entry(name).or_insert(0) += 1;
         let lvb = if flags & lkf::VALBLK != 0 { a.lvb } else { None };
+        if let Some(l) = ls.locks.get_mut(&id) {
+            l.request = Some((a.mode, flags, lvb));
+        }
         match master {
             Some(m) => self.send_request(ls_name, m, id, a.mode, flags, lvb),
             None => self.park(ls_name, name, Parked::Request { lkid: id, mode: a.mode, flags, lvb }),
@@ -834,10 +864,16 @@ impl Node {
                 self.resolved(&ls, rn, master);
             }
             PeerMsg::Request { ls, name, lkid, owner, pid, mode, flags, lvb, has_bast } => {
+                let Some(rn) = ResName::new(&name) else { return self.refuse(from, &ls, lkid, Errno::Inval) };
+                let static_master = self.cluster.nodir(&ls) && directory_node(&name, &self.cluster.members(&ls)) == Some(me);
                 let l = self.lockspaces.get_mut(&ls).expect("lockspace");
-                if let Some(rn) = ResName::new(&name) {
-                    l.masters.insert(rn, me);
+                if !static_master && l.masters.get(&rn) != Some(&me) {
+                    // A stale answer: the asker must consult the directory.
+                    self.send(from, PeerMsg::NotMaster { ls, lkid });
+                    return;
                 }
+                l.masters.insert(rn, me);
+                l.idle_since.remove(&rn);
                 let req = EngineRequest {
                     owner: remote_owner(from, owner),
                     pid,
@@ -915,9 +951,45 @@ impl Node {
             }
             PeerMsg::Queued { ls, lkid } => {
                 if let Some(l) = self.lockspaces.get_mut(&ls).and_then(|l| l.locks.get_mut(&lkid)) {
+                    l.request = None;
                     if l.state == RemoteState::InFlight {
                         l.state = if l.grmode < 0 { RemoteState::Waiting } else { RemoteState::Converting };
                     }
+                }
+            }
+            PeerMsg::NotMaster { ls, lkid } => {
+                let Some(l) = self.lockspaces.get_mut(&ls).and_then(|l| l.locks.get_mut(&lkid)) else { return };
+                let Some((mode, flags, lvb)) = l.request else { return };
+                let name = l.name;
+                if l.overlap_unlock {
+                    // Force-unlocked while in flight: it simply ends here.
+                    let cb = Self::callback_for(l, false, Status::Unlocked.to_user(), 0, None);
+                    self.out.push((l.owner, (lkid, l.incarnation), cb.encode()));
+                    self.lockspaces.get_mut(&ls).expect("lockspace").free_id(lkid);
+                    return;
+                }
+                l.master = Master::Unknown;
+                let lsm = self.lockspaces.get_mut(&ls).expect("lockspace");
+                lsm.masters.remove(&name);
+                match self.master_of(&ls, &name) {
+                    Some(m) if m == me => {
+                        self.park(&ls, name, Parked::Request { lkid, mode, flags, lvb });
+                        self.resolved(&ls, name, me);
+                    }
+                    Some(m) => {
+                        if let Some(l) = self.lockspaces.get_mut(&ls).and_then(|l| l.locks.get_mut(&lkid)) {
+                            l.master = Master::Remote(m);
+                        }
+                        self.send_request(&ls, m, lkid, mode, flags, lvb);
+                    }
+                    None => self.park(&ls, name, Parked::Request { lkid, mode, flags, lvb }),
+                }
+            }
+            PeerMsg::Remove { ls, name } => {
+                let Some(rn) = ResName::new(&name) else { return };
+                let l = self.lockspaces.get_mut(&ls).expect("lockspace");
+                if l.directory.get(&rn) == Some(&from) {
+                    l.directory.remove(&rn);
                 }
             }
             PeerMsg::Refused { ls, lkid, errno } => {
@@ -942,6 +1014,7 @@ impl Node {
         let Some(ls) = self.lockspaces.get_mut(ls_name) else { return };
         let Some(l) = ls.locks.get_mut(&lkid) else { return };
         l.grmode = mode;
+        l.request = None;
         l.state = if mode >= 0 { RemoteState::Granted } else { RemoteState::Waiting };
         // A grant that lost the race with a force-unlock is not reported.
         let suppressed = l.overlap_unlock && status == 0 && !end_of_life;
@@ -1041,6 +1114,57 @@ impl Node {
                     ls.free_id(lkid);
                 }
             }
+        }
+    }
+
+    // ----- time ------------------------------------------------------------
+
+    /// Advances the node's clock (ms, from any fixed origin): forgets the
+    /// masters of names nobody here has used for [`RESOURCE_GRACE_MS`], and
+    /// gives up masterships of resources left without locks, telling their
+    /// directory node.
+    pub fn tick(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+        if self.cluster.nodes.len() <= 1 {
+            return;
+        }
+        let me = self.node_id;
+        let mut removes: Vec<(u32, PeerMsg)> = Vec::new();
+        let names: Vec<Vec<u8>> = self.lockspaces.keys().cloned().collect();
+        for ls_name in names {
+            let nodir = self.cluster.nodir(&ls_name);
+            let members = self.cluster.members(&ls_name);
+            let ls = self.lockspaces.get_mut(&ls_name).expect("lockspace");
+            let known: Vec<(ResName, u32)> = ls.masters.iter().map(|(n, m)| (*n, *m)).collect();
+            for (name, master) in known {
+                let busy = ls.name_refs.contains_key(&name)
+                    || ls.lookups.contains_key(&name)
+                    || (master == me && ls.engine.has_resource(name.as_bytes()));
+                if busy {
+                    ls.idle_since.remove(&name);
+                    continue;
+                }
+                let since = *ls.idle_since.entry(name).or_insert(now_ms);
+                if now_ms.saturating_sub(since) < RESOURCE_GRACE_MS {
+                    continue;
+                }
+                ls.idle_since.remove(&name);
+                ls.masters.remove(&name);
+                if master != me || nodir {
+                    continue;
+                }
+                match directory_node(name.as_bytes(), &members) {
+                    Some(d) if d == me => {
+                        ls.directory.remove(&name);
+                    }
+                    Some(d) => removes.push((d, PeerMsg::Remove { ls: ls_name.clone(), name: name.as_bytes().to_vec() })),
+                    None => {}
+                }
+            }
+            ls.idle_since.retain(|n, _| ls.masters.contains_key(n));
+        }
+        for (d, msg) in removes {
+            self.send(d, msg);
         }
     }
 

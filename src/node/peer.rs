@@ -44,6 +44,11 @@ pub enum PeerMsg {
     Queued { ls: Vec<u8>, lkid: u32 },
     /// The master refused an operation the requester had accepted.
     Refused { ls: Vec<u8>, lkid: u32, errno: i32 },
+    /// The receiver does not master the resource of request `lkid` (any
+    /// more): ask the directory again.
+    NotMaster { ls: Vec<u8>, lkid: u32 },
+    /// The sender no longer masters `name`: forget the directory record.
+    Remove { ls: Vec<u8>, name: Vec<u8> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,7 +139,9 @@ impl PeerMsg {
             | PeerMsg::Cast { ls, .. }
             | PeerMsg::Bast { ls, .. }
             | PeerMsg::Queued { ls, .. }
-            | PeerMsg::Refused { ls, .. } => ls,
+            | PeerMsg::Refused { ls, .. }
+            | PeerMsg::NotMaster { ls, .. }
+            | PeerMsg::Remove { ls, .. } => ls,
         }
     }
 
@@ -234,6 +241,16 @@ impl PeerMsg {
                 w.u32(*lkid);
                 w.u32(*errno as u32);
             }
+            PeerMsg::NotMaster { ls, lkid } => {
+                w.u8(14);
+                w.name(ls);
+                w.u32(*lkid);
+            }
+            PeerMsg::Remove { ls, name } => {
+                w.u8(15);
+                w.name(ls);
+                w.name(name);
+            }
         }
         w.0
     }
@@ -292,6 +309,8 @@ impl PeerMsg {
             11 => PeerMsg::Bast { ls, lkid: r.u32()?, mode: r.u8()? },
             12 => PeerMsg::Queued { ls, lkid: r.u32()? },
             13 => PeerMsg::Refused { ls, lkid: r.u32()?, errno: r.u32()? as i32 },
+            14 => PeerMsg::NotMaster { ls, lkid: r.u32()? },
+            15 => PeerMsg::Remove { ls, name: r.name(RESNAME_MAXLEN)? },
             _ => return Err(BadMessage("unknown message type")),
         };
         if !r.0.is_empty() {
@@ -341,7 +360,9 @@ mod tests {
             },
             PeerMsg::Bast { ls: ls.clone(), lkid: 1, mode: 5 },
             PeerMsg::Queued { ls: ls.clone(), lkid: 1 },
-            PeerMsg::Refused { ls, lkid: 1, errno: 16 },
+            PeerMsg::Refused { ls: ls.clone(), lkid: 1, errno: 16 },
+            PeerMsg::NotMaster { ls: ls.clone(), lkid: 2 },
+            PeerMsg::Remove { ls, name: b"gone".to_vec() },
         ]
     }
 

@@ -1,0 +1,186 @@
+//! Several nodes in one process, wired by an in-memory message bus that
+//! delivers in order per sender/receiver pair, driven step by step: the lock
+//! protocol between nodes (look-ups, remote requests, grants and BASTs across
+//! nodes, masters forgotten after the grace period, stale masters) without
+//! sockets or timing.
+
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+use udlm::node::sink::EventSink;
+use udlm::node::{ClusterView, LockArgs, Node, NodeLimits, PeerLink, RESOURCE_GRACE_MS};
+use udlm::proto::{Callback, UserArgs, CALLBACK_LEN};
+use udlm::sys::{self, PeerCreds};
+use udlm::types::{lkf, Owner, Status};
+
+#[derive(Default)]
+struct Bus(Mutex<VecDeque<(u32, u32, Vec<u8>)>>);
+
+struct Wire {
+    from: u32,
+    bus: Arc<Bus>,
+}
+
+impl PeerLink for Wire {
+    fn send(&self, to: u32, payload: Vec<u8>) -> bool {
+        self.bus.0.lock().unwrap().push_back((self.from, to, payload));
+        true
+    }
+}
+
+struct Cluster {
+    nodes: HashMap<u32, Node>,
+    bus: Arc<Bus>,
+    messages: usize,
+}
+
+struct Handle {
+    node: u32,
+    owner: Owner,
+    events: OwnedFd,
+}
+
+const CREDS: PeerCreds = PeerCreds { pid: 1, uid: 0, gid: 0 };
+
+impl Cluster {
+    fn new(n: u32) -> Cluster {
+        let bus = Arc::new(Bus::default());
+        let mut nodes = HashMap::new();
+        for id in 1..=n {
+            let mut node = Node::new(id, NodeLimits::default());
+            let view = ClusterView { nodes: (1..=n).collect(), ..ClusterView::default() };
+            node.set_cluster(view, Arc::new(Wire { from: id, bus: Arc::clone(&bus) }));
+            nodes.insert(id, node);
+        }
+        Cluster { nodes, bus, messages: 0 }
+    }
+
+    /// Delivers messages until none is left.
+    fn run(&mut self) {
+        loop {
+            let m = self.bus.0.lock().unwrap().pop_front();
+            let Some((from, to, payload)) = m else { return };
+            self.messages += 1;
+            self.nodes.get_mut(&to).expect("node").on_peer_message(from, &payload);
+        }
+    }
+
+    fn open(&mut self, node: u32, ls: &[u8]) -> Handle {
+        let n = self.nodes.get_mut(&node).unwrap();
+        let (owner, token) = n.open(ls, Some((0o600, 0)), CREDS).unwrap();
+        let (ours, theirs) = sys::seqpacket_pair().unwrap();
+        n.attach(token, EventSink::new(theirs), CREDS).unwrap();
+        Handle { node, owner, events: ours }
+    }
+
+    fn lock(&mut self, h: &Handle, name: &[u8], mode: u8, flags: u32) -> u32 {
+        let user = UserArgs { ast: 1, astarg: 2, bast: 3, bastarg: 4, lksb: 5 };
+        let args = LockArgs { mode, flags, lkid: 0, name, lvb: None, user, tid: 1 };
+        let id = self.nodes.get_mut(&h.node).unwrap().lock(h.owner, args).expect("lock accepted");
+        self.run();
+        id
+    }
+
+    fn unlock(&mut self, h: &Handle, lkid: u32) {
+        self.nodes.get_mut(&h.node).unwrap().unlock(h.owner, lkid, 0, None, 0, 5).expect("unlock accepted");
+        self.run();
+    }
+
+    fn tick(&mut self, node: u32, now_ms: u64) {
+        self.nodes.get_mut(&node).unwrap().tick(now_ms);
+        self.run();
+    }
+
+    fn masters(&self, node: u32, ls: &[u8], name: &[u8]) -> bool {
+        self.nodes[&node].lockspace_engine(ls).is_some_and(|e| e.has_resource(name))
+    }
+}
+
+/// Callbacks delivered to a handle so far: (blocking, lkid, status).
+fn callbacks(h: &Handle) -> Vec<(bool, u32, i32)> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; CALLBACK_LEN + 1];
+    while let Ok(n) = sys::recv(h.events.as_raw_fd(), &mut buf, true) {
+        if n == 0 {
+            break;
+        }
+        let cb = Callback::decode(&buf[..n]).unwrap();
+        out.push((cb.blocking, cb.lkid, cb.status));
+    }
+    out
+}
+
+const G: i32 = 0;
+const UNLOCK: i32 = Status::EUNLOCK;
+
+#[test]
+fn grants_and_basts_cross_nodes() {
+    let mut c = Cluster::new(3);
+    let a = c.open(1, b"ls");
+    let b = c.open(2, b"ls");
+    let x = c.lock(&a, b"r", 5, 0);
+    assert_eq!(callbacks(&a), vec![(false, x, G)]);
+    let y = c.lock(&b, b"r", 5, 0);
+    assert_eq!(callbacks(&b), vec![]);
+    assert_eq!(callbacks(&a), vec![(true, x, G)], "node 1's holder gets a BAST");
+    let z = c.lock(&b, b"r", 5, lkf::NOQUEUE);
+    assert_eq!(callbacks(&b), vec![(false, z, libc::EAGAIN)]);
+    c.unlock(&a, x);
+    assert_eq!(callbacks(&a), vec![(false, x, UNLOCK)]);
+    assert_eq!(callbacks(&b), vec![(false, y, G)]);
+}
+
+#[test]
+fn the_first_asker_masters_and_look_ups_are_cached() {
+    let mut c = Cluster::new(3);
+    let hs: Vec<Handle> = (1..=3).map(|n| c.open(n, b"ls")).collect();
+    for (i, h) in hs.iter().enumerate() {
+        let name = format!("first-{i}");
+        let before = c.messages;
+        let id = c.lock(h, name.as_bytes(), 3, 0);
+        assert_eq!(callbacks(h), vec![(false, id, G)]);
+        assert!(c.masters(h.node, b"ls", name.as_bytes()), "node {} masters what it asked first", h.node);
+        assert!(c.messages - before <= 2, "at most one look-up round trip");
+        // A second lock by the same node: no message at all.
+        let before = c.messages;
+        let id2 = c.lock(h, name.as_bytes(), 3, 0);
+        assert_eq!(callbacks(h), vec![(false, id2, G)]);
+        assert_eq!(c.messages, before);
+    }
+}
+
+#[test]
+fn idle_masters_are_forgotten_and_stale_caches_recover() {
+    let mut c = Cluster::new(3);
+    let h1 = c.open(1, b"ls");
+    let h2 = c.open(2, b"ls");
+    let h3 = c.open(3, b"ls");
+    // Node 2 masters "x"; node 1 uses it too and caches that.
+    let a = c.lock(&h2, b"x", 3, 0);
+    let b = c.lock(&h1, b"x", 3, 0);
+    assert!(c.masters(2, b"ls", b"x"));
+    assert_eq!(callbacks(&h1), vec![(false, b, G)]);
+    c.unlock(&h1, b);
+    c.unlock(&h2, a);
+    assert_eq!(callbacks(&h1), vec![(false, b, UNLOCK)]);
+    assert_eq!(callbacks(&h2), vec![(false, a, G), (false, a, UNLOCK)]);
+    assert!(!c.masters(2, b"ls", b"x"), "no lock is left on x");
+    // Only node 2 and the directory node pass the grace period; node 1
+    // keeps its (now stale) cached master.
+    for n in [2, 3] {
+        c.tick(n, 0);
+        c.tick(n, RESOURCE_GRACE_MS + 1);
+    }
+    // Node 3 asks: the directory forgot node 2, so node 3 becomes master.
+    let d = c.lock(&h3, b"x", 5, 0);
+    assert_eq!(callbacks(&h3), vec![(false, d, G)]);
+    assert!(c.masters(3, b"ls", b"x"));
+    // Node 1 still believes node 2 masters x: node 2 says it does not, node 1
+    // asks the directory and ends up queued behind node 3's EX.
+    let e = c.lock(&h1, b"x", 3, 0);
+    assert_eq!(callbacks(&h1), vec![]);
+    assert!(!c.masters(2, b"ls", b"x"));
+    c.unlock(&h3, d);
+    assert_eq!(callbacks(&h1), vec![(false, e, G)]);
+    assert_eq!(callbacks(&h2), vec![], "node 2 heard nothing of the others");
+}
