@@ -6,6 +6,21 @@
  * cancel of a request queued on the master yields ECANCEL. */
 #include "common.h"
 #include <pthread.h>
+#include <signal.h>
+
+/* The master is paused while an operation overlaps the request, so that the
+ * reply cannot arrive first whatever the machine's load. */
+static pid_t master_pid(void)
+{
+	const char *f = getenv("MASTER_PID_FILE");
+	FILE *p = f ? fopen(f, "r") : NULL;
+	int pid = 0;
+	if (!p || fscanf(p, "%d", &pid) != 1) die("cannot read the master's pid from MASTER_PID_FILE");
+	fclose(p);
+	return pid;
+}
+static void pause_master(void) { if (kill(master_pid(), SIGSTOP)) die("SIGSTOP"); }
+static void resume_master(void) { if (kill(master_pid(), SIGCONT)) die("SIGCONT"); }
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int calls[8];
@@ -41,24 +56,30 @@ int main(void)
 	for (long i = 0; i < 8; i++) l[i].sb_lvbptr = (char *)i; /* slot number, never dereferenced: no VALBLK */
 
 	/* 1: plain unlock while the request is in flight */
+	pause_master();
 	if (dlm_ls_lock(ls, LKM_EXMODE, &l[1], 0, "r1", 2, 0, on_ast, &l[1], NULL, NULL)) die("lock r1");
 	int rv = dlm_ls_unlock(ls, l[1].sb_lkid, 0, &l[1], &l[1]);
+	resume_master();
 	if (rv != -1 || errno != EBUSY) die("plain unlock in flight: rv %d errno %d, expected -1/EBUSY", rv, errno);
 	settle(1, 1);
 	if (count(1) != 1 || last_status[1] != 0) die("r1 not granted after the EBUSY");
 	say("plain unlock while the request was in flight: EBUSY");
 
 	/* 2: force-unlock while the request is in flight */
+	pause_master();
 	if (dlm_ls_lock(ls, LKM_EXMODE, &l[2], 0, "r2", 2, 0, on_ast, &l[2], NULL, NULL)) die("lock r2");
 	rv = dlm_ls_unlock(ls, l[2].sb_lkid, LKF_FORCEUNLOCK, &l[2], &l[2]);
+	resume_master();
 	if (rv != 0) die("force-unlock in flight: rv %d errno %d", rv, errno);
 	settle(2, 1);
 	if (count(2) != 1 || last_status[2] != EUNLOCK) die("force-unlock: %d callbacks, last status %d; expected one EUNLOCK", count(2), last_status[2]);
 	say("force-unlock while the request was in flight: one EUNLOCK callback");
 
 	/* 3: cancel of a request the master grants */
+	pause_master();
 	if (dlm_ls_lock(ls, LKM_EXMODE, &l[3], 0, "r3", 2, 0, on_ast, &l[3], NULL, NULL)) die("lock r3");
 	rv = dlm_ls_unlock(ls, l[3].sb_lkid, LKF_CANCEL, &l[3], &l[3]);
+	resume_master();
 	if (rv != 0) die("cancel in flight: rv %d errno %d", rv, errno);
 	settle(3, 1);
 	if (count(3) != 1 || last_status[3] != 0) die("cancel lost to the grant: %d callbacks, last status %d", count(3), last_status[3]);

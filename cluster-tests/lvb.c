@@ -39,6 +39,12 @@ int main(int argc, char **argv)
 		char w[32];
 		snprintf(w, sizeof w, "lvb-read-%d", node_id());
 		if (node_id() == 2) {
+			/* write only once every other node has read node 1's value */
+			for (int n = 3; n <= nodes; n++) {
+				char r[32];
+				snprintf(r, sizeof r, "lvb-read-%d", n);
+				await(r, 20);
+			}
 			if (dlm_ls_lock_wait(ls, LKM_EXMODE, &lksb, LKF_CONVERT | LKF_VALBLK, "val", 3, 0, NULL, NULL, NULL) || lksb.sb_status)
 				die("NL->EX: %d", lksb.sb_status);
 			strcpy(lvb, "written-on-node-2");

@@ -53,7 +53,7 @@ start_nodes() {
 on() {
   local k=$1; shift
   DLM_RUN_DIR=$work/n$k DLM_NODEID=$k DLM_CONF=$work/dlm.conf LD_LIBRARY_PATH=$work/lib \
-    SYNC_DIR=$work/sync DLM_DAEMON=$rel/udlmd timeout 60 "$@"
+    SYNC_DIR=$work/sync DLM_DAEMON=$rel/udlmd MASTER_PID_FILE=$work/n2/udlmd.pid timeout 60 "$@"
 }
 
 result() { # name rc
