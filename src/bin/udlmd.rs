@@ -73,6 +73,12 @@ fn main() {
             std::process::exit(1);
         }
     };
+    // Anyone may reach the node, as anyone may open the kernel's control
+    // device; each lockspace's creation mode decides who may use it.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666));
+    }
     let _ = std::fs::write(dir.join("udlmd.pid"), format!("{}\n", std::process::id()));
     let (cfg, warnings) = match Config::from_env() {
         Ok(c) => c,
