@@ -446,4 +446,36 @@ mod tests {
             assert_eq!(decode_reply(&encode_reply(&r)).unwrap(), r);
         }
     }
+
+    /// Random bytes and random mutations of valid packets: errors, never
+    /// panics; whatever decodes re-encodes identically.
+    #[test]
+    fn random_input_never_panics() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let valid: Vec<Vec<u8>> = samples().iter().map(|r| r.encode()).collect();
+        for i in 0..20_000 {
+            let mut b = if i % 2 == 0 {
+                valid[(next() as usize) % valid.len()].clone()
+            } else {
+                (0..(next() % 80) as usize).map(|_| next() as u8).collect()
+            };
+            for _ in 0..(next() % 4) {
+                if !b.is_empty() {
+                    let at = (next() as usize) % b.len();
+                    b[at] = next() as u8;
+                }
+            }
+            if let Ok(r) = Request::decode(&b) {
+                assert_eq!(Request::decode(&r.encode()).unwrap(), r);
+            }
+            let _ = decode_reply(&b);
+            let _ = Callback::decode(&b);
+        }
+    }
 }

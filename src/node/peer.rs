@@ -388,4 +388,33 @@ mod tests {
         assert!(PeerMsg::decode(&[1, 65]).is_err());
         assert!(PeerMsg::decode(&vec![1u8; MAX_PEER_MESSAGE + 1]).is_err());
     }
+
+    /// Random bytes and mutations of valid messages: errors, never panics.
+    #[test]
+    fn random_input_never_panics() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let valid: Vec<Vec<u8>> = samples().iter().map(|m| m.encode()).collect();
+        for i in 0..20_000 {
+            let mut b = if i % 2 == 0 {
+                valid[(next() as usize) % valid.len()].clone()
+            } else {
+                (0..(next() % 120) as usize).map(|_| next() as u8).collect()
+            };
+            for _ in 0..(next() % 4) {
+                if !b.is_empty() {
+                    let at = (next() as usize) % b.len();
+                    b[at] = next() as u8;
+                }
+            }
+            if let Ok(m) = PeerMsg::decode(&b) {
+                assert_eq!(PeerMsg::decode(&m.encode()).unwrap(), m);
+            }
+        }
+    }
 }
