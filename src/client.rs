@@ -32,17 +32,28 @@ pub struct Connection {
 
 fn embedded_node() -> &'static Arc<Mutex<Node>> {
     static NODE: OnceLock<Arc<Mutex<Node>>> = OnceLock::new();
-    NODE.get_or_init(|| Arc::new(Mutex::new(Node::new(local_node_id(), NodeLimits::default()))))
+    NODE.get_or_init(|| {
+        Arc::new(Mutex::new(Node::new(
+            local_node_id(),
+            NodeLimits::default(),
+        )))
+    })
 }
 
 /// This node's id: `DLM_NODEID`, else 1 (a one-node cluster).
 pub fn local_node_id() -> u32 {
-    std::env::var("DLM_NODEID").ok().and_then(|v| v.trim().parse().ok()).filter(|&n| n > 0).unwrap_or(1)
+    std::env::var("DLM_NODEID")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(1)
 }
 
 /// Whether handles of this process use an in-process node.
 pub fn embedded_mode() -> bool {
-    std::env::var("DLM_EMBEDDED").map(|v| v == "1" || v.eq_ignore_ascii_case("yes")).unwrap_or(false)
+    std::env::var("DLM_EMBEDDED")
+        .map(|v| v == "1" || v.eq_ignore_ascii_case("yes"))
+        .unwrap_or(false)
 }
 
 fn lock_node(n: &Mutex<Node>) -> std::sync::MutexGuard<'_, Node> {
@@ -66,11 +77,25 @@ impl Connection {
         let dir = run_dir();
         let sock = dir.join(SOCKET_NAME);
         let req = connect_or_start(&dir, &sock).map_err(|e| io_errno(&e))?;
-        let hello = Request::Open { version: PROTOCOL_VERSION, name: name.to_vec(), create, tid: sys::gettid() };
+        let hello = Request::Open {
+            version: PROTOCOL_VERSION,
+            name: name.to_vec(),
+            create,
+            tid: sys::gettid(),
+        };
         let token = round_trip(&req, &hello)??;
         let events = sys::seqpacket_connect(&sock).map_err(|e| io_errno(&e))?;
-        round_trip(&events, &Request::AttachEvents { version: PROTOCOL_VERSION, token })??;
-        Ok(Connection { link: Link::Daemon(Mutex::new(req)), events })
+        round_trip(
+            &events,
+            &Request::AttachEvents {
+                version: PROTOCOL_VERSION,
+                token,
+            },
+        )??;
+        Ok(Connection {
+            link: Link::Daemon(Mutex::new(req)),
+            events,
+        })
     }
 
     fn open_embedded(name: &[u8], create: Option<(u32, u32)>) -> Result<Connection, Errno> {
@@ -80,7 +105,10 @@ impl Connection {
         let creds = sys::own_creds();
         let (owner, token) = n.open(name, create, creds)?;
         n.attach(token, EventSink::new(node_end), creds)?;
-        Ok(Connection { link: Link::Embedded(owner), events: ours })
+        Ok(Connection {
+            link: Link::Embedded(owner),
+            events: ours,
+        })
     }
 
     /// Sends one request and waits for its reply.
@@ -92,7 +120,12 @@ impl Connection {
             }
             Link::Embedded(owner) => {
                 let mut done = false;
-                handle_request(&mut lock_node(embedded_node()), *owner, req.clone(), &mut done)
+                handle_request(
+                    &mut lock_node(embedded_node()),
+                    *owner,
+                    req.clone(),
+                    &mut done,
+                )
             }
         }
     }
@@ -128,7 +161,13 @@ impl Drop for Connection {
 pub fn query(what: &proto::Query) -> Result<String, Errno> {
     let sock = run_dir().join(SOCKET_NAME);
     let fd = sys::seqpacket_connect(&sock).map_err(|e| io_errno(&e))?;
-    let len = round_trip(&fd, &Request::Query { version: PROTOCOL_VERSION, query: what.clone() })?? as usize;
+    let len = round_trip(
+        &fd,
+        &Request::Query {
+            version: PROTOCOL_VERSION,
+            query: what.clone(),
+        },
+    )?? as usize;
     if len > proto::MAX_QUERY_ANSWER {
         return Err(Errno::Proto);
     }
@@ -163,7 +202,11 @@ fn daemon_path() -> PathBuf {
 fn connect_or_start(dir: &Path, sock: &Path) -> io::Result<OwnedFd> {
     match sys::seqpacket_connect(sock) {
         Ok(fd) => return Ok(fd),
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ECONNREFUSED)) => {}
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOENT) | Some(libc::ECONNREFUSED)
+            ) => {}
         Err(e) => return Err(e),
     }
     // No node answers: start one. `udlmd --daemonize` returns once it

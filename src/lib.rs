@@ -5,12 +5,12 @@
 //! its node (local socket or in-process); `capi` is the C ABI that the
 //! `compat/` libraries export.
 
-pub mod types;
-pub mod engine;
+pub mod capi;
+pub mod client;
 pub mod cluster;
+pub mod engine;
 pub mod net;
+pub mod node;
 pub mod proto;
 pub mod sys;
-pub mod node;
-pub mod client;
-pub mod capi;
+pub mod types;

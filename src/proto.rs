@@ -35,21 +35,55 @@ pub struct UserArgs {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
     /// First packet of a request link: open (or create) a lockspace.
-    Open { version: u32, name: Vec<u8>, create: Option<(u32, u32)>, tid: u32 },
+    Open {
+        version: u32,
+        name: Vec<u8>,
+        create: Option<(u32, u32)>,
+        tid: u32,
+    },
     /// First packet of an event link: attach to the handle named by `token`.
-    AttachEvents { version: u32, token: u64 },
+    AttachEvents {
+        version: u32,
+        token: u64,
+    },
     /// A new lock, a conversion (`LKF_CONVERT`) or an orphan adoption.
-    Lock { mode: u8, flags: u32, lkid: u32, name: Vec<u8>, lvb: Option<Lvb>, user: UserArgs, tid: u32 },
+    Lock {
+        mode: u8,
+        flags: u32,
+        lkid: u32,
+        name: Vec<u8>,
+        lvb: Option<Lvb>,
+        user: UserArgs,
+        tid: u32,
+    },
     /// Unlock or cancel; `astarg` 0 keeps the lock's argument.
-    Unlock { lkid: u32, flags: u32, lvb: Option<Lvb>, astarg: u64, lksb: u64 },
-    DeadlockCancel { lkid: u32, flags: u32 },
-    Purge { nodeid: u32, pid: u32, tid: u32 },
+    Unlock {
+        lkid: u32,
+        flags: u32,
+        lvb: Option<Lvb>,
+        astarg: u64,
+        lksb: u64,
+    },
+    DeadlockCancel {
+        lkid: u32,
+        flags: u32,
+    },
+    Purge {
+        nodeid: u32,
+        pid: u32,
+        tid: u32,
+    },
     /// Close this handle and drop one creation reference of its lockspace.
-    Release { force: u32 },
+    Release {
+        force: u32,
+    },
     /// Close this handle (its locks are released or orphaned).
     Close,
     /// First packet of a query link: a read-only question for `udlm`.
-    Query { version: u32, query: Query },
+    Query {
+        version: u32,
+        query: Query,
+    },
 }
 
 /// What `udlm` may ask a node. The answer is a JSON document.
@@ -189,7 +223,12 @@ impl<'a> Reader<'a> {
 impl Request {
     pub fn encode(&self) -> Vec<u8> {
         let w = match self {
-            Request::Open { version, name, create, tid } => {
+            Request::Open {
+                version,
+                name,
+                create,
+                tid,
+            } => {
                 let mut w = Writer::new(T_OPEN);
                 w.u32(*version).bytes(name).u32(*tid);
                 match create {
@@ -203,13 +242,32 @@ impl Request {
                 w.u32(*version).u64(*token);
                 w
             }
-            Request::Lock { mode, flags, lkid, name, lvb, user, tid } => {
+            Request::Lock {
+                mode,
+                flags,
+                lkid,
+                name,
+                lvb,
+                user,
+                tid,
+            } => {
                 let mut w = Writer::new(T_LOCK);
                 w.u8(*mode).u32(*flags).u32(*lkid).bytes(name).lvb(lvb);
-                w.u64(user.ast).u64(user.astarg).u64(user.bast).u64(user.bastarg).u64(user.lksb).u32(*tid);
+                w.u64(user.ast)
+                    .u64(user.astarg)
+                    .u64(user.bast)
+                    .u64(user.bastarg)
+                    .u64(user.lksb)
+                    .u32(*tid);
                 w
             }
-            Request::Unlock { lkid, flags, lvb, astarg, lksb } => {
+            Request::Unlock {
+                lkid,
+                flags,
+                lvb,
+                astarg,
+                lksb,
+            } => {
                 let mut w = Writer::new(T_UNLOCK);
                 w.u32(*lkid).u32(*flags).lvb(lvb).u64(*astarg).u64(*lksb);
                 w
@@ -260,18 +318,40 @@ impl Request {
                     1 => Some((r.u32()?, r.u32()?)),
                     _ => return Err(Malformed("bad create tag")),
                 };
-                Request::Open { version, name, create, tid }
+                Request::Open {
+                    version,
+                    name,
+                    create,
+                    tid,
+                }
             }
-            T_ATTACH => Request::AttachEvents { version: r.u32()?, token: r.u64()? },
+            T_ATTACH => Request::AttachEvents {
+                version: r.u32()?,
+                token: r.u64()?,
+            },
             T_LOCK => {
                 let mode = r.u8()?;
                 let flags = r.u32()?;
                 let lkid = r.u32()?;
                 let name = r.bytes(RESNAME_MAXLEN)?;
                 let lvb = r.lvb()?;
-                let user = UserArgs { ast: r.u64()?, astarg: r.u64()?, bast: r.u64()?, bastarg: r.u64()?, lksb: r.u64()? };
+                let user = UserArgs {
+                    ast: r.u64()?,
+                    astarg: r.u64()?,
+                    bast: r.u64()?,
+                    bastarg: r.u64()?,
+                    lksb: r.u64()?,
+                };
                 let tid = r.u32()?;
-                Request::Lock { mode, flags, lkid, name, lvb, user, tid }
+                Request::Lock {
+                    mode,
+                    flags,
+                    lkid,
+                    name,
+                    lvb,
+                    user,
+                    tid,
+                }
             }
             T_UNLOCK => Request::Unlock {
                 lkid: r.u32()?,
@@ -280,8 +360,15 @@ impl Request {
                 astarg: r.u64()?,
                 lksb: r.u64()?,
             },
-            T_DEADLOCK_CANCEL => Request::DeadlockCancel { lkid: r.u32()?, flags: r.u32()? },
-            T_PURGE => Request::Purge { nodeid: r.u32()?, pid: r.u32()?, tid: r.u32()? },
+            T_DEADLOCK_CANCEL => Request::DeadlockCancel {
+                lkid: r.u32()?,
+                flags: r.u32()?,
+            },
+            T_PURGE => Request::Purge {
+                nodeid: r.u32()?,
+                pid: r.u32()?,
+                tid: r.u32()?,
+            },
             T_RELEASE => Request::Release { force: r.u32()? },
             T_CLOSE => Request::Close,
             T_QUERY => {
@@ -371,26 +458,69 @@ mod tests {
 
     fn samples() -> Vec<Request> {
         vec![
-            Request::Open { version: 1, name: b"ls".to_vec(), create: Some((0o600, 8)), tid: 7 },
-            Request::Open { version: 1, name: vec![b'x'; 64], create: None, tid: 7 },
-            Request::AttachEvents { version: 1, token: u64::MAX },
+            Request::Open {
+                version: 1,
+                name: b"ls".to_vec(),
+                create: Some((0o600, 8)),
+                tid: 7,
+            },
+            Request::Open {
+                version: 1,
+                name: vec![b'x'; 64],
+                create: None,
+                tid: 7,
+            },
+            Request::AttachEvents {
+                version: 1,
+                token: u64::MAX,
+            },
             Request::Lock {
                 mode: 5,
                 flags: 0x8000_0008,
                 lkid: 3,
                 name: vec![0; 64],
                 lvb: Some([9; 32]),
-                user: UserArgs { ast: 1, astarg: 2, bast: 3, bastarg: 4, lksb: 5 },
+                user: UserArgs {
+                    ast: 1,
+                    astarg: 2,
+                    bast: 3,
+                    bastarg: 4,
+                    lksb: 5,
+                },
                 tid: 9,
             },
-            Request::Lock { mode: 0, flags: 0, lkid: 0, name: vec![], lvb: None, user: UserArgs::default(), tid: 0 },
-            Request::Unlock { lkid: 1, flags: 2, lvb: None, astarg: 0, lksb: 8 },
+            Request::Lock {
+                mode: 0,
+                flags: 0,
+                lkid: 0,
+                name: vec![],
+                lvb: None,
+                user: UserArgs::default(),
+                tid: 0,
+            },
+            Request::Unlock {
+                lkid: 1,
+                flags: 2,
+                lvb: None,
+                astarg: 0,
+                lksb: 8,
+            },
             Request::DeadlockCancel { lkid: 1, flags: 0 },
-            Request::Purge { nodeid: 0, pid: 5, tid: 5 },
+            Request::Purge {
+                nodeid: 0,
+                pid: 5,
+                tid: 5,
+            },
             Request::Release { force: 1 },
             Request::Close,
-            Request::Query { version: 1, query: Query::Status },
-            Request::Query { version: 1, query: Query::Lockdump(b"ls".to_vec()) },
+            Request::Query {
+                version: 1,
+                query: Query::Status,
+            },
+            Request::Query {
+                version: 1,
+                query: Query::Lockdump(b"ls".to_vec()),
+            },
         ]
     }
 
@@ -418,7 +548,13 @@ mod tests {
 
     #[test]
     fn oversized_names_are_rejected() {
-        let mut b = Request::Open { version: 1, name: vec![b'a'; 64], create: None, tid: 0 }.encode();
+        let mut b = Request::Open {
+            version: 1,
+            name: vec![b'a'; 64],
+            create: None,
+            tid: 0,
+        }
+        .encode();
         b[5] = 65;
         b.insert(6, b'a');
         assert_eq!(Request::decode(&b), Err(Malformed("name too long")));

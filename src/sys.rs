@@ -33,7 +33,10 @@ fn sockaddr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
     addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
     let bytes = path.as_os_str().as_bytes();
     if bytes.len() >= addr.sun_path.len() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "socket path too long"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "socket path too long",
+        ));
     }
     for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
         *d = *s as libc::c_char;
@@ -44,7 +47,8 @@ fn sockaddr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
 
 fn seqpacket_socket() -> io::Result<OwnedFd> {
     // SAFETY: socket(2) with constant arguments.
-    let fd = cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) })?;
+    let fd =
+        cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) })?;
     // SAFETY: fd was just returned by socket(2) and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -54,7 +58,13 @@ pub fn seqpacket_connect(path: &Path) -> io::Result<OwnedFd> {
     let fd = seqpacket_socket()?;
     let (addr, len) = sockaddr(path)?;
     // SAFETY: addr is a valid sockaddr_un of length len.
-    cvt(unsafe { libc::connect(fd.as_raw_fd(), &addr as *const _ as *const libc::sockaddr, len) })?;
+    cvt(unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            &addr as *const _ as *const libc::sockaddr,
+            len,
+        )
+    })?;
     Ok(fd)
 }
 
@@ -63,7 +73,13 @@ pub fn seqpacket_listen(path: &Path) -> io::Result<OwnedFd> {
     let fd = seqpacket_socket()?;
     let (addr, len) = sockaddr(path)?;
     // SAFETY: addr is a valid sockaddr_un of length len.
-    cvt(unsafe { libc::bind(fd.as_raw_fd(), &addr as *const _ as *const libc::sockaddr, len) })?;
+    cvt(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            &addr as *const _ as *const libc::sockaddr,
+            len,
+        )
+    })?;
     // SAFETY: listen(2) on our own socket.
     cvt(unsafe { libc::listen(fd.as_raw_fd(), 128) })?;
     Ok(fd)
@@ -73,7 +89,12 @@ pub fn accept(listener: &OwnedFd) -> io::Result<OwnedFd> {
     loop {
         // SAFETY: accept4 with null address arguments is allowed.
         let r = unsafe {
-            libc::accept4(listener.as_raw_fd(), std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC)
+            libc::accept4(
+                listener.as_raw_fd(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_CLOEXEC,
+            )
         };
         match cvt(r) {
             // SAFETY: a new descriptor owned by nobody else.
@@ -88,7 +109,14 @@ pub fn accept(listener: &OwnedFd) -> io::Result<OwnedFd> {
 pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: fds has room for the two descriptors.
-    cvt(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) })?;
+    cvt(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    })?;
     // SAFETY: both descriptors are new and owned by nobody else.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
@@ -98,7 +126,9 @@ pub fn send(fd: RawFd, buf: &[u8], nonblocking: bool) -> io::Result<usize> {
     let flags = libc::MSG_NOSIGNAL | if nonblocking { libc::MSG_DONTWAIT } else { 0 };
     loop {
         // SAFETY: buf is valid for buf.len() bytes.
-        match cvt_size(unsafe { libc::send(fd, buf.as_ptr() as *const libc::c_void, buf.len(), flags) }) {
+        match cvt_size(unsafe {
+            libc::send(fd, buf.as_ptr() as *const libc::c_void, buf.len(), flags)
+        }) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             r => return r,
         }
@@ -114,7 +144,12 @@ pub fn recv(fd: RawFd, buf: &mut [u8], nonblocking: bool) -> io::Result<usize> {
         let r = unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), flags) };
         match cvt_size(r) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Ok(n) if n > buf.len() => return Err(io::Error::new(io::ErrorKind::InvalidData, "oversized packet")),
+            Ok(n) if n > buf.len() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "oversized packet",
+                ))
+            }
             r => return r,
         }
     }
@@ -123,7 +158,11 @@ pub fn recv(fd: RawFd, buf: &mut [u8], nonblocking: bool) -> io::Result<usize> {
 /// Waits until `fd` is readable (`out` false) or writable (`out` true), or
 /// the timeout passes (`timeout_ms` < 0: forever). Returns whether it is ready.
 pub fn poll_one(fd: RawFd, out: bool, timeout_ms: i32) -> io::Result<bool> {
-    let mut p = libc::pollfd { fd, events: if out { libc::POLLOUT } else { libc::POLLIN }, revents: 0 };
+    let mut p = libc::pollfd {
+        fd,
+        events: if out { libc::POLLOUT } else { libc::POLLIN },
+        revents: 0,
+    };
     loop {
         // SAFETY: p is one valid pollfd.
         match cvt(unsafe { libc::poll(&mut p, 1, timeout_ms) }) {
@@ -143,19 +182,39 @@ pub struct PeerCreds {
 }
 
 pub fn peer_creds(fd: RawFd) -> io::Result<PeerCreds> {
-    let mut c = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut c = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
     let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
     // SAFETY: c and len describe a valid ucred buffer.
     cvt(unsafe {
-        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_PEERCRED, &mut c as *mut _ as *mut libc::c_void, &mut len)
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            &mut c as *mut _ as *mut libc::c_void,
+            &mut len,
+        )
     })?;
-    Ok(PeerCreds { pid: c.pid as u32, uid: c.uid, gid: c.gid })
+    Ok(PeerCreds {
+        pid: c.pid as u32,
+        uid: c.uid,
+        gid: c.gid,
+    })
 }
 
 /// Our own credentials, as a peer would see them.
 pub fn own_creds() -> PeerCreds {
     // SAFETY: these calls cannot fail.
-    unsafe { PeerCreds { pid: libc::getpid() as u32, uid: libc::getuid(), gid: libc::getgid() } }
+    unsafe {
+        PeerCreds {
+            pid: libc::getpid() as u32,
+            uid: libc::getuid(),
+            gid: libc::getgid(),
+        }
+    }
 }
 
 /// Sets a socket's send buffer size (best effort).
@@ -193,7 +252,9 @@ pub fn random_u64() -> u64 {
     // SAFETY: b is a valid 8-byte buffer.
     let n = unsafe { libc::getrandom(b.as_mut_ptr() as *mut libc::c_void, 8, 0) };
     if n != 8 {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         return t.as_nanos() as u64 ^ ((own_creds().pid as u64) << 32);
     }
     u64::from_le_bytes(b)
@@ -204,7 +265,13 @@ pub fn random_u64() -> u64 {
 pub fn try_lock_file(path: &Path) -> io::Result<Option<OwnedFd>> {
     let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| io::ErrorKind::InvalidInput)?;
     // SAFETY: c is a valid C string.
-    let fd = cvt(unsafe { libc::open(c.as_ptr(), libc::O_RDWR | libc::O_CREAT | libc::O_CLOEXEC, 0o600) })?;
+    let fd = cvt(unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_RDWR | libc::O_CREAT | libc::O_CLOEXEC,
+            0o600,
+        )
+    })?;
     // SAFETY: fd is new and ours.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     // SAFETY: flock on our descriptor.
@@ -277,7 +344,11 @@ pub fn redirect_stdio(log: Option<&Path>) {
             libc::close(n);
         }
         if let Some(p) = log.and_then(|p| CString::new(p.as_os_str().as_bytes()).ok()) {
-            let l = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND, 0o600);
+            let l = libc::open(
+                p.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND,
+                0o600,
+            );
             if l >= 0 {
                 libc::dup2(l, 2);
                 libc::close(l);

@@ -241,7 +241,10 @@ impl ResName {
         }
         let mut bytes = [0u8; RESNAME_MAXLEN];
         bytes[..name.len()].copy_from_slice(name);
-        Some(ResName { len: name.len() as u8, bytes })
+        Some(ResName {
+            len: name.len() as u8,
+            bytes,
+        })
     }
 
     pub fn as_bytes(&self) -> &[u8] {

@@ -55,10 +55,16 @@ struct Failure {
 
 impl Failure {
     fn new(message: impl Into<String>) -> Failure {
-        Failure { message: message.into(), status: 1 }
+        Failure {
+            message: message.into(),
+            status: 1,
+        }
     }
     fn usage(message: impl Into<String>) -> Failure {
-        Failure { message: format!("{}\nTry 'udlm --help'.", message.into()), status: 2 }
+        Failure {
+            message: format!("{}\nTry 'udlm --help'.", message.into()),
+            status: 2,
+        }
     }
 }
 
@@ -83,7 +89,11 @@ fn main() {
     let result = parse_args(&args).and_then(|(cmd, json)| run(cmd, json));
     let output = match result {
         Ok(o) => o,
-        Err(f) => Output { out: String::new(), err: format!("udlm: {}\n", f.message), status: f.status },
+        Err(f) => Output {
+            out: String::new(),
+            err: format!("udlm: {}\n", f.message),
+            status: f.status,
+        },
     };
     // A closed stdout (`udlm lockdump x | head`) is not an error to report.
     let _ = std::io::stdout().lock().write_all(output.out.as_bytes());
@@ -103,14 +113,21 @@ fn parse_args(args: &[std::ffi::OsString]) -> Result<(Command, bool), Failure> {
                 b"--json" => json = true,
                 b"-h" | b"--help" => return Ok((Command::Help, json)),
                 b"--" => options_done = true,
-                _ => return Err(Failure::usage(format!("unknown option '{}'.", a.to_string_lossy()))),
+                _ => {
+                    return Err(Failure::usage(format!(
+                        "unknown option '{}'.",
+                        a.to_string_lossy()
+                    )))
+                }
             }
         } else {
             words.push(a.as_os_str());
         }
     }
     let Some((first, rest)) = words.split_first() else {
-        return Err(Failure::usage("a command is missing: status, ls, lockdump, config check or help."));
+        return Err(Failure::usage(
+            "a command is missing: status, ls, lockdump, config check or help.",
+        ));
     };
     let extra = |n: usize, what: &str| -> Result<(), Failure> {
         if rest.len() > n {
@@ -135,7 +152,9 @@ fn parse_args(args: &[std::ffi::OsString]) -> Result<(Command, bool), Failure> {
         }
         b"lockdump" => {
             let Some(name) = rest.first() else {
-                return Err(Failure::usage("'lockdump' needs the name of a lockspace (udlm ls lists them)."));
+                return Err(Failure::usage(
+                    "'lockdump' needs the name of a lockspace (udlm ls lists them).",
+                ));
             };
             extra(1, "one argument, the lockspace")?;
             let name = name.as_bytes().to_vec();
@@ -160,21 +179,26 @@ fn parse_args(args: &[std::ffi::OsString]) -> Result<(Command, bool), Failure> {
                     String::from_utf8_lossy(other)
                 )))
             }
-            None => return Err(Failure::usage("'config' needs a command: 'config check [FILE]'.")),
+            None => {
+                return Err(Failure::usage(
+                    "'config' needs a command: 'config check [FILE]'.",
+                ))
+            }
         },
-        other => {
-            return Err(Failure::usage(format!(
-                "unknown command '{}'; the commands are status, ls, lockdump, config check and help.",
-                String::from_utf8_lossy(other)
-            )))
-        }
+        other => return Err(Failure::usage(format!(
+            "unknown command '{}'; the commands are status, ls, lockdump, config check and help.",
+            String::from_utf8_lossy(other)
+        ))),
     };
     Ok((cmd, json))
 }
 
 fn run(cmd: Command, json: bool) -> Result<Output, Failure> {
     match cmd {
-        Command::Help => Ok(Output { out: USAGE.to_string(), ..Output::default() }),
+        Command::Help => Ok(Output {
+            out: USAGE.to_string(),
+            ..Output::default()
+        }),
         Command::Status => node_query(&Query::Status, json, format_status),
         Command::Ls => node_query(&Query::Lockspaces, json, format_lockspaces),
         Command::Lockdump(name) => {
@@ -187,16 +211,31 @@ fn run(cmd: Command, json: bool) -> Result<Output, Failure> {
 
 // ----- node queries ---------------------------------------------------------
 
-fn node_query(query: &Query, json: bool, format: fn(&Json) -> Result<String, String>) -> Result<Output, Failure> {
+fn node_query(
+    query: &Query,
+    json: bool,
+    format: fn(&Json) -> Result<String, String>,
+) -> Result<Output, Failure> {
     let text = udlm::client::query(query).map_err(|e| query_failure(query, e))?;
     if json {
         let mut out = text.trim_end().to_string();
         out.push('\n');
-        return Ok(Output { out, ..Output::default() });
+        return Ok(Output {
+            out,
+            ..Output::default()
+        });
     }
-    let doc = Json::parse(&text).map_err(|e| Failure::new(format!("the node's answer is not valid JSON ({e}).")))?;
-    let out = format(&doc).map_err(|e| Failure::new(format!("the node's answer is not what this udlm expects ({e}).")))?;
-    Ok(Output { out, ..Output::default() })
+    let doc = Json::parse(&text)
+        .map_err(|e| Failure::new(format!("the node's answer is not valid JSON ({e}).")))?;
+    let out = format(&doc).map_err(|e| {
+        Failure::new(format!(
+            "the node's answer is not what this udlm expects ({e})."
+        ))
+    })?;
+    Ok(Output {
+        out,
+        ..Output::default()
+    })
 }
 
 fn socket_path() -> PathBuf {
@@ -241,7 +280,11 @@ fn format_status(doc: &Json) -> Result<String, String> {
     let id = doc.get("node_id")?.as_u64()?;
     let address = doc.get("address")?.as_opt_str()?;
     let cluster = doc.get("cluster_name")?.as_str()?;
-    let _ = writeln!(o, "node:       {id}{}", address.map(|a| format!(" at {a}")).unwrap_or_default());
+    let _ = writeln!(
+        o,
+        "node:       {id}{}",
+        address.map(|a| format!(" at {a}")).unwrap_or_default()
+    );
     let _ = writeln!(o, "cluster:    {cluster}");
     let quorum = doc.get("quorum")?;
     let have = quorum.get("have")?.as_bool()?;
@@ -255,7 +298,11 @@ fn format_status(doc: &Json) -> Result<String, String> {
     );
     let nodes = doc.get("nodes")?.as_array()?;
     let _ = writeln!(o, "nodes:");
-    let mut rows = vec![vec!["ID".to_string(), "ADDRESS".to_string(), "STATE".to_string()]];
+    let mut rows = vec![vec![
+        "ID".to_string(),
+        "ADDRESS".to_string(),
+        "STATE".to_string(),
+    ]];
     for n in nodes {
         let nid = n.get("id")?.as_u64()?;
         let state = if nid == id {
@@ -265,7 +312,11 @@ fn format_status(doc: &Json) -> Result<String, String> {
         } else {
             "not connected"
         };
-        rows.push(vec![nid.to_string(), n.get("address")?.as_opt_str()?.unwrap_or("-").to_string(), state.to_string()]);
+        rows.push(vec![
+            nid.to_string(),
+            n.get("address")?.as_opt_str()?.unwrap_or("-").to_string(),
+            state.to_string(),
+        ]);
     }
     table(&mut o, "  ", &rows, &[true, false, false]);
     let lockspaces = doc.get("lockspaces")?.as_array()?;
@@ -275,9 +326,16 @@ fn format_status(doc: &Json) -> Result<String, String> {
         let _ = writeln!(o, "lockspaces:");
         let mut rows = vec![vec!["NAME".to_string(), "MEMBERS".to_string()]];
         for ls in lockspaces {
-            let members: Result<Vec<String>, String> =
-                ls.get("members")?.as_array()?.iter().map(|m| m.as_u64().map(|v| v.to_string())).collect();
-            rows.push(vec![ls.get("name")?.as_str()?.to_string(), members?.join(" ")]);
+            let members: Result<Vec<String>, String> = ls
+                .get("members")?
+                .as_array()?
+                .iter()
+                .map(|m| m.as_u64().map(|v| v.to_string()))
+                .collect();
+            rows.push(vec![
+                ls.get("name")?.as_str()?.to_string(),
+                members?.join(" "),
+            ]);
         }
         table(&mut o, "  ", &rows, &[false, false]);
     }
@@ -289,7 +347,12 @@ fn format_lockspaces(doc: &Json) -> Result<String, String> {
     if lockspaces.is_empty() {
         return Ok("no lockspaces on this node\n".to_string());
     }
-    let mut rows = vec![vec!["NAME".into(), "HANDLES".into(), "LOCKS".into(), "RESOURCES".into()]];
+    let mut rows = vec![vec![
+        "NAME".into(),
+        "HANDLES".into(),
+        "LOCKS".into(),
+        "RESOURCES".into(),
+    ]];
     for ls in lockspaces {
         rows.push(vec![
             ls.get("name")?.as_str()?.to_string(),
@@ -319,7 +382,12 @@ fn format_lockdump(doc: &Json) -> Result<String, String> {
         let hex = r.get("name_hex")?.as_str()?;
         let master = r.get("master")?.as_opt_u64()?;
         let _ = writeln!(o);
-        let _ = write!(o, "resource \"{}\" (hex {})", printable(rname), if hex.is_empty() { "empty" } else { hex });
+        let _ = write!(
+            o,
+            "resource \"{}\" (hex {})",
+            printable(rname),
+            if hex.is_empty() { "empty" } else { hex }
+        );
         match master {
             Some(m) => {
                 let _ = writeln!(o, ", master node {m}");
@@ -337,7 +405,18 @@ fn format_lockdump(doc: &Json) -> Result<String, String> {
                 let _ = writeln!(o, "  lvb: none{}", if valid { "" } else { " (not valid)" });
             }
         }
-        let mut rows = vec![["QUEUE", "ID", "GRANTED", "REQUESTED", "FLAGS", "PID", "NODE", ""].map(String::from).to_vec()];
+        let mut rows = vec![[
+            "QUEUE",
+            "ID",
+            "GRANTED",
+            "REQUESTED",
+            "FLAGS",
+            "PID",
+            "NODE",
+            "",
+        ]
+        .map(String::from)
+        .to_vec()];
         for queue in ["granted", "converting", "waiting"] {
             for l in r.get(queue)?.as_array()? {
                 let orphan = match l.find("orphan") {
@@ -352,14 +431,23 @@ fn format_lockdump(doc: &Json) -> Result<String, String> {
                     l.get("flags")?.as_str()?.to_string(),
                     l.get("pid")?.as_u64()?.to_string(),
                     l.get("node")?.as_u64()?.to_string(),
-                    if orphan { "orphan".to_string() } else { String::new() },
+                    if orphan {
+                        "orphan".to_string()
+                    } else {
+                        String::new()
+                    },
                 ]);
             }
         }
         if rows.len() == 1 {
             let _ = writeln!(o, "  no locks");
         } else {
-            table(&mut o, "  ", &rows, &[false, true, false, false, false, true, true, false]);
+            table(
+                &mut o,
+                "  ",
+                &rows,
+                &[false, true, false, false, false, true, true, false],
+            );
         }
     }
     Ok(o)
@@ -368,8 +456,15 @@ fn format_lockdump(doc: &Json) -> Result<String, String> {
 /// Writes `rows` as aligned columns (`right`: right-aligned columns).
 fn table(o: &mut String, indent: &str, rows: &[Vec<String>], right: &[bool]) {
     let columns = rows.iter().map(|r| r.len()).max().unwrap_or(0);
-    let widths: Vec<usize> =
-        (0..columns).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     for row in rows {
         let mut line = String::from(indent);
         for (c, cell) in row.iter().enumerate() {
@@ -429,10 +524,15 @@ fn config_check(file: Option<&Path>, json: bool) -> Output {
     let mut errors: Vec<Diagnostic> = Vec::new();
     let mut warnings: Vec<Diagnostic> = Vec::new();
     let mut summary = None;
+    let mut local_id = None;
     match result {
         Err(list) => {
             for e in list {
-                errors.push(Diagnostic { file: e.path.display().to_string(), line: e.line, message: e.message });
+                errors.push(Diagnostic {
+                    file: e.path.display().to_string(),
+                    line: e.line,
+                    message: e.message,
+                });
             }
         }
         Ok((config, list)) => {
@@ -440,15 +540,42 @@ fn config_check(file: Option<&Path>, json: bool) -> Output {
                 warnings.push(Diagnostic::from_text(&w));
             }
             extra_checks(&config, &mut warnings);
+            // Which node udlmd would be here (DLM_NODEID, else the node
+            // line with a local address): a warning when it cannot tell,
+            // since the file may be meant for another host.
+            match config.local_node_id() {
+                Ok(id) => local_id = Some(id),
+                Err(message) => warnings.push(Diagnostic {
+                    file: String::new(),
+                    line: 0,
+                    message,
+                }),
+            }
             summary = Some(config);
         }
     }
     let ok = errors.is_empty();
-    let mut o = Output { status: if ok { 0 } else { 1 }, ..Output::default() };
+    let mut o = Output {
+        status: if ok { 0 } else { 1 },
+        ..Output::default()
+    };
     if json {
         let mut j = String::from("{");
-        let _ = write!(j, "\"file\":{},", if source.is_empty() { "null".to_string() } else { json_string(&source) });
-        let _ = write!(j, "\"ok\":{ok},\"errors\":{},\"warnings\":{}", diagnostics_json(&errors), diagnostics_json(&warnings));
+        let _ = write!(
+            j,
+            "\"file\":{},",
+            if source.is_empty() {
+                "null".to_string()
+            } else {
+                json_string(&source)
+            }
+        );
+        let _ = write!(
+            j,
+            "\"ok\":{ok},\"errors\":{},\"warnings\":{}",
+            diagnostics_json(&errors),
+            diagnostics_json(&warnings)
+        );
         if let Some(c) = &summary {
             let nodes: Vec<String> = c
                 .nodes
@@ -464,12 +591,13 @@ fn config_check(file: Option<&Path>, json: bool) -> Output {
                 .collect();
             let _ = write!(
                 j,
-                ",\"cluster_name\":{},\"port\":{},\"nodes\":[{}],\"lockspace_lines\":{},\"master_lines\":{}",
+                ",\"cluster_name\":{},\"port\":{},\"nodes\":[{}],\"lockspace_lines\":{},\"master_lines\":{},\"local_node_id\":{}",
                 json_string(&c.cluster_name),
                 c.port,
                 nodes.join(","),
                 c.lockspaces.len(),
-                c.masters.len()
+                c.masters.len(),
+                local_id.map_or("null".to_string(), |id| id.to_string())
             );
         }
         j.push_str("}\n");
@@ -482,7 +610,11 @@ fn config_check(file: Option<&Path>, json: bool) -> Output {
     for w in &warnings {
         let _ = writeln!(o.err, "{}", w.text("warning"));
     }
-    let name = if source.is_empty() { "no config file (a one-node cluster)".to_string() } else { source };
+    let name = if source.is_empty() {
+        "no config file (a one-node cluster)".to_string()
+    } else {
+        source
+    };
     match &summary {
         None => {
             let _ = writeln!(
@@ -495,11 +627,15 @@ fn config_check(file: Option<&Path>, json: bool) -> Output {
         Some(c) => {
             let _ = writeln!(
                 o.out,
-                "{name}: OK{}: cluster \"{}\", {} node{}, {} lockspace line{}, {} master line{}",
+                "{name}: OK{}: cluster \"{}\", {} node{}, {} lockspace line{}, {} master line{}{}",
                 if warnings.is_empty() {
                     String::new()
                 } else {
-                    format!(" with {} warning{}", warnings.len(), if warnings.len() == 1 { "" } else { "s" })
+                    format!(
+                        " with {} warning{}",
+                        warnings.len(),
+                        if warnings.len() == 1 { "" } else { "s" }
+                    )
                 },
                 c.cluster_name,
                 c.nodes.len(),
@@ -508,6 +644,9 @@ fn config_check(file: Option<&Path>, json: bool) -> Output {
                 if c.lockspaces.len() == 1 { "" } else { "s" },
                 c.masters.len(),
                 if c.masters.len() == 1 { "" } else { "s" },
+                local_id
+                    .map(|id| format!("; this host is node {id}"))
+                    .unwrap_or_default(),
             );
         }
     }
@@ -518,19 +657,29 @@ fn config_check(file: Option<&Path>, json: bool) -> Output {
 /// cannot read, a host name that does not resolve. Warnings, since the file
 /// may be checked on another host than the one it is for.
 fn extra_checks(config: &Config, warnings: &mut Vec<Diagnostic>) {
-    let file = config.source.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+    let file = config
+        .source
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     if let Some(key) = &config.key_file {
         if let Err(e) = std::fs::metadata(key).and_then(|m| {
             if m.is_file() {
                 std::fs::File::open(key).map(|_| ())
             } else {
-                Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"))
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "not a regular file",
+                ))
             }
         }) {
             warnings.push(Diagnostic {
                 file: file.clone(),
                 line: 0,
-                message: format!("the key file {} cannot be read here ({e}); udlmd needs it to start", key.display()),
+                message: format!(
+                    "the key file {} cannot be read here ({e}); udlmd needs it to start",
+                    key.display()
+                ),
             });
         }
     }
@@ -539,7 +688,10 @@ fn extra_checks(config: &Config, warnings: &mut Vec<Diagnostic>) {
             warnings.push(Diagnostic {
                 file: file.clone(),
                 line: n.line,
-                message: format!("the address of node {}, '{}', does not resolve here", n.id, n.addr),
+                message: format!(
+                    "the address of node {}, '{}', does not resolve here",
+                    n.id, n.addr
+                ),
             });
         }
     }
@@ -573,7 +725,11 @@ impl Diagnostic {
             }
             search += i + 2;
         }
-        Diagnostic { file: String::new(), line: 0, message: text.to_string() }
+        Diagnostic {
+            file: String::new(),
+            line: 0,
+            message: text.to_string(),
+        }
     }
 
     fn text(&self, kind: &str) -> String {
@@ -591,8 +747,16 @@ fn diagnostics_json(list: &[Diagnostic]) -> String {
         .map(|d| {
             format!(
                 "{{\"file\":{},\"line\":{},\"message\":{}}}",
-                if d.file.is_empty() { "null".to_string() } else { json_string(&d.file) },
-                if d.line == 0 { "null".to_string() } else { d.line.to_string() },
+                if d.file.is_empty() {
+                    "null".to_string()
+                } else {
+                    json_string(&d.file)
+                },
+                if d.line == 0 {
+                    "null".to_string()
+                } else {
+                    d.line.to_string()
+                },
                 json_string(&d.message)
             )
         })
@@ -634,7 +798,11 @@ enum Json {
 
 impl Json {
     fn parse(text: &str) -> Result<Json, String> {
-        let mut p = JsonParser { s: text.as_bytes(), i: 0, depth: 0 };
+        let mut p = JsonParser {
+            s: text.as_bytes(),
+            i: 0,
+            depth: 0,
+        };
         let v = p.value()?;
         p.ws();
         if p.i != p.s.len() {
@@ -652,7 +820,9 @@ impl Json {
 
     fn get(&self, key: &str) -> Result<&Json, String> {
         match self {
-            Json::Object(_) => self.find(key).ok_or_else(|| format!("field \"{key}\" is missing")),
+            Json::Object(_) => self
+                .find(key)
+                .ok_or_else(|| format!("field \"{key}\" is missing")),
             _ => Err(format!("an object with \"{key}\" was expected")),
         }
     }
@@ -805,13 +975,18 @@ impl JsonParser<'_> {
                     self.i += 1;
                 }
                 let digits = self.i;
-                while matches!(self.peek(), Some(b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')) {
+                while matches!(
+                    self.peek(),
+                    Some(b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                ) {
                     self.i += 1;
                 }
                 if self.i == digits {
                     return Err(format!("a number expected at byte {start}"));
                 }
-                Ok(Json::Number(String::from_utf8_lossy(&self.s[start..self.i]).into_owned()))
+                Ok(Json::Number(
+                    String::from_utf8_lossy(&self.s[start..self.i]).into_owned(),
+                ))
             }
             Some(_) => Err(format!("unexpected text at byte {}", self.i)),
         }
@@ -827,9 +1002,13 @@ impl JsonParser<'_> {
     }
 
     fn hex4(&mut self) -> Result<u32, String> {
-        let h = self.s.get(self.i..self.i + 4).ok_or("a \\u escape ends too early")?;
+        let h = self
+            .s
+            .get(self.i..self.i + 4)
+            .ok_or("a \\u escape ends too early")?;
         let h = std::str::from_utf8(h).map_err(|_| "bad \\u escape")?;
-        let v = u32::from_str_radix(h, 16).map_err(|_| format!("bad \\u escape at byte {}", self.i))?;
+        let v =
+            u32::from_str_radix(h, 16).map_err(|_| format!("bad \\u escape at byte {}", self.i))?;
         self.i += 4;
         Ok(v)
     }
@@ -838,12 +1017,16 @@ impl JsonParser<'_> {
         self.expect(b'"')?;
         let mut out: Vec<u8> = Vec::new();
         loop {
-            let Some(b) = self.peek() else { return Err("a string is not closed".into()) };
+            let Some(b) = self.peek() else {
+                return Err("a string is not closed".into());
+            };
             self.i += 1;
             match b {
                 b'"' => break,
                 b'\\' => {
-                    let Some(e) = self.peek() else { return Err("a string is not closed".into()) };
+                    let Some(e) = self.peek() else {
+                        return Err("a string is not closed".into());
+                    };
                     self.i += 1;
                     let c = match e {
                         b'"' => '"',
@@ -856,7 +1039,9 @@ impl JsonParser<'_> {
                         b't' => '\t',
                         b'u' => {
                             let hi = self.hex4()?;
-                            let code = if (0xd800..0xdc00).contains(&hi) && self.s[self.i..].starts_with(b"\\u") {
+                            let code = if (0xd800..0xdc00).contains(&hi)
+                                && self.s[self.i..].starts_with(b"\\u")
+                            {
                                 self.i += 2;
                                 let lo = self.hex4()?;
                                 if (0xdc00..0xe000).contains(&lo) {
@@ -894,9 +1079,15 @@ mod tests {
         .unwrap();
         assert_eq!(doc.get("node_id").unwrap().as_u64().unwrap(), 1);
         let ls = &doc.get("lockspaces").unwrap().as_array().unwrap()[0];
-        assert_eq!(ls.get("name").unwrap().as_str().unwrap(), "a\"b\u{e9}\u{1f600}");
+        assert_eq!(
+            ls.get("name").unwrap().as_str().unwrap(),
+            "a\"b\u{e9}\u{1f600}"
+        );
         let text = format_status(&doc).unwrap();
-        assert!(text.contains("quorum:     yes (1 of 1 configured node seen)"), "{text}");
+        assert!(
+            text.contains("quorum:     yes (1 of 1 configured node seen)"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -906,16 +1097,30 @@ mod tests {
 
     #[test]
     fn json_refuses_garbage() {
-        for bad in ["", "{", "[1,]", "{\"a\" 1}", "\"abc", "[1] x", "nul", &"[".repeat(100)] {
+        for bad in [
+            "",
+            "{",
+            "[1,]",
+            "{\"a\" 1}",
+            "\"abc",
+            "[1] x",
+            "nul",
+            &"[".repeat(100),
+        ] {
             assert!(Json::parse(bad).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn warning_text_is_split_at_the_line() {
-        let d = Diagnostic::from_text("/etc/a:b.conf:12: 'mark' is a dlm_controld setting; udlm ignores it");
+        let d = Diagnostic::from_text(
+            "/etc/a:b.conf:12: 'mark' is a dlm_controld setting; udlm ignores it",
+        );
         assert_eq!((d.file.as_str(), d.line), ("/etc/a:b.conf", 12));
-        assert_eq!(d.message, "'mark' is a dlm_controld setting; udlm ignores it");
+        assert_eq!(
+            d.message,
+            "'mark' is a dlm_controld setting; udlm ignores it"
+        );
     }
 
     #[test]
@@ -929,7 +1134,10 @@ mod tests {
         .unwrap();
         let text = format_lockdump(&doc).unwrap();
         assert!(text.contains("lvb: 00ff (not valid)"), "{text}");
-        assert!(text.contains("converting   2  NL       PR         0x4     13     2  orphan"), "{text}");
+        assert!(
+            text.contains("converting   2  NL       PR         0x4     13     2  orphan"),
+            "{text}"
+        );
         assert!(text.contains("waiting      3  -        EX"), "{text}");
     }
 }

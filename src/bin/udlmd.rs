@@ -14,9 +14,11 @@ use udlm::node::{Node, NodeLimits};
 use udlm::sys;
 
 fn usage() -> ! {
-    eprintln!("usage: udlmd [-f|--foreground] [--daemonize]\n\
+    eprintln!(
+        "usage: udlmd [-f|--foreground] [--daemonize]\n\
                Runs the udlm node of this host. The runtime directory is DLM_RUN_DIR,\n\
-               else /run/udlm for root, else $XDG_RUNTIME_DIR/udlm.");
+               else /run/udlm for root, else $XDG_RUNTIME_DIR/udlm."
+    );
     std::process::exit(2);
 }
 
@@ -60,7 +62,10 @@ fn main() {
             return;
         }
         Err(e) => {
-            eprintln!("udlmd: cannot lock {}: {e}", dir.join("udlmd.lock").display());
+            eprintln!(
+                "udlmd: cannot lock {}: {e}",
+                dir.join("udlmd.lock").display()
+            );
             std::process::exit(1);
         }
     };
@@ -110,12 +115,21 @@ fn main() {
     // The node's only clock: a tick a second (forgetting idle masters).
     let ticker = Arc::clone(&node);
     let start = std::time::Instant::now();
-    let _ = std::thread::Builder::new().name("udlm-tick".into()).spawn(move || loop {
-        std::thread::sleep(std::time::Duration::from_secs(1));
-        let now_ms = start.elapsed().as_millis() as u64;
-        ticker.lock().unwrap_or_else(|e| e.into_inner()).tick(now_ms);
-    });
-    eprintln!("udlmd: node {local_id} of {} serving {}", cfg.nodes.len().max(1), sock.display());
+    let _ = std::thread::Builder::new()
+        .name("udlm-tick".into())
+        .spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            let now_ms = start.elapsed().as_millis() as u64;
+            ticker
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .tick(now_ms);
+        });
+    eprintln!(
+        "udlmd: node {local_id} of {} serving {}",
+        cfg.nodes.len().max(1),
+        sock.display()
+    );
     ready.signal();
     if let Err(e) = serve(node, listener) {
         eprintln!("udlmd: accept failed: {e}");

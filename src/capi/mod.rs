@@ -126,9 +126,14 @@ struct Registry {
 
 fn registry() -> std::sync::MutexGuard<'static, Registry> {
     static R: OnceLock<Mutex<Registry>> = OnceLock::new();
-    R.get_or_init(|| Mutex::new(Registry { by_ptr: HashMap::new(), by_fd: HashMap::new() }))
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
+    R.get_or_init(|| {
+        Mutex::new(Registry {
+            by_ptr: HashMap::new(),
+            by_fd: HashMap::new(),
+        })
+    })
+    .lock()
+    .unwrap_or_else(|e| e.into_inner())
 }
 
 fn lookup(ls: *mut c_void) -> Option<Arc<LsHandle>> {
@@ -171,11 +176,15 @@ impl LsHandle {
 
     fn on_ast_thread(&self) -> bool {
         let t = self.ast_thread.lock().unwrap_or_else(|e| e.into_inner());
-        t.as_ref().is_some_and(|t| t.id == std::thread::current().id())
+        t.as_ref()
+            .is_some_and(|t| t.id == std::thread::current().id())
     }
 
     fn has_ast_thread(&self) -> bool {
-        self.ast_thread.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+        self.ast_thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
     }
 
     /// Reads what the event link holds into the pending list, without
@@ -253,7 +262,11 @@ impl LsHandle {
     }
 
     fn stop_ast_thread(&self) {
-        let t = self.ast_thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let t = self
+            .ast_thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         if let Some(mut t) = t {
             sys::shutdown(self.fd);
             if t.id != std::thread::current().id() {
@@ -423,7 +436,9 @@ pub fn close_lockspace(ls: *mut c_void) -> c_int {
 /// `dlm_release_lockspace`: closes the handle, then asks for removal; the
 /// answer to the removal is not reported (spec §2.10).
 pub fn release_lockspace(ls: *mut c_void, force: c_int) -> c_int {
-    let Some(h) = unregister(ls) else { return fail(Errno::Inval) };
+    let Some(h) = unregister(ls) else {
+        return fail(Errno::Inval);
+    };
     if let Some(c) = take_connection(&h) {
         let _ = c.release(if force != 0 { 2 } else { 0 });
     }
@@ -456,14 +471,21 @@ pub struct LockCall {
 ///
 /// # Safety
 /// Pointers in `call` must be valid as libdlm documents.
-pub unsafe fn ls_lock(flavor: Flavor, ls: *mut c_void, mut call: LockCall, range: *mut c_void) -> c_int {
+pub unsafe fn ls_lock(
+    flavor: Flavor,
+    ls: *mut c_void,
+    mut call: LockCall,
+    range: *mut c_void,
+) -> c_int {
     if !range.is_null() {
         return fail(Errno::NoSys);
     }
     if call.lksb.is_null() {
         return fail(Errno::Inval);
     }
-    let Some(h) = lookup(ls) else { return fail(Errno::Inval) };
+    let Some(h) = lookup(ls) else {
+        return fail(Errno::Inval);
+    };
     let lksb = call.lksb;
     // SAFETY: lksb checked non-null above.
     let lvbptr = unsafe { (*lksb).sb_lvbptr };
@@ -486,7 +508,8 @@ pub unsafe fn ls_lock(flavor: Flavor, ls: *mut c_void, mut call: LockCall, range
         Vec::new()
     } else {
         // SAFETY: the caller passes namelen readable bytes.
-        unsafe { std::slice::from_raw_parts(call.name as *const u8, call.namelen as usize) }.to_vec()
+        unsafe { std::slice::from_raw_parts(call.name as *const u8, call.namelen as usize) }
+            .to_vec()
     };
     let lvb: Option<Lvb> = if call.flags & lkf::VALBLK != 0 {
         let mut v = [0u8; LVB_LEN];
@@ -497,7 +520,11 @@ pub unsafe fn ls_lock(flavor: Flavor, ls: *mut c_void, mut call: LockCall, range
         None
     };
     // SAFETY: lksb checked non-null.
-    let lkid = if convert { unsafe { (*lksb).sb_lkid } } else { 0 };
+    let lkid = if convert {
+        unsafe { (*lksb).sb_lkid }
+    } else {
+        0
+    };
     unsafe { std::ptr::addr_of_mut!((*lksb).sb_status).write_volatile(Status::EINPROG) };
     let req = Request::Lock {
         mode: call.mode as u8,
@@ -539,7 +566,14 @@ pub unsafe fn ls_lock(flavor: Flavor, ls: *mut c_void, mut call: LockCall, range
 ///
 /// # Safety
 /// `lksb` must be null or valid as libdlm documents.
-pub unsafe fn ls_unlock(flavor: Flavor, ls: *mut c_void, lkid: u32, flags: u32, lksb: *mut Lksb, astarg: *mut c_void) -> c_int {
+pub unsafe fn ls_unlock(
+    flavor: Flavor,
+    ls: *mut c_void,
+    lkid: u32,
+    flags: u32,
+    lksb: *mut Lksb,
+    astarg: *mut c_void,
+) -> c_int {
     if ls.is_null() {
         return fail(Errno::NotConn);
     }
@@ -549,7 +583,9 @@ pub unsafe fn ls_unlock(flavor: Flavor, ls: *mut c_void, lkid: u32, flags: u32, 
     if lksb.is_null() {
         return fail(Errno::Inval);
     }
-    let Some(h) = lookup(ls) else { return fail(Errno::NotConn) };
+    let Some(h) = lookup(ls) else {
+        return fail(Errno::NotConn);
+    };
     // SAFETY: lksb checked non-null.
     let lvbptr = unsafe { (*lksb).sb_lvbptr };
     let lvb = if flags & lkf::VALBLK != 0 && !lvbptr.is_null() {
@@ -590,7 +626,9 @@ pub fn deadlock_cancel(ls: *mut c_void, lkid: u32, flags: u32) -> c_int {
     if lkid == 0 {
         return fail(Errno::Inval);
     }
-    let Some(h) = lookup(ls) else { return fail(Errno::NotConn) };
+    let Some(h) = lookup(ls) else {
+        return fail(Errno::NotConn);
+    };
     match h.call(&Request::DeadlockCancel { lkid, flags }) {
         Ok(_) => 0,
         Err(e) => fail(e),
@@ -601,11 +639,18 @@ pub fn purge(ls: *mut c_void, nodeid: c_int, pid: c_int) -> c_int {
     if ls.is_null() {
         return fail(Errno::NotConn);
     }
-    let Some(h) = lookup(ls) else { return fail(Errno::NotConn) };
+    let Some(h) = lookup(ls) else {
+        return fail(Errno::NotConn);
+    };
     let tid = sys::gettid();
-    match h.call(&Request::Purge { nodeid: nodeid as u32, pid: pid as u32, tid }) {
+    match h.call(&Request::Purge {
+        nodeid: nodeid as u32,
+        pid: pid as u32,
+        tid,
+    }) {
         Ok(_) => {
-            if pid as u32 == tid && (nodeid == 0 || nodeid as u32 == crate::client::local_node_id()) {
+            if pid as u32 == tid && (nodeid == 0 || nodeid as u32 == crate::client::local_node_id())
+            {
                 // Pending callbacks of this handle are discarded (spec §2.11).
                 let mut p = h.pending.lock().unwrap_or_else(|e| e.into_inner());
                 h.drain_link(&mut p);
@@ -659,7 +704,9 @@ fn dispatch_raw(fd: c_int) -> c_int {
 /// `dlm_ls_pthread_init`: -1/EEXIST when the handle has a thread, else the
 /// thread-creation result (spec §2.9).
 pub fn ls_pthread_init(ls: *mut c_void) -> c_int {
-    let Some(h) = lookup(ls) else { return fail(Errno::Inval) };
+    let Some(h) = lookup(ls) else {
+        return fail(Errno::Inval);
+    };
     start_ast_thread(&h)
 }
 
@@ -669,9 +716,10 @@ fn start_ast_thread(h: &Arc<LsHandle>) -> c_int {
         return fail(Errno::Exist);
     }
     let me = Arc::clone(h);
-    match std::thread::Builder::new().name("dlm-ast".into()).spawn(move || {
-        while me.dispatch_one(true, true).is_ok() {}
-    }) {
+    match std::thread::Builder::new()
+        .name("dlm-ast".into())
+        .spawn(move || while me.dispatch_one(true, true).is_ok() {})
+    {
         Ok(j) => {
             let id = j.thread().id();
             *slot = Some(AstThread { join: Some(j), id });
@@ -713,7 +761,9 @@ pub fn pthread_init() -> c_int {
         Ok(ls) => ls,
         Err(e) => return fail(e),
     };
-    let Some(h) = lookup(ls) else { return fail(Errno::NotConn) };
+    let Some(h) = lookup(ls) else {
+        return fail(Errno::NotConn);
+    };
     if h.has_ast_thread() {
         return fail(Errno::Exist);
     }
@@ -727,7 +777,9 @@ pub fn pthread_init() -> c_int {
 }
 
 pub fn pthread_cleanup() -> c_int {
-    let Some(p) = default_slot().take() else { return 0 };
+    let Some(p) = default_slot().take() else {
+        return 0;
+    };
     close_lockspace(p as *mut c_void);
     0
 }
@@ -737,15 +789,27 @@ pub fn pthread_cleanup() -> c_int {
 ///
 /// # Safety
 /// `name` must be a NUL-terminated string; `lockid` null or valid.
-pub unsafe fn lock_resource(name: *const c_char, mode: c_int, flags: c_int, lockid: *mut c_int) -> c_int {
+pub unsafe fn lock_resource(
+    name: *const c_char,
+    mode: c_int,
+    flags: c_int,
+    lockid: *mut c_int,
+) -> c_int {
     if lockid.is_null() || name.is_null() {
         return fail(Errno::Inval);
     }
     if default_handle().is_none() && pthread_init() != 0 {
         return -1;
     }
-    let Some(ls) = default_handle() else { return fail(Errno::NotConn) };
-    let mut lksb = Lksb { sb_status: 0, sb_lkid: 0, sb_flags: 0, sb_lvbptr: std::ptr::null_mut() };
+    let Some(ls) = default_handle() else {
+        return fail(Errno::NotConn);
+    };
+    let mut lksb = Lksb {
+        sb_status: 0,
+        sb_lkid: 0,
+        sb_flags: 0,
+        sb_lvbptr: std::ptr::null_mut(),
+    };
     if flags as u32 & lkf::CONVERT != 0 {
         // SAFETY: lockid checked non-null.
         lksb.sb_lkid = unsafe { *lockid } as u32;
@@ -784,9 +848,23 @@ pub fn unlock_resource(lockid: c_int) -> c_int {
         set_errno(-libc::ENOTCONN);
         return -1;
     };
-    let mut lksb = Lksb { sb_status: 0, sb_lkid: 0, sb_flags: 0, sb_lvbptr: std::ptr::null_mut() };
+    let mut lksb = Lksb {
+        sb_status: 0,
+        sb_lkid: 0,
+        sb_flags: 0,
+        sb_lvbptr: std::ptr::null_mut(),
+    };
     // SAFETY: lksb lives for the whole synchronous call.
-    let r = unsafe { ls_unlock(Flavor::Threaded, ls, lockid as u32, lkf::WAIT, &mut lksb, std::ptr::null_mut()) };
+    let r = unsafe {
+        ls_unlock(
+            Flavor::Threaded,
+            ls,
+            lockid as u32,
+            lkf::WAIT,
+            &mut lksb,
+            std::ptr::null_mut(),
+        )
+    };
     if r != 0 {
         return -1;
     }

@@ -202,7 +202,12 @@ impl Config {
     /// on 127.0.0.1, every setting at its default.
     pub fn single_node() -> Config {
         let mut config = Self::empty(None);
-        config.nodes.push(NodeEntry { id: 1, addr: "127.0.0.1".to_string(), port: None, line: 0 });
+        config.nodes.push(NodeEntry {
+            id: 1,
+            addr: "127.0.0.1".to_string(),
+            port: None,
+            line: 0,
+        });
         config
     }
 
@@ -237,14 +242,23 @@ impl Config {
     /// an error naming it.
     pub fn load(path: impl AsRef<Path>) -> Result<(Config, Vec<String>), Vec<ConfigError>> {
         let path = path.as_ref();
-        let whole_file = |message: String| vec![ConfigError { path: path.to_path_buf(), line: 0, message }];
+        let whole_file = |message: String| {
+            vec![ConfigError {
+                path: path.to_path_buf(),
+                line: 0,
+                message,
+            }]
+        };
         let mut bytes = Vec::new();
-        let read = std::fs::File::open(path).and_then(|file| file.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes));
+        let read = std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes));
         if let Err(e) = read {
             return Err(whole_file(format!("cannot read the config file: {e}")));
         }
         if bytes.len() as u64 > MAX_CONFIG_BYTES {
-            return Err(whole_file(format!("the config file is larger than {MAX_CONFIG_BYTES} bytes")));
+            return Err(whole_file(format!(
+                "the config file is larger than {MAX_CONFIG_BYTES} bytes"
+            )));
         }
         match String::from_utf8(bytes) {
             Ok(text) => Self::parse(&text, path),
@@ -264,7 +278,10 @@ impl Config {
     /// exist), else [`DEFAULT_CONFIG_PATH`] if it exists, else
     /// [`Config::single_node`]. An empty `DLM_CONF` counts as unset.
     pub fn from_env() -> Result<(Config, Vec<String>), Vec<ConfigError>> {
-        Self::from_env_with(std::env::var_os("DLM_CONF").as_deref(), Path::new(DEFAULT_CONFIG_PATH))
+        Self::from_env_with(
+            std::env::var_os("DLM_CONF").as_deref(),
+            Path::new(DEFAULT_CONFIG_PATH),
+        )
     }
 
     /// [`Config::from_env`] with the value of `DLM_CONF` and the default path
@@ -282,7 +299,9 @@ impl Config {
             });
         }
         match std::fs::metadata(default_path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((Self::single_node(), Vec::new())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok((Self::single_node(), Vec::new()))
+            }
             // Present, or present but unreadable: load says which.
             _ => Self::load(default_path),
         }
@@ -309,7 +328,9 @@ impl Config {
 
     /// Whether lockspace `ls` is statically mastered (`nodir=1`).
     pub fn nodir(&self, ls: &str) -> bool {
-        self.lockspaces.iter().any(|entry| entry.name == ls && entry.nodir)
+        self.lockspaces
+            .iter()
+            .any(|entry| entry.name == ls && entry.nodir)
     }
 
     /// The directory weight of `node` in lockspace `ls`: with `master` lines
@@ -326,7 +347,11 @@ impl Config {
     /// `(node id, weight)` of every configured node in lockspace `ls`,
     /// sorted by id: the input [`directory_node`] expects.
     pub fn weights(&self, ls: &str) -> Vec<(u32, u32)> {
-        let mut weights: Vec<(u32, u32)> = self.nodes.iter().map(|n| (n.id, self.weight(ls, n.id))).collect();
+        let mut weights: Vec<(u32, u32)> = self
+            .nodes
+            .iter()
+            .map(|n| (n.id, self.weight(ls, n.id)))
+            .collect();
         weights.sort_unstable_by_key(|&(id, _)| id);
         weights
     }
@@ -338,7 +363,10 @@ impl Config {
             None => self.local_node_id_with(None),
             Some(value) => match value.to_str() {
                 Some(text) => self.local_node_id_with(Some(text)),
-                None => Err(format!("DLM_NODEID={} is not a node id", value.to_string_lossy())),
+                None => Err(format!(
+                    "DLM_NODEID={} is not a node id",
+                    value.to_string_lossy()
+                )),
             },
         }
     }
@@ -352,7 +380,12 @@ impl Config {
         if let Some(text) = env_nodeid.map(str::trim).filter(|text| !text.is_empty()) {
             let id = match text.parse::<u32>() {
                 Ok(id) if id > 0 && text.bytes().all(|b| b.is_ascii_digit()) => id,
-                _ => return Err(format!("DLM_NODEID={text} is not a node id (1 to {})", u32::MAX)),
+                _ => {
+                    return Err(format!(
+                        "DLM_NODEID={text} is not a node id (1 to {})",
+                        u32::MAX
+                    ))
+                }
             };
             if !self.nodes.is_empty() && self.node(id).is_none() {
                 return Err(format!(
@@ -462,7 +495,9 @@ pub fn directory_node(name: &[u8], members: &[(u32, u32)]) -> Option<u32> {
 }
 
 fn strip_brackets(addr: &str) -> &str {
-    addr.strip_prefix('[').and_then(|inner| inner.strip_suffix(']')).unwrap_or(addr)
+    addr.strip_prefix('[')
+        .and_then(|inner| inner.strip_suffix(']'))
+        .unwrap_or(addr)
 }
 
 /// The part of a line before its comment: a `#` at the start or after
@@ -563,7 +598,11 @@ fn check_address(addr: &str) -> Result<(), String> {
     let ip = if let Some(inner) = addr.strip_prefix('[') {
         match inner.strip_suffix(']').map(str::parse::<Ipv6Addr>) {
             Some(Ok(ip)) => IpAddr::V6(ip),
-            _ => return Err(format!("addr '{addr}' is not a valid bracketed IPv6 address")),
+            _ => {
+                return Err(format!(
+                    "addr '{addr}' is not a valid bracketed IPv6 address"
+                ))
+            }
         }
     } else if let Ok(ip) = addr.parse::<IpAddr>() {
         ip
@@ -577,7 +616,9 @@ fn check_address(addr: &str) -> Result<(), String> {
         IpAddr::V6(v6) => v6.is_unspecified() || v6.is_multicast(),
     };
     if unusable {
-        return Err(format!("addr '{addr}' is not a unicast address a peer can connect to"));
+        return Err(format!(
+            "addr '{addr}' is not a unicast address a peer can connect to"
+        ));
     }
     Ok(())
 }
@@ -587,7 +628,11 @@ fn check_address(addr: &str) -> Result<(), String> {
 /// whose last label is all digits is a mistyped IPv4 address (RFC 3696 §2).
 fn check_host_name(name: &str) -> Result<(), String> {
     let bare = name.strip_suffix('.').unwrap_or(name);
-    let bad = |why: &str| Err(format!("addr '{name}' is not a valid IPv4 or IPv6 address or host name ({why})"));
+    let bad = |why: &str| {
+        Err(format!(
+            "addr '{name}' is not a valid IPv4 or IPv6 address or host name ({why})"
+        ))
+    };
     if bare.is_empty() || bare.len() > 253 {
         return bad("a host name has 1 to 253 characters");
     }
@@ -595,14 +640,21 @@ fn check_host_name(name: &str) -> Result<(), String> {
         if label.is_empty() || label.len() > 63 {
             return bad("each dot-separated label has 1 to 63 characters");
         }
-        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
             return bad("only letters, digits, '-' and '.' are allowed");
         }
         if label.starts_with('-') || label.ends_with('-') {
             return bad("a label cannot start or end with '-'");
         }
     }
-    if bare.rsplit('.').next().is_some_and(|last| last.bytes().all(|b| b.is_ascii_digit())) {
+    if bare
+        .rsplit('.')
+        .next()
+        .is_some_and(|last| last.bytes().all(|b| b.is_ascii_digit()))
+    {
         return Err(format!("addr '{name}' is not a valid IPv4 address"));
     }
     Ok(())
@@ -643,7 +695,11 @@ impl<'a> Parser<'a> {
     }
 
     fn error(&mut self, line: usize, message: String) {
-        self.errors.push(ConfigError { path: self.path.to_path_buf(), line, message });
+        self.errors.push(ConfigError {
+            path: self.path.to_path_buf(),
+            line,
+            message,
+        });
     }
 
     fn warn(&mut self, line: usize, message: String) {
@@ -651,7 +707,10 @@ impl<'a> Parser<'a> {
     }
 
     fn ignored_setting(&mut self, line: usize, key: &str) {
-        self.warn(line, format!("'{key}' is a dlm_controld setting; udlm ignores it"));
+        self.warn(
+            line,
+            format!("'{key}' is a dlm_controld setting; udlm ignores it"),
+        );
     }
 
     fn line(&mut self, line: usize, raw: &str) {
@@ -659,12 +718,17 @@ impl<'a> Parser<'a> {
         if content.is_empty() {
             return;
         }
-        let first_end = content.find(|c: char| c.is_whitespace() || c == '=').unwrap_or(content.len());
+        let first_end = content
+            .find(|c: char| c.is_whitespace() || c == '=')
+            .unwrap_or(content.len());
         let (first, rest) = content.split_at(first_end);
         let rest = rest.trim_start();
         let expected = "expected 'setting=value' or a node, lockspace or master line";
         if first.is_empty() {
-            self.error(line, format!("cannot parse this line: '=' has no setting name before it; {expected}"));
+            self.error(
+                line,
+                format!("cannot parse this line: '=' has no setting name before it; {expected}"),
+            );
         } else if DLM_CONTROLD_ONLY.contains(&first) {
             self.ignored_setting(line, first);
         } else if let Some(value) = rest.strip_prefix('=') {
@@ -674,9 +738,10 @@ impl<'a> Parser<'a> {
                 "node" => self.node_line(line, rest),
                 "lockspace" => self.lockspace_line(line, rest),
                 "master" => self.master_line(line, rest),
-                _ if Setting::from_key(first).is_some() => {
-                    self.error(line, format!("missing '=' after '{first}' (write {first}=VALUE)"))
-                }
+                _ if Setting::from_key(first).is_some() => self.error(
+                    line,
+                    format!("missing '=' after '{first}' (write {first}=VALUE)"),
+                ),
                 _ if !content.contains('=') => self.error(line, format!("missing '=': {expected}")),
                 _ => self.error(line, format!("cannot parse this line: {expected}")),
             }
@@ -696,10 +761,16 @@ impl<'a> Parser<'a> {
             return self.error(line, format!("'{key}' has no value"));
         }
         if value.contains(char::is_whitespace) {
-            return self.error(line, format!("the value of '{key}' contains whitespace: '{value}'"));
+            return self.error(
+                line,
+                format!("the value of '{key}' contains whitespace: '{value}'"),
+            );
         }
         if let Some(first) = self.setting_lines.insert(setting, line) {
-            self.warn(line, format!("'{key}' is set again (also on line {first}); the last value counts"));
+            self.warn(
+                line,
+                format!("'{key}' is set again (also on line {first}); the last value counts"),
+            );
         }
         match setting {
             Setting::ClusterName => {
@@ -711,7 +782,10 @@ impl<'a> Parser<'a> {
                             value.len()
                         ),
                     );
-                } else if !value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')) {
+                } else if !value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+                {
                     self.error(
                         line,
                         format!("cluster_name '{value}' may only contain letters, digits, '_', '.' and '-'"),
@@ -756,7 +830,10 @@ impl<'a> Parser<'a> {
         match value.parse::<u64>() {
             Ok(n) if (min..=max).contains(&n) => Some(n),
             _ => {
-                self.error(line, format!("'{name}' is {value}; it must be from {min} to {max}"));
+                self.error(
+                    line,
+                    format!("'{name}' is {value}; it must be from {min} to {max}"),
+                );
                 None
             }
         }
@@ -765,10 +842,14 @@ impl<'a> Parser<'a> {
     /// A node id (of a node or master line): 1 to `u32::MAX`.
     fn node_id(&mut self, line: usize, name: &str, value: &str) -> Option<u32> {
         if !value.is_empty() && value.bytes().all(|b| b == b'0') {
-            self.error(line, format!("node id 0 is not allowed in '{name}': node ids start at 1"));
+            self.error(
+                line,
+                format!("node id 0 is not allowed in '{name}': node ids start at 1"),
+            );
             return None;
         }
-        self.number(line, name, value, 1, u64::from(u32::MAX)).map(|id| id as u32)
+        self.number(line, name, value, 1, u64::from(u32::MAX))
+            .map(|id| id as u32)
     }
 
     /// The attributes of a directive line, or `None` after reporting why
@@ -803,7 +884,9 @@ impl<'a> Parser<'a> {
     }
 
     fn node_line(&mut self, line: usize, rest: &str) {
-        let Some(items) = self.items(line, rest) else { return };
+        let Some(items) = self.items(line, rest) else {
+            return;
+        };
         let mut complete = true;
         let mut seen = Vec::new();
         let (mut id, mut id_given) = (None, false);
@@ -849,21 +932,35 @@ impl<'a> Parser<'a> {
             }
         }
         if !id_given {
-            self.error(line, "node line has no id (write node id=N addr=ADDRESS)".to_string());
+            self.error(
+                line,
+                "node line has no id (write node id=N addr=ADDRESS)".to_string(),
+            );
         }
         if addr.is_none() && !seen.iter().any(|s| s == "addr") {
             let which = id.map_or_else(|| "node line".to_string(), |id| format!("node {id}"));
-            self.error(line, format!("{which} has no addr (udlm needs each node's address: addr=ADDRESS)"));
+            self.error(
+                line,
+                format!("{which} has no addr (udlm needs each node's address: addr=ADDRESS)"),
+            );
         }
         let Some(id) = id else { return };
         if let Some(&first) = self.node_lines.get(&id) {
-            return self.error(line, format!("duplicate node id {id} (first defined on line {first})"));
+            return self.error(
+                line,
+                format!("duplicate node id {id} (first defined on line {first})"),
+            );
         }
         // Recorded even when the line has another error, so that master
         // lines naming this node do not add a second, misleading error.
         self.node_lines.insert(id, line);
         let Some(addr) = addr else { return };
-        let entry = NodeEntry { id, addr: addr.to_string(), port, line };
+        let entry = NodeEntry {
+            id,
+            addr: addr.to_string(),
+            port,
+            line,
+        };
         if port_ok {
             self.endpoints_to_check.push(entry.clone());
         }
@@ -890,7 +987,9 @@ impl<'a> Parser<'a> {
     }
 
     fn lockspace_line(&mut self, line: usize, rest: &str) {
-        let Some(items) = self.items(line, rest) else { return };
+        let Some(items) = self.items(line, rest) else {
+            return;
+        };
         let mut complete = true;
         let mut seen = Vec::new();
         let mut name = None;
@@ -919,28 +1018,45 @@ impl<'a> Parser<'a> {
                     complete = false;
                 }
                 (other, _) => {
-                    self.error(line, format!("unknown attribute '{other}' on a lockspace line (known: name, nodir)"));
+                    self.error(
+                        line,
+                        format!(
+                            "unknown attribute '{other}' on a lockspace line (known: name, nodir)"
+                        ),
+                    );
                     complete = false;
                 }
             }
         }
         let Some(name) = name else {
-            return self.error(line, "lockspace line has no name (write lockspace NAME [nodir=1])".to_string());
+            return self.error(
+                line,
+                "lockspace line has no name (write lockspace NAME [nodir=1])".to_string(),
+            );
         };
         if !self.lockspace_name(line, name) {
             return;
         }
         if let Some(&first) = self.lockspace_lines.get(name) {
-            return self.error(line, format!("duplicate lockspace '{name}' (first on line {first})"));
+            return self.error(
+                line,
+                format!("duplicate lockspace '{name}' (first on line {first})"),
+            );
         }
         self.lockspace_lines.insert(name.to_string(), line);
         if complete {
-            self.config.lockspaces.push(LockspaceEntry { name: name.to_string(), nodir, line });
+            self.config.lockspaces.push(LockspaceEntry {
+                name: name.to_string(),
+                nodir,
+                line,
+            });
         }
     }
 
     fn master_line(&mut self, line: usize, rest: &str) {
-        let Some(items) = self.items(line, rest) else { return };
+        let Some(items) = self.items(line, rest) else {
+            return;
+        };
         let mut complete = true;
         let mut seen = Vec::new();
         let mut ls = None;
@@ -967,7 +1083,11 @@ impl<'a> Parser<'a> {
                     node_given = true;
                     node = self.node_id(line, "node", value);
                 }
-                "weight" => weight = self.number(line, "weight", value, 0, u64::from(u32::MAX)).map(|w| w as u32),
+                "weight" => {
+                    weight = self
+                        .number(line, "weight", value, 0, u64::from(u32::MAX))
+                        .map(|w| w as u32)
+                }
                 other => {
                     self.error(line, format!("unknown attribute '{other}' on a master line (known: ls, node, weight)"));
                     complete = false;
@@ -975,16 +1095,24 @@ impl<'a> Parser<'a> {
             }
         }
         if ls.is_none() {
-            self.error(line, "master line names no lockspace (write master LS node=N [weight=W])".to_string());
+            self.error(
+                line,
+                "master line names no lockspace (write master LS node=N [weight=W])".to_string(),
+            );
         }
         if !node_given {
-            self.error(line, "master line has no node (write master LS node=N [weight=W])".to_string());
+            self.error(
+                line,
+                "master line has no node (write master LS node=N [weight=W])".to_string(),
+            );
         }
         let ls_ok = ls.is_some_and(|name| self.lockspace_name(line, name));
         if let Some(node) = node {
             self.master_refs.push((line, node));
         }
-        let (Some(ls), Some(node), Some(weight)) = (ls, node, weight) else { return };
+        let (Some(ls), Some(node), Some(weight)) = (ls, node, weight) else {
+            return;
+        };
         if !ls_ok || !complete {
             return;
         }
@@ -995,7 +1123,12 @@ impl<'a> Parser<'a> {
             );
         }
         self.master_lines.insert((ls.to_string(), node), line);
-        self.config.masters.push(MasterEntry { ls: ls.to_string(), node, weight, line });
+        self.config.masters.push(MasterEntry {
+            ls: ls.to_string(),
+            node,
+            weight,
+            line,
+        });
     }
 
     /// The checks that need the whole file: references between lines and
@@ -1003,7 +1136,10 @@ impl<'a> Parser<'a> {
     fn cross_checks(&mut self) {
         for (line, node) in std::mem::take(&mut self.master_refs) {
             if !self.node_lines.contains_key(&node) {
-                self.error(line, format!("master line names node {node}, which has no node line"));
+                self.error(
+                    line,
+                    format!("master line names node {node}, which has no node line"),
+                );
             }
         }
 
@@ -1040,7 +1176,10 @@ impl<'a> Parser<'a> {
         }
 
         if self.node_lines.is_empty() {
-            self.warn(0, "no node lines: this host is a one-node cluster".to_string());
+            self.warn(
+                0,
+                "no node lines: this host is a one-node cluster".to_string(),
+            );
         }
     }
 
@@ -1056,15 +1195,13 @@ impl<'a> Parser<'a> {
         let warnings = self
             .warnings
             .into_iter()
-            .map(
-                |(line, message)| {
-                    if line == 0 {
-                        format!("{path}: {message}")
-                    } else {
-                        format!("{path}:{line}: {message}")
-                    }
-                },
-            )
+            .map(|(line, message)| {
+                if line == 0 {
+                    format!("{path}: {message}")
+                } else {
+                    format!("{path}:{line}: {message}")
+                }
+            })
             .collect();
         Ok((self.config, warnings))
     }
@@ -1100,7 +1237,11 @@ mod tests {
         let errors = parse_errors(text);
         assert_eq!(errors.len(), 1, "errors: {errors:#?}");
         assert_eq!(errors[0].line, line, "error: {}", errors[0]);
-        assert!(errors[0].message.contains(needle), "'{}' does not contain '{needle}'", errors[0].message);
+        assert!(
+            errors[0].message.contains(needle),
+            "'{}' does not contain '{needle}'",
+            errors[0].message
+        );
         assert_eq!(errors[0].path, Path::new(PATH));
     }
 
@@ -1121,15 +1262,30 @@ mod tests {
         assert_eq!(config.heartbeat_ms, 1000);
         assert_eq!(config.peer_timeout_ms, 5000);
         assert_eq!(config.reconnect_ms, 200);
-        assert!(config.nodes.is_empty() && config.lockspaces.is_empty() && config.masters.is_empty());
+        assert!(
+            config.nodes.is_empty() && config.lockspaces.is_empty() && config.masters.is_empty()
+        );
         assert_eq!(config.source.as_deref(), Some(Path::new(PATH)));
-        assert_eq!(warnings, vec![format!("{PATH}: no node lines: this host is a one-node cluster")]);
+        assert_eq!(
+            warnings,
+            vec![format!(
+                "{PATH}: no node lines: this host is a one-node cluster"
+            )]
+        );
     }
 
     #[test]
     fn single_node_default() {
         let config = Config::single_node();
-        assert_eq!(config.nodes, vec![NodeEntry { id: 1, addr: "127.0.0.1".into(), port: None, line: 0 }]);
+        assert_eq!(
+            config.nodes,
+            vec![NodeEntry {
+                id: 1,
+                addr: "127.0.0.1".into(),
+                port: None,
+                line: 0
+            }]
+        );
         assert_eq!(config.port, DEFAULT_PORT);
         assert_eq!(config.source, None);
         assert_eq!(Config::default(), config);
@@ -1138,7 +1294,8 @@ mod tests {
 
     #[test]
     fn comments_and_blank_lines() {
-        let text = "# whole-line comment\n\n   # indented comment\n\t\nport=1234   # trailing comment\n\
+        let text =
+            "# whole-line comment\n\n   # indented comment\n\t\nport=1234   # trailing comment\n\
                     key_file=/etc/dlm/a#b\nnode id=1 addr=10.0.0.1 # node one\n";
         let (config, warnings) = parse_ok(text);
         assert_eq!(config.port, 1234);
@@ -1173,7 +1330,9 @@ mod tests {
 
     #[test]
     fn whitespace_around_equals_in_settings() {
-        let (config, _) = parse_ok(&with_nodes("port = 5000\ncluster_name\t=\tc1\nreconnect_ms =7\n"));
+        let (config, _) = parse_ok(&with_nodes(
+            "port = 5000\ncluster_name\t=\tc1\nreconnect_ms =7\n",
+        ));
         assert_eq!(config.port, 5000);
         assert_eq!(config.cluster_name, "c1");
         assert_eq!(config.reconnect_ms, 7);
@@ -1188,14 +1347,22 @@ mod tests {
     #[test]
     fn relative_key_file_is_taken_from_the_config_directory() {
         let (config, _) = parse_ok(&with_nodes("key_file=cluster.key\n"));
-        assert_eq!(config.key_file.as_deref(), Some(Path::new("/etc/dlm/cluster.key")));
+        assert_eq!(
+            config.key_file.as_deref(),
+            Some(Path::new("/etc/dlm/cluster.key"))
+        );
     }
 
     #[test]
     fn repeated_setting_warns_and_last_wins() {
         let (config, warnings) = parse_ok(&with_nodes("port=1\nport=2\n"));
         assert_eq!(config.port, 2);
-        assert_eq!(warnings, vec![format!("{PATH}:4: 'port' is set again (also on line 3); the last value counts")]);
+        assert_eq!(
+            warnings,
+            vec![format!(
+                "{PATH}:4: 'port' is set again (also on line 3); the last value counts"
+            )]
+        );
     }
 
     #[test]
@@ -1204,8 +1371,11 @@ mod tests {
                     node id=4 addr=node-4.example.com\nnode id=5 addr=node5.example.com.\nnode id=6 addr=localhost\n";
         let (config, warnings) = parse_ok(text);
         assert!(warnings.is_empty(), "{warnings:?}");
-        let summary: Vec<(u32, &str, Option<u16>, usize)> =
-            config.nodes.iter().map(|n| (n.id, n.addr.as_str(), n.port, n.line)).collect();
+        let summary: Vec<(u32, &str, Option<u16>, usize)> = config
+            .nodes
+            .iter()
+            .map(|n| (n.id, n.addr.as_str(), n.port, n.line))
+            .collect();
         assert_eq!(
             summary,
             vec![
@@ -1224,16 +1394,38 @@ mod tests {
 
     #[test]
     fn node_attributes_in_any_order_and_with_spaced_equals() {
-        let (config, _) = parse_ok("node addr=10.0.0.9 port=7 id=9\nnode id = 8 addr= 10.0.0.8 port =6\n");
-        assert_eq!(config.nodes[0], NodeEntry { id: 9, addr: "10.0.0.9".into(), port: Some(7), line: 1 });
-        assert_eq!(config.nodes[1], NodeEntry { id: 8, addr: "10.0.0.8".into(), port: Some(6), line: 2 });
+        let (config, _) =
+            parse_ok("node addr=10.0.0.9 port=7 id=9\nnode id = 8 addr= 10.0.0.8 port =6\n");
+        assert_eq!(
+            config.nodes[0],
+            NodeEntry {
+                id: 9,
+                addr: "10.0.0.9".into(),
+                port: Some(7),
+                line: 1
+            }
+        );
+        assert_eq!(
+            config.nodes[1],
+            NodeEntry {
+                id: 8,
+                addr: "10.0.0.8".into(),
+                port: Some(6),
+                line: 2
+            }
+        );
     }
 
     #[test]
     fn node_mark_is_accepted_with_a_warning() {
         let (config, warnings) = parse_ok("node id=1 addr=10.0.0.1 mark=42\n");
         assert_eq!(config.nodes.len(), 1);
-        assert_eq!(warnings, vec![format!("{PATH}:1: 'mark' is a dlm_controld setting; udlm ignores it")]);
+        assert_eq!(
+            warnings,
+            vec![format!(
+                "{PATH}:1: 'mark' is a dlm_controld setting; udlm ignores it"
+            )]
+        );
     }
 
     #[test]
@@ -1241,9 +1433,20 @@ mod tests {
         let (config, _) = parse_ok(&with_nodes(
             "lockspace name=alpha nodir=1\nlockspace beta nodir=1\nlockspace gamma\nlockspace name=delta nodir=0\n",
         ));
-        let summary: Vec<(&str, bool, usize)> =
-            config.lockspaces.iter().map(|l| (l.name.as_str(), l.nodir, l.line)).collect();
-        assert_eq!(summary, vec![("alpha", true, 3), ("beta", true, 4), ("gamma", false, 5), ("delta", false, 6)]);
+        let summary: Vec<(&str, bool, usize)> = config
+            .lockspaces
+            .iter()
+            .map(|l| (l.name.as_str(), l.nodir, l.line))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("alpha", true, 3),
+                ("beta", true, 4),
+                ("gamma", false, 5),
+                ("delta", false, 6)
+            ]
+        );
         assert!(config.nodir("alpha") && config.nodir("beta"));
         assert!(!config.nodir("gamma") && !config.nodir("delta") && !config.nodir("unlisted"));
     }
@@ -1260,9 +1463,15 @@ mod tests {
         let (config, _) = parse_ok(&with_nodes(
             "master ls=alpha node=1 weight=3\nmaster alpha node=2\nmaster beta node=2 weight=0\n",
         ));
-        let summary: Vec<(&str, u32, u32, usize)> =
-            config.masters.iter().map(|m| (m.ls.as_str(), m.node, m.weight, m.line)).collect();
-        assert_eq!(summary, vec![("alpha", 1, 3, 3), ("alpha", 2, 1, 4), ("beta", 2, 0, 5)]);
+        let summary: Vec<(&str, u32, u32, usize)> = config
+            .masters
+            .iter()
+            .map(|m| (m.ls.as_str(), m.node, m.weight, m.line))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![("alpha", 1, 3, 3), ("alpha", 2, 1, 4), ("beta", 2, 0, 5)]
+        );
     }
 
     #[test]
@@ -1279,7 +1488,9 @@ mod tests {
             assert_eq!(config.port, DEFAULT_PORT, "{key}");
             assert_eq!(
                 warnings,
-                vec![format!("{PATH}:3: '{key}' is a dlm_controld setting; udlm ignores it")],
+                vec![format!(
+                    "{PATH}:3: '{key}' is a dlm_controld setting; udlm ignores it"
+                )],
                 "#{index}"
             );
         }
@@ -1292,11 +1503,19 @@ mod tests {
              fence_all /usr/sbin/dlm_stonith\nunfence_all\nprotocol=tcp\nlog_debug = 1\n",
         );
         let (_, warnings) = parse_ok(&text);
-        let expected: Vec<String> =
-            [(3, "device"), (4, "connect"), (5, "fence_all"), (6, "unfence_all"), (7, "protocol"), (8, "log_debug")]
-                .iter()
-                .map(|(line, key)| format!("{PATH}:{line}: '{key}' is a dlm_controld setting; udlm ignores it"))
-                .collect();
+        let expected: Vec<String> = [
+            (3, "device"),
+            (4, "connect"),
+            (5, "fence_all"),
+            (6, "unfence_all"),
+            (7, "protocol"),
+            (8, "log_debug"),
+        ]
+        .iter()
+        .map(|(line, key)| {
+            format!("{PATH}:{line}: '{key}' is a dlm_controld setting; udlm ignores it")
+        })
+        .collect();
         assert_eq!(warnings, expected);
     }
 
@@ -1334,12 +1553,18 @@ master foo node=2 weight=1
     #[test]
     fn the_example_of_docs_config_md_parses() {
         let doc = include_str!("../../docs/CONFIG.md");
-        let start = doc.find("# /etc/udlm/lab.conf").expect("the example is in docs/CONFIG.md");
-        let example = &doc[start..start + doc[start..].find("```").expect("the example block ends")];
+        let start = doc
+            .find("# /etc/udlm/lab.conf")
+            .expect("the example is in docs/CONFIG.md");
+        let example =
+            &doc[start..start + doc[start..].find("```").expect("the example block ends")];
         let (config, warnings) = parse_ok(example);
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(config.cluster_name, "lab");
-        assert_eq!(config.nodes.iter().map(|n| n.id).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(
+            config.nodes.iter().map(|n| n.id).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
         assert!(config.nodir("locks"));
         assert_eq!(config.weights("locks"), vec![(1, 2), (2, 1), (3, 0)]);
         // All three addresses are local, so the id must come from DLM_NODEID.
@@ -1352,8 +1577,15 @@ master foo node=2 weight=1
     #[test]
     fn error_display_names_file_and_line() {
         let errors = parse_errors("node id=1 addr=10.0.0.1\nbogus=1\n");
-        assert_eq!(errors[0].to_string(), format!("{PATH}:2: unknown setting 'bogus'"));
-        let whole = ConfigError { path: PATH.into(), line: 0, message: "gone".into() };
+        assert_eq!(
+            errors[0].to_string(),
+            format!("{PATH}:2: unknown setting 'bogus'")
+        );
+        let whole = ConfigError {
+            path: PATH.into(),
+            line: 0,
+            message: "gone".into(),
+        };
         assert_eq!(whole.to_string(), format!("{PATH}: gone"));
     }
 
@@ -1366,28 +1598,56 @@ master foo node=2 weight=1
     #[test]
     fn error_missing_equals() {
         assert_one_error(&with_nodes("port 21064\n"), 3, "missing '=' after 'port'");
-        assert_one_error(&with_nodes("heartbeat_ms\n"), 3, "missing '=' after 'heartbeat_ms'");
+        assert_one_error(
+            &with_nodes("heartbeat_ms\n"),
+            3,
+            "missing '=' after 'heartbeat_ms'",
+        );
         assert_one_error(&with_nodes("gibberish\n"), 3, "missing '='");
     }
 
     #[test]
     fn error_unknown_setting() {
-        assert_one_error(&with_nodes("no_such_key=1\n"), 3, "unknown setting 'no_such_key'");
+        assert_one_error(
+            &with_nodes("no_such_key=1\n"),
+            3,
+            "unknown setting 'no_such_key'",
+        );
         assert_one_error(&with_nodes("node=1\n"), 3, "'node' starts a node line");
     }
 
     #[test]
     fn error_setting_without_value() {
-        assert_one_error(&with_nodes("cluster_name=\n"), 3, "'cluster_name' has no value");
+        assert_one_error(
+            &with_nodes("cluster_name=\n"),
+            3,
+            "'cluster_name' has no value",
+        );
     }
 
     #[test]
     fn error_bad_number() {
-        assert_one_error(&with_nodes("heartbeat_ms=fast\n"), 3, "'heartbeat_ms' must be a number, not 'fast'");
-        assert_one_error(&with_nodes("reconnect_ms=-5\n"), 3, "'reconnect_ms' must be a number, not '-5'");
+        assert_one_error(
+            &with_nodes("heartbeat_ms=fast\n"),
+            3,
+            "'heartbeat_ms' must be a number, not 'fast'",
+        );
+        assert_one_error(
+            &with_nodes("reconnect_ms=-5\n"),
+            3,
+            "'reconnect_ms' must be a number, not '-5'",
+        );
         assert_one_error(&with_nodes("reconnect_ms=+5\n"), 3, "must be a number");
-        assert_one_error(&with_nodes("reconnect_ms=99999999999999999999999\n"), 3, "it must be from 1 to");
-        assert_one_error(&with_nodes("reconnect_ms=0\n"), 3, "'reconnect_ms' is 0; it must be from 1 to");
+        assert_one_error(
+            &with_nodes("reconnect_ms=99999999999999999999999\n"),
+            3,
+            "it must be from 1 to",
+        );
+        assert_one_error(
+            &with_nodes("reconnect_ms=0\n"),
+            3,
+            "'reconnect_ms' is 0; it must be from 1 to",
+        );
     }
 
     #[test]
@@ -1412,12 +1672,20 @@ master foo node=2 weight=1
 
     #[test]
     fn error_node_id_missing() {
-        assert_one_error("node id=1 addr=10.0.0.1\nnode addr=10.0.0.2\n", 2, "node line has no id");
+        assert_one_error(
+            "node id=1 addr=10.0.0.1\nnode addr=10.0.0.2\n",
+            2,
+            "node line has no id",
+        );
     }
 
     #[test]
     fn error_node_id_not_a_number() {
-        assert_one_error("node id=one addr=10.0.0.1\n", 1, "'id' must be a number, not 'one'");
+        assert_one_error(
+            "node id=one addr=10.0.0.1\n",
+            1,
+            "'id' must be a number, not 'one'",
+        );
         assert_one_error(
             "node id=4294967296 addr=10.0.0.1\n",
             1,
@@ -1442,25 +1710,57 @@ master foo node=2 weight=1
             "node 2 has the same address and port as node 1 (line 1): 10.0.0.1 port 21064",
         );
         // The global port counts even when it is set after the node lines.
-        assert_one_error("node id=1 addr=10.0.0.1 port=9\nnode id=2 addr=10.0.0.1\nport=9\n", 2, "port 9");
-        assert_one_error("node id=1 addr=[fd00::1]\nnode id=2 addr=fd00:0::1\n", 2, "same address and port as node 1");
-        assert_one_error("node id=1 addr=Node1.example\nnode id=2 addr=node1.example.\n", 2, "same address and port");
+        assert_one_error(
+            "node id=1 addr=10.0.0.1 port=9\nnode id=2 addr=10.0.0.1\nport=9\n",
+            2,
+            "port 9",
+        );
+        assert_one_error(
+            "node id=1 addr=[fd00::1]\nnode id=2 addr=fd00:0::1\n",
+            2,
+            "same address and port as node 1",
+        );
+        assert_one_error(
+            "node id=1 addr=Node1.example\nnode id=2 addr=node1.example.\n",
+            2,
+            "same address and port",
+        );
         // Same address, different ports: several nodes on one machine.
         parse_ok("node id=1 addr=127.0.0.1 port=21064\nnode id=2 addr=127.0.0.1 port=21065\n");
     }
 
     #[test]
     fn error_missing_addr() {
-        assert_one_error("node id=1 addr=10.0.0.1\nnode id=2\n", 2, "node 2 has no addr");
+        assert_one_error(
+            "node id=1 addr=10.0.0.1\nnode id=2\n",
+            2,
+            "node 2 has no addr",
+        );
         assert_one_error("node id=1 mark=3\n", 1, "node 1 has no addr");
     }
 
     #[test]
     fn error_bad_port() {
-        assert_one_error(&with_nodes("port=0\n"), 3, "'port' is 0; it must be from 1 to 65535");
-        assert_one_error(&with_nodes("port=65536\n"), 3, "'port' is 65536; it must be from 1 to 65535");
-        assert_one_error(&with_nodes("tcp_port=http\n"), 3, "'tcp_port' must be a number, not 'http'");
-        assert_one_error("node id=1 addr=10.0.0.1 port=0\n", 1, "'port' is 0; it must be from 1 to 65535");
+        assert_one_error(
+            &with_nodes("port=0\n"),
+            3,
+            "'port' is 0; it must be from 1 to 65535",
+        );
+        assert_one_error(
+            &with_nodes("port=65536\n"),
+            3,
+            "'port' is 65536; it must be from 1 to 65535",
+        );
+        assert_one_error(
+            &with_nodes("tcp_port=http\n"),
+            3,
+            "'tcp_port' must be a number, not 'http'",
+        );
+        assert_one_error(
+            "node id=1 addr=10.0.0.1 port=0\n",
+            1,
+            "'port' is 0; it must be from 1 to 65535",
+        );
         assert_one_error("node id=1 addr=10.0.0.1 port=70000\n", 1, "'port' is 70000");
         parse_ok("node id=1 addr=10.0.0.1 port=65535\nport=1\n");
     }
@@ -1488,30 +1788,66 @@ master foo node=2 weight=1
             assert_one_error(&format!("node id=1 addr={addr}\n"), 1, needle);
         }
         let long_label = format!("{}.example", "a".repeat(64));
-        assert_one_error(&format!("node id=1 addr={long_label}\n"), 1, "1 to 63 characters");
+        assert_one_error(
+            &format!("node id=1 addr={long_label}\n"),
+            1,
+            "1 to 63 characters",
+        );
         let long_name = ["abcdefghij"; 26].join(".");
-        assert_one_error(&format!("node id=1 addr={long_name}\n"), 1, "1 to 253 characters");
+        assert_one_error(
+            &format!("node id=1 addr={long_name}\n"),
+            1,
+            "1 to 253 characters",
+        );
         assert_one_error("node id=1 addr=\n", 1, "'addr' is empty");
     }
 
     #[test]
     fn error_master_names_an_unknown_node() {
-        assert_one_error(&with_nodes("master ls=a node=3\n"), 3, "names node 3, which has no node line");
-        assert_one_error(&with_nodes("master a node=0\n"), 3, "node id 0 is not allowed");
+        assert_one_error(
+            &with_nodes("master ls=a node=3\n"),
+            3,
+            "names node 3, which has no node line",
+        );
+        assert_one_error(
+            &with_nodes("master a node=0\n"),
+            3,
+            "node id 0 is not allowed",
+        );
     }
 
     #[test]
     fn error_lockspace_name_empty() {
-        assert_one_error(&with_nodes("lockspace name= nodir=1\n"), 3, "the lockspace name is empty");
-        assert_one_error(&with_nodes("lockspace nodir=1\n"), 3, "lockspace line has no name");
-        assert_one_error(&with_nodes("master ls= node=1\n"), 3, "the lockspace name is empty");
+        assert_one_error(
+            &with_nodes("lockspace name= nodir=1\n"),
+            3,
+            "the lockspace name is empty",
+        );
+        assert_one_error(
+            &with_nodes("lockspace nodir=1\n"),
+            3,
+            "lockspace line has no name",
+        );
+        assert_one_error(
+            &with_nodes("master ls= node=1\n"),
+            3,
+            "the lockspace name is empty",
+        );
     }
 
     #[test]
     fn error_lockspace_name_too_long() {
         let name = "x".repeat(65);
-        assert_one_error(&with_nodes(&format!("lockspace {name}\n")), 3, "is 65 bytes long; at most 64");
-        assert_one_error(&with_nodes(&format!("master {name} node=1\n")), 3, "is 65 bytes long; at most 64");
+        assert_one_error(
+            &with_nodes(&format!("lockspace {name}\n")),
+            3,
+            "is 65 bytes long; at most 64",
+        );
+        assert_one_error(
+            &with_nodes(&format!("master {name} node=1\n")),
+            3,
+            "is 65 bytes long; at most 64",
+        );
     }
 
     #[test]
@@ -1534,52 +1870,116 @@ master foo node=2 weight=1
 
     #[test]
     fn error_weight_not_a_number() {
-        assert_one_error(&with_nodes("master a node=1 weight=heavy\n"), 3, "'weight' must be a number, not 'heavy'");
-        assert_one_error(&with_nodes("master a node=1 weight=-1\n"), 3, "'weight' must be a number");
-        assert_one_error(&with_nodes("master a node=1 weight=4294967296\n"), 3, "'weight' is 4294967296");
+        assert_one_error(
+            &with_nodes("master a node=1 weight=heavy\n"),
+            3,
+            "'weight' must be a number, not 'heavy'",
+        );
+        assert_one_error(
+            &with_nodes("master a node=1 weight=-1\n"),
+            3,
+            "'weight' must be a number",
+        );
+        assert_one_error(
+            &with_nodes("master a node=1 weight=4294967296\n"),
+            3,
+            "'weight' is 4294967296",
+        );
     }
 
     #[test]
     fn error_master_line_incomplete() {
-        assert_one_error(&with_nodes("master node=1\n"), 3, "master line names no lockspace");
+        assert_one_error(
+            &with_nodes("master node=1\n"),
+            3,
+            "master line names no lockspace",
+        );
         assert_one_error(&with_nodes("master a\n"), 3, "master line has no node");
-        assert_one_error(&with_nodes("master a ls=b node=1\n"), 3, "attribute 'ls' is given twice");
+        assert_one_error(
+            &with_nodes("master a ls=b node=1\n"),
+            3,
+            "attribute 'ls' is given twice",
+        );
     }
 
     #[test]
     fn error_unknown_attribute() {
-        assert_one_error("node id=1 addr=10.0.0.1 colour=red\n", 1, "unknown attribute 'colour' on a node line");
-        assert_one_error(&with_nodes("lockspace a dir=0\n"), 3, "unknown attribute 'dir' on a lockspace line");
-        assert_one_error(&with_nodes("master a node=1 wieght=2\n"), 3, "unknown attribute 'wieght' on a master line");
+        assert_one_error(
+            "node id=1 addr=10.0.0.1 colour=red\n",
+            1,
+            "unknown attribute 'colour' on a node line",
+        );
+        assert_one_error(
+            &with_nodes("lockspace a dir=0\n"),
+            3,
+            "unknown attribute 'dir' on a lockspace line",
+        );
+        assert_one_error(
+            &with_nodes("master a node=1 wieght=2\n"),
+            3,
+            "unknown attribute 'wieght' on a master line",
+        );
     }
 
     #[test]
     fn error_bad_nodir() {
-        assert_one_error(&with_nodes("lockspace a nodir=yes\n"), 3, "'nodir' must be 0 or 1, not 'yes'");
+        assert_one_error(
+            &with_nodes("lockspace a nodir=yes\n"),
+            3,
+            "'nodir' must be 0 or 1, not 'yes'",
+        );
     }
 
     #[test]
     fn error_attribute_given_twice() {
-        assert_one_error("node id=1 id=2 addr=10.0.0.1\n", 1, "attribute 'id' is given twice");
+        assert_one_error(
+            "node id=1 id=2 addr=10.0.0.1\n",
+            1,
+            "attribute 'id' is given twice",
+        );
     }
 
     #[test]
     fn error_equals_without_attribute_name() {
-        assert_one_error("node id=1 =2 addr=10.0.0.1\n", 1, "'=2' has no attribute name before its '='");
-        assert_one_error("master a node=1 =2\n", 1, "'=2' has no attribute name before its '='");
+        assert_one_error(
+            "node id=1 =2 addr=10.0.0.1\n",
+            1,
+            "'=2' has no attribute name before its '='",
+        );
+        assert_one_error(
+            "master a node=1 =2\n",
+            1,
+            "'=2' has no attribute name before its '='",
+        );
     }
 
     #[test]
     fn error_value_with_embedded_whitespace() {
-        assert_one_error(&with_nodes("key_file=/etc/my key\n"), 3, "the value of 'key_file' contains whitespace");
+        assert_one_error(
+            &with_nodes("key_file=/etc/my key\n"),
+            3,
+            "the value of 'key_file' contains whitespace",
+        );
         assert_one_error(
             &with_nodes("cluster_name = my cluster\n"),
             3,
             "the value of 'cluster_name' contains whitespace",
         );
-        assert_one_error("node id=1 addr=my host\n", 1, "unexpected 'host' on a node line");
-        assert_one_error(&with_nodes("lockspace a b\n"), 3, "unexpected 'b' on a lockspace line");
-        assert_one_error(&with_nodes("master a b node=1\n"), 3, "unexpected 'b' on a master line");
+        assert_one_error(
+            "node id=1 addr=my host\n",
+            1,
+            "unexpected 'host' on a node line",
+        );
+        assert_one_error(
+            &with_nodes("lockspace a b\n"),
+            3,
+            "unexpected 'b' on a lockspace line",
+        );
+        assert_one_error(
+            &with_nodes("master a b node=1\n"),
+            3,
+            "unexpected 'b' on a master line",
+        );
     }
 
     #[test]
@@ -1595,7 +1995,11 @@ master foo node=2 weight=1
     #[test]
     fn error_cluster_name_bad_characters() {
         for name in ["a/b", "a:b", "ünï", "a$b"] {
-            assert_one_error(&with_nodes(&format!("cluster_name={name}\n")), 3, "may only contain letters, digits");
+            assert_one_error(
+                &with_nodes(&format!("cluster_name={name}\n")),
+                3,
+                "may only contain letters, digits",
+            );
         }
     }
 
@@ -1616,25 +2020,45 @@ master foo node=2 weight=1
     fn a_bad_node_line_is_reported_once_and_not_as_missing_later() {
         // The id is valid, so the node counts as defined: no "unknown node"
         // error for the master line on top of the address error.
-        assert_one_error("node id=1 addr=bad_host\nmaster a node=1\n", 1, "only letters");
+        assert_one_error(
+            "node id=1 addr=bad_host\nmaster a node=1\n",
+            1,
+            "only letters",
+        );
     }
 
     #[test]
     fn a_line_error_does_not_hide_cross_line_errors() {
         let text = "node id=1 addr=10.0.0.1\nnode id=2 addr=10.0.0.1 colour=red\nmaster a node=7 weight=x\n";
         let errors = parse_errors(text);
-        let found: Vec<(usize, &str)> = errors.iter().map(|e| (e.line, e.message.as_str())).collect();
+        let found: Vec<(usize, &str)> = errors
+            .iter()
+            .map(|e| (e.line, e.message.as_str()))
+            .collect();
         assert_eq!(found.len(), 4, "{errors:#?}");
-        assert!(found[0].0 == 2 && found[0].1.contains("unknown attribute 'colour'"), "{found:?}");
-        assert!(found[1].0 == 2 && found[1].1.contains("same address and port as node 1"), "{found:?}");
-        assert!(found[2].0 == 3 && found[2].1.contains("'weight' must be a number"), "{found:?}");
-        assert!(found[3].0 == 3 && found[3].1.contains("names node 7, which has no node line"), "{found:?}");
+        assert!(
+            found[0].0 == 2 && found[0].1.contains("unknown attribute 'colour'"),
+            "{found:?}"
+        );
+        assert!(
+            found[1].0 == 2 && found[1].1.contains("same address and port as node 1"),
+            "{found:?}"
+        );
+        assert!(
+            found[2].0 == 3 && found[2].1.contains("'weight' must be a number"),
+            "{found:?}"
+        );
+        assert!(
+            found[3].0 == 3 && found[3].1.contains("names node 7, which has no node line"),
+            "{found:?}"
+        );
     }
 
     // ---- files and the environment ----
 
     fn scratch_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("udlm-config-test-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("udlm-config-test-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         dir
     }
@@ -1647,7 +2071,10 @@ master foo node=2 weight=1
         let errors = Config::load(&path).unwrap_err();
         assert_eq!(
             errors[0].to_string(),
-            format!("{}:3: missing '=': expected 'setting=value' or a node, lockspace or master line", path.display())
+            format!(
+                "{}:3: missing '=': expected 'setting=value' or a node, lockspace or master line",
+                path.display()
+            )
         );
         std::fs::write(&path, "node id=1 addr=10.0.0.1\nkey_file=k\n").unwrap();
         let (config, _) = Config::load(&path).unwrap();
@@ -1662,7 +2089,9 @@ master foo node=2 weight=1
         let errors = Config::load(&path).unwrap_err();
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].line, 0);
-        assert!(errors[0].to_string().starts_with(&format!("{}: cannot read the config file", path.display())));
+        assert!(errors[0]
+            .to_string()
+            .starts_with(&format!("{}: cannot read the config file", path.display())));
     }
 
     #[test]
@@ -1671,7 +2100,10 @@ master foo node=2 weight=1
         let path = dir.join("dlm.conf");
         std::fs::write(&path, b"port=1\nnode id=1 addr=\xff\n").unwrap();
         let errors = Config::load(&path).unwrap_err();
-        assert_eq!((errors[0].line, errors[0].message.as_str()), (2, "the line is not valid UTF-8"));
+        assert_eq!(
+            (errors[0].line, errors[0].message.as_str()),
+            (2, "the line is not valid UTF-8")
+        );
         std::fs::write(&path, vec![b'#'; MAX_CONFIG_BYTES as usize + 1]).unwrap();
         let errors = Config::load(&path).unwrap_err();
         assert!(errors[0].message.contains("larger than"), "{errors:?}");
@@ -1699,7 +2131,10 @@ master foo node=2 weight=1
         assert!(warnings.is_empty());
 
         let errors = Config::from_env_with(Some(absent.as_os_str()), &default).unwrap_err();
-        assert!(errors[0].message.contains("named by DLM_CONF"), "{errors:?}");
+        assert!(
+            errors[0].message.contains("named by DLM_CONF"),
+            "{errors:?}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -1712,12 +2147,24 @@ master foo node=2 weight=1
         let (config, _) = parse_ok(text);
         assert_eq!(config.node(2).map(|n| n.line), Some(3));
         assert!(config.node(9).is_none());
-        assert_eq!(config.peer_addrs(1), vec!["127.0.0.1:4000".parse::<SocketAddr>().unwrap()]);
-        assert_eq!(config.peer_addrs(2), vec!["127.0.0.2:3000".parse::<SocketAddr>().unwrap()]);
-        assert_eq!(config.peer_addrs(3), vec!["[::1]:5000".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(
+            config.peer_addrs(1),
+            vec!["127.0.0.1:4000".parse::<SocketAddr>().unwrap()]
+        );
+        assert_eq!(
+            config.peer_addrs(2),
+            vec!["127.0.0.2:3000".parse::<SocketAddr>().unwrap()]
+        );
+        assert_eq!(
+            config.peer_addrs(3),
+            vec!["[::1]:5000".parse::<SocketAddr>().unwrap()]
+        );
         let localhost = config.peer_addrs(4);
         assert!(
-            !localhost.is_empty() && localhost.iter().all(|a| a.ip().is_loopback() && a.port() == 3000),
+            !localhost.is_empty()
+                && localhost
+                    .iter()
+                    .all(|a| a.ip().is_loopback() && a.port() == 3000),
             "{localhost:?}"
         );
         assert!(config.peer_addrs(9).is_empty());
@@ -1730,7 +2177,14 @@ master foo node=2 weight=1
         let (config, _) = parse_ok(text);
         assert_eq!(config.weights("big"), vec![(1, 1), (2, 0), (3, 5)]);
         assert_eq!(config.weights("plain"), vec![(1, 1), (2, 1), (3, 1)]);
-        assert_eq!((config.weight("big", 2), config.weight("big", 3), config.weight("plain", 2)), (0, 5, 1));
+        assert_eq!(
+            (
+                config.weight("big", 2),
+                config.weight("big", 3),
+                config.weight("plain", 2)
+            ),
+            (0, 5, 1)
+        );
         assert_eq!(config.weight("big", 99), 0);
     }
 
@@ -1740,7 +2194,10 @@ master foo node=2 weight=1
     fn name_hash_matches_the_published_one_at_a_time_values() {
         assert_eq!(name_hash(b""), 0);
         assert_eq!(name_hash(b"a"), 0xca2e_9442);
-        assert_eq!(name_hash(b"The quick brown fox jumps over the lazy dog"), 0x519e_91f5);
+        assert_eq!(
+            name_hash(b"The quick brown fox jumps over the lazy dog"),
+            0x519e_91f5
+        );
     }
 
     #[test]
@@ -1751,8 +2208,14 @@ master foo node=2 weight=1
     #[test]
     fn directory_node_single_member_is_everything() {
         for i in 0..100 {
-            assert_eq!(directory_node(format!("r{i}").as_bytes(), &[(7, 1)]), Some(7));
-            assert_eq!(directory_node(format!("r{i}").as_bytes(), &[(7, 0)]), Some(7));
+            assert_eq!(
+                directory_node(format!("r{i}").as_bytes(), &[(7, 1)]),
+                Some(7)
+            );
+            assert_eq!(
+                directory_node(format!("r{i}").as_bytes(), &[(7, 0)]),
+                Some(7)
+            );
         }
     }
 
@@ -1770,7 +2233,10 @@ master foo node=2 weight=1
         let counts = tally(&[(1, 1), (2, 1), (3, 1)], 3000);
         for id in 1..=3 {
             let n = counts.get(&id).copied().unwrap_or(0);
-            assert!((850..=1150).contains(&n), "node {id} got {n} of 3000: {counts:?}");
+            assert!(
+                (850..=1150).contains(&n),
+                "node {id} got {n} of 3000: {counts:?}"
+            );
         }
         // All weights 0: each node counts once, as with weight 1.
         assert_eq!(tally(&[(1, 0), (2, 0), (3, 0)], 3000), counts);
@@ -1780,8 +2246,14 @@ master foo node=2 weight=1
     fn directory_node_respects_weights() {
         let counts = tally(&[(1, 0), (2, 3), (3, 1)], 4000);
         assert_eq!(counts.get(&1), None, "{counts:?}");
-        let (two, three) = (counts.get(&2).copied().unwrap_or(0), counts.get(&3).copied().unwrap_or(0));
-        assert!((2750..=3250).contains(&two) && (750..=1250).contains(&three), "{counts:?}");
+        let (two, three) = (
+            counts.get(&2).copied().unwrap_or(0),
+            counts.get(&3).copied().unwrap_or(0),
+        );
+        assert!(
+            (2750..=3250).contains(&two) && (750..=1250).contains(&three),
+            "{counts:?}"
+        );
         // Huge weights neither overflow nor allocate.
         let counts = tally(&[(1, u32::MAX), (2, u32::MAX)], 200);
         assert_eq!(counts.values().sum::<usize>(), 200);
@@ -1792,9 +2264,18 @@ master foo node=2 weight=1
         // Fixed so that a change of hash or of the slot rule is noticed: all
         // nodes of a cluster must agree, across versions too.
         let members = [(1, 1), (2, 1), (3, 1)];
-        let names: [&[u8]; 6] =
-            [b"a", b"res", b"lvm_global", b"The quick brown fox jumps over the lazy dog", b"", b"\x00\xff"];
-        let got: Vec<(u32, Option<u32>)> = names.iter().map(|n| (name_hash(n), directory_node(n, &members))).collect();
+        let names: [&[u8]; 6] = [
+            b"a",
+            b"res",
+            b"lvm_global",
+            b"The quick brown fox jumps over the lazy dog",
+            b"",
+            b"\x00\xff",
+        ];
+        let got: Vec<(u32, Option<u32>)> = names
+            .iter()
+            .map(|n| (name_hash(n), directory_node(n, &members)))
+            .collect();
         assert_eq!(got, KNOWN_VALUES.to_vec());
     }
 
@@ -1819,7 +2300,10 @@ master foo node=2 weight=1
         assert_eq!(config.local_node_id_with(Some("2")), Ok(2));
         assert_eq!(config.local_node_id_with(Some(" 1 ")), Ok(1));
         let unknown = config.local_node_id_with(Some("3")).unwrap_err();
-        assert_eq!(unknown, format!("DLM_NODEID=3, but {PATH} has no node 3 (its nodes: 1, 2)"));
+        assert_eq!(
+            unknown,
+            format!("DLM_NODEID=3, but {PATH} has no node 3 (its nodes: 1, 2)")
+        );
         for bad in ["0", "x", "-1", "+1", "4294967296"] {
             let message = config.local_node_id_with(Some(bad)).unwrap_err();
             assert!(message.contains("is not a node id"), "{bad}: {message}");
@@ -1848,11 +2332,14 @@ master foo node=2 weight=1
         assert!(is_local_address("127.0.0.1".parse().unwrap()));
         let [a, b] = foreign_addrs();
         assert!(!is_local_address(a.parse().unwrap()));
-        let config = config_of(&format!("node id=1 addr={a}\nnode id=2 addr=127.0.0.1\nnode id=3 addr={b}\n"));
+        let config = config_of(&format!(
+            "node id=1 addr={a}\nnode id=2 addr=127.0.0.1\nnode id=3 addr={b}\n"
+        ));
         assert_eq!(config.local_node_id_with(None), Ok(2));
         assert_eq!(config.local_node_id_with(Some("")), Ok(2));
         assert_eq!(
-            config_of(&format!("node id=5 addr=localhost\nnode id=6 addr={a}\n")).local_node_id_with(None),
+            config_of(&format!("node id=5 addr=localhost\nnode id=6 addr={a}\n"))
+                .local_node_id_with(None),
             Ok(5)
         );
         assert_eq!(Config::single_node().local_node_id_with(None), Ok(1));
@@ -1861,13 +2348,21 @@ master foo node=2 weight=1
     #[test]
     fn local_node_id_needs_exactly_one_local_node() {
         let [a, b] = foreign_addrs();
-        let none =
-            config_of(&format!("node id=1 addr={a}\nnode id=2 addr={b}\n")).local_node_id_with(None).unwrap_err();
-        assert!(none.contains("none of the node addresses") && none.contains("set DLM_NODEID"), "{none}");
-        let config =
-            config_of(&format!("node id=1 addr=127.0.0.1\nnode id=2 addr=127.0.0.1 port=2\nnode id=3 addr={a}\n"));
+        let none = config_of(&format!("node id=1 addr={a}\nnode id=2 addr={b}\n"))
+            .local_node_id_with(None)
+            .unwrap_err();
+        assert!(
+            none.contains("none of the node addresses") && none.contains("set DLM_NODEID"),
+            "{none}"
+        );
+        let config = config_of(&format!(
+            "node id=1 addr=127.0.0.1\nnode id=2 addr=127.0.0.1 port=2\nnode id=3 addr={a}\n"
+        ));
         let several = config.local_node_id_with(None).unwrap_err();
-        assert!(several.starts_with("nodes 1, 2 in") && several.contains("set DLM_NODEID"), "{several}");
+        assert!(
+            several.starts_with("nodes 1, 2 in") && several.contains("set DLM_NODEID"),
+            "{several}"
+        );
     }
 
     // ---- robustness ----
@@ -1942,10 +2437,13 @@ log_debug=1
                         let piece = pieces[rng.below(pieces.len())];
                         text.splice(at..at, piece.chars());
                     }
-                    2 if at < text.len() => text[at] = char::from_u32(rng.next() as u32 % 0x250).unwrap_or('?'),
+                    2 if at < text.len() => {
+                        text[at] = char::from_u32(rng.next() as u32 % 0x250).unwrap_or('?')
+                    }
                     _ => {
                         let start = rng.below(text.len());
-                        let copy: Vec<char> = text[start..(start + rng.below(30)).min(text.len())].to_vec();
+                        let copy: Vec<char> =
+                            text[start..(start + rng.below(30)).min(text.len())].to_vec();
                         text.splice(at..at, copy);
                     }
                 }
@@ -1965,6 +2463,9 @@ log_debug=1
             }
         }
         // Both outcomes must occur, or the mutations test nothing.
-        assert!(accepted > 0 && rejected > 0, "accepted {accepted}, rejected {rejected}");
+        assert!(
+            accepted > 0 && rejected > 0,
+            "accepted {accepted}, rejected {rejected}"
+        );
     }
 }

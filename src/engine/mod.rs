@@ -62,13 +62,13 @@ fn mode_of(raw: RawMode) -> Mode {
 /// reads the resource's value, 0 = the lock writes it, -1 = nothing.
 fn lvb_transfer(from: RawMode, to: RawMode) -> i8 {
     const T: [[i8; 6]; 7] = [
-        [1, 1, 1, 1, 1, 1],     // new request
-        [1, 1, 1, 1, 1, 1],     // NL
-        [-1, 1, 1, 1, 1, 1],    // CR
-        [-1, -1, 1, 1, 1, 1],   // CW
-        [-1, -1, -1, 1, 1, 1],  // PR
-        [0, 0, 0, 0, 0, 1],     // PW
-        [0, 0, 0, 0, 0, 0],     // EX
+        [1, 1, 1, 1, 1, 1],    // new request
+        [1, 1, 1, 1, 1, 1],    // NL
+        [-1, 1, 1, 1, 1, 1],   // CR
+        [-1, -1, 1, 1, 1, 1],  // CW
+        [-1, -1, -1, 1, 1, 1], // PR
+        [0, 0, 0, 0, 0, 1],    // PW
+        [0, 0, 0, 0, 0, 0],    // EX
     ];
     if to < 0 {
         return -1;
@@ -106,7 +106,12 @@ pub enum Event {
         end_of_life: bool,
     },
     /// A blocking AST: another request is blocked by this lock in `mode`.
-    Blocking { owner: Owner, lkid: LockId, incarnation: u32, mode: Mode },
+    Blocking {
+        owner: Owner,
+        lkid: LockId,
+        incarnation: u32,
+        mode: Mode,
+    },
 }
 
 impl Event {
@@ -183,7 +188,10 @@ struct List {
 }
 
 impl List {
-    const EMPTY: List = List { head: NIL, tail: NIL };
+    const EMPTY: List = List {
+        head: NIL,
+        tail: NIL,
+    };
 }
 
 struct Resource {
@@ -223,7 +231,8 @@ impl Hasher for NameHasherState {
     fn write(&mut self, bytes: &[u8]) {
         let mut chunks = bytes.chunks_exact(8);
         for c in &mut chunks {
-            self.0 = (self.0 ^ u64::from_le_bytes(c.try_into().unwrap())).wrapping_mul(0x0100_0000_01b3);
+            self.0 =
+                (self.0 ^ u64::from_le_bytes(c.try_into().unwrap())).wrapping_mul(0x0100_0000_01b3);
         }
         for &b in chunks.remainder() {
             self.0 = (self.0 ^ b as u64).wrapping_mul(0x0100_0000_01b3);
@@ -335,9 +344,17 @@ impl Engine {
 
     /// Whether any lock (orphans included) is on the resource `name`.
     pub fn has_resource(&self, name: &[u8]) -> bool {
-        let Some(name) = ResName::new(name) else { return false };
+        let Some(name) = ResName::new(name) else {
+            return false;
+        };
         let resources = &self.resources;
-        self.table.find(hash_name(name.as_bytes()), |&r| resources[r as usize].as_ref().is_some_and(|x| x.name == name)).is_some()
+        self.table
+            .find(hash_name(name.as_bytes()), |&r| {
+                resources[r as usize]
+                    .as_ref()
+                    .is_some_and(|x| x.name == name)
+            })
+            .is_some()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -346,7 +363,10 @@ impl Engine {
 
     /// Whether `owner` holds any lock.
     pub fn owner_has_locks(&self, owner: Owner) -> bool {
-        self.locks.iter().flatten().any(|l| l.owner == owner && !l.orphan)
+        self.locks
+            .iter()
+            .flatten()
+            .any(|l| l.owner == owner && !l.orphan)
     }
 
     pub fn orphan_count(&self) -> usize {
@@ -461,7 +481,13 @@ impl Engine {
     /// An unlock, cancel (`LKF_CANCEL`) or force-unlock (`LKF_FORCEUNLOCK`)
     /// of the caller's lock (spec §2.5, §6.3, §6.4). `lvb` is the caller's
     /// LVB when `LKF_VALBLK` is set.
-    pub fn unlock(&mut self, owner: Owner, lkid: LockId, flags: u32, lvb: Option<&Lvb>) -> Result<(), Errno> {
+    pub fn unlock(
+        &mut self,
+        owner: Owner,
+        lkid: LockId,
+        flags: u32,
+        lvb: Option<&Lvb>,
+    ) -> Result<(), Errno> {
         let l = self.find_owned(owner, lkid)?;
         check_unlock_flags(flags)?;
         if !self.validate_unlock(l, flags)? {
@@ -503,7 +529,11 @@ impl Engine {
 
     /// [`Engine::adopt_orphan`] among the orphans whose last owner passes
     /// `eligible` (a node adopts only the orphans its own handles left).
-    pub fn adopt_orphan_where(&mut self, req: Request<'_>, eligible: impl Fn(Owner) -> bool) -> Result<LockId, Errno> {
+    pub fn adopt_orphan_where(
+        &mut self,
+        req: Request<'_>,
+        eligible: impl Fn(Owner) -> bool,
+    ) -> Result<LockId, Errno> {
         let mut other_mode = false;
         let mut found = None;
         for &l in &self.orphans {
@@ -519,7 +549,11 @@ impl Engine {
             break;
         }
         let Some(l) = found else {
-            return Err(if other_mode { Errno::Again } else { Errno::NoEnt });
+            return Err(if other_mode {
+                Errno::Again
+            } else {
+                Errno::NoEnt
+            });
         };
         self.adopt_orphan_id(LockId(l + 1), req.owner, req.pid, req.flags, req.has_bast)?;
         Ok(LockId(l + 1))
@@ -527,9 +561,20 @@ impl Engine {
 
     /// Hands the orphan `lkid` to `owner` (adoption decided elsewhere: the
     /// orphan's home node chose it).
-    pub fn adopt_orphan_id(&mut self, lkid: LockId, owner: Owner, pid: u32, flags: u32, has_bast: bool) -> Result<(), Errno> {
+    pub fn adopt_orphan_id(
+        &mut self,
+        lkid: LockId,
+        owner: Owner,
+        pid: u32,
+        flags: u32,
+        has_bast: bool,
+    ) -> Result<(), Errno> {
         let l = lkid.0.checked_sub(1).ok_or(Errno::NoEnt)?;
-        let i = self.orphans.iter().position(|&x| x == l).ok_or(Errno::NoEnt)?;
+        let i = self
+            .orphans
+            .iter()
+            .position(|&x| x == l)
+            .ok_or(Errno::NoEnt)?;
         self.orphans.remove(i);
         let seq = self.next_owner_seq();
         let lk = self.lock_mut(l);
@@ -674,7 +719,11 @@ impl Engine {
             let Some(r) = r else { continue };
             let mut holders: Vec<RawMode> = Vec::new();
             let mut count = 0;
-            for k in [QueueKind::Granted, QueueKind::Converting, QueueKind::Waiting] {
+            for k in [
+                QueueKind::Granted,
+                QueueKind::Converting,
+                QueueKind::Waiting,
+            ] {
                 let mut prev = NIL;
                 let mut l = r.queues[k as usize].head;
                 while l != NIL {
@@ -683,15 +732,27 @@ impl Engine {
                     assert_eq!(lk.queue, Some(k), "lock {} queue tag", l + 1);
                     assert_eq!(lk.prev, prev, "lock {} back link", l + 1);
                     match k {
-                        QueueKind::Granted => assert!(lk.grmode >= 0, "granted lock {} without mode", l + 1),
-                        QueueKind::Converting => {
-                            assert!(lk.grmode >= 0 && lk.rqmode >= 0, "converting lock {} modes", l + 1)
+                        QueueKind::Granted => {
+                            assert!(lk.grmode >= 0, "granted lock {} without mode", l + 1)
                         }
-                        QueueKind::Waiting => assert!(lk.grmode < 0, "waiting lock {} has a mode", l + 1),
+                        QueueKind::Converting => {
+                            assert!(
+                                lk.grmode >= 0 && lk.rqmode >= 0,
+                                "converting lock {} modes",
+                                l + 1
+                            )
+                        }
+                        QueueKind::Waiting => {
+                            assert!(lk.grmode < 0, "waiting lock {} has a mode", l + 1)
+                        }
                     }
                     if lk.grmode >= 0 {
                         for &h in &holders {
-                            assert!(raw_compat(h, lk.grmode), "incompatible holders on {:?}", r.name);
+                            assert!(
+                                raw_compat(h, lk.grmode),
+                                "incompatible holders on {:?}",
+                                r.name
+                            );
                         }
                         holders.push(lk.grmode);
                     }
@@ -705,7 +766,10 @@ impl Engine {
             assert!(r.nlocks > 0, "empty resource {:?} kept", r.name);
             on_queue += count;
         }
-        assert_eq!(on_queue, self.live_locks, "every live lock on exactly one queue");
+        assert_eq!(
+            on_queue, self.live_locks,
+            "every live lock on exactly one queue"
+        );
         assert_eq!(self.locks.iter().flatten().count() as u32, self.live_locks);
         for &l in &self.orphans {
             assert!(self.lock(l).orphan);
@@ -842,7 +906,9 @@ impl Engine {
         if lk.flags & lkf::EXPEDITE != 0 {
             return true;
         }
-        if self.queue_conflict(r, QueueKind::Granted, l) || self.queue_conflict(r, QueueKind::Converting, l) {
+        if self.queue_conflict(r, QueueKind::Granted, l)
+            || self.queue_conflict(r, QueueKind::Converting, l)
+        {
             return false;
         }
         if conv && recover {
@@ -949,7 +1015,8 @@ impl Engine {
             let lk = self.lock(x);
             let next = lk.next;
             if lock_requires_bast(lk.grmode, lk.highbast, high, cw) {
-                let mode = if cw && high == Mode::Pr as RawMode && lk.grmode == Mode::Pr as RawMode {
+                let mode = if cw && high == Mode::Pr as RawMode && lk.grmode == Mode::Pr as RawMode
+                {
                     Mode::Cw as RawMode
                 } else {
                     high
@@ -1031,8 +1098,11 @@ impl Engine {
     /// queue, and with `all` (NOQUEUEBAST) the converting queue too.
     fn send_blocking_asts(&mut self, r: u32, l: u32, all: bool) {
         let rq = self.lock(l).rqmode;
-        let kinds: &[QueueKind] =
-            if all { &[QueueKind::Granted, QueueKind::Converting] } else { &[QueueKind::Granted] };
+        let kinds: &[QueueKind] = if all {
+            &[QueueKind::Granted, QueueKind::Converting]
+        } else {
+            &[QueueKind::Granted]
+        };
         for &k in kinds {
             let mut x = self.res(r).queues[k as usize].head;
             while x != NIL {
@@ -1098,7 +1168,9 @@ impl Engine {
             if flags & lkf::VALBLK == 0 || lk.lvb.is_none() {
                 return;
             }
-            let Some(value) = res.lvb.as_deref() else { return };
+            let Some(value) = res.lvb.as_deref() else {
+                return;
+            };
             if let Some(b) = lk.lvb.as_deref_mut() {
                 *b = *value;
             }
@@ -1111,7 +1183,9 @@ impl Engine {
             if flags & lkf::VALBLK == 0 {
                 return;
             }
-            let Some(value) = lk.lvb.as_deref() else { return };
+            let Some(value) = lk.lvb.as_deref() else {
+                return;
+            };
             res.lvb = Some(Box::new(*value));
             res.lvbseq = res.lvbseq.wrapping_add(1);
             lk.lvbseq = res.lvbseq;
@@ -1134,7 +1208,9 @@ impl Engine {
         if lk.flags & lkf::VALBLK == 0 {
             return;
         }
-        let Some(value) = lk.lvb.as_deref() else { return };
+        let Some(value) = lk.lvb.as_deref() else {
+            return;
+        };
         res.lvb = Some(Box::new(*value));
         res.lvbseq = res.lvbseq.wrapping_add(1);
         res.valnotvalid = false;
@@ -1160,7 +1236,11 @@ impl Engine {
         }
         let prev = lk.last_completion_mode.unwrap_or(IV);
         let lvb = match &lk.lvb {
-            Some(v) if status == Status::Granted && lk.flags & lkf::VALBLK != 0 && lvb_transfer(prev, lk.grmode) != 0 => {
+            Some(v)
+                if status == Status::Granted
+                    && lk.flags & lkf::VALBLK != 0
+                    && lvb_transfer(prev, lk.grmode) != 0 =>
+            {
                 Some(**v)
             }
             _ => None,
@@ -1201,7 +1281,12 @@ impl Engine {
         if lk.muted {
             return;
         }
-        let ev = Event::Blocking { owner: lk.owner, lkid: LockId(l + 1), incarnation: lk.incarnation, mode: mode_of(mode) };
+        let ev = Event::Blocking {
+            owner: lk.owner,
+            lkid: LockId(l + 1),
+            incarnation: lk.incarnation,
+            mode: mode_of(mode),
+        };
         self.events.push(ev);
     }
 
@@ -1247,7 +1332,11 @@ impl Engine {
             .locks
             .iter()
             .enumerate()
-            .filter_map(|(i, l)| l.as_ref().filter(|l| l.owner == owner && !l.orphan).map(|l| (l.owner_seq, i as u32)))
+            .filter_map(|(i, l)| {
+                l.as_ref()
+                    .filter(|l| l.owner == owner && !l.orphan)
+                    .map(|l| (l.owner_seq, i as u32))
+            })
             .collect();
         v.sort_unstable();
         v.into_iter().map(|(_, l)| l).collect()
@@ -1297,9 +1386,11 @@ impl Engine {
     fn find_or_create_resource(&mut self, name: ResName) -> u32 {
         let hash = hash_name(name.as_bytes());
         let resources = &self.resources;
-        if let Some(&r) =
-            self.table.find(hash, |&r| resources[r as usize].as_ref().is_some_and(|x| x.name == name))
-        {
+        if let Some(&r) = self.table.find(hash, |&r| {
+            resources[r as usize]
+                .as_ref()
+                .is_some_and(|x| x.name == name)
+        }) {
             return r;
         }
         let res = Resource {
@@ -1323,7 +1414,9 @@ impl Engine {
             }
         };
         let resources = &self.resources;
-        self.table.insert_unique(hash, r, |&x| resources[x as usize].as_ref().map_or(0, |x| x.hash));
+        self.table.insert_unique(hash, r, |&x| {
+            resources[x as usize].as_ref().map_or(0, |x| x.hash)
+        });
         r
     }
 
@@ -1344,7 +1437,11 @@ impl Engine {
             _ if at_head => self.res(r).queues[k as usize].head,
             _ => NIL,
         };
-        let prev = if before == NIL { self.res(r).queues[k as usize].tail } else { self.lock(before).prev };
+        let prev = if before == NIL {
+            self.res(r).queues[k as usize].tail
+        } else {
+            self.lock(before).prev
+        };
         {
             let lk = self.lock_mut(l);
             debug_assert!(lk.queue.is_none());
@@ -1427,7 +1524,8 @@ pub fn check_lock_args(mode: i32, flags: u32) -> Result<Mode, Errno> {
 
 /// The flag checks of an unlock (spec §2.5).
 pub fn check_unlock_flags(flags: u32) -> Result<(), Errno> {
-    if flags & !lkf::UNLOCK_MASK != 0 || (flags & lkf::CANCEL != 0 && flags & lkf::FORCEUNLOCK != 0) {
+    if flags & !lkf::UNLOCK_MASK != 0 || (flags & lkf::CANCEL != 0 && flags & lkf::FORCEUNLOCK != 0)
+    {
         return Err(Errno::Inval);
     }
     Ok(())

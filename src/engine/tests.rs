@@ -24,14 +24,32 @@ const O5: Owner = Owner(5);
 /// dedicated test only).
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Ev {
-    Ast { owner: Owner, lkid: LockId, status: Status, sb_flags: u8, lvb: Option<Lvb>, eol: bool },
-    Bast { owner: Owner, lkid: LockId, mode: Mode },
+    Ast {
+        owner: Owner,
+        lkid: LockId,
+        status: Status,
+        sb_flags: u8,
+        lvb: Option<Lvb>,
+        eol: bool,
+    },
+    Bast {
+        owner: Owner,
+        lkid: LockId,
+        mode: Mode,
+    },
 }
 
 /// A completion with `sb_flags` 0 and no LVB; end of life only for EUNLOCK
 /// (use `.eol()` for the other end-of-life cases).
 fn ast(owner: Owner, lkid: LockId, status: Status) -> Ev {
-    Ev::Ast { owner, lkid, status, sb_flags: 0, lvb: None, eol: status == Status::Unlocked }
+    Ev::Ast {
+        owner,
+        lkid,
+        status,
+        sb_flags: 0,
+        lvb: None,
+        eol: status == Status::Unlocked,
+    }
 }
 
 fn bast(owner: Owner, lkid: LockId, mode: Mode) -> Ev {
@@ -61,10 +79,25 @@ impl Ev {
 
 fn from_event(e: &Event) -> Ev {
     match *e {
-        Event::Completion { owner, lkid, status, sb_flags, lvb, end_of_life, .. } => {
-            Ev::Ast { owner, lkid, status, sb_flags, lvb, eol: end_of_life }
-        }
-        Event::Blocking { owner, lkid, mode, .. } => Ev::Bast { owner, lkid, mode },
+        Event::Completion {
+            owner,
+            lkid,
+            status,
+            sb_flags,
+            lvb,
+            end_of_life,
+            ..
+        } => Ev::Ast {
+            owner,
+            lkid,
+            status,
+            sb_flags,
+            lvb,
+            eol: end_of_life,
+        },
+        Event::Blocking {
+            owner, lkid, mode, ..
+        } => Ev::Bast { owner, lkid, mode },
     }
 }
 
@@ -89,7 +122,9 @@ struct H {
 
 impl H {
     fn new() -> H {
-        H { e: Engine::default() }
+        H {
+            e: Engine::default(),
+        }
     }
 
     fn check(&self) {
@@ -97,7 +132,14 @@ impl H {
     }
 
     /// Raw request; `pid` is the owner number, BAST routine registered.
-    fn try_req(&mut self, o: Owner, name: &str, mode: i32, flags: u32, lvb: Option<&Lvb>) -> Result<LockId, Errno> {
+    fn try_req(
+        &mut self,
+        o: Owner,
+        name: &str,
+        mode: i32,
+        flags: u32,
+        lvb: Option<&Lvb>,
+    ) -> Result<LockId, Errno> {
         self.try_req_full(o, name.as_bytes(), mode, flags, lvb, true)
     }
 
@@ -110,7 +152,15 @@ impl H {
         lvb: Option<&Lvb>,
         has_bast: bool,
     ) -> Result<LockId, Errno> {
-        let r = self.e.request(Request { owner: o, pid: o.0 as u32, mode, flags, name, lvb, has_bast });
+        let r = self.e.request(Request {
+            owner: o,
+            pid: o.0 as u32,
+            mode,
+            flags,
+            name,
+            lvb,
+            has_bast,
+        });
         self.check();
         r
     }
@@ -119,37 +169,66 @@ impl H {
     /// buffer (c46 checks that other bytes are never handed back).
     fn req(&mut self, o: Owner, name: &str, mode: Mode, flags: u32) -> LockId {
         let lvb = (flags & lkf::VALBLK != 0).then_some(&ZERO);
-        let id = self.try_req(o, name, mode as i32, flags, lvb).expect("request accepted");
+        let id = self
+            .try_req(o, name, mode as i32, flags, lvb)
+            .expect("request accepted");
         assert_ne!(id.0, 0, "lock id 0 handed out");
         id
     }
 
     fn req_nobast(&mut self, o: Owner, name: &str, mode: Mode, flags: u32) -> LockId {
-        let id = self.try_req_full(o, name.as_bytes(), mode as i32, flags, None, false).expect("request accepted");
+        let id = self
+            .try_req_full(o, name.as_bytes(), mode as i32, flags, None, false)
+            .expect("request accepted");
         assert_ne!(id.0, 0);
         id
     }
 
     fn try_conv(&mut self, o: Owner, id: LockId, mode: i32, flags: u32) -> Result<(), Errno> {
-        let r = self.e.convert(o, o.0 as u32, id, mode, flags, (flags & lkf::VALBLK != 0).then_some(&ZERO), true);
+        let r = self.e.convert(
+            o,
+            o.0 as u32,
+            id,
+            mode,
+            flags,
+            (flags & lkf::VALBLK != 0).then_some(&ZERO),
+            true,
+        );
         self.check();
         r
     }
 
     /// A conversion that must be accepted (flags get CONVERT added).
     fn conv(&mut self, o: Owner, id: LockId, mode: Mode, flags: u32) {
-        self.try_conv(o, id, mode as i32, flags | lkf::CONVERT).expect("conversion accepted");
+        self.try_conv(o, id, mode as i32, flags | lkf::CONVERT)
+            .expect("conversion accepted");
     }
 
     /// A conversion with VALBLK carrying `lvb`.
     fn conv_lvb(&mut self, o: Owner, id: LockId, mode: Mode, flags: u32, lvb: Lvb) {
-        let r = self.e.convert(o, o.0 as u32, id, mode as i32, flags | lkf::CONVERT | lkf::VALBLK, Some(&lvb), true);
+        let r = self.e.convert(
+            o,
+            o.0 as u32,
+            id,
+            mode as i32,
+            flags | lkf::CONVERT | lkf::VALBLK,
+            Some(&lvb),
+            true,
+        );
         self.check();
         r.expect("conversion accepted");
     }
 
     fn conv_nobast(&mut self, o: Owner, id: LockId, mode: Mode, flags: u32) {
-        let r = self.e.convert(o, o.0 as u32, id, mode as i32, flags | lkf::CONVERT, None, false);
+        let r = self.e.convert(
+            o,
+            o.0 as u32,
+            id,
+            mode as i32,
+            flags | lkf::CONVERT,
+            None,
+            false,
+        );
         self.check();
         r.expect("conversion accepted");
     }
@@ -226,24 +305,40 @@ impl H {
     }
 
     fn res(&self, name: &str) -> Option<ResourceInfo> {
-        self.e.resources().into_iter().find(|r| r.name.as_bytes() == name.as_bytes())
+        self.e
+            .resources()
+            .into_iter()
+            .find(|r| r.name.as_bytes() == name.as_bytes())
     }
 
     /// (lkid, granted mode) of the granted queue, head first.
     fn granted(&self, name: &str) -> Vec<(LockId, Mode)> {
-        self.res(name).map_or(vec![], |r| r.granted.iter().map(|l| (l.lkid, l.granted.unwrap())).collect())
+        self.res(name).map_or(vec![], |r| {
+            r.granted
+                .iter()
+                .map(|l| (l.lkid, l.granted.unwrap()))
+                .collect()
+        })
     }
 
     /// (lkid, granted mode, requested mode) of the converting queue.
     fn converting(&self, name: &str) -> Vec<(LockId, Mode, Mode)> {
         self.res(name).map_or(vec![], |r| {
-            r.converting.iter().map(|l| (l.lkid, l.granted.unwrap(), l.requested.unwrap())).collect()
+            r.converting
+                .iter()
+                .map(|l| (l.lkid, l.granted.unwrap(), l.requested.unwrap()))
+                .collect()
         })
     }
 
     /// (lkid, requested mode) of the waiting queue.
     fn waiting(&self, name: &str) -> Vec<(LockId, Mode)> {
-        self.res(name).map_or(vec![], |r| r.waiting.iter().map(|l| (l.lkid, l.requested.unwrap())).collect())
+        self.res(name).map_or(vec![], |r| {
+            r.waiting
+                .iter()
+                .map(|l| (l.lkid, l.requested.unwrap()))
+                .collect()
+        })
     }
 
     fn res_lvb(&self, name: &str) -> (Option<Lvb>, bool) {
@@ -307,7 +402,11 @@ fn c01_uncontended_ex_granted_status_0() {
 fn c02_mode_out_of_range_einval_no_event_no_lock() {
     let mut h = H::new();
     for m in [6, -1, 255, 256, i32::MIN, i32::MAX] {
-        assert_eq!(h.try_req(O1, "r", m, 0, None), Err(Errno::Inval), "mode {m}");
+        assert_eq!(
+            h.try_req(O1, "r", m, 0, None),
+            Err(Errno::Inval),
+            "mode {m}"
+        );
     }
     h.none();
     assert_eq!(h.e.lock_count(), 0);
@@ -315,7 +414,11 @@ fn c02_mode_out_of_range_einval_no_event_no_lock() {
     let a = h.req(O1, "r", Pr, 0);
     h.expect(&[ast(O1, a, G)]);
     for m in [6, -1, 255] {
-        assert_eq!(h.try_conv(O1, a, m, lkf::CONVERT), Err(Errno::Inval), "convert mode {m}");
+        assert_eq!(
+            h.try_conv(O1, a, m, lkf::CONVERT),
+            Err(Errno::Inval),
+            "convert mode {m}"
+        );
     }
     h.none();
     assert_eq!(h.granted("r"), vec![(a, Pr)]);
@@ -326,7 +429,10 @@ fn c03_name_of_65_bytes_einval_64_accepted() {
     let mut h = H::new();
     let n65 = [b'x'; 65];
     let n64 = [b'x'; 64];
-    assert_eq!(h.try_req_full(O1, &n65, Ex as i32, 0, None, true), Err(Errno::Inval));
+    assert_eq!(
+        h.try_req_full(O1, &n65, Ex as i32, 0, None, true),
+        Err(Errno::Inval)
+    );
     h.none();
     let a = h.try_req_full(O1, &n64, Ex as i32, 0, None, true).unwrap();
     h.expect(&[ast(O1, a, G)]);
@@ -341,21 +447,32 @@ fn c04_empty_name_is_a_resource_like_any_other() {
     h.expect(&[ast(O2, b, AGAIN).eol()]);
     // names are exact (bytes, length): "A" and "A\0" differ
     let x = h.try_req_full(O1, b"A", Ex as i32, 0, None, true).unwrap();
-    let y = h.try_req_full(O2, b"A\0", Ex as i32, lkf::NOQUEUE, None, true).unwrap();
+    let y = h
+        .try_req_full(O2, b"A\0", Ex as i32, lkf::NOQUEUE, None, true)
+        .unwrap();
     h.expect(&[ast(O1, x, G), ast(O2, y, G)]);
 }
 
 #[test]
 fn c10_quecvt_without_convert_and_illegal_quecvt_einval() {
     let mut h = H::new();
-    assert_eq!(h.try_req(O1, "r", Ex as i32, lkf::QUECVT, None), Err(Errno::Inval));
+    assert_eq!(
+        h.try_req(O1, "r", Ex as i32, lkf::QUECVT, None),
+        Err(Errno::Inval)
+    );
     let a = h.req(O1, "r", Ex, 0);
     h.expect(&[ast(O1, a, G)]);
-    assert_eq!(h.try_conv(O1, a, Nl as i32, lkf::CONVERT | lkf::QUECVT), Err(Errno::Inval));
+    assert_eq!(
+        h.try_conv(O1, a, Nl as i32, lkf::CONVERT | lkf::QUECVT),
+        Err(Errno::Inval)
+    );
     h.none();
     let b = h.req(O2, "q", Pr, 0);
     h.expect(&[ast(O2, b, G)]);
-    assert_eq!(h.try_conv(O2, b, Pr as i32, lkf::CONVERT | lkf::QUECVT), Err(Errno::Inval));
+    assert_eq!(
+        h.try_conv(O2, b, Pr as i32, lkf::CONVERT | lkf::QUECVT),
+        Err(Errno::Inval)
+    );
     h.none();
     assert_eq!(h.granted("r"), vec![(a, Ex)]);
     assert_eq!(h.granted("q"), vec![(b, Pr)]);
@@ -387,10 +504,21 @@ fn quecvt_legality_table_is_spec_3_3() {
 #[test]
 fn c11_convdeadlk_without_convert_or_with_noqueue_einval() {
     let mut h = H::new();
-    assert_eq!(h.try_req(O1, "r", Ex as i32, lkf::CONVDEADLK, None), Err(Errno::Inval));
+    assert_eq!(
+        h.try_req(O1, "r", Ex as i32, lkf::CONVDEADLK, None),
+        Err(Errno::Inval)
+    );
     let a = h.req(O1, "r", Pr, 0);
     h.expect(&[ast(O1, a, G)]);
-    assert_eq!(h.try_conv(O1, a, Ex as i32, lkf::CONVERT | lkf::CONVDEADLK | lkf::NOQUEUE), Err(Errno::Inval));
+    assert_eq!(
+        h.try_conv(
+            O1,
+            a,
+            Ex as i32,
+            lkf::CONVERT | lkf::CONVDEADLK | lkf::NOQUEUE
+        ),
+        Err(Errno::Inval)
+    );
     h.none();
 }
 
@@ -398,13 +526,26 @@ fn c11_convdeadlk_without_convert_or_with_noqueue_einval() {
 fn c12_expedite_only_for_new_nl_without_noqueue() {
     let mut h = H::new();
     for m in [Cr, Cw, Pr, Pw, Ex] {
-        assert_eq!(h.try_req(O1, "r", m as i32, lkf::EXPEDITE, None), Err(Errno::Inval), "{m}");
+        assert_eq!(
+            h.try_req(O1, "r", m as i32, lkf::EXPEDITE, None),
+            Err(Errno::Inval),
+            "{m}"
+        );
     }
-    assert_eq!(h.try_req(O1, "r", Nl as i32, lkf::EXPEDITE | lkf::NOQUEUE, None), Err(Errno::Inval));
-    assert_eq!(h.try_req(O1, "r", Nl as i32, lkf::EXPEDITE | lkf::QUECVT, None), Err(Errno::Inval));
+    assert_eq!(
+        h.try_req(O1, "r", Nl as i32, lkf::EXPEDITE | lkf::NOQUEUE, None),
+        Err(Errno::Inval)
+    );
+    assert_eq!(
+        h.try_req(O1, "r", Nl as i32, lkf::EXPEDITE | lkf::QUECVT, None),
+        Err(Errno::Inval)
+    );
     let a = h.req(O1, "r", Nl, 0);
     h.expect(&[ast(O1, a, G)]);
-    assert_eq!(h.try_conv(O1, a, Nl as i32, lkf::CONVERT | lkf::EXPEDITE), Err(Errno::Inval));
+    assert_eq!(
+        h.try_conv(O1, a, Nl as i32, lkf::CONVERT | lkf::EXPEDITE),
+        Err(Errno::Inval)
+    );
     h.none();
     assert_eq!(h.e.lock_count(), 1);
 }
@@ -412,10 +553,16 @@ fn c12_expedite_only_for_new_nl_without_noqueue() {
 #[test]
 fn c15_cancel_flag_on_a_lock_call_einval() {
     let mut h = H::new();
-    assert_eq!(h.try_req(O1, "r", Ex as i32, lkf::CANCEL, None), Err(Errno::Inval));
+    assert_eq!(
+        h.try_req(O1, "r", Ex as i32, lkf::CANCEL, None),
+        Err(Errno::Inval)
+    );
     let a = h.req(O1, "r", Pr, 0);
     h.expect(&[ast(O1, a, G)]);
-    assert_eq!(h.try_conv(O1, a, Ex as i32, lkf::CONVERT | lkf::CANCEL), Err(Errno::Inval));
+    assert_eq!(
+        h.try_conv(O1, a, Ex as i32, lkf::CONVERT | lkf::CANCEL),
+        Err(Errno::Inval)
+    );
     h.none();
     assert_eq!(h.e.lock_count(), 1);
 }
@@ -423,8 +570,14 @@ fn c15_cancel_flag_on_a_lock_call_einval() {
 #[test]
 fn request_with_convert_or_orphan_flag_is_refused_by_request() {
     let mut h = H::new();
-    assert_eq!(h.try_req(O1, "r", Ex as i32, lkf::CONVERT, None), Err(Errno::Inval));
-    assert_eq!(h.try_req(O1, "r", Ex as i32, lkf::ORPHAN, None), Err(Errno::Inval));
+    assert_eq!(
+        h.try_req(O1, "r", Ex as i32, lkf::CONVERT, None),
+        Err(Errno::Inval)
+    );
+    assert_eq!(
+        h.try_req(O1, "r", Ex as i32, lkf::ORPHAN, None),
+        Err(Errno::Inval)
+    );
     h.none();
     assert_eq!(h.e.lock_count(), 0);
 }
@@ -442,11 +595,23 @@ fn c66_unknown_and_ignored_flag_bits_accepted() {
 #[test]
 fn c08_convert_of_lkid_0_or_unknown_enoent() {
     let mut h = H::new();
-    assert_eq!(h.try_conv(O1, LockId(0), Ex as i32, lkf::CONVERT), Err(Errno::NoEnt));
-    assert_eq!(h.try_conv(O1, LockId(0x7777), Ex as i32, lkf::CONVERT), Err(Errno::NoEnt));
-    assert_eq!(h.try_conv(O1, LockId(u32::MAX), Ex as i32, lkf::CONVERT), Err(Errno::NoEnt));
+    assert_eq!(
+        h.try_conv(O1, LockId(0), Ex as i32, lkf::CONVERT),
+        Err(Errno::NoEnt)
+    );
+    assert_eq!(
+        h.try_conv(O1, LockId(0x7777), Ex as i32, lkf::CONVERT),
+        Err(Errno::NoEnt)
+    );
+    assert_eq!(
+        h.try_conv(O1, LockId(u32::MAX), Ex as i32, lkf::CONVERT),
+        Err(Errno::NoEnt)
+    );
     // unknown id is checked before the arguments (kernel: find_lkb first)
-    assert_eq!(h.try_conv(O1, LockId(9), 6, lkf::CONVERT), Err(Errno::NoEnt));
+    assert_eq!(
+        h.try_conv(O1, LockId(9), 6, lkf::CONVERT),
+        Err(Errno::NoEnt)
+    );
     h.none();
 }
 
@@ -458,7 +623,10 @@ fn c09_convert_of_waiting_or_converting_lock_ebusy_before_quecvt_einval() {
     h.expect(&[ast(O1, a, G), bast(O1, a, Ex)]);
     assert_eq!(h.try_conv(O2, w, Nl as i32, lkf::CONVERT), Err(Errno::Busy));
     // QUECVT EX->NL would be EINVAL, but EBUSY comes first
-    assert_eq!(h.try_conv(O2, w, Nl as i32, lkf::CONVERT | lkf::QUECVT), Err(Errno::Busy));
+    assert_eq!(
+        h.try_conv(O2, w, Nl as i32, lkf::CONVERT | lkf::QUECVT),
+        Err(Errno::Busy)
+    );
     let b = h.req(O3, "q", Pr, 0);
     let c = h.req(O4, "q", Pr, 0);
     h.expect(&[ast(O3, b, G), ast(O4, c, G)]);
@@ -518,7 +686,10 @@ fn c16_noqueue_conflict_eagain_id_dead_no_bast() {
     assert_ne!(b, x);
     h.expect(&[ast(O2, b, AGAIN).eol()]);
     assert_eq!(h.try_unlock(O2, b, 0), Err(Errno::NoEnt));
-    assert_eq!(h.try_conv(O2, b, Nl as i32, lkf::CONVERT), Err(Errno::NoEnt));
+    assert_eq!(
+        h.try_conv(O2, b, Nl as i32, lkf::CONVERT),
+        Err(Errno::NoEnt)
+    );
     assert_eq!(h.cancel(O2, b), Err(Errno::NoEnt));
     h.none();
     assert_eq!(h.e.lock_count(), 1);
@@ -621,7 +792,12 @@ fn noorder_queued_request_granted_out_of_order() {
     h.expect(&[ast(O1, x, G), bast(O1, x, Ex)]);
     // EX->PR: the NOORDER CR behind the EX waiter is granted anyway
     h.conv(O1, x, Pr, 0);
-    h.expect(&[ast(O1, x, G), ast(O3, n, G), bast(O3, n, Ex), bast(O1, x, Ex)]);
+    h.expect(&[
+        ast(O1, x, G),
+        ast(O3, n, G),
+        bast(O3, n, Ex),
+        bast(O1, x, Ex),
+    ]);
     assert_eq!(h.waiting("r"), vec![(w, Ex)]);
 }
 
@@ -654,7 +830,13 @@ fn queued_conversion_without_noorder_waits_for_the_one_ahead() {
     let z = h.req(O4, "r", Nl, 0);
     h.conv(O2, a, Ex, 0);
     h.conv(O3, b, Cr, lkf::QUECVT);
-    h.expect(&[ast(O1, p, G), ast(O2, a, G), ast(O3, b, G), ast(O4, z, G), bast(O1, p, Ex)]);
+    h.expect(&[
+        ast(O1, p, G),
+        ast(O2, a, G),
+        ast(O3, b, G),
+        ast(O4, z, G),
+        bast(O1, p, Ex),
+    ]);
     h.unlock(O4, z);
     h.expect(&[ast(O4, z, UNLOCK)]);
     assert_eq!(h.converting("r"), vec![(a, Nl, Ex), (b, Nl, Cr)]);
@@ -734,7 +916,12 @@ fn headque_puts_a_conversion_at_the_head_of_the_converting_queue() {
         h.conv(O1, x, Pr, 0);
         if headque {
             assert_eq!(h.converting("r"), vec![(a, Nl, Pw)]);
-            h.expect(&[ast(O1, x, G), ast(O3, b, G), bast(O3, b, Pw), bast(O1, x, Pw)]);
+            h.expect(&[
+                ast(O1, x, G),
+                ast(O3, b, G),
+                bast(O3, b, Pw),
+                bast(O1, x, Pw),
+            ]);
         } else {
             assert_eq!(h.converting("r"), vec![(a, Nl, Pw), (b, Nl, Pr)]);
             h.expect(&[ast(O1, x, G), bast(O1, x, Pw)]);
@@ -837,7 +1024,11 @@ fn altpr_on_a_conversion() {
     let x = h.req(O1, "r", Pr, 0);
     let a = h.req(O2, "r", Nl, 0);
     h.conv(O2, a, Ex, lkf::ALTPR);
-    h.expect(&[ast(O1, x, G), ast(O2, a, G), ast(O2, a, G).sbf(sbf::ALTMODE)]);
+    h.expect(&[
+        ast(O1, x, G),
+        ast(O2, a, G),
+        ast(O2, a, G).sbf(sbf::ALTMODE),
+    ]);
     assert_eq!(h.e.lock_info_by_id(a).unwrap().granted, Some(Pr));
 }
 
@@ -870,7 +1061,10 @@ fn altmode_equal_to_granted_mode_on_queued_conversion_ends_granted() {
     h.expect(&[ast(O3, f, CANCEL), ast(O1, x, G).sbf(sbf::ALTMODE)]);
     assert_eq!(h.converting("r"), vec![]);
     let info = h.e.lock_info_by_id(x).unwrap();
-    assert_eq!((info.queue, info.granted, info.requested), (QueueKind::Granted, Some(Cw), None));
+    assert_eq!(
+        (info.queue, info.granted, info.requested),
+        (QueueKind::Granted, Some(Cw), None)
+    );
 }
 
 // ----- §3.5 conversion deadlock ---------------------------------------------------
@@ -977,7 +1171,7 @@ fn c54_bast_once_per_mode_fresh_after_regrant() {
     h.expect(&[ast(O1, x, G), bast(O1, x, Pr)]);
     let b = h.req(O3, "r", Pr, 0);
     h.none(); // same mode again: no second BAST
-    // EX->EX re-grants the holder: a fresh BAST after the conversion's AST
+              // EX->EX re-grants the holder: a fresh BAST after the conversion's AST
     h.conv(O1, x, Ex, 0);
     h.expect(&[ast(O1, x, G), bast(O1, x, Pr)]);
     assert_eq!(h.waiting("r"), vec![(a, Pr), (b, Pr)]);
@@ -992,13 +1186,18 @@ fn bast_repeated_for_a_higher_mode_oracle_04_step2() {
     h.expect(&[bast(O2, b, Pr)]); // #5
     let a = h.req(O1, "R1", Ex, 0);
     h.expect(&[bast(O2, b, Ex)]); // #6
-    // B down-converts EX->PR. The engine emits in generation order:
-    // B's AST, C's AST (C granted by the grant pass), then the BASTs for the
-    // still blocked EX, newest granted first (C, B). The 6.1 kernel delivered
-    // AST B, BAST B, AST C, BAST C because it grouped callbacks per lock; the
-    // node's delivery layer decides the order on one fd.
+                                  // B down-converts EX->PR. The engine emits in generation order:
+                                  // B's AST, C's AST (C granted by the grant pass), then the BASTs for the
+                                  // still blocked EX, newest granted first (C, B). The 6.1 kernel delivered
+                                  // AST B, BAST B, AST C, BAST C because it grouped callbacks per lock; the
+                                  // node's delivery layer decides the order on one fd.
     h.conv(O2, b, Pr, 0);
-    h.expect(&[ast(O2, b, G), ast(O3, c, G), bast(O3, c, Ex), bast(O2, b, Ex)]);
+    h.expect(&[
+        ast(O2, b, G),
+        ast(O3, c, G),
+        bast(O3, c, Ex),
+        bast(O2, b, Ex),
+    ]);
     h.unlock(O2, b);
     h.expect(&[ast(O2, b, UNLOCK)]);
     h.unlock(O3, c);
@@ -1039,7 +1238,12 @@ fn oracle_04_step4_basts_newest_granted_first() {
     h.unlock(O1, a);
     h.unlock(O2, b);
     h.unlock(O3, c);
-    h.expect(&[ast(O1, a, UNLOCK), ast(O2, b, UNLOCK), ast(O3, c, UNLOCK), ast(O5, e, G)]);
+    h.expect(&[
+        ast(O1, a, UNLOCK),
+        ast(O2, b, UNLOCK),
+        ast(O3, c, UNLOCK),
+        ast(O5, e, G),
+    ]);
 }
 
 #[test]
@@ -1167,7 +1371,15 @@ fn spec_lvb_table(from: Option<Mode>, to: Mode) -> Xfer {
 fn lvb_transfer_table_every_transition_spec_5_2() {
     let old = v("old-value");
     let mine = v("mine");
-    for from in [None, Some(Nl), Some(Cr), Some(Cw), Some(Pr), Some(Pw), Some(Ex)] {
+    for from in [
+        None,
+        Some(Nl),
+        Some(Cr),
+        Some(Cw),
+        Some(Pr),
+        Some(Pw),
+        Some(Ex),
+    ] {
         for to in Mode::ALL {
             let mut h = H::new();
             // the anchor keeps the resource; W stores "old-value"
@@ -1255,9 +1467,13 @@ fn c46_first_valblk_read_gives_zeros_without_valnotvalid() {
     // and "A: EX|VALBLK (buf was 0xAA) -> 00..(x32)": a new request reads,
     // and what the caller's buffer held is never handed back.
     let mut h = H::new();
-    let anchor = h.try_req(O1, "L", Nl as i32, lkf::VALBLK, Some(&[0xEE; 32])).unwrap();
+    let anchor = h
+        .try_req(O1, "L", Nl as i32, lkf::VALBLK, Some(&[0xEE; 32]))
+        .unwrap();
     h.expect(&[ast(O1, anchor, G).lvb(ZERO)]);
-    let a = h.try_req(O2, "L", Ex as i32, lkf::VALBLK, Some(&[0xAA; 32])).unwrap();
+    let a = h
+        .try_req(O2, "L", Ex as i32, lkf::VALBLK, Some(&[0xAA; 32]))
+        .unwrap();
     h.expect(&[ast(O2, a, G).lvb(ZERO)]);
     assert_eq!(h.res_lvb("L"), (None, true));
 }
@@ -1410,7 +1626,11 @@ fn c34_unlock_flags_outside_the_unlock_mask_einval() {
         0x0010_0000,
     ] {
         assert_eq!(h.try_unlock(O1, a, f), Err(Errno::Inval), "flags {f:#x}");
-        assert_eq!(h.deadlock_cancel_flags(O1, a, f), Err(Errno::Inval), "deadlock_cancel flags {f:#x}");
+        assert_eq!(
+            h.deadlock_cancel_flags(O1, a, f),
+            Err(Errno::Inval),
+            "deadlock_cancel flags {f:#x}"
+        );
     }
     h.none();
     assert_eq!(h.granted("r"), vec![(a, Ex)]);
@@ -1425,7 +1645,10 @@ fn c35_cancel_waiting_request_ecancel_id_dead() {
     h.cancel(O2, w).unwrap();
     h.expect(&[ast(O2, w, CANCEL).eol()]);
     assert_eq!(h.try_unlock(O2, w, 0), Err(Errno::NoEnt));
-    assert_eq!(h.try_conv(O2, w, Nl as i32, lkf::CONVERT), Err(Errno::NoEnt));
+    assert_eq!(
+        h.try_conv(O2, w, Nl as i32, lkf::CONVERT),
+        Err(Errno::NoEnt)
+    );
     h.unlock(O1, x);
     h.expect(&[ast(O1, x, UNLOCK)]);
 }
@@ -1458,7 +1681,12 @@ fn second_cancel_after_completed_cancel_of_conversion_einval_until_next_convert(
     let b = h.req(O2, "r", Pr, 0);
     h.conv(O1, a, Ex, 0);
     h.cancel(O1, a).unwrap();
-    h.expect(&[ast(O1, a, G), ast(O2, b, G), bast(O2, b, Ex), ast(O1, a, CANCEL)]);
+    h.expect(&[
+        ast(O1, a, G),
+        ast(O2, b, G),
+        bast(O2, b, Ex),
+        ast(O1, a, CANCEL),
+    ]);
     assert_eq!(h.cancel(O1, a), Err(Errno::Inval));
     h.none();
     // a new conversion clears it
@@ -1523,7 +1751,8 @@ fn forceunlock_in_every_state_single_eunlock() {
     h.try_unlock(O3, w, lkf::FORCEUNLOCK).unwrap();
     h.expect(&[ast(O3, w, UNLOCK)]);
     // converting: one EUNLOCK, its conversion never completes
-    h.try_unlock(O2, c, lkf::FORCEUNLOCK | lkf::IVVALBLK).unwrap();
+    h.try_unlock(O2, c, lkf::FORCEUNLOCK | lkf::IVVALBLK)
+        .unwrap();
     h.expect(&[ast(O2, c, UNLOCK)]);
     // granted
     h.try_unlock(O1, g, lkf::FORCEUNLOCK).unwrap();
@@ -1601,7 +1830,10 @@ fn convert_unlock_cancel_restricted_to_the_owner() {
     let b = h.req(O2, "r", Pr, 0);
     h.conv(O1, a, Ex, 0);
     h.ev();
-    assert_eq!(h.try_conv(O2, a, Nl as i32, lkf::CONVERT), Err(Errno::NoEnt));
+    assert_eq!(
+        h.try_conv(O2, a, Nl as i32, lkf::CONVERT),
+        Err(Errno::NoEnt)
+    );
     assert_eq!(h.try_unlock(O2, a, 0), Err(Errno::NoEnt));
     assert_eq!(h.try_unlock(O2, a, lkf::FORCEUNLOCK), Err(Errno::NoEnt));
     assert_eq!(h.cancel(O2, a), Err(Errno::NoEnt));
@@ -1651,9 +1883,12 @@ fn a_reused_lock_id_has_a_new_incarnation() {
     let inc: Vec<(LockId, u32)> = evs
         .iter()
         .map(|e| match *e {
-            Event::Completion { lkid, incarnation, .. } | Event::Blocking { lkid, incarnation, .. } => {
-                (lkid, incarnation)
+            Event::Completion {
+                lkid, incarnation, ..
             }
+            | Event::Blocking {
+                lkid, incarnation, ..
+            } => (lkid, incarnation),
         })
         .collect();
     assert_eq!(inc.len(), 3);
@@ -1858,7 +2093,14 @@ fn bad_input_returns_an_errno_and_never_panics() {
     let a = h.req(O1, "r", Pr, 0);
     h.ev();
     let weird_modes = [-128, -2, -1, 6, 7, 127, 128, 255, 256, i32::MAX, i32::MIN];
-    let weird_flags = [u32::MAX, 0xffff_fffe, lkf::CANCEL | lkf::CONVERT, lkf::UNLOCK_MASK, 1 << 31, 0];
+    let weird_flags = [
+        u32::MAX,
+        0xffff_fffe,
+        lkf::CANCEL | lkf::CONVERT,
+        lkf::UNLOCK_MASK,
+        1 << 31,
+        0,
+    ];
     for &m in &weird_modes {
         for &f in &weird_flags {
             let _ = h.try_req(O2, "r", m, f, None);

@@ -18,7 +18,9 @@ struct ToNode(Arc<Mutex<Node>>);
 impl NetHandler for ToNode {
     fn on_message(&self, from: u32, payload: &[u8]) {
         let mut node = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| node.on_peer_message(from, payload)));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            node.on_peer_message(from, payload)
+        }));
         if r.is_err() {
             eprintln!("udlmd: internal error while handling a message from node {from}");
         }
@@ -48,29 +50,54 @@ pub fn cluster_view(cfg: &Config) -> ClusterView {
     let mut nodes: Vec<u32> = cfg.nodes.iter().map(|n| n.id).collect();
     nodes.sort_unstable();
     let mut lockspaces = HashMap::new();
-    let named = cfg.lockspaces.iter().map(|l| l.name.clone()).chain(cfg.masters.iter().map(|m| m.ls.clone()));
+    let named = cfg
+        .lockspaces
+        .iter()
+        .map(|l| l.name.clone())
+        .chain(cfg.masters.iter().map(|m| m.ls.clone()));
     for ls in named {
         lockspaces.insert(ls.as_bytes().to_vec(), (cfg.nodir(&ls), cfg.weights(&ls)));
     }
     let addresses = cfg
         .nodes
         .iter()
-        .map(|n| (n.id, cfg.peer_addrs(n.id).first().map(|a| a.to_string()).unwrap_or_else(|| n.addr.clone())))
+        .map(|n| {
+            (
+                n.id,
+                cfg.peer_addrs(n.id)
+                    .first()
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|| n.addr.clone()),
+            )
+        })
         .collect();
-    ClusterView { nodes, cluster_name: cfg.cluster_name.clone(), addresses, lockspaces }
+    ClusterView {
+        nodes,
+        cluster_name: cfg.cluster_name.clone(),
+        addresses,
+        lockspaces,
+    }
 }
 
 /// Starts the transport when the config lists other nodes, and connects it
 /// to `node`. Returns the transport (None for a one-node cluster).
-pub fn join_cluster(node: &Arc<Mutex<Node>>, cfg: &Config, local_id: u32) -> io::Result<Option<Arc<Net>>> {
+pub fn join_cluster(
+    node: &Arc<Mutex<Node>>,
+    cfg: &Config,
+    local_id: u32,
+) -> io::Result<Option<Arc<Net>>> {
     if cfg.nodes.len() <= 1 {
-        node.lock().unwrap_or_else(|e| e.into_inner()).set_view(cluster_view(cfg));
+        node.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_view(cluster_view(cfg));
         return Ok(None);
     }
-    let listen = *cfg
-        .peer_addrs(local_id)
-        .first()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("node {local_id} has no usable address")))?;
+    let listen = *cfg.peer_addrs(local_id).first().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("node {local_id} has no usable address"),
+        )
+    })?;
     let mut peers = Vec::new();
     for n in &cfg.nodes {
         if n.id == local_id {
@@ -78,12 +105,18 @@ pub fn join_cluster(node: &Arc<Mutex<Node>>, cfg: &Config, local_id: u32) -> io:
         }
         let addrs = cfg.peer_addrs(n.id);
         if addrs.is_empty() {
-            return Err(io::Error::new(io::ErrorKind::NotFound, format!("cannot resolve the address of node {}", n.id)));
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("cannot resolve the address of node {}", n.id),
+            ));
         }
         peers.push((n.id, addrs));
     }
     let key = match &cfg.key_file {
-        Some(p) => Some(std::fs::read(p).map_err(|e| io::Error::new(e.kind(), format!("key file {}: {e}", p.display())))?),
+        Some(p) => Some(
+            std::fs::read(p)
+                .map_err(|e| io::Error::new(e.kind(), format!("key file {}: {e}", p.display())))?,
+        ),
         None => None,
     };
     let ncfg = NetConfig {
@@ -99,6 +132,8 @@ pub fn join_cluster(node: &Arc<Mutex<Node>>, cfg: &Config, local_id: u32) -> io:
         max_message: super::peer::MAX_PEER_MESSAGE,
     };
     let net = Net::start(ncfg, Arc::new(ToNode(Arc::clone(node))))?;
-    node.lock().unwrap_or_else(|e| e.into_inner()).set_cluster(cluster_view(cfg), Arc::new(ToNet(Arc::clone(&net))));
+    node.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .set_cluster(cluster_view(cfg), Arc::new(ToNet(Arc::clone(&net))));
     Ok(Some(net))
 }

@@ -44,7 +44,10 @@ pub mod server;
 pub mod sink;
 
 use crate::cluster::config::directory_node;
-use crate::engine::{check_lock_args, check_unlock_flags, quecvt_legal, Engine, Event, Request as EngineRequest, DEFAULT_MAX_LOCKS};
+use crate::engine::{
+    check_lock_args, check_unlock_flags, quecvt_legal, Engine, Event, Request as EngineRequest,
+    DEFAULT_MAX_LOCKS,
+};
 use crate::proto::{Callback, UserArgs};
 use crate::sys::PeerCreds;
 use crate::types::{lkf, lsfl, Errno, LockId, Lvb, Mode, Owner, ResName, Status, LOCKSPACE_LEN};
@@ -64,7 +67,11 @@ pub struct NodeLimits {
 
 impl Default for NodeLimits {
     fn default() -> Self {
-        NodeLimits { max_lockspaces: 4096, max_handles: 65536, max_locks_per_lockspace: DEFAULT_MAX_LOCKS }
+        NodeLimits {
+            max_lockspaces: 4096,
+            max_handles: 65536,
+            max_locks_per_lockspace: DEFAULT_MAX_LOCKS,
+        }
     }
 }
 
@@ -96,13 +103,18 @@ pub struct ClusterView {
 
 impl ClusterView {
     pub fn single(node_id: u32) -> ClusterView {
-        ClusterView { nodes: vec![node_id], ..ClusterView::default() }
+        ClusterView {
+            nodes: vec![node_id],
+            ..ClusterView::default()
+        }
     }
 
     /// The settings of `ls`: its own `lockspace`/`master` lines, else those
     /// written for `*` (a udlm extension: every other lockspace).
     fn placement(&self, ls: &[u8]) -> Option<&(bool, Vec<(u32, u32)>)> {
-        self.lockspaces.get(ls).or_else(|| self.lockspaces.get(&b"*"[..]))
+        self.lockspaces
+            .get(ls)
+            .or_else(|| self.lockspaces.get(&b"*"[..]))
     }
 
     fn members(&self, ls: &[u8]) -> Vec<(u32, u32)> {
@@ -176,7 +188,12 @@ struct LocalLock {
 
 /// A lock operation waiting for the directory's answer about its resource.
 enum Parked {
-    Request { lkid: u32, mode: u8, flags: u32, lvb: Option<Lvb> },
+    Request {
+        lkid: u32,
+        mode: u8,
+        flags: u32,
+        lvb: Option<Lvb>,
+    },
 }
 
 struct Lockspace {
@@ -331,7 +348,12 @@ impl Node {
     /// Opens a handle on lockspace `name`, creating the lockspace when
     /// `create` is given (`(mode, flags)`). Returns the new owner and the
     /// token that attaches its event link.
-    pub fn open(&mut self, name: &[u8], create: Option<(u32, u32)>, creds: PeerCreds) -> Result<(Owner, u64), Errno> {
+    pub fn open(
+        &mut self,
+        name: &[u8],
+        create: Option<(u32, u32)>,
+        creds: PeerCreds,
+    ) -> Result<(Owner, u64), Errno> {
         if name.is_empty() || name.len() > LOCKSPACE_LEN {
             return Err(Errno::Inval);
         }
@@ -356,14 +378,23 @@ impl Node {
             }
             (false, None) => return Err(Errno::NoEnt),
             (false, Some((mode, _))) => {
-                if !self.lockspaces.contains_key(name) && self.lockspaces.len() >= self.limits.max_lockspaces {
+                if !self.lockspaces.contains_key(name)
+                    && self.lockspaces.len() >= self.limits.max_lockspaces
+                {
                     return Err(Errno::NoMem);
                 }
                 let max = self.limits.max_locks_per_lockspace;
-                let ls = self.lockspaces.entry(name.to_vec()).or_insert_with(|| Lockspace::new(max));
+                let ls = self
+                    .lockspaces
+                    .entry(name.to_vec())
+                    .or_insert_with(|| Lockspace::new(max));
                 ls.visible = true;
                 ls.create_count = 1;
-                ls.perm = if mode & 0o777 == 0 { 0o660 } else { mode & 0o777 };
+                ls.perm = if mode & 0o777 == 0 {
+                    0o660
+                } else {
+                    mode & 0o777
+                };
                 ls.uid = creds.uid;
                 ls.gid = creds.gid;
             }
@@ -375,7 +406,14 @@ impl Node {
             token = crate::sys::random_u64();
         }
         self.tokens.insert(token, owner);
-        self.handles.insert(owner, Handle { ls: Some(name.to_vec()), sink: None, creds });
+        self.handles.insert(
+            owner,
+            Handle {
+                ls: Some(name.to_vec()),
+                sink: None,
+                creds,
+            },
+        );
         Ok((owner, token))
     }
 
@@ -385,7 +423,12 @@ impl Node {
 
     /// Attaches the event link of the handle named by `token`. The peer must
     /// be the same user that opened it.
-    pub fn attach(&mut self, token: u64, sink: Arc<EventSink>, creds: PeerCreds) -> Result<Owner, Errno> {
+    pub fn attach(
+        &mut self,
+        token: u64,
+        sink: Arc<EventSink>,
+        creds: PeerCreds,
+    ) -> Result<Owner, Errno> {
         let owner = *self.tokens.get(&token).ok_or(Errno::NoEnt)?;
         let h = self.handles.get_mut(&owner).ok_or(Errno::NoEnt)?;
         if h.creds.uid != creds.uid {
@@ -400,14 +443,21 @@ impl Node {
     /// released or orphaned (spec §6.1) and pending callbacks dropped.
     pub fn close(&mut self, owner: Owner) {
         self.tokens.retain(|_, o| *o != owner);
-        let Some(h) = self.handles.remove(&owner) else { return };
+        let Some(h) = self.handles.remove(&owner) else {
+            return;
+        };
         let Some(ls_name) = h.ls else { return };
         let me = self.node_id;
         let mut masters_told: Vec<u32> = Vec::new();
         if let Some(ls) = self.lockspaces.get_mut(&ls_name) {
             ls.engine.close_owner(owner);
             // Remotely mastered locks: their masters release or orphan them.
-            let mut ids: Vec<u32> = ls.locks.iter().filter(|(_, l)| l.owner == owner).map(|(&id, _)| id).collect();
+            let mut ids: Vec<u32> = ls
+                .locks
+                .iter()
+                .filter(|(_, l)| l.owner == owner)
+                .map(|(&id, _)| id)
+                .collect();
             ids.sort_unstable();
             for id in ids {
                 let l = ls.locks.get_mut(&id).expect("lock");
@@ -429,7 +479,13 @@ impl Node {
         }
         for m in masters_told {
             if m != me {
-                self.send(m, PeerMsg::CloseOwner { ls: ls_name.clone(), owner: owner.0 });
+                self.send(
+                    m,
+                    PeerMsg::CloseOwner {
+                        ls: ls_name.clone(),
+                        owner: owner.0,
+                    },
+                );
             }
         }
         self.flush(&ls_name);
@@ -442,8 +498,12 @@ impl Node {
     pub fn release(&mut self, owner: Owner, force: u32) -> Result<(), Errno> {
         let ls_name = self.handles.get(&owner).ok_or(Errno::NoEnt)?.ls.clone();
         self.close(owner);
-        let Some(ls_name) = ls_name else { return Ok(()) };
-        let Some(ls) = self.lockspaces.get_mut(&ls_name) else { return Ok(()) };
+        let Some(ls_name) = ls_name else {
+            return Ok(());
+        };
+        let Some(ls) = self.lockspaces.get_mut(&ls_name) else {
+            return Ok(());
+        };
         if ls.create_count > 1 {
             ls.create_count -= 1;
             return Ok(());
@@ -481,13 +541,20 @@ impl Node {
         r
     }
 
-    fn request(&mut self, ls_name: &[u8], owner: Owner, a: &LockArgs<'_>, flags: u32) -> Result<u32, Errno> {
+    fn request(
+        &mut self,
+        ls_name: &[u8],
+        owner: Owner,
+        a: &LockArgs<'_>,
+        flags: u32,
+    ) -> Result<u32, Errno> {
         check_lock_args(a.mode as i32, flags)?;
         let name = ResName::new(a.name).ok_or(Errno::Inval)?;
         let master = self.master_of(ls_name, &name);
         let me = self.node_id;
         let ls = self.lockspaces.get_mut(ls_name).expect("lockspace");
-        if master == Some(me) {
+        let local_master = master == Some(me);
+        let elkid = if local_master {
             let req = EngineRequest {
                 owner,
                 pid: a.tid,
@@ -497,68 +564,78 @@ impl Node {
                 lvb: a.lvb.as_ref(),
                 has_bast: a.user.bast != 0,
             };
-            let elkid = ls.engine.request(req)?.0;
-            let id = ls.alloc_id();
-            ls.next_incarnation = ls.next_incarnation.wrapping_add(1);
-            let inc = ls.next_incarnation;
-            ls.locks.insert(
-                id,
-                LocalLock {
-                    owner,
-                    user: a.user,
-                    name,
-                    master: Master::Local(elkid),
-                    state: RemoteState::InFlight,
-                    grmode: -1,
-                    flags,
-                    pid: a.tid,
-                    orphan: false,
-                    overlap_unlock: false,
-                    incarnation: inc,
-                    request: None,
-                },
-            );
-            *ls.name_refs.entry(name).or_insert(0) += 1;
-            ls.holders.insert(elkid, Holder::Local(id));
-            return Ok(id);
-        }
-        if ls.locks.len() as u32 >= self.limits.max_locks_per_lockspace {
+            Some(ls.engine.request(req)?.0)
+        } else if ls.locks.len() as u32 >= self.limits.max_locks_per_lockspace {
             return Err(Errno::NoMem);
-        }
+        } else {
+            None
+        };
         let id = ls.alloc_id();
         ls.next_incarnation = ls.next_incarnation.wrapping_add(1);
-        let inc = ls.next_incarnation;
-        ls.locks.insert(
-            id,
-            LocalLock {
-                owner,
-                user: a.user,
-                name,
-                master: master.map_or(Master::Unknown, Master::Remote),
-                state: RemoteState::InFlight,
-                grmode: -1,
-                flags,
-                pid: a.tid,
-                orphan: false,
-                overlap_unlock: false,
-                incarnation: inc,
-                request: None,
+        let lock = LocalLock {
+            owner,
+            user: a.user,
+            name,
+            master: match (elkid, master) {
+                (Some(e), _) => Master::Local(e),
+                (None, Some(m)) => Master::Remote(m),
+                (None, None) => Master::Unknown,
             },
-        );
+            state: RemoteState::InFlight,
+            grmode: -1,
+            flags,
+            pid: a.tid,
+            orphan: false,
+            overlap_unlock: false,
+            incarnation: ls.next_incarnation,
+            request: None,
+        };
+        ls.locks.insert(id, lock);
         *ls.name_refs.entry(name).or_insert(0) += 1;
-        let lvb = if flags & lkf::VALBLK != 0 { a.lvb } else { None };
+        if let Some(e) = elkid {
+            ls.holders.insert(e, Holder::Local(id));
+            return Ok(id);
+        }
+        let lvb = if flags & lkf::VALBLK != 0 {
+            a.lvb
+        } else {
+            None
+        };
         if let Some(l) = ls.locks.get_mut(&id) {
             l.request = Some((a.mode, flags, lvb));
         }
         match master {
             Some(m) => self.send_request(ls_name, m, id, a.mode, flags, lvb),
-            None => self.park(ls_name, name, Parked::Request { lkid: id, mode: a.mode, flags, lvb }),
+            None => self.park(
+                ls_name,
+                name,
+                Parked::Request {
+                    lkid: id,
+                    mode: a.mode,
+                    flags,
+                    lvb,
+                },
+            ),
         }
         Ok(id)
     }
 
-    fn send_request(&mut self, ls_name: &[u8], m: u32, id: u32, mode: u8, flags: u32, lvb: Option<Lvb>) {
-        let Some(l) = self.lockspaces.get(ls_name).and_then(|ls| ls.locks.get(&id)) else { return };
+    fn send_request(
+        &mut self,
+        ls_name: &[u8],
+        m: u32,
+        id: u32,
+        mode: u8,
+        flags: u32,
+        lvb: Option<Lvb>,
+    ) {
+        let Some(l) = self
+            .lockspaces
+            .get(ls_name)
+            .and_then(|ls| ls.locks.get(&id))
+        else {
+            return;
+        };
         let msg = PeerMsg::Request {
             ls: ls_name.to_vec(),
             name: l.name.as_bytes().to_vec(),
@@ -573,16 +650,34 @@ impl Node {
         self.send(m, msg);
     }
 
-    fn convert(&mut self, ls_name: &[u8], owner: Owner, a: &LockArgs<'_>, flags: u32) -> Result<(), Errno> {
+    fn convert(
+        &mut self,
+        ls_name: &[u8],
+        owner: Owner,
+        a: &LockArgs<'_>,
+        flags: u32,
+    ) -> Result<(), Errno> {
         let ls = self.lockspaces.get_mut(ls_name).expect("lockspace");
-        let l = ls.locks.get_mut(&a.lkid).filter(|l| l.owner == owner && !l.orphan).ok_or(Errno::NoEnt)?;
+        let l = ls
+            .locks
+            .get_mut(&a.lkid)
+            .filter(|l| l.owner == owner && !l.orphan)
+            .ok_or(Errno::NoEnt)?;
         // The kernel takes the new routines and lksb before validating.
         l.user = a.user;
         let mode = check_lock_args(a.mode as i32, flags | lkf::CONVERT)?;
         match l.master {
             Master::Local(elkid) => {
                 let elkid = elkid;
-                ls.engine.convert(owner, a.tid, LockId(elkid), a.mode as i32, flags, a.lvb.as_ref(), a.user.bast != 0)?;
+                ls.engine.convert(
+                    owner,
+                    a.tid,
+                    LockId(elkid),
+                    a.mode as i32,
+                    flags,
+                    a.lvb.as_ref(),
+                    a.user.bast != 0,
+                )?;
                 let l = ls.locks.get_mut(&a.lkid).expect("lock");
                 l.flags = flags;
                 l.pid = a.tid;
@@ -605,7 +700,11 @@ impl Node {
                     pid: a.tid,
                     mode: a.mode,
                     flags,
-                    lvb: if flags & lkf::VALBLK != 0 { a.lvb } else { None },
+                    lvb: if flags & lkf::VALBLK != 0 {
+                        a.lvb
+                    } else {
+                        None
+                    },
                     has_bast: a.user.bast != 0,
                 };
                 self.send(m, msg);
@@ -614,7 +713,13 @@ impl Node {
         }
     }
 
-    fn adopt(&mut self, ls_name: &[u8], owner: Owner, a: &LockArgs<'_>, flags: u32) -> Result<u32, Errno> {
+    fn adopt(
+        &mut self,
+        ls_name: &[u8],
+        owner: Owner,
+        a: &LockArgs<'_>,
+        flags: u32,
+    ) -> Result<u32, Errno> {
         let ls = self.lockspaces.get_mut(ls_name).expect("lockspace");
         let req = EngineRequest {
             owner,
@@ -648,7 +753,12 @@ impl Node {
         // ...and those on resources mastered elsewhere.
         let mut other_mode = engine_other_mode;
         let mut found = None;
-        let mut ids: Vec<u32> = ls.locks.iter().filter(|(_, l)| l.orphan).map(|(&id, _)| id).collect();
+        let mut ids: Vec<u32> = ls
+            .locks
+            .iter()
+            .filter(|(_, l)| l.orphan)
+            .map(|(&id, _)| id)
+            .collect();
         ids.sort_unstable();
         for id in ids {
             let l = &ls.locks[&id];
@@ -662,7 +772,13 @@ impl Node {
             found = Some(id);
             break;
         }
-        let Some(id) = found else { return Err(if other_mode { Errno::Again } else { Errno::NoEnt }) };
+        let Some(id) = found else {
+            return Err(if other_mode {
+                Errno::Again
+            } else {
+                Errno::NoEnt
+            });
+        };
         let l = ls.locks.get_mut(&id).expect("lock");
         l.owner = owner;
         l.orphan = false;
@@ -686,7 +802,15 @@ impl Node {
     /// Unlock or cancel. `astarg` 0 keeps the lock's argument; the lksb of
     /// the call becomes the lock's (spec §2.5). Returns 1 when no callback
     /// will follow (a cancel with nothing to cancel), else 0.
-    pub fn unlock(&mut self, owner: Owner, lkid: u32, flags: u32, lvb: Option<Lvb>, astarg: u64, lksb: u64) -> Result<u64, Errno> {
+    pub fn unlock(
+        &mut self,
+        owner: Owner,
+        lkid: u32,
+        flags: u32,
+        lvb: Option<Lvb>,
+        astarg: u64,
+        lksb: u64,
+    ) -> Result<u64, Errno> {
         let ls_name = self.ls_of(owner)?;
         let flags = flags & !lkf::WAIT;
         let lvb = if flags & lkf::VALBLK != 0 { lvb } else { None };
@@ -696,9 +820,22 @@ impl Node {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn unlock_inner(&mut self, ls_name: &[u8], owner: Owner, lkid: u32, flags: u32, lvb: Option<Lvb>, astarg: u64, lksb: u64) -> Result<u64, Errno> {
+    fn unlock_inner(
+        &mut self,
+        ls_name: &[u8],
+        owner: Owner,
+        lkid: u32,
+        flags: u32,
+        lvb: Option<Lvb>,
+        astarg: u64,
+        lksb: u64,
+    ) -> Result<u64, Errno> {
         let ls = self.lockspaces.get_mut(ls_name).expect("lockspace");
-        let l = ls.locks.get_mut(&lkid).filter(|l| l.owner == owner && !l.orphan).ok_or(Errno::NoEnt)?;
+        let l = ls
+            .locks
+            .get_mut(&lkid)
+            .filter(|l| l.owner == owner && !l.orphan)
+            .ok_or(Errno::NoEnt)?;
         if astarg != 0 {
             l.user.astarg = astarg;
         }
@@ -706,8 +843,13 @@ impl Node {
         check_unlock_flags(flags)?;
         match l.master {
             Master::Local(elkid) => {
-                ls.engine.unlock(owner, LockId(elkid), flags, lvb.as_ref())?;
-                let silent = !ls.engine.pending_events().iter().any(|e| e.lkid().0 == elkid && e.owner() == owner);
+                ls.engine
+                    .unlock(owner, LockId(elkid), flags, lvb.as_ref())?;
+                let silent = !ls
+                    .engine
+                    .pending_events()
+                    .iter()
+                    .any(|e| e.lkid().0 == elkid && e.owner() == owner);
                 Ok(silent as u64)
             }
             Master::Unknown => {
@@ -716,13 +858,18 @@ impl Node {
                 if flags & (lkf::CANCEL | lkf::FORCEUNLOCK) == 0 {
                     return Err(Errno::Busy);
                 }
-                let status = if flags & lkf::CANCEL != 0 { Status::Cancelled } else { Status::Unlocked };
+                let status = if flags & lkf::CANCEL != 0 {
+                    Status::Cancelled
+                } else {
+                    Status::Unlocked
+                };
                 let cb = Self::callback_for(l, false, status.to_user(), 0, None);
                 let key = (lkid, l.incarnation);
                 self.out.push((owner, key, cb.encode()));
                 let ls = self.lockspaces.get_mut(ls_name).expect("lockspace");
                 for parked in ls.lookups.values_mut() {
-                    parked.retain(|p| !matches!(p, Parked::Request { lkid: id, .. } if *id == lkid));
+                    parked
+                        .retain(|p| !matches!(p, Parked::Request { lkid: id, .. } if *id == lkid));
                 }
                 ls.free_id(lkid);
                 Ok(0)
@@ -738,7 +885,13 @@ impl Node {
                     }
                     l.overlap_unlock = true;
                 }
-                let msg = PeerMsg::Unlock { ls: ls_name.to_vec(), lkid, flags, lvb, silent: false };
+                let msg = PeerMsg::Unlock {
+                    ls: ls_name.to_vec(),
+                    lkid,
+                    flags,
+                    lvb,
+                    silent: false,
+                };
                 self.send(m, msg);
                 Ok(0)
             }
@@ -748,13 +901,21 @@ impl Node {
     pub fn deadlock_cancel(&mut self, owner: Owner, lkid: u32, flags: u32) -> Result<(), Errno> {
         let ls_name = self.ls_of(owner)?;
         let ls = self.lockspaces.get_mut(&ls_name).expect("lockspace");
-        let l = ls.locks.get(&lkid).filter(|l| l.owner == owner && !l.orphan).ok_or(Errno::NoEnt)?;
+        let l = ls
+            .locks
+            .get(&lkid)
+            .filter(|l| l.owner == owner && !l.orphan)
+            .ok_or(Errno::NoEnt)?;
         check_unlock_flags(flags)?;
         let r = match l.master {
             Master::Local(elkid) => ls.engine.deadlock_cancel(owner, LockId(elkid), flags),
             Master::Unknown => Ok(()),
             Master::Remote(m) => {
-                let msg = PeerMsg::DeadlockCancel { ls: ls_name.clone(), lkid, flags };
+                let msg = PeerMsg::DeadlockCancel {
+                    ls: ls_name.clone(),
+                    lkid,
+                    flags,
+                };
                 self.send(m, msg);
                 Ok(())
             }
@@ -769,7 +930,13 @@ impl Node {
         let ls_name = self.ls_of(owner)?;
         if nodeid != 0 && nodeid != self.node_id {
             if self.cluster.nodes.contains(&nodeid) {
-                self.send(nodeid, PeerMsg::PurgeOrphans { ls: ls_name.clone(), pid });
+                self.send(
+                    nodeid,
+                    PeerMsg::PurgeOrphans {
+                        ls: ls_name.clone(),
+                        pid,
+                    },
+                );
             }
             return Ok(());
         }
@@ -787,39 +954,51 @@ impl Node {
     }
 
     fn purge_owner(&mut self, ls_name: &[u8], owner: Owner) {
-        let Some(ls) = self.lockspaces.get_mut(ls_name) else { return };
+        let Some(ls) = self.lockspaces.get_mut(ls_name) else {
+            return;
+        };
         ls.engine.purge_owner(owner);
-        let ids: Vec<u32> = ls.locks.iter().filter(|(_, l)| l.owner == owner && !l.orphan).map(|(&id, _)| id).collect();
-        let mut msgs = Vec::new();
-        for id in ids {
-            if let Master::Remote(m) = ls.locks[&id].master {
-                msgs.push((m, PeerMsg::Unlock { ls: ls_name.to_vec(), lkid: id, flags: lkf::FORCEUNLOCK | lkf::IVVALBLK, lvb: None, silent: true }));
-                ls.free_id(id);
-            }
-        }
-        for (m, msg) in msgs {
-            self.send(m, msg);
-        }
+        self.release_remote_locks(ls_name, |l| l.owner == owner && !l.orphan);
     }
 
     fn purge_orphans(&mut self, ls_name: &[u8], pid: u32) {
-        let Some(ls) = self.lockspaces.get_mut(ls_name) else { return };
+        let Some(ls) = self.lockspaces.get_mut(ls_name) else {
+            return;
+        };
         ls.engine.purge_orphans_where(pid, is_local_owner);
-        let ids: Vec<u32> = ls
+        self.release_remote_locks(ls_name, |l| l.orphan && (pid == 0 || l.pid == pid));
+    }
+
+    /// Releases silently (FORCEUNLOCK|IVVALBLK, no callback) the remotely
+    /// mastered locks that `which` selects.
+    fn release_remote_locks(&mut self, ls_name: &[u8], which: impl Fn(&LocalLock) -> bool) {
+        let Some(ls) = self.lockspaces.get_mut(ls_name) else {
+            return;
+        };
+        let mut victims: Vec<(u32, u32)> = ls
             .locks
             .iter()
-            .filter(|(_, l)| l.orphan && (pid == 0 || l.pid == pid) && matches!(l.master, Master::Remote(_)))
-            .map(|(&id, _)| id)
+            .filter_map(|(&id, l)| match l.master {
+                Master::Remote(m) if which(l) => Some((id, m)),
+                _ => None,
+            })
             .collect();
-        let mut msgs = Vec::new();
-        for id in ids {
-            if let Master::Remote(m) = ls.locks[&id].master {
-                msgs.push((m, PeerMsg::Unlock { ls: ls_name.to_vec(), lkid: id, flags: lkf::FORCEUNLOCK | lkf::IVVALBLK, lvb: None, silent: true }));
-                ls.free_id(id);
-            }
+        victims.sort_unstable();
+        for &(id, _) in &victims {
+            ls.free_id(id);
         }
-        for (m, msg) in msgs {
-            self.send(m, msg);
+        let flags = lkf::FORCEUNLOCK | lkf::IVVALBLK;
+        for (id, m) in victims {
+            self.send(
+                m,
+                PeerMsg::Unlock {
+                    ls: ls_name.to_vec(),
+                    lkid: id,
+                    flags,
+                    lvb: None,
+                    silent: true,
+                },
+            );
         }
     }
 
@@ -830,7 +1009,10 @@ impl Node {
         let msg = match PeerMsg::decode(payload) {
             Ok(m) => m,
             Err(e) => {
-                eprintln!("udlmd: dropping a malformed message from node {from}: {}", e.0);
+                eprintln!(
+                    "udlmd: dropping a malformed message from node {from}: {}",
+                    e.0
+                );
                 return;
             }
         };
@@ -851,7 +1033,9 @@ impl Node {
         let me = self.node_id;
         match msg {
             PeerMsg::Lookup { ls, name } => {
-                let Some(rn) = ResName::new(&name) else { return };
+                let Some(rn) = ResName::new(&name) else {
+                    return;
+                };
                 let l = self.lockspaces.get_mut(&ls).expect("lockspace");
                 let master = *l.directory.entry(rn).or_insert(from);
                 if master == me {
@@ -860,12 +1044,27 @@ impl Node {
                 self.send(from, PeerMsg::LookupReply { ls, name, master });
             }
             PeerMsg::LookupReply { ls, name, master } => {
-                let Some(rn) = ResName::new(&name) else { return };
+                let Some(rn) = ResName::new(&name) else {
+                    return;
+                };
                 self.resolved(&ls, rn, master);
             }
-            PeerMsg::Request { ls, name, lkid, owner, pid, mode, flags, lvb, has_bast } => {
-                let Some(rn) = ResName::new(&name) else { return self.refuse(from, &ls, lkid, Errno::Inval) };
-                let static_master = self.cluster.nodir(&ls) && directory_node(&name, &self.cluster.members(&ls)) == Some(me);
+            PeerMsg::Request {
+                ls,
+                name,
+                lkid,
+                owner,
+                pid,
+                mode,
+                flags,
+                lvb,
+                has_bast,
+            } => {
+                let Some(rn) = ResName::new(&name) else {
+                    return self.refuse(from, &ls, lkid, Errno::Inval);
+                };
+                let static_master = self.cluster.nodir(&ls)
+                    && directory_node(&name, &self.cluster.members(&ls)) == Some(me);
                 let l = self.lockspaces.get_mut(&ls).expect("lockspace");
                 if !static_master && l.masters.get(&rn) != Some(&me) {
                     // A stale answer: the asker must consult the directory.
@@ -887,7 +1086,10 @@ impl Node {
                     Ok(elkid) => {
                         l.holders.insert(elkid.0, Holder::Remote(from, lkid));
                         l.remote_index.insert((from, lkid), elkid.0);
-                        let answered = l.engine.pending_events().iter().any(|e| matches!(e, Event::Completion { lkid: x, .. } if *x == elkid));
+                        let answered =
+                            l.engine.pending_events().iter().any(
+                                |e| matches!(e, Event::Completion { lkid: x, .. } if *x == elkid),
+                            );
                         if !answered {
                             self.send(from, PeerMsg::Queued { ls, lkid });
                         }
@@ -895,13 +1097,33 @@ impl Node {
                     Err(e) => self.refuse(from, &ls, lkid, e),
                 }
             }
-            PeerMsg::Convert { ls, lkid, pid, mode, flags, lvb, has_bast } => {
+            PeerMsg::Convert {
+                ls,
+                lkid,
+                pid,
+                mode,
+                flags,
+                lvb,
+                has_bast,
+            } => {
                 let l = self.lockspaces.get_mut(&ls).expect("lockspace");
-                let Some(&elkid) = l.remote_index.get(&(from, lkid)) else { return self.refuse(from, &ls, lkid, Errno::NoEnt) };
+                let Some(&elkid) = l.remote_index.get(&(from, lkid)) else {
+                    return self.refuse(from, &ls, lkid, Errno::NoEnt);
+                };
                 let owner = l.engine.lock_owner(LockId(elkid)).unwrap_or(Owner(0));
-                match l.engine.convert(owner, pid, LockId(elkid), mode as i32, flags, lvb.as_ref(), has_bast) {
+                match l.engine.convert(
+                    owner,
+                    pid,
+                    LockId(elkid),
+                    mode as i32,
+                    flags,
+                    lvb.as_ref(),
+                    has_bast,
+                ) {
                     Ok(()) => {
-                        let answered = l.engine.pending_events().iter().any(|e| matches!(e, Event::Completion { lkid: x, .. } if x.0 == elkid));
+                        let answered = l.engine.pending_events().iter().any(
+                            |e| matches!(e, Event::Completion { lkid: x, .. } if x.0 == elkid),
+                        );
                         if !answered {
                             self.send(from, PeerMsg::Queued { ls, lkid });
                         }
@@ -909,9 +1131,17 @@ impl Node {
                     Err(e) => self.refuse(from, &ls, lkid, e),
                 }
             }
-            PeerMsg::Unlock { ls, lkid, flags, lvb, silent } => {
+            PeerMsg::Unlock {
+                ls,
+                lkid,
+                flags,
+                lvb,
+                silent,
+            } => {
                 let l = self.lockspaces.get_mut(&ls).expect("lockspace");
-                let Some(&elkid) = l.remote_index.get(&(from, lkid)) else { return };
+                let Some(&elkid) = l.remote_index.get(&(from, lkid)) else {
+                    return;
+                };
                 if silent {
                     let _ = l.engine.release_lock_silently(LockId(elkid));
                 } else {
@@ -923,7 +1153,9 @@ impl Node {
             }
             PeerMsg::DeadlockCancel { ls, lkid, flags } => {
                 let l = self.lockspaces.get_mut(&ls).expect("lockspace");
-                let Some(&elkid) = l.remote_index.get(&(from, lkid)) else { return };
+                let Some(&elkid) = l.remote_index.get(&(from, lkid)) else {
+                    return;
+                };
                 let owner = l.engine.lock_owner(LockId(elkid)).unwrap_or(Owner(0));
                 let _ = l.engine.deadlock_cancel(owner, LockId(elkid), flags);
             }
@@ -931,18 +1163,39 @@ impl Node {
                 let l = self.lockspaces.get_mut(&ls).expect("lockspace");
                 l.engine.close_owner(remote_owner(from, owner));
             }
-            PeerMsg::Adopt { ls, lkid, owner, pid, flags, has_bast } => {
+            PeerMsg::Adopt {
+                ls,
+                lkid,
+                owner,
+                pid,
+                flags,
+                has_bast,
+            } => {
                 let l = self.lockspaces.get_mut(&ls).expect("lockspace");
                 if let Some(&elkid) = l.remote_index.get(&(from, lkid)) {
-                    let _ = l.engine.adopt_orphan_id(LockId(elkid), remote_owner(from, owner), pid, flags, has_bast);
+                    let _ = l.engine.adopt_orphan_id(
+                        LockId(elkid),
+                        remote_owner(from, owner),
+                        pid,
+                        flags,
+                        has_bast,
+                    );
                 }
             }
             PeerMsg::PurgeOrphans { ls, pid } => self.purge_orphans(&ls, pid),
-            PeerMsg::Cast { ls, lkid, status, sb_flags, lvb, mode, end_of_life } => {
-                self.remote_completion(&ls, lkid, status, sb_flags, lvb, mode, end_of_life)
-            }
+            PeerMsg::Cast {
+                ls,
+                lkid,
+                status,
+                sb_flags,
+                lvb,
+                mode,
+                end_of_life,
+            } => self.remote_completion(&ls, lkid, status, sb_flags, lvb, mode, end_of_life),
             PeerMsg::Bast { ls, lkid, .. } => {
-                let Some(l) = self.lockspaces.get(&ls).and_then(|l| l.locks.get(&lkid)) else { return };
+                let Some(l) = self.lockspaces.get(&ls).and_then(|l| l.locks.get(&lkid)) else {
+                    return;
+                };
                 if l.orphan || l.user.bast == 0 {
                     return;
                 }
@@ -950,22 +1203,41 @@ impl Node {
                 self.out.push((l.owner, (lkid, l.incarnation), cb.encode()));
             }
             PeerMsg::Queued { ls, lkid } => {
-                if let Some(l) = self.lockspaces.get_mut(&ls).and_then(|l| l.locks.get_mut(&lkid)) {
+                if let Some(l) = self
+                    .lockspaces
+                    .get_mut(&ls)
+                    .and_then(|l| l.locks.get_mut(&lkid))
+                {
                     l.request = None;
                     if l.state == RemoteState::InFlight {
-                        l.state = if l.grmode < 0 { RemoteState::Waiting } else { RemoteState::Converting };
+                        l.state = if l.grmode < 0 {
+                            RemoteState::Waiting
+                        } else {
+                            RemoteState::Converting
+                        };
                     }
                 }
             }
             PeerMsg::NotMaster { ls, lkid } => {
-                let Some(l) = self.lockspaces.get_mut(&ls).and_then(|l| l.locks.get_mut(&lkid)) else { return };
-                let Some((mode, flags, lvb)) = l.request else { return };
+                let Some(l) = self
+                    .lockspaces
+                    .get_mut(&ls)
+                    .and_then(|l| l.locks.get_mut(&lkid))
+                else {
+                    return;
+                };
+                let Some((mode, flags, lvb)) = l.request else {
+                    return;
+                };
                 let name = l.name;
                 if l.overlap_unlock {
                     // Force-unlocked while in flight: it simply ends here.
                     let cb = Self::callback_for(l, false, Status::Unlocked.to_user(), 0, None);
                     self.out.push((l.owner, (lkid, l.incarnation), cb.encode()));
-                    self.lockspaces.get_mut(&ls).expect("lockspace").free_id(lkid);
+                    self.lockspaces
+                        .get_mut(&ls)
+                        .expect("lockspace")
+                        .free_id(lkid);
                     return;
                 }
                 l.master = Master::Unknown;
@@ -973,20 +1245,44 @@ impl Node {
                 lsm.masters.remove(&name);
                 match self.master_of(&ls, &name) {
                     Some(m) if m == me => {
-                        self.park(&ls, name, Parked::Request { lkid, mode, flags, lvb });
+                        self.park(
+                            &ls,
+                            name,
+                            Parked::Request {
+                                lkid,
+                                mode,
+                                flags,
+                                lvb,
+                            },
+                        );
                         self.resolved(&ls, name, me);
                     }
                     Some(m) => {
-                        if let Some(l) = self.lockspaces.get_mut(&ls).and_then(|l| l.locks.get_mut(&lkid)) {
+                        if let Some(l) = self
+                            .lockspaces
+                            .get_mut(&ls)
+                            .and_then(|l| l.locks.get_mut(&lkid))
+                        {
                             l.master = Master::Remote(m);
                         }
                         self.send_request(&ls, m, lkid, mode, flags, lvb);
                     }
-                    None => self.park(&ls, name, Parked::Request { lkid, mode, flags, lvb }),
+                    None => self.park(
+                        &ls,
+                        name,
+                        Parked::Request {
+                            lkid,
+                            mode,
+                            flags,
+                            lvb,
+                        },
+                    ),
                 }
             }
             PeerMsg::Remove { ls, name } => {
-                let Some(rn) = ResName::new(&name) else { return };
+                let Some(rn) = ResName::new(&name) else {
+                    return;
+                };
                 let l = self.lockspaces.get_mut(&ls).expect("lockspace");
                 if l.directory.get(&rn) == Some(&from) {
                     l.directory.remove(&rn);
@@ -994,28 +1290,66 @@ impl Node {
             }
             PeerMsg::Refused { ls, lkid, errno } => {
                 eprintln!("udlmd: node {from} refused an operation on lock {lkid} of lockspace {:?}: errno {errno}", String::from_utf8_lossy(&ls));
-                let Some(l) = self.lockspaces.get_mut(&ls).and_then(|l| l.locks.get_mut(&lkid)) else { return };
+                let Some(l) = self
+                    .lockspaces
+                    .get_mut(&ls)
+                    .and_then(|l| l.locks.get_mut(&lkid))
+                else {
+                    return;
+                };
                 if l.state == RemoteState::InFlight {
                     let eol = l.grmode < 0;
                     l.state = RemoteState::Granted;
-                    self.remote_completion(&ls, lkid, errno, 0, None, if eol { -1 } else { 0 }, eol);
+                    self.remote_completion(
+                        &ls,
+                        lkid,
+                        errno,
+                        0,
+                        None,
+                        if eol { -1 } else { 0 },
+                        eol,
+                    );
                 }
             }
         }
     }
 
     fn refuse(&mut self, to: u32, ls: &[u8], lkid: u32, e: Errno) {
-        self.send(to, PeerMsg::Refused { ls: ls.to_vec(), lkid, errno: e.to_raw() });
+        self.send(
+            to,
+            PeerMsg::Refused {
+                ls: ls.to_vec(),
+                lkid,
+                errno: e.to_raw(),
+            },
+        );
     }
 
     /// A completion for one of our remotely mastered locks.
     #[allow(clippy::too_many_arguments)]
-    fn remote_completion(&mut self, ls_name: &[u8], lkid: u32, status: i32, sb_flags: u8, lvb: Option<Lvb>, mode: i8, end_of_life: bool) {
-        let Some(ls) = self.lockspaces.get_mut(ls_name) else { return };
-        let Some(l) = ls.locks.get_mut(&lkid) else { return };
+    fn remote_completion(
+        &mut self,
+        ls_name: &[u8],
+        lkid: u32,
+        status: i32,
+        sb_flags: u8,
+        lvb: Option<Lvb>,
+        mode: i8,
+        end_of_life: bool,
+    ) {
+        let Some(ls) = self.lockspaces.get_mut(ls_name) else {
+            return;
+        };
+        let Some(l) = ls.locks.get_mut(&lkid) else {
+            return;
+        };
         l.grmode = mode;
         l.request = None;
-        l.state = if mode >= 0 { RemoteState::Granted } else { RemoteState::Waiting };
+        l.state = if mode >= 0 {
+            RemoteState::Granted
+        } else {
+            RemoteState::Waiting
+        };
         // A grant that lost the race with a force-unlock is not reported.
         let suppressed = l.overlap_unlock && status == 0 && !end_of_life;
         if !suppressed && !l.orphan {
@@ -1027,7 +1361,13 @@ impl Node {
         }
     }
 
-    fn callback_for(l: &LocalLock, blocking: bool, status: i32, sb_flags: u8, lvb: Option<Lvb>) -> Callback {
+    fn callback_for(
+        l: &LocalLock,
+        blocking: bool,
+        status: i32,
+        sb_flags: u8,
+        lvb: Option<Lvb>,
+    ) -> Callback {
         Callback {
             blocking,
             lkid: 0,
@@ -1036,7 +1376,11 @@ impl Node {
             sb_flags,
             lvb,
             func: if blocking { l.user.bast } else { l.user.ast },
-            arg: if blocking { l.user.bastarg } else { l.user.astarg },
+            arg: if blocking {
+                l.user.bastarg
+            } else {
+                l.user.astarg
+            },
             lksb: l.user.lksb,
         }
     }
@@ -1067,7 +1411,10 @@ impl Node {
         }
         if !ls.lookups.contains_key(name) {
             ls.lookups.insert(*name, Vec::new());
-            let msg = PeerMsg::Lookup { ls: ls_name.to_vec(), name: name.as_bytes().to_vec() };
+            let msg = PeerMsg::Lookup {
+                ls: ls_name.to_vec(),
+                name: name.as_bytes().to_vec(),
+            };
             self.send(dir, msg);
         }
         None
@@ -1082,13 +1429,22 @@ impl Node {
     /// The directory answered: run what waited for it.
     fn resolved(&mut self, ls_name: &[u8], name: ResName, master: u32) {
         let me = self.node_id;
-        let Some(ls) = self.lockspaces.get_mut(ls_name) else { return };
+        let Some(ls) = self.lockspaces.get_mut(ls_name) else {
+            return;
+        };
         ls.masters.insert(name, master);
         let parked = ls.lookups.remove(&name).unwrap_or_default();
         for p in parked {
-            let Parked::Request { lkid, mode, flags, lvb } = p;
+            let Parked::Request {
+                lkid,
+                mode,
+                flags,
+                lvb,
+            } = p;
             let ls = self.lockspaces.get_mut(ls_name).expect("lockspace");
-            let Some(l) = ls.locks.get_mut(&lkid) else { continue };
+            let Some(l) = ls.locks.get_mut(&lkid) else {
+                continue;
+            };
             if master != me {
                 l.master = Master::Remote(master);
                 self.send_request(ls_name, master, lkid, mode, flags, lvb);
@@ -1157,7 +1513,13 @@ impl Node {
                     Some(d) if d == me => {
                         ls.directory.remove(&name);
                     }
-                    Some(d) => removes.push((d, PeerMsg::Remove { ls: ls_name.clone(), name: name.as_bytes().to_vec() })),
+                    Some(d) => removes.push((
+                        d,
+                        PeerMsg::Remove {
+                            ls: ls_name.clone(),
+                            name: name.as_bytes().to_vec(),
+                        },
+                    )),
                     None => {}
                 }
             }
@@ -1178,21 +1540,49 @@ impl Node {
         let mut o = String::new();
         match q {
             Query::Status => {
-                let connected = self.peers.as_ref().map(|p| p.connected()).unwrap_or_default();
+                let connected = self
+                    .peers
+                    .as_ref()
+                    .map(|p| p.connected())
+                    .unwrap_or_default();
                 let addr = self.cluster.addresses.get(&self.node_id);
-                let _ = write!(o, "{{\"node_id\":{},\"address\":{},\"cluster_name\":{},\"nodes\":[", self.node_id, json_opt(addr), json_str(self.cluster.cluster_name.as_bytes()));
-                let nodes = if self.cluster.nodes.is_empty() { vec![self.node_id] } else { self.cluster.nodes.clone() };
+                let _ = write!(
+                    o,
+                    "{{\"node_id\":{},\"address\":{},\"cluster_name\":{},\"nodes\":[",
+                    self.node_id,
+                    json_opt(addr),
+                    json_str(self.cluster.cluster_name.as_bytes())
+                );
+                let nodes = if self.cluster.nodes.is_empty() {
+                    vec![self.node_id]
+                } else {
+                    self.cluster.nodes.clone()
+                };
                 for (i, n) in nodes.iter().enumerate() {
                     let up = *n == self.node_id || connected.contains(n);
-                    let _ = write!(o, "{}{{\"id\":{n},\"address\":{},\"connected\":{up}}}", if i > 0 { "," } else { "" }, json_opt(self.cluster.addresses.get(n)));
+                    let _ = write!(
+                        o,
+                        "{}{{\"id\":{n},\"address\":{},\"connected\":{up}}}",
+                        if i > 0 { "," } else { "" },
+                        json_opt(self.cluster.addresses.get(n))
+                    );
                 }
-                let seen = nodes.iter().filter(|n| **n == self.node_id || connected.contains(n)).count();
+                let seen = nodes
+                    .iter()
+                    .filter(|n| **n == self.node_id || connected.contains(n))
+                    .count();
                 let _ = write!(o, "],\"quorum\":{{\"have\":{},\"members_seen\":{seen},\"configured\":{}}},\"lockspaces\":[", seen * 2 > nodes.len(), nodes.len());
                 for (i, name) in self.lockspace_names().iter().enumerate() {
                     // Members are the configured nodes: every node may master
                     // or hold resources of any lockspace.
                     let members: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
-                    let _ = write!(o, "{}{{\"name\":{},\"members\":[{}]}}", if i > 0 { "," } else { "" }, json_str(name), members.join(","));
+                    let _ = write!(
+                        o,
+                        "{}{{\"name\":{},\"members\":[{}]}}",
+                        if i > 0 { "," } else { "" },
+                        json_str(name),
+                        members.join(",")
+                    );
                 }
                 o.push_str("]}");
             }
@@ -1200,21 +1590,43 @@ impl Node {
                 o.push_str("{\"lockspaces\":[");
                 for (i, name) in self.lockspace_names().iter().enumerate() {
                     let ls = &self.lockspaces[name];
-                    let handles = self.handles.values().filter(|h| h.ls.as_deref() == Some(&name[..])).count();
-                    let _ = write!(o, "{}{{\"name\":{},\"handles\":{handles},\"locks\":{},\"resources\":{}}}", if i > 0 { "," } else { "" }, json_str(name), ls.locks.len(), ls.engine.resource_count());
+                    let handles = self
+                        .handles
+                        .values()
+                        .filter(|h| h.ls.as_deref() == Some(&name[..]))
+                        .count();
+                    let _ = write!(
+                        o,
+                        "{}{{\"name\":{},\"handles\":{handles},\"locks\":{},\"resources\":{}}}",
+                        if i > 0 { "," } else { "" },
+                        json_str(name),
+                        ls.locks.len(),
+                        ls.engine.resource_count()
+                    );
                 }
                 o.push_str("]}");
             }
             Query::Lockdump(name) => {
-                let ls = self.lockspaces.get(name).filter(|l| l.visible).ok_or(Errno::NoEnt)?;
+                let ls = self
+                    .lockspaces
+                    .get(name)
+                    .filter(|l| l.visible)
+                    .ok_or(Errno::NoEnt)?;
                 self.check_access(name, creds)?;
                 let _ = write!(o, "{{\"lockspace\":{},\"resources\":[", json_str(name));
                 let mut first = true;
                 for r in ls.engine.resources() {
-                    let lvb = r.lvb.map(|v| format!("\"{}\"", hex(&v))).unwrap_or_else(|| "null".into());
+                    let lvb = r
+                        .lvb
+                        .map(|v| format!("\"{}\"", hex(&v)))
+                        .unwrap_or_else(|| "null".into());
                     let _ = write!(o, "{}{{\"name\":{},\"name_hex\":\"{}\",\"master\":{},\"lvb\":{lvb},\"lvb_valid\":{}", if first { "" } else { "," }, json_str(r.name.as_bytes()), hex(r.name.as_bytes()), self.node_id, r.lvb_valid);
                     first = false;
-                    for (label, q) in [("granted", &r.granted), ("converting", &r.converting), ("waiting", &r.waiting)] {
+                    for (label, q) in [
+                        ("granted", &r.granted),
+                        ("converting", &r.converting),
+                        ("waiting", &r.waiting),
+                    ] {
                         let _ = write!(o, ",\"{label}\":[");
                         for (i, l) in q.iter().enumerate() {
                             let (id, node) = match ls.holders.get(&l.lkid.0) {
@@ -1222,7 +1634,11 @@ impl Node {
                                 Some(Holder::Remote(n, id)) => (*id, *n),
                                 None => (l.lkid.0, self.node_id),
                             };
-                            let requested = if label == "granted" { None } else { l.requested };
+                            let requested = if label == "granted" {
+                                None
+                            } else {
+                                l.requested
+                            };
                             let _ = write!(o, "{}{{\"id\":{id},\"granted\":{},\"requested\":{},\"flags\":\"{:#x}\",\"pid\":{},\"node\":{node}{}}}", if i > 0 { "," } else { "" }, json_mode(l.granted), json_mode(requested), l.flags, l.pid, if l.orphan { ",\"orphan\":true" } else { "" });
                         }
                         o.push(']');
@@ -1230,10 +1646,17 @@ impl Node {
                     o.push('}');
                 }
                 // Locks of this node on resources mastered elsewhere.
-                let mut remote: Vec<(&u32, &LocalLock)> = ls.locks.iter().filter(|(_, l)| matches!(l.master, Master::Remote(_) | Master::Unknown)).collect();
+                let mut remote: Vec<(&u32, &LocalLock)> = ls
+                    .locks
+                    .iter()
+                    .filter(|(_, l)| matches!(l.master, Master::Remote(_) | Master::Unknown))
+                    .collect();
                 remote.sort_by_key(|(id, _)| **id);
                 for (id, l) in remote {
-                    let master = match l.master { Master::Remote(m) => m.to_string(), _ => "null".into() };
+                    let master = match l.master {
+                        Master::Remote(m) => m.to_string(),
+                        _ => "null".into(),
+                    };
                     let (queue, requested) = match l.state {
                         RemoteState::Granted => ("granted", None),
                         RemoteState::Converting => ("converting", None),
@@ -1245,7 +1668,11 @@ impl Node {
                     let _ = write!(o, "{}{{\"name\":{},\"name_hex\":\"{}\",\"master\":{master},\"lvb\":null,\"lvb_valid\":true", if first { "" } else { "," }, json_str(l.name.as_bytes()), hex(l.name.as_bytes()));
                     first = false;
                     for label in ["granted", "converting", "waiting"] {
-                        let _ = write!(o, ",\"{label}\":[{}]", if label == queue { entry.as_str() } else { "" });
+                        let _ = write!(
+                            o,
+                            ",\"{label}\":[{}]",
+                            if label == queue { entry.as_str() } else { "" }
+                        );
                     }
                     o.push('}');
                 }
@@ -1270,7 +1697,12 @@ impl Node {
 
     /// Names of the lockspaces that exist on this node.
     pub fn lockspace_names(&self) -> Vec<Vec<u8>> {
-        let mut v: Vec<Vec<u8>> = self.lockspaces.iter().filter(|(_, l)| l.visible).map(|(n, _)| n.clone()).collect();
+        let mut v: Vec<Vec<u8>> = self
+            .lockspaces
+            .iter()
+            .filter(|(_, l)| l.visible)
+            .map(|(n, _)| n.clone())
+            .collect();
         v.sort();
         v
     }
@@ -1317,13 +1749,31 @@ impl Node {
             ls.engine.drain_events(&mut self.events);
             for ev in self.events.drain(..) {
                 let elkid = ev.lkid().0;
-                let Some(&holder) = ls.holders.get(&elkid) else { continue };
+                let Some(&holder) = ls.holders.get(&elkid) else {
+                    continue;
+                };
                 match (holder, ev) {
-                    (Holder::Local(id), Event::Completion { status, sb_flags, lvb, end_of_life, .. }) => {
-                        let gr = ls.engine.lock_info_by_id(LockId(elkid)).and_then(|i| i.granted);
+                    (
+                        Holder::Local(id),
+                        Event::Completion {
+                            status,
+                            sb_flags,
+                            lvb,
+                            end_of_life,
+                            ..
+                        },
+                    ) => {
+                        let gr = ls
+                            .engine
+                            .lock_info_by_id(LockId(elkid))
+                            .and_then(|i| i.granted);
                         if let Some(l) = ls.locks.get_mut(&id) {
                             l.grmode = gr.map_or(-1, |m| m as i8);
-                            l.state = if gr.is_some() { RemoteState::Granted } else { RemoteState::Waiting };
+                            l.state = if gr.is_some() {
+                                RemoteState::Granted
+                            } else {
+                                RemoteState::Waiting
+                            };
                             let cb = Self::callback_for(l, false, status.to_user(), sb_flags, lvb);
                             self.out.push((l.owner, (id, l.incarnation), cb.encode()));
                         }
@@ -1338,12 +1788,36 @@ impl Node {
                             self.out.push((l.owner, (id, l.incarnation), cb.encode()));
                         }
                     }
-                    (Holder::Remote(node, id), Event::Completion { status, sb_flags, lvb, end_of_life, .. }) => {
-                        let gr = ls.engine.lock_info_by_id(LockId(elkid)).and_then(|i| i.granted);
-                        let mode = if end_of_life { -1 } else { gr.map_or(-1, |m| m as i8) };
+                    (
+                        Holder::Remote(node, id),
+                        Event::Completion {
+                            status,
+                            sb_flags,
+                            lvb,
+                            end_of_life,
+                            ..
+                        },
+                    ) => {
+                        let gr = ls
+                            .engine
+                            .lock_info_by_id(LockId(elkid))
+                            .and_then(|i| i.granted);
+                        let mode = if end_of_life {
+                            -1
+                        } else {
+                            gr.map_or(-1, |m| m as i8)
+                        };
                         to_peers.push((
                             node,
-                            PeerMsg::Cast { ls: ls_name.to_vec(), lkid: id, status: status.to_user(), sb_flags, lvb, mode, end_of_life },
+                            PeerMsg::Cast {
+                                ls: ls_name.to_vec(),
+                                lkid: id,
+                                status: status.to_user(),
+                                sb_flags,
+                                lvb,
+                                mode,
+                                end_of_life,
+                            },
                         ));
                         if end_of_life {
                             ls.holders.remove(&elkid);
@@ -1351,7 +1825,14 @@ impl Node {
                         }
                     }
                     (Holder::Remote(node, id), Event::Blocking { mode, .. }) => {
-                        to_peers.push((node, PeerMsg::Bast { ls: ls_name.to_vec(), lkid: id, mode: mode as u8 }));
+                        to_peers.push((
+                            node,
+                            PeerMsg::Bast {
+                                ls: ls_name.to_vec(),
+                                lkid: id,
+                                mode: mode as u8,
+                            },
+                        ));
                     }
                 }
             }
@@ -1359,8 +1840,12 @@ impl Node {
             // leave no mapping behind.
             if ls.holders.len() > ls.engine.lock_count() {
                 let engine = &ls.engine;
-                let gone: Vec<(u32, Holder)> =
-                    ls.holders.iter().filter(|(&e, _)| engine.lock_info_by_id(LockId(e)).is_none()).map(|(&e, &h)| (e, h)).collect();
+                let gone: Vec<(u32, Holder)> = ls
+                    .holders
+                    .iter()
+                    .filter(|(&e, _)| engine.lock_info_by_id(LockId(e)).is_none())
+                    .map(|(&e, &h)| (e, h))
+                    .collect();
                 for (e, h) in gone {
                     ls.holders.remove(&e);
                     match h {
@@ -1401,7 +1886,9 @@ impl Node {
             }
         }
         for (owner, locks) in per_owner {
-            let Some(sink) = self.handles.get(&owner).and_then(|h| h.sink.clone()) else { continue };
+            let Some(sink) = self.handles.get(&owner).and_then(|h| h.sink.clone()) else {
+                continue;
+            };
             let packets: Vec<Packet> = locks.into_iter().flat_map(|(_, v)| v).collect();
             sink.send(&packets);
         }
@@ -1418,11 +1905,13 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn json_mode(m: Option<Mode>) -> String {
-    m.map(|m| format!("\"{m}\"")).unwrap_or_else(|| "null".into())
+    m.map(|m| format!("\"{m}\""))
+        .unwrap_or_else(|| "null".into())
 }
 
 fn json_opt(s: Option<&String>) -> String {
-    s.map(|s| json_str(s.as_bytes())).unwrap_or_else(|| "null".into())
+    s.map(|s| json_str(s.as_bytes()))
+        .unwrap_or_else(|| "null".into())
 }
 
 /// A JSON string of (lossily decoded) bytes.

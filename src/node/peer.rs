@@ -21,34 +21,107 @@ pub const MAX_PEER_MESSAGE: usize = 512;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PeerMsg {
     /// Who masters `name`? Sent to the name's directory node.
-    Lookup { ls: Vec<u8>, name: Vec<u8> },
-    LookupReply { ls: Vec<u8>, name: Vec<u8>, master: u32 },
+    Lookup {
+        ls: Vec<u8>,
+        name: Vec<u8>,
+    },
+    LookupReply {
+        ls: Vec<u8>,
+        name: Vec<u8>,
+        master: u32,
+    },
     /// A new lock on a resource this node masters.
-    Request { ls: Vec<u8>, name: Vec<u8>, lkid: u32, owner: u64, pid: u32, mode: u8, flags: u32, lvb: Option<Lvb>, has_bast: bool },
-    Convert { ls: Vec<u8>, lkid: u32, pid: u32, mode: u8, flags: u32, lvb: Option<Lvb>, has_bast: bool },
+    Request {
+        ls: Vec<u8>,
+        name: Vec<u8>,
+        lkid: u32,
+        owner: u64,
+        pid: u32,
+        mode: u8,
+        flags: u32,
+        lvb: Option<Lvb>,
+        has_bast: bool,
+    },
+    Convert {
+        ls: Vec<u8>,
+        lkid: u32,
+        pid: u32,
+        mode: u8,
+        flags: u32,
+        lvb: Option<Lvb>,
+        has_bast: bool,
+    },
     /// Unlock, cancel or force-unlock; `silent` releases with no callback
     /// (purge).
-    Unlock { ls: Vec<u8>, lkid: u32, flags: u32, lvb: Option<Lvb>, silent: bool },
-    DeadlockCancel { ls: Vec<u8>, lkid: u32, flags: u32 },
+    Unlock {
+        ls: Vec<u8>,
+        lkid: u32,
+        flags: u32,
+        lvb: Option<Lvb>,
+        silent: bool,
+    },
+    DeadlockCancel {
+        ls: Vec<u8>,
+        lkid: u32,
+        flags: u32,
+    },
     /// The requester's handle `owner` closed.
-    CloseOwner { ls: Vec<u8>, owner: u64 },
+    CloseOwner {
+        ls: Vec<u8>,
+        owner: u64,
+    },
     /// The orphan `lkid` of the sender was adopted by its handle `owner`.
-    Adopt { ls: Vec<u8>, lkid: u32, owner: u64, pid: u32, flags: u32, has_bast: bool },
+    Adopt {
+        ls: Vec<u8>,
+        lkid: u32,
+        owner: u64,
+        pid: u32,
+        flags: u32,
+        has_bast: bool,
+    },
     /// Purge your own orphans of `pid` (0: all).
-    PurgeOrphans { ls: Vec<u8>, pid: u32 },
+    PurgeOrphans {
+        ls: Vec<u8>,
+        pid: u32,
+    },
     /// A completion for the requester's lock `lkid`; `mode` is the lock's
     /// granted mode afterwards (-1: none).
-    Cast { ls: Vec<u8>, lkid: u32, status: i32, sb_flags: u8, lvb: Option<Lvb>, mode: i8, end_of_life: bool },
-    Bast { ls: Vec<u8>, lkid: u32, mode: u8 },
+    Cast {
+        ls: Vec<u8>,
+        lkid: u32,
+        status: i32,
+        sb_flags: u8,
+        lvb: Option<Lvb>,
+        mode: i8,
+        end_of_life: bool,
+    },
+    Bast {
+        ls: Vec<u8>,
+        lkid: u32,
+        mode: u8,
+    },
     /// The request or conversion was queued on the master.
-    Queued { ls: Vec<u8>, lkid: u32 },
+    Queued {
+        ls: Vec<u8>,
+        lkid: u32,
+    },
     /// The master refused an operation the requester had accepted.
-    Refused { ls: Vec<u8>, lkid: u32, errno: i32 },
+    Refused {
+        ls: Vec<u8>,
+        lkid: u32,
+        errno: i32,
+    },
     /// The receiver does not master the resource of request `lkid` (any
     /// more): ask the directory again.
-    NotMaster { ls: Vec<u8>, lkid: u32 },
+    NotMaster {
+        ls: Vec<u8>,
+        lkid: u32,
+    },
     /// The sender no longer masters `name`: forget the directory record.
-    Remove { ls: Vec<u8>, name: Vec<u8> },
+    Remove {
+        ls: Vec<u8>,
+        name: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,10 +174,18 @@ impl<'a> R<'a> {
         }
     }
     fn u32(&mut self) -> Result<u32, BadMessage> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().map_err(|_| BadMessage("truncated"))?))
+        Ok(u32::from_le_bytes(
+            self.take(4)?
+                .try_into()
+                .map_err(|_| BadMessage("truncated"))?,
+        ))
     }
     fn u64(&mut self) -> Result<u64, BadMessage> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().map_err(|_| BadMessage("truncated"))?))
+        Ok(u64::from_le_bytes(
+            self.take(8)?
+                .try_into()
+                .map_err(|_| BadMessage("truncated"))?,
+        ))
     }
     fn name(&mut self, max: usize) -> Result<Vec<u8>, BadMessage> {
         let n = self.u8()? as usize;
@@ -159,7 +240,17 @@ impl PeerMsg {
                 w.name(name);
                 w.u32(*master);
             }
-            PeerMsg::Request { ls, name, lkid, owner, pid, mode, flags, lvb, has_bast } => {
+            PeerMsg::Request {
+                ls,
+                name,
+                lkid,
+                owner,
+                pid,
+                mode,
+                flags,
+                lvb,
+                has_bast,
+            } => {
                 w.u8(3);
                 w.name(ls);
                 w.name(name);
@@ -171,7 +262,15 @@ impl PeerMsg {
                 w.lvb(lvb);
                 w.u8(*has_bast as u8);
             }
-            PeerMsg::Convert { ls, lkid, pid, mode, flags, lvb, has_bast } => {
+            PeerMsg::Convert {
+                ls,
+                lkid,
+                pid,
+                mode,
+                flags,
+                lvb,
+                has_bast,
+            } => {
                 w.u8(4);
                 w.name(ls);
                 w.u32(*lkid);
@@ -181,7 +280,13 @@ impl PeerMsg {
                 w.lvb(lvb);
                 w.u8(*has_bast as u8);
             }
-            PeerMsg::Unlock { ls, lkid, flags, lvb, silent } => {
+            PeerMsg::Unlock {
+                ls,
+                lkid,
+                flags,
+                lvb,
+                silent,
+            } => {
                 w.u8(5);
                 w.name(ls);
                 w.u32(*lkid);
@@ -200,7 +305,14 @@ impl PeerMsg {
                 w.name(ls);
                 w.u64(*owner);
             }
-            PeerMsg::Adopt { ls, lkid, owner, pid, flags, has_bast } => {
+            PeerMsg::Adopt {
+                ls,
+                lkid,
+                owner,
+                pid,
+                flags,
+                has_bast,
+            } => {
                 w.u8(8);
                 w.name(ls);
                 w.u32(*lkid);
@@ -214,7 +326,15 @@ impl PeerMsg {
                 w.name(ls);
                 w.u32(*pid);
             }
-            PeerMsg::Cast { ls, lkid, status, sb_flags, lvb, mode, end_of_life } => {
+            PeerMsg::Cast {
+                ls,
+                lkid,
+                status,
+                sb_flags,
+                lvb,
+                mode,
+                end_of_life,
+            } => {
                 w.u8(10);
                 w.name(ls);
                 w.u32(*lkid);
@@ -263,8 +383,15 @@ impl PeerMsg {
         let t = r.u8()?;
         let ls = r.name(LOCKSPACE_LEN)?;
         let m = match t {
-            1 => PeerMsg::Lookup { ls, name: r.name(RESNAME_MAXLEN)? },
-            2 => PeerMsg::LookupReply { ls, name: r.name(RESNAME_MAXLEN)?, master: r.u32()? },
+            1 => PeerMsg::Lookup {
+                ls,
+                name: r.name(RESNAME_MAXLEN)?,
+            },
+            2 => PeerMsg::LookupReply {
+                ls,
+                name: r.name(RESNAME_MAXLEN)?,
+                master: r.u32()?,
+            },
             3 => PeerMsg::Request {
                 ls,
                 name: r.name(RESNAME_MAXLEN)?,
@@ -285,9 +412,22 @@ impl PeerMsg {
                 lvb: r.lvb()?,
                 has_bast: r.bool()?,
             },
-            5 => PeerMsg::Unlock { ls, lkid: r.u32()?, flags: r.u32()?, lvb: r.lvb()?, silent: r.bool()? },
-            6 => PeerMsg::DeadlockCancel { ls, lkid: r.u32()?, flags: r.u32()? },
-            7 => PeerMsg::CloseOwner { ls, owner: r.u64()? },
+            5 => PeerMsg::Unlock {
+                ls,
+                lkid: r.u32()?,
+                flags: r.u32()?,
+                lvb: r.lvb()?,
+                silent: r.bool()?,
+            },
+            6 => PeerMsg::DeadlockCancel {
+                ls,
+                lkid: r.u32()?,
+                flags: r.u32()?,
+            },
+            7 => PeerMsg::CloseOwner {
+                ls,
+                owner: r.u64()?,
+            },
             8 => PeerMsg::Adopt {
                 ls,
                 lkid: r.u32()?,
@@ -306,11 +446,22 @@ impl PeerMsg {
                 mode: r.u8()? as i8,
                 end_of_life: r.bool()?,
             },
-            11 => PeerMsg::Bast { ls, lkid: r.u32()?, mode: r.u8()? },
+            11 => PeerMsg::Bast {
+                ls,
+                lkid: r.u32()?,
+                mode: r.u8()?,
+            },
             12 => PeerMsg::Queued { ls, lkid: r.u32()? },
-            13 => PeerMsg::Refused { ls, lkid: r.u32()?, errno: r.u32()? as i32 },
+            13 => PeerMsg::Refused {
+                ls,
+                lkid: r.u32()?,
+                errno: r.u32()? as i32,
+            },
             14 => PeerMsg::NotMaster { ls, lkid: r.u32()? },
-            15 => PeerMsg::Remove { ls, name: r.name(RESNAME_MAXLEN)? },
+            15 => PeerMsg::Remove {
+                ls,
+                name: r.name(RESNAME_MAXLEN)?,
+            },
             _ => return Err(BadMessage("unknown message type")),
         };
         if !r.0.is_empty() {
@@ -330,8 +481,15 @@ mod tests {
     fn samples() -> Vec<PeerMsg> {
         let ls = b"ls".to_vec();
         vec![
-            PeerMsg::Lookup { ls: ls.clone(), name: vec![] },
-            PeerMsg::LookupReply { ls: ls.clone(), name: vec![7; 64], master: 3 },
+            PeerMsg::Lookup {
+                ls: ls.clone(),
+                name: vec![],
+            },
+            PeerMsg::LookupReply {
+                ls: ls.clone(),
+                name: vec![7; 64],
+                master: 3,
+            },
             PeerMsg::Request {
                 ls: ls.clone(),
                 name: b"r".to_vec(),
@@ -343,12 +501,43 @@ mod tests {
                 lvb: Some([3; 32]),
                 has_bast: true,
             },
-            PeerMsg::Convert { ls: ls.clone(), lkid: 1, pid: 2, mode: 3, flags: 4, lvb: None, has_bast: false },
-            PeerMsg::Unlock { ls: ls.clone(), lkid: 1, flags: 2, lvb: Some([0; 32]), silent: true },
-            PeerMsg::DeadlockCancel { ls: ls.clone(), lkid: 1, flags: 0 },
-            PeerMsg::CloseOwner { ls: ls.clone(), owner: 5 },
-            PeerMsg::Adopt { ls: ls.clone(), lkid: 4, owner: 6, pid: 7, flags: 8, has_bast: true },
-            PeerMsg::PurgeOrphans { ls: ls.clone(), pid: 0 },
+            PeerMsg::Convert {
+                ls: ls.clone(),
+                lkid: 1,
+                pid: 2,
+                mode: 3,
+                flags: 4,
+                lvb: None,
+                has_bast: false,
+            },
+            PeerMsg::Unlock {
+                ls: ls.clone(),
+                lkid: 1,
+                flags: 2,
+                lvb: Some([0; 32]),
+                silent: true,
+            },
+            PeerMsg::DeadlockCancel {
+                ls: ls.clone(),
+                lkid: 1,
+                flags: 0,
+            },
+            PeerMsg::CloseOwner {
+                ls: ls.clone(),
+                owner: 5,
+            },
+            PeerMsg::Adopt {
+                ls: ls.clone(),
+                lkid: 4,
+                owner: 6,
+                pid: 7,
+                flags: 8,
+                has_bast: true,
+            },
+            PeerMsg::PurgeOrphans {
+                ls: ls.clone(),
+                pid: 0,
+            },
             PeerMsg::Cast {
                 ls: ls.clone(),
                 lkid: 1,
@@ -358,11 +547,28 @@ mod tests {
                 mode: -1,
                 end_of_life: true,
             },
-            PeerMsg::Bast { ls: ls.clone(), lkid: 1, mode: 5 },
-            PeerMsg::Queued { ls: ls.clone(), lkid: 1 },
-            PeerMsg::Refused { ls: ls.clone(), lkid: 1, errno: 16 },
-            PeerMsg::NotMaster { ls: ls.clone(), lkid: 2 },
-            PeerMsg::Remove { ls, name: b"gone".to_vec() },
+            PeerMsg::Bast {
+                ls: ls.clone(),
+                lkid: 1,
+                mode: 5,
+            },
+            PeerMsg::Queued {
+                ls: ls.clone(),
+                lkid: 1,
+            },
+            PeerMsg::Refused {
+                ls: ls.clone(),
+                lkid: 1,
+                errno: 16,
+            },
+            PeerMsg::NotMaster {
+                ls: ls.clone(),
+                lkid: 2,
+            },
+            PeerMsg::Remove {
+                ls,
+                name: b"gone".to_vec(),
+            },
         ]
     }
 

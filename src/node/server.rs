@@ -43,14 +43,19 @@ pub fn serve(node: Arc<Mutex<Node>>, listener: OwnedFd) -> io::Result<()> {
     loop {
         let conn = match sys::accept(&listener) {
             Ok(c) => c,
-            Err(e) if e.raw_os_error() == Some(libc::EMFILE) || e.raw_os_error() == Some(libc::ENFILE) => {
+            Err(e)
+                if e.raw_os_error() == Some(libc::EMFILE)
+                    || e.raw_os_error() == Some(libc::ENFILE) =>
+            {
                 std::thread::sleep(std::time::Duration::from_millis(50));
                 continue;
             }
             Err(e) => return Err(e),
         };
         let node = Arc::clone(&node);
-        let _ = std::thread::Builder::new().name("udlm-conn".into()).spawn(move || serve_connection(node, conn));
+        let _ = std::thread::Builder::new()
+            .name("udlm-conn".into())
+            .spawn(move || serve_connection(node, conn));
     }
 }
 
@@ -63,14 +68,21 @@ fn reply(conn: &OwnedFd, r: &proto::Reply) -> bool {
 }
 
 fn serve_connection(node: Arc<Mutex<Node>>, conn: OwnedFd) {
-    let Ok(creds) = sys::peer_creds(conn.as_raw_fd()) else { return };
+    let Ok(creds) = sys::peer_creds(conn.as_raw_fd()) else {
+        return;
+    };
     let mut buf = [0u8; MAX_PACKET];
     let n = match sys::recv(conn.as_raw_fd(), &mut buf, false) {
         Ok(n) if n > 0 => n,
         _ => return,
     };
     match Request::decode(&buf[..n]) {
-        Ok(Request::Open { version, name, create, tid: _ }) => {
+        Ok(Request::Open {
+            version,
+            name,
+            create,
+            tid: _,
+        }) => {
             if version != PROTOCOL_VERSION {
                 reply(&conn, &Err(Errno::Proto));
                 return;
@@ -144,7 +156,12 @@ fn send_answer(conn: &OwnedFd, answer: Result<String, Errno>) {
     }
 }
 
-fn serve_requests(node: &Mutex<Node>, owner: crate::types::Owner, conn: &OwnedFd, buf: &mut [u8; MAX_PACKET]) {
+fn serve_requests(
+    node: &Mutex<Node>,
+    owner: crate::types::Owner,
+    conn: &OwnedFd,
+    buf: &mut [u8; MAX_PACKET],
+) {
     loop {
         let n = match sys::recv(conn.as_raw_fd(), buf, false) {
             Ok(n) if n > 0 => n,
@@ -153,7 +170,10 @@ fn serve_requests(node: &Mutex<Node>, owner: crate::types::Owner, conn: &OwnedFd
         let req = match Request::decode(&buf[..n]) {
             Ok(r) => r,
             Err(e) => {
-                eprintln!("udlmd: closing a handle that sent a malformed request: {}", e.0);
+                eprintln!(
+                    "udlmd: closing a handle that sent a malformed request: {}",
+                    e.0
+                );
                 return;
             }
         };
@@ -173,13 +193,45 @@ fn serve_requests(node: &Mutex<Node>, owner: crate::types::Owner, conn: &OwnedFd
 
 /// Applies one request of an opened handle. `done` is set when the handle
 /// ends with it (release).
-pub fn handle_request(node: &mut Node, owner: crate::types::Owner, req: Request, done: &mut bool) -> proto::Reply {
+pub fn handle_request(
+    node: &mut Node,
+    owner: crate::types::Owner,
+    req: Request,
+    done: &mut bool,
+) -> proto::Reply {
     match req {
-        Request::Lock { mode, flags, lkid, name, lvb, user, tid } => node
-            .lock(owner, LockArgs { mode, flags, lkid, name: &name, lvb, user, tid })
+        Request::Lock {
+            mode,
+            flags,
+            lkid,
+            name,
+            lvb,
+            user,
+            tid,
+        } => node
+            .lock(
+                owner,
+                LockArgs {
+                    mode,
+                    flags,
+                    lkid,
+                    name: &name,
+                    lvb,
+                    user,
+                    tid,
+                },
+            )
             .map(u64::from),
-        Request::Unlock { lkid, flags, lvb, astarg, lksb } => node.unlock(owner, lkid, flags, lvb, astarg, lksb),
-        Request::DeadlockCancel { lkid, flags } => node.deadlock_cancel(owner, lkid, flags).map(|_| 0),
+        Request::Unlock {
+            lkid,
+            flags,
+            lvb,
+            astarg,
+            lksb,
+        } => node.unlock(owner, lkid, flags, lvb, astarg, lksb),
+        Request::DeadlockCancel { lkid, flags } => {
+            node.deadlock_cancel(owner, lkid, flags).map(|_| 0)
+        }
         Request::Purge { nodeid, pid, tid } => node.purge(owner, nodeid, pid, tid).map(|_| 0),
         Request::Release { force } => {
             *done = true;
@@ -190,6 +242,8 @@ pub fn handle_request(node: &mut Node, owner: crate::types::Owner, req: Request,
             node.close(owner);
             Ok(0)
         }
-        Request::Open { .. } | Request::AttachEvents { .. } | Request::Query { .. } => Err(Errno::Proto),
+        Request::Open { .. } | Request::AttachEvents { .. } | Request::Query { .. } => {
+            Err(Errno::Proto)
+        }
     }
 }

@@ -35,7 +35,10 @@ struct SinkState {
 impl EventSink {
     pub fn new(fd: OwnedFd) -> Arc<EventSink> {
         sys::set_sndbuf(fd.as_raw_fd(), 4 << 20);
-        Arc::new(EventSink { fd, state: Mutex::new(SinkState::default()) })
+        Arc::new(EventSink {
+            fd,
+            state: Mutex::new(SinkState::default()),
+        })
     }
 
     /// Queues packets for the handle, in order, without blocking.
@@ -71,7 +74,9 @@ impl EventSink {
         if !st.flusher {
             st.flusher = true;
             let me = Arc::clone(self);
-            let spawned = std::thread::Builder::new().name("udlm-flush".into()).spawn(move || me.flush());
+            let spawned = std::thread::Builder::new()
+                .name("udlm-flush".into())
+                .spawn(move || me.flush());
             if spawned.is_err() {
                 st.flusher = false;
             }
@@ -80,7 +85,11 @@ impl EventSink {
 
     /// Forgets callbacks not yet handed to the socket (purge, spec §2.11).
     pub fn discard_backlog(&self) {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).backlog.clear();
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .backlog
+            .clear();
     }
 
     fn flush(&self) {

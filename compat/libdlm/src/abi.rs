@@ -64,10 +64,21 @@ pub type dlm_lshandle_t = *mut c_void;
 // The C layer works on its own identical definition; these keep them equal.
 const _: () = {
     assert!(std::mem::size_of::<dlm_lksb>() == std::mem::size_of::<udlm::capi::Lksb>());
-    assert!(std::mem::offset_of!(dlm_lksb, sb_status) == std::mem::offset_of!(udlm::capi::Lksb, sb_status));
-    assert!(std::mem::offset_of!(dlm_lksb, sb_lkid) == std::mem::offset_of!(udlm::capi::Lksb, sb_lkid));
-    assert!(std::mem::offset_of!(dlm_lksb, sb_flags) == std::mem::offset_of!(udlm::capi::Lksb, sb_flags));
-    assert!(std::mem::offset_of!(dlm_lksb, sb_lvbptr) == std::mem::offset_of!(udlm::capi::Lksb, sb_lvbptr));
+    assert!(
+        std::mem::offset_of!(dlm_lksb, sb_status)
+            == std::mem::offset_of!(udlm::capi::Lksb, sb_status)
+    );
+    assert!(
+        std::mem::offset_of!(dlm_lksb, sb_lkid) == std::mem::offset_of!(udlm::capi::Lksb, sb_lkid)
+    );
+    assert!(
+        std::mem::offset_of!(dlm_lksb, sb_flags)
+            == std::mem::offset_of!(udlm::capi::Lksb, sb_flags)
+    );
+    assert!(
+        std::mem::offset_of!(dlm_lksb, sb_lvbptr)
+            == std::mem::offset_of!(udlm::capi::Lksb, sb_lvbptr)
+    );
     assert!(udlm::types::lkf::WAIT == LKF_WAIT && udlm::types::lkf::TIMEOUT == LKF_TIMEOUT);
     assert!(udlm::types::Status::EINPROG == EINPROG);
 };

@@ -5,11 +5,74 @@
 use super::abi::{dlm_lksb, dlm_lshandle_t};
 use super::FLAVOR;
 use std::ffi::{c_char, c_int, c_uint, c_void};
-use udlm::capi::{self, guard, LockCall, Lksb};
+use udlm::capi::{self, guard, Lksb, LockCall};
 use udlm::types::lkf;
 
 fn lksb_ptr(l: *mut dlm_lksb) -> *mut Lksb {
     l as *mut Lksb
+}
+
+type Routine = Option<unsafe extern "C" fn(*mut c_void)>;
+
+/// An asynchronous lock call: the BAST gets the completion's argument.
+#[allow(clippy::too_many_arguments)]
+fn async_call(
+    mode: u32,
+    lksb: *mut dlm_lksb,
+    flags: u32,
+    name: *const c_void,
+    namelen: c_uint,
+    ast: Routine,
+    astarg: *mut c_void,
+    bast: Routine,
+) -> LockCall {
+    LockCall {
+        mode,
+        lksb: lksb_ptr(lksb),
+        flags,
+        name,
+        namelen,
+        ast,
+        astarg,
+        bast,
+        bastarg: astarg,
+    }
+}
+
+/// A `_wait` lock call: the library supplies the completion routine.
+#[allow(clippy::too_many_arguments)]
+fn wait_call(
+    mode: u32,
+    lksb: *mut dlm_lksb,
+    flags: u32,
+    name: *const c_void,
+    namelen: c_uint,
+    bastarg: *mut c_void,
+    bast: Routine,
+) -> LockCall {
+    LockCall {
+        mode,
+        lksb: lksb_ptr(lksb),
+        flags: flags | lkf::WAIT,
+        name,
+        namelen,
+        ast: None,
+        astarg: std::ptr::null_mut(),
+        bast,
+        bastarg,
+    }
+}
+
+/// The default lockspace, opened (or created) on demand; None with errno
+/// set when that fails (spec §2.7).
+fn default_lockspace() -> Option<*mut c_void> {
+    match capi::default_or_open() {
+        Ok(ls) => Some(ls),
+        Err(e) => {
+            capi::set_errno(e.to_raw());
+            None
+        }
+    }
 }
 
 /// Reports the kernel device interface version udlm emulates: 6.0.2.
@@ -17,7 +80,11 @@ fn lksb_ptr(l: *mut dlm_lksb) -> *mut Lksb {
 /// # Safety
 /// Non-null arguments must point to writable `uint32_t`s.
 #[no_mangle]
-pub unsafe extern "C" fn dlm_kernel_version(maj: *mut u32, min: *mut u32, patch: *mut u32) -> c_int {
+pub unsafe extern "C" fn dlm_kernel_version(
+    maj: *mut u32,
+    min: *mut u32,
+    patch: *mut u32,
+) -> c_int {
     guard(-1, || {
         unsafe { capi::version(maj, min, patch) };
         0
@@ -54,15 +121,17 @@ pub unsafe extern "C" fn dlm_lock(
     // The kernel never used `parent` (spec §2.4).
     let _ = parent;
     guard(-1, || {
-        let ls = match capi::default_or_open() {
-            Ok(ls) => ls,
-            Err(e) => {
-                capi::set_errno(e.to_raw());
-                return -1;
-            }
+        let Some(ls) = default_lockspace() else {
+            return -1;
         };
-        let call = LockCall { mode, lksb: lksb_ptr(lksb), flags, name, namelen, ast: astaddr, astarg, bast: bastaddr, bastarg: astarg };
-        unsafe { capi::ls_lock(FLAVOR, ls, call, range) }
+        unsafe {
+            capi::ls_lock(
+                FLAVOR,
+                ls,
+                async_call(mode, lksb, flags, name, namelen, astaddr, astarg, bastaddr),
+                range,
+            )
+        }
     })
 }
 
@@ -71,7 +140,12 @@ pub unsafe extern "C" fn dlm_lock(
 /// # Safety
 /// `lksb` must be valid until the completion AST has run.
 #[no_mangle]
-pub unsafe extern "C" fn dlm_unlock(lkid: u32, flags: u32, lksb: *mut dlm_lksb, astarg: *mut c_void) -> c_int {
+pub unsafe extern "C" fn dlm_unlock(
+    lkid: u32,
+    flags: u32,
+    lksb: *mut dlm_lksb,
+    astarg: *mut c_void,
+) -> c_int {
     guard(-1, || {
         let ls = capi::default_handle().unwrap_or(std::ptr::null_mut());
         unsafe { capi::ls_unlock(FLAVOR, ls, lkid, flags, lksb_ptr(lksb), astarg) }
@@ -97,25 +171,17 @@ pub unsafe extern "C" fn dlm_lock_wait(
     // The kernel never used `parent` (spec §2.4).
     let _ = parent;
     guard(-1, || {
-        let ls = match capi::default_or_open() {
-            Ok(ls) => ls,
-            Err(e) => {
-                capi::set_errno(e.to_raw());
-                return -1;
-            }
+        let Some(ls) = default_lockspace() else {
+            return -1;
         };
-        let call = LockCall {
-            mode,
-            lksb: lksb_ptr(lksb),
-            flags: flags | lkf::WAIT,
-            name,
-            namelen,
-            ast: None,
-            astarg: std::ptr::null_mut(),
-            bast: bastaddr,
-            bastarg,
-        };
-        unsafe { capi::ls_lock(FLAVOR, ls, call, range) }
+        unsafe {
+            capi::ls_lock(
+                FLAVOR,
+                ls,
+                wait_call(mode, lksb, flags, name, namelen, bastarg, bastaddr),
+                range,
+            )
+        }
     })
 }
 
@@ -127,7 +193,16 @@ pub unsafe extern "C" fn dlm_lock_wait(
 pub unsafe extern "C" fn dlm_unlock_wait(lkid: u32, flags: u32, lksb: *mut dlm_lksb) -> c_int {
     guard(-1, || {
         let ls = capi::default_handle().unwrap_or(std::ptr::null_mut());
-        unsafe { capi::ls_unlock(FLAVOR, ls, lkid, flags | lkf::WAIT, lksb_ptr(lksb), std::ptr::null_mut()) }
+        unsafe {
+            capi::ls_unlock(
+                FLAVOR,
+                ls,
+                lkid,
+                flags | lkf::WAIT,
+                lksb_ptr(lksb),
+                std::ptr::null_mut(),
+            )
+        }
     })
 }
 
@@ -137,13 +212,7 @@ pub unsafe extern "C" fn dlm_unlock_wait(lkid: u32, flags: u32, lksb: *mut dlm_l
 /// None beyond the C contract.
 #[no_mangle]
 pub unsafe extern "C" fn dlm_get_fd() -> c_int {
-    guard(-1, || match capi::default_or_open() {
-        Ok(ls) => capi::ls_get_fd(ls),
-        Err(e) => {
-            capi::set_errno(e.to_raw());
-            -1
-        }
-    })
+    guard(-1, || default_lockspace().map_or(-1, capi::ls_get_fd))
 }
 
 /// Delivers every pending callback of the handle whose descriptor is `fd`.
@@ -160,8 +229,13 @@ pub unsafe extern "C" fn dlm_dispatch(fd: c_int) -> c_int {
 /// # Safety
 /// `name` must be null or a NUL-terminated string.
 #[no_mangle]
-pub unsafe extern "C" fn dlm_create_lockspace(name: *const c_char, mode: libc::mode_t) -> dlm_lshandle_t {
-    guard(std::ptr::null_mut(), || unsafe { capi::new_lockspace(name, mode, 0) })
+pub unsafe extern "C" fn dlm_create_lockspace(
+    name: *const c_char,
+    mode: libc::mode_t,
+) -> dlm_lshandle_t {
+    guard(std::ptr::null_mut(), || unsafe {
+        capi::new_lockspace(name, mode, 0)
+    })
 }
 
 /// Closes the handle and asks for the lockspace's removal; returns 0.
@@ -169,7 +243,11 @@ pub unsafe extern "C" fn dlm_create_lockspace(name: *const c_char, mode: libc::m
 /// # Safety
 /// `ls` must not be used afterwards.
 #[no_mangle]
-pub unsafe extern "C" fn dlm_release_lockspace(name: *const c_char, ls: dlm_lshandle_t, force: c_int) -> c_int {
+pub unsafe extern "C" fn dlm_release_lockspace(
+    name: *const c_char,
+    ls: dlm_lshandle_t,
+    force: c_int,
+) -> c_int {
     // The handle names the lockspace; libdlm uses `name` only for the device.
     let _ = name;
     guard(-1, || capi::release_lockspace(ls, force))
@@ -181,7 +259,9 @@ pub unsafe extern "C" fn dlm_release_lockspace(name: *const c_char, ls: dlm_lsha
 /// `name` must be null or a NUL-terminated string.
 #[no_mangle]
 pub unsafe extern "C" fn dlm_open_lockspace(name: *const c_char) -> dlm_lshandle_t {
-    guard(std::ptr::null_mut(), || unsafe { capi::open_lockspace(name) })
+    guard(std::ptr::null_mut(), || unsafe {
+        capi::open_lockspace(name)
+    })
 }
 
 /// Closes a handle: its locks are released, PERSISTENT ones orphaned.
@@ -207,8 +287,14 @@ pub unsafe extern "C" fn dlm_ls_get_fd(ls: dlm_lshandle_t) -> c_int {
 /// # Safety
 /// `name` must be null or a NUL-terminated string.
 #[no_mangle]
-pub unsafe extern "C" fn dlm_new_lockspace(name: *const c_char, mode: libc::mode_t, flags: u32) -> dlm_lshandle_t {
-    guard(std::ptr::null_mut(), || unsafe { capi::new_lockspace(name, mode, flags) })
+pub unsafe extern "C" fn dlm_new_lockspace(
+    name: *const c_char,
+    mode: libc::mode_t,
+    flags: u32,
+) -> dlm_lshandle_t {
+    guard(std::ptr::null_mut(), || unsafe {
+        capi::new_lockspace(name, mode, flags)
+    })
 }
 
 /// Requests or converts a lock, asynchronously.
@@ -230,9 +316,13 @@ pub unsafe extern "C" fn dlm_ls_lock(
     range: *mut c_void,
 ) -> c_int {
     let _ = parent;
-    guard(-1, || {
-        let call = LockCall { mode, lksb: lksb_ptr(lksb), flags, name, namelen, ast: astaddr, astarg, bast: bastaddr, bastarg: astarg };
-        unsafe { capi::ls_lock(FLAVOR, lockspace, call, range) }
+    guard(-1, || unsafe {
+        capi::ls_lock(
+            FLAVOR,
+            lockspace,
+            async_call(mode, lksb, flags, name, namelen, astaddr, astarg, bastaddr),
+            range,
+        )
     })
 }
 
@@ -259,9 +349,13 @@ pub unsafe extern "C" fn dlm_ls_lockx(
     // The transaction id fed a deadlock detector that no longer exists, and
     // lock timeouts left Linux in 6.4: both are accepted and ignored.
     let _ = (parent, xid, timeout);
-    guard(-1, || {
-        let call = LockCall { mode, lksb: lksb_ptr(lksb), flags, name, namelen, ast: astaddr, astarg, bast: bastaddr, bastarg: astarg };
-        unsafe { capi::ls_lock(FLAVOR, lockspace, call, std::ptr::null_mut()) }
+    guard(-1, || unsafe {
+        capi::ls_lock(
+            FLAVOR,
+            lockspace,
+            async_call(mode, lksb, flags, name, namelen, astaddr, astarg, bastaddr),
+            std::ptr::null_mut(),
+        )
     })
 }
 
@@ -277,7 +371,9 @@ pub unsafe extern "C" fn dlm_ls_unlock(
     lksb: *mut dlm_lksb,
     astarg: *mut c_void,
 ) -> c_int {
-    guard(-1, || unsafe { capi::ls_unlock(FLAVOR, lockspace, lkid, flags, lksb_ptr(lksb), astarg) })
+    guard(-1, || unsafe {
+        capi::ls_unlock(FLAVOR, lockspace, lkid, flags, lksb_ptr(lksb), astarg)
+    })
 }
 
 /// Requests or converts a lock and waits for the outcome.
@@ -298,19 +394,13 @@ pub unsafe extern "C" fn dlm_ls_lock_wait(
     range: *mut c_void,
 ) -> c_int {
     let _ = parent;
-    guard(-1, || {
-        let call = LockCall {
-            mode,
-            lksb: lksb_ptr(lksb),
-            flags: flags | lkf::WAIT,
-            name,
-            namelen,
-            ast: None,
-            astarg: std::ptr::null_mut(),
-            bast: bastaddr,
-            bastarg,
-        };
-        unsafe { capi::ls_lock(FLAVOR, lockspace, call, range) }
+    guard(-1, || unsafe {
+        capi::ls_lock(
+            FLAVOR,
+            lockspace,
+            wait_call(mode, lksb, flags, name, namelen, bastarg, bastaddr),
+            range,
+        )
     })
 }
 
@@ -319,9 +409,21 @@ pub unsafe extern "C" fn dlm_ls_lock_wait(
 /// # Safety
 /// `lksb` must be valid for the call.
 #[no_mangle]
-pub unsafe extern "C" fn dlm_ls_unlock_wait(lockspace: dlm_lshandle_t, lkid: u32, flags: u32, lksb: *mut dlm_lksb) -> c_int {
+pub unsafe extern "C" fn dlm_ls_unlock_wait(
+    lockspace: dlm_lshandle_t,
+    lkid: u32,
+    flags: u32,
+    lksb: *mut dlm_lksb,
+) -> c_int {
     guard(-1, || unsafe {
-        capi::ls_unlock(FLAVOR, lockspace, lkid, flags | lkf::WAIT, lksb_ptr(lksb), std::ptr::null_mut())
+        capi::ls_unlock(
+            FLAVOR,
+            lockspace,
+            lkid,
+            flags | lkf::WAIT,
+            lksb_ptr(lksb),
+            std::ptr::null_mut(),
+        )
     })
 }
 
@@ -330,7 +432,11 @@ pub unsafe extern "C" fn dlm_ls_unlock_wait(lockspace: dlm_lshandle_t, lkid: u32
 /// # Safety
 /// None beyond the C contract.
 #[no_mangle]
-pub unsafe extern "C" fn dlm_ls_deadlock_cancel(ls: dlm_lshandle_t, lkid: u32, flags: u32) -> c_int {
+pub unsafe extern "C" fn dlm_ls_deadlock_cancel(
+    ls: dlm_lshandle_t,
+    lkid: u32,
+    flags: u32,
+) -> c_int {
     guard(-1, || capi::deadlock_cancel(ls, lkid, flags))
 }
 
@@ -340,7 +446,11 @@ pub unsafe extern "C" fn dlm_ls_deadlock_cancel(ls: dlm_lshandle_t, lkid: u32, f
 /// # Safety
 /// None beyond the C contract.
 #[no_mangle]
-pub unsafe extern "C" fn dlm_ls_purge(lockspace: dlm_lshandle_t, nodeid: c_int, pid: c_int) -> c_int {
+pub unsafe extern "C" fn dlm_ls_purge(
+    lockspace: dlm_lshandle_t,
+    nodeid: c_int,
+    pid: c_int,
+) -> c_int {
     guard(-1, || capi::purge(lockspace, nodeid, pid))
 }
 

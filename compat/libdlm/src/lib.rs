@@ -17,8 +17,15 @@ const FLAVOR: Flavor = Flavor::Threaded;
 /// `resource` must be a NUL-terminated string; `lockid` null or writable.
 #[cfg(feature = "reentrant")]
 #[no_mangle]
-pub unsafe extern "C" fn lock_resource(resource: *const c_char, mode: c_int, flags: c_int, lockid: *mut c_int) -> c_int {
-    guard(-1, || unsafe { capi::lock_resource(resource, mode, flags, lockid) })
+pub unsafe extern "C" fn lock_resource(
+    resource: *const c_char,
+    mode: c_int,
+    flags: c_int,
+    lockid: *mut c_int,
+) -> c_int {
+    guard(-1, || unsafe {
+        capi::lock_resource(resource, mode, flags, lockid)
+    })
 }
 
 /// Unlocks a lock taken with `lock_resource`; errno is the final status.
