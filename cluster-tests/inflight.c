@@ -96,6 +96,20 @@ int main(void)
 	settle(5, 1);
 	if (count(5) != 1 || last_status[5] != ECANCEL) die("cancel of a queued request: status %d", last_status[5]);
 	say("cancel of a request queued on the master: ECANCEL");
+
+	/* 6: a down-conversion completes at once (the master follows), so an
+	 * unlock right behind it is accepted, as on the kernel DLM */
+	if (dlm_ls_lock(ls, LKM_EXMODE, &l[6], 0, "r6", 2, 0, on_ast, &l[6], NULL, NULL)) die("lock r6");
+	settle(6, 1);
+	if (count(6) != 1 || last_status[6] != 0) die("r6 not granted");
+	pause_master();
+	if (dlm_ls_lock(ls, LKM_NLMODE, &l[6], LKF_CONVERT, "r6", 2, 0, on_ast, &l[6], NULL, NULL)) die("convert r6");
+	rv = dlm_ls_unlock(ls, l[6].sb_lkid, 0, &l[6], &l[6]);
+	resume_master();
+	if (rv != 0) die("unlock right after a down-conversion: rv %d errno %d", rv, errno);
+	settle(6, 3);
+	if (count(6) != 3 || last_status[6] != EUNLOCK) die("down-conversion then unlock: %d callbacks, last %d", count(6), last_status[6]);
+	say("down-conversion completed at once; the unlock behind it was accepted");
 	mark("inflight-done");
 	dlm_release_lockspace("inflight", ls, 1);
 	return 0;

@@ -20,5 +20,5 @@ master ls=* node=2
 CONF
 mkdir -p "$work/n2"
 DLM_RUN_DIR=$work/n2 DLM_NODEID=2 DLM_CONF=$work/dlm.conf "$rel/udlmd" --daemonize || exit 1
-export DLM_CONF=$work/dlm.conf DLM_NODEID=1
+export DLM_CONF=$work/dlm.conf DLM_NODEID=1 UDLM_REMOTE_MASTER=1
 bash "$top/capi-tests/run.sh" --libdir "$rel" "$@"

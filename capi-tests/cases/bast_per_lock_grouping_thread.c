@@ -7,6 +7,13 @@
 int main(void)
 {
     T_INIT();
+    /* With the master on another node the down-conversion completes locally
+     * at once (as on the kernel DLM), so B's AST is delivered before the
+     * master's grant and BASTs arrive: this single-node order does not apply. */
+    if (getenv("UDLM_REMOTE_MASTER")) {
+        printf("skipped: single-node callback order\n");
+        return 77;
+    }
     dlm_lshandle_t ls = t_ls_create();
     struct lk a, b, c;
     int mark;

@@ -184,6 +184,9 @@ struct LocalLock {
     /// The initial request (mode, flags, LVB) while it is in flight to a
     /// remote master, to send again if that node no longer masters the name.
     request: Option<(u8, u32, Option<Lvb>)>,
+    /// Down-conversions completed here whose master's completion is still
+    /// to come (and to be dropped).
+    silent_completions: u32,
 }
 
 /// A lock operation waiting for the directory's answer about its resource.
@@ -589,6 +592,7 @@ impl Node {
             overlap_unlock: false,
             incarnation: ls.next_incarnation,
             request: None,
+            silent_completions: 0,
         };
         ls.locks.insert(id, lock);
         *ls.name_refs.entry(name).or_insert(0) += 1;
@@ -691,20 +695,32 @@ impl Node {
                 if flags & lkf::QUECVT != 0 && !quecvt_legal(l.grmode, mode) {
                     return Err(Errno::Inval);
                 }
-                l.state = RemoteState::InFlight;
                 l.flags = flags;
                 l.pid = a.tid;
+                let lvb = if flags & lkf::VALBLK != 0 { a.lvb } else { None };
+                let from = l.grmode;
+                let to = mode as i8;
+                let middle = (from == Mode::Pr as i8 && to == Mode::Cw as i8) || (from == Mode::Cw as i8 && to == Mode::Pr as i8);
+                if to < from && !middle {
+                    // A down-conversion is always granted: like the kernel,
+                    // complete it here at once and let the master follow
+                    // (its completion will be dropped). Only a read or
+                    // no-op transition hands the caller's LVB back.
+                    l.grmode = to;
+                    l.silent_completions += 1;
+                    let back = if from <= Mode::Pr as i8 { lvb } else { None };
+                    let cb = Self::callback_for(l, false, Status::Granted.to_user(), 0, back);
+                    self.out.push((l.owner, (a.lkid, l.incarnation), cb.encode()));
+                } else {
+                    l.state = RemoteState::InFlight;
+                }
                 let msg = PeerMsg::Convert {
                     ls: ls_name.to_vec(),
                     lkid: a.lkid,
                     pid: a.tid,
                     mode: a.mode,
                     flags,
-                    lvb: if flags & lkf::VALBLK != 0 {
-                        a.lvb
-                    } else {
-                        None
-                    },
+                    lvb,
                     has_bast: a.user.bast != 0,
                 };
                 self.send(m, msg);
@@ -1343,6 +1359,10 @@ impl Node {
         let Some(l) = ls.locks.get_mut(&lkid) else {
             return;
         };
+        if l.silent_completions > 0 && status == 0 && !end_of_life {
+            l.silent_completions -= 1;
+            return;
+        }
         l.grmode = mode;
         l.request = None;
         l.state = if mode >= 0 {
