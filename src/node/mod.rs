@@ -470,7 +470,7 @@ impl Node {
                         if !masters_told.contains(&m) {
                             masters_told.push(m);
                         }
-                        if l.flags & lkf::PERSISTENT != 0 && l.state != RemoteState::InFlight {
+                        if l.flags & lkf::PERSISTENT != 0 {
                             l.orphan = true;
                         } else {
                             ls.free_id(id);
@@ -801,6 +801,9 @@ impl Node {
         l.user = a.user;
         l.flags = flags;
         l.pid = a.tid;
+        // The master cancelled whatever was pending when it orphaned the
+        // lock: an orphan is simply granted.
+        l.state = RemoteState::Granted;
         if let Master::Remote(m) = l.master {
             let msg = PeerMsg::Adopt {
                 ls: ls_name.to_vec(),
