@@ -21,7 +21,7 @@ trap 'stop_nodes; rm -rf "$work"' EXIT
 
 mkdir -p "$work/lib" "$work/bin"
 ln -s "$rel/libdlm.so" "$work/lib/libdlm.so.3"
-for prog in counter lvb bast deadlock inflight; do
+for prog in counter lvb bast deadlock inflight orphan; do
   cc -O1 -g -Wall -I"$top/include" -o "$work/bin/$prog" "$top/cluster-tests/$prog.c" \
      -L"$work/lib" -l:libdlm.so.3 -pthread -D_REENTRANT || exit 1
 done
@@ -108,6 +108,8 @@ scenario_pair "BAST across nodes, NOQUEUE EAGAIN without BAST" 2 bast
 scenario_pair "conversion deadlock across nodes: EDEADLK" 2 deadlock
 EXTRA_CONF=$'lockspace name=* nodir=1\nmaster ls=* node=2' \
   scenario_pair "operations overlapping an in-flight remote request (EBUSY, FORCEUNLOCK, CANCEL)" 2 inflight
+EXTRA_CONF=$'lockspace name=* nodir=1\nmaster ls=* node=2' \
+  scenario_pair "orphans of a dead process, mastered on another node: adopt, purge" 2 orphan
 scenario_wrong_key
 
 echo "$pass passed, $fail failed"

@@ -298,6 +298,8 @@ pub struct Node {
     out: Vec<(Owner, (u32, u32), Packet)>,
     /// The time of the last tick, in ms (only ever compared with itself).
     now_ms: u64,
+    /// Log every message from other nodes (`UDLM_TRACE=1`).
+    trace: bool,
 }
 
 /// A lock request from a handle, as the C library sent it.
@@ -326,6 +328,7 @@ impl Node {
             events: Vec::new(),
             out: Vec::new(),
             now_ms: 0,
+            trace: std::env::var_os("UDLM_TRACE").is_some_and(|v| v == "1"),
         }
     }
 
@@ -1035,6 +1038,9 @@ impl Node {
                 return;
             }
         };
+        if self.trace {
+            eprintln!("udlmd: node {} <- node {from}: {msg:?}", self.node_id);
+        }
         let ls_name = msg.lockspace().to_vec();
         if !self.lockspaces.contains_key(&ls_name) {
             if self.lockspaces.len() >= self.limits.max_lockspaces {
