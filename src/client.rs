@@ -77,21 +77,17 @@ impl Connection {
         let dir = run_dir();
         let sock = dir.join(SOCKET_NAME);
         let req = connect_or_start(&dir, &sock).map_err(|e| io_errno(&e))?;
+        let (events, node_end) = sys::seqpacket_pair().map_err(|e| io_errno(&e))?;
         let hello = Request::Open {
             version: PROTOCOL_VERSION,
             name: name.to_vec(),
             create,
             tid: sys::gettid(),
         };
-        let token = round_trip(&req, &hello)??;
-        let events = sys::seqpacket_connect(&sock).map_err(|e| io_errno(&e))?;
-        round_trip(
-            &events,
-            &Request::AttachEvents {
-                version: PROTOCOL_VERSION,
-                token,
-            },
-        )??;
+        sys::send_with_fd(req.as_raw_fd(), &hello.encode(), node_end.as_raw_fd())
+            .map_err(|_| Errno::NotConn)?;
+        drop(node_end);
+        receive_reply(&req)??;
         Ok(Connection {
             link: Link::Daemon(Mutex::new(req)),
             events,
@@ -184,6 +180,10 @@ pub fn query(what: &proto::Query) -> Result<String, Errno> {
 
 fn round_trip(fd: &OwnedFd, req: &Request) -> Result<Reply, Errno> {
     sys::send(fd.as_raw_fd(), &req.encode(), false).map_err(|_| Errno::NotConn)?;
+    receive_reply(fd)
+}
+
+fn receive_reply(fd: &OwnedFd) -> Result<Reply, Errno> {
     let mut buf = [0u8; 16];
     match sys::recv(fd.as_raw_fd(), &mut buf, false) {
         Ok(n) if n > 0 => proto::decode_reply(&buf[..n]).map_err(|_| Errno::Proto),

@@ -1,12 +1,13 @@
 //! The local protocol between a lockspace handle (the C library) and its
 //! node (`udlmd`, or the in-process node of embedded mode).
 //!
-//! Two `SOCK_SEQPACKET` connections serve one handle: the *request* link
-//! carries requests and their replies (one packet each, strictly one reply per
-//! request), and the *event* link carries callbacks from the node to the
-//! handle, one packet per callback. The event link's descriptor is the one a
-//! program polls (`dlm_ls_get_fd`), so it is readable exactly while callbacks
-//! are pending (spec §2.8).
+//! One `SOCK_SEQPACKET` connection serves one handle; it carries requests
+//! and their replies (one packet each, strictly one reply per request). The
+//! handle's callbacks travel on a socket pair whose far end the library
+//! passes to the node (SCM_RIGHTS) with its first request: one packet per
+//! callback. The near end is the descriptor a program polls
+//! (`dlm_ls_get_fd`), so it is readable exactly while callbacks are pending
+//! (spec §2.8), which a link shared with replies could not promise.
 //!
 //! Every packet starts with a one-byte type; integers are little-endian.
 //! Packets are bounded by [`MAX_PACKET`]; a decoder rejects anything
@@ -16,7 +17,7 @@
 
 use crate::types::{Errno, Lvb, LOCKSPACE_LEN, LVB_LEN, RESNAME_MAXLEN};
 
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// The largest packet either side sends or accepts.
 pub const MAX_PACKET: usize = 512;
 
@@ -40,11 +41,6 @@ pub enum Request {
         name: Vec<u8>,
         create: Option<(u32, u32)>,
         tid: u32,
-    },
-    /// First packet of an event link: attach to the handle named by `token`.
-    AttachEvents {
-        version: u32,
-        token: u64,
     },
     /// A new lock, a conversion (`LKF_CONVERT`) or an orphan adoption.
     Lock {
@@ -125,7 +121,6 @@ pub struct Callback {
 pub const CALLBACK_LEN: usize = 4 + 4 + 4 + 4 + LVB_LEN + 8 * 3;
 
 const T_OPEN: u8 = 1;
-const T_ATTACH: u8 = 2;
 const T_LOCK: u8 = 3;
 const T_UNLOCK: u8 = 4;
 const T_DEADLOCK_CANCEL: u8 = 5;
@@ -237,11 +232,6 @@ impl Request {
                 };
                 w
             }
-            Request::AttachEvents { version, token } => {
-                let mut w = Writer::new(T_ATTACH);
-                w.u32(*version).u64(*token);
-                w
-            }
             Request::Lock {
                 mode,
                 flags,
@@ -325,10 +315,6 @@ impl Request {
                     tid,
                 }
             }
-            T_ATTACH => Request::AttachEvents {
-                version: r.u32()?,
-                token: r.u64()?,
-            },
             T_LOCK => {
                 let mode = r.u8()?;
                 let flags = r.u32()?;
@@ -469,10 +455,6 @@ mod tests {
                 name: vec![b'x'; 64],
                 create: None,
                 tid: 7,
-            },
-            Request::AttachEvents {
-                version: 1,
-                token: u64::MAX,
             },
             Request::Lock {
                 mode: 5,

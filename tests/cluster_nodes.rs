@@ -23,7 +23,11 @@ struct Wire {
 
 impl PeerLink for Wire {
     fn send(&self, to: u32, payload: Vec<u8>) -> bool {
-        self.bus.0.lock().unwrap().push_back((self.from, to, payload));
+        self.bus
+            .0
+            .lock()
+            .unwrap()
+            .push_back((self.from, to, payload));
         true
     }
 }
@@ -40,7 +44,11 @@ struct Handle {
     events: OwnedFd,
 }
 
-const CREDS: PeerCreds = PeerCreds { pid: 1, uid: 0, gid: 0 };
+const CREDS: PeerCreds = PeerCreds {
+    pid: 1,
+    uid: 0,
+    gid: 0,
+};
 
 impl Cluster {
     fn new(n: u32) -> Cluster {
@@ -48,11 +56,24 @@ impl Cluster {
         let mut nodes = HashMap::new();
         for id in 1..=n {
             let mut node = Node::new(id, NodeLimits::default());
-            let view = ClusterView { nodes: (1..=n).collect(), ..ClusterView::default() };
-            node.set_cluster(view, Arc::new(Wire { from: id, bus: Arc::clone(&bus) }));
+            let view = ClusterView {
+                nodes: (1..=n).collect(),
+                ..ClusterView::default()
+            };
+            node.set_cluster(
+                view,
+                Arc::new(Wire {
+                    from: id,
+                    bus: Arc::clone(&bus),
+                }),
+            );
             nodes.insert(id, node);
         }
-        Cluster { nodes, bus, messages: 0 }
+        Cluster {
+            nodes,
+            bus,
+            messages: 0,
+        }
     }
 
     /// Delivers messages until none is left.
@@ -61,7 +82,10 @@ impl Cluster {
             let m = self.bus.0.lock().unwrap().pop_front();
             let Some((from, to, payload)) = m else { return };
             self.messages += 1;
-            self.nodes.get_mut(&to).expect("node").on_peer_message(from, &payload);
+            self.nodes
+                .get_mut(&to)
+                .expect("node")
+                .on_peer_message(from, &payload);
         }
     }
 
@@ -70,19 +94,46 @@ impl Cluster {
         let (owner, token) = n.open(ls, Some((0o600, 0)), CREDS).unwrap();
         let (ours, theirs) = sys::seqpacket_pair().unwrap();
         n.attach(token, EventSink::new(theirs), CREDS).unwrap();
-        Handle { node, owner, events: ours }
+        Handle {
+            node,
+            owner,
+            events: ours,
+        }
     }
 
     fn lock(&mut self, h: &Handle, name: &[u8], mode: u8, flags: u32) -> u32 {
-        let user = UserArgs { ast: 1, astarg: 2, bast: 3, bastarg: 4, lksb: 5 };
-        let args = LockArgs { mode, flags, lkid: 0, name, lvb: None, user, tid: 1 };
-        let id = self.nodes.get_mut(&h.node).unwrap().lock(h.owner, args).expect("lock accepted");
+        let user = UserArgs {
+            ast: 1,
+            astarg: 2,
+            bast: 3,
+            bastarg: 4,
+            lksb: 5,
+        };
+        let args = LockArgs {
+            mode,
+            flags,
+            lkid: 0,
+            name,
+            lvb: None,
+            user,
+            tid: 1,
+        };
+        let id = self
+            .nodes
+            .get_mut(&h.node)
+            .unwrap()
+            .lock(h.owner, args)
+            .expect("lock accepted");
         self.run();
         id
     }
 
     fn unlock(&mut self, h: &Handle, lkid: u32) {
-        self.nodes.get_mut(&h.node).unwrap().unlock(h.owner, lkid, 0, None, 0, 5).expect("unlock accepted");
+        self.nodes
+            .get_mut(&h.node)
+            .unwrap()
+            .unlock(h.owner, lkid, 0, None, 0, 5)
+            .expect("unlock accepted");
         self.run();
     }
 
@@ -92,7 +143,9 @@ impl Cluster {
     }
 
     fn masters(&self, node: u32, ls: &[u8], name: &[u8]) -> bool {
-        self.nodes[&node].lockspace_engine(ls).is_some_and(|e| e.has_resource(name))
+        self.nodes[&node]
+            .lockspace_engine(ls)
+            .is_some_and(|e| e.has_resource(name))
     }
 }
 
@@ -122,7 +175,11 @@ fn grants_and_basts_cross_nodes() {
     assert_eq!(callbacks(&a), vec![(false, x, G)]);
     let y = c.lock(&b, b"r", 5, 0);
     assert_eq!(callbacks(&b), vec![]);
-    assert_eq!(callbacks(&a), vec![(true, x, G)], "node 1's holder gets a BAST");
+    assert_eq!(
+        callbacks(&a),
+        vec![(true, x, G)],
+        "node 1's holder gets a BAST"
+    );
     let z = c.lock(&b, b"r", 5, lkf::NOQUEUE);
     assert_eq!(callbacks(&b), vec![(false, z, libc::EAGAIN)]);
     c.unlock(&a, x);
@@ -139,7 +196,11 @@ fn the_first_asker_masters_and_look_ups_are_cached() {
         let before = c.messages;
         let id = c.lock(h, name.as_bytes(), 3, 0);
         assert_eq!(callbacks(h), vec![(false, id, G)]);
-        assert!(c.masters(h.node, b"ls", name.as_bytes()), "node {} masters what it asked first", h.node);
+        assert!(
+            c.masters(h.node, b"ls", name.as_bytes()),
+            "node {} masters what it asked first",
+            h.node
+        );
         assert!(c.messages - before <= 2, "at most one look-up round trip");
         // A second lock by the same node: no message at all.
         let before = c.messages;

@@ -1,5 +1,5 @@
 //! The node daemon against bad clients: garbage, oversized packets, unknown
-//! versions, bogus tokens and clients vanishing mid-conversation cost the
+//! versions, opens without an event socket and clients vanishing cost the
 //! daemon nothing, and a vanished client's locks are released.
 
 use std::os::fd::AsRawFd;
@@ -60,11 +60,18 @@ fn call(fd: &std::os::fd::OwnedFd, req: &Request) -> Option<proto::Reply> {
 
 fn open(d: &Daemon, ls: &[u8]) -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
     let req = connect(d);
-    let token = call(&req, &Request::Open { version: PROTOCOL_VERSION, name: ls.to_vec(), create: Some((0o600, 0)), tid: 1 })
-        .expect("reply")
-        .expect("open");
-    let ev = connect(d);
-    call(&ev, &Request::AttachEvents { version: PROTOCOL_VERSION, token }).expect("reply").expect("attach");
+    let (ev, node_end) = sys::seqpacket_pair().unwrap();
+    let hello = Request::Open {
+        version: PROTOCOL_VERSION,
+        name: ls.to_vec(),
+        create: Some((0o600, 0)),
+        tid: 1,
+    };
+    sys::send_with_fd(req.as_raw_fd(), &hello.encode(), node_end.as_raw_fd()).unwrap();
+    drop(node_end);
+    let mut buf = [0u8; 64];
+    let n = sys::recv(req.as_raw_fd(), &mut buf, false).unwrap();
+    proto::decode_reply(&buf[..n]).unwrap().expect("open");
     (req, ev)
 }
 
@@ -75,7 +82,10 @@ fn lock_ex_noqueue(req: &std::os::fd::OwnedFd, name: &[u8]) -> u64 {
         lkid: 0,
         name: name.to_vec(),
         lvb: None,
-        user: UserArgs { ast: 1, ..UserArgs::default() },
+        user: UserArgs {
+            ast: 1,
+            ..UserArgs::default()
+        },
         tid: 1,
     };
     call(req, &r).expect("reply").expect("lock accepted")
@@ -83,7 +93,10 @@ fn lock_ex_noqueue(req: &std::os::fd::OwnedFd, name: &[u8]) -> u64 {
 
 /// The status of the first callback on an event link.
 fn first_status(ev: &std::os::fd::OwnedFd) -> i32 {
-    assert!(sys::poll_one(ev.as_raw_fd(), false, 5000).unwrap(), "no callback");
+    assert!(
+        sys::poll_one(ev.as_raw_fd(), false, 5000).unwrap(),
+        "no callback"
+    );
     let mut buf = [0u8; 128];
     let n = sys::recv(ev.as_raw_fd(), &mut buf, false).unwrap();
     proto::Callback::decode(&buf[..n]).unwrap().status
@@ -107,23 +120,43 @@ fn bad_clients_cost_the_daemon_nothing() {
 
     // Another protocol version.
     let c = connect(&d);
-    let r = call(&c, &Request::Open { version: PROTOCOL_VERSION + 1, name: b"x".to_vec(), create: None, tid: 0 });
+    let r = call(
+        &c,
+        &Request::Open {
+            version: PROTOCOL_VERSION + 1,
+            name: b"x".to_vec(),
+            create: None,
+            tid: 0,
+        },
+    );
     assert_eq!(r, Some(Err(Errno::Proto)));
 
-    // A bogus token for an event link.
+    // An open without the handle's event socket.
     let c = connect(&d);
-    assert_eq!(call(&c, &Request::AttachEvents { version: PROTOCOL_VERSION, token: 12345 }), Some(Err(Errno::NoEnt)));
+    let r = call(
+        &c,
+        &Request::Open {
+            version: PROTOCOL_VERSION,
+            name: b"x".to_vec(),
+            create: Some((0, 0)),
+            tid: 0,
+        },
+    );
+    assert_eq!(r, Some(Err(Errno::Proto)));
 
-    // Opened, then gone before attaching its event link.
-    let c = connect(&d);
-    let _ = call(&c, &Request::Open { version: PROTOCOL_VERSION, name: b"gone".to_vec(), create: Some((0, 0)), tid: 0 });
+    // Opened, then gone at once.
+    let (c, e) = open(&d, b"gone");
     drop(c);
+    drop(e);
 
     // A valid handle that then sends garbage loses only its own connection.
     let (req, _ev) = open(&d, b"robust");
     sys::send(req.as_raw_fd(), &[4, 1, 2], false).unwrap();
     let n = sys::recv(req.as_raw_fd(), &mut buf, false).unwrap_or(0);
-    assert_eq!(n, 0, "the daemon should close a connection that sent a malformed request");
+    assert_eq!(
+        n, 0,
+        "the daemon should close a connection that sent a malformed request"
+    );
 
     // A client holding EX vanishes: its lock goes, a new client gets EX.
     let (req1, ev1) = open(&d, b"robust");
@@ -140,7 +173,10 @@ fn bad_clients_cost_the_daemon_nothing() {
         if first_status(&ev2) == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "the vanished client's lock was never released");
+        assert!(
+            Instant::now() < deadline,
+            "the vanished client's lock was never released"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 

@@ -162,15 +162,38 @@ struct MRes {
 /// An event as compared: the engine's events minus the incarnation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum MEv {
-    Ast { owner: u64, lkid: u32, status: Status, sb: u8, lvb: Option<Lvb>, eol: bool },
-    Bast { owner: u64, lkid: u32, mode: Mode },
+    Ast {
+        owner: u64,
+        lkid: u32,
+        status: Status,
+        sb: u8,
+        lvb: Option<Lvb>,
+        eol: bool,
+    },
+    Bast {
+        owner: u64,
+        lkid: u32,
+        mode: Mode,
+    },
 }
 
 impl fmt::Display for MEv {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            MEv::Ast { owner, lkid, status, sb, lvb, eol } => {
-                write!(f, "AST  owner {owner} lkid {lkid} {:?}({}) sb {sb:#x}", status, status.to_user())?;
+            MEv::Ast {
+                owner,
+                lkid,
+                status,
+                sb,
+                lvb,
+                eol,
+            } => {
+                write!(
+                    f,
+                    "AST  owner {owner} lkid {lkid} {:?}({}) sb {sb:#x}",
+                    status,
+                    status.to_user()
+                )?;
                 if let Some(v) = lvb {
                     write!(f, " lvb {}", show_lvb(v))?;
                 }
@@ -189,7 +212,10 @@ fn show_lvb(v: &Lvb) -> String {
     if n == 0 {
         "00*32".into()
     } else {
-        v[..n].iter().map(|b| format!("{b:02x}")).collect::<String>()
+        v[..n]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
     }
 }
 
@@ -265,7 +291,10 @@ impl Model {
         let mode = self.lk(id).gr;
         let pos = {
             let r = self.rs(id);
-            r.granted.iter().position(|&x| self.lk(x).rq < mode).unwrap_or(r.granted.len())
+            r.granted
+                .iter()
+                .position(|&x| self.lk(x).rq < mode)
+                .unwrap_or(r.granted.len())
         };
         self.rsm(id).granted.insert(pos, id);
         self.lkm(id).q = Some(Q::Granted);
@@ -306,7 +335,10 @@ impl Model {
         if l.orphan || l.silent {
             return;
         }
-        let lvb = if status == Status::Granted && l.flags & lkf::VALBLK != 0 && lvb_xfer(l.last_cast, l.gr) != Xfer::Write {
+        let lvb = if status == Status::Granted
+            && l.flags & lkf::VALBLK != 0
+            && lvb_xfer(l.last_cast, l.gr) != Xfer::Write
+        {
             l.lvb
         } else {
             None
@@ -314,7 +346,14 @@ impl Model {
         let m = self.lkm(id);
         m.last_cast = l.gr;
         m.last_cb = LastCb::Cast;
-        self.events.push(MEv::Ast { owner: l.owner, lkid: id, status, sb: l.sb, lvb, eol });
+        self.events.push(MEv::Ast {
+            owner: l.owner,
+            lkid: id,
+            status,
+            sb: l.sb,
+            lvb,
+            eol,
+        });
     }
 
     /// Delivery side of a BAST: no routine, orphan or dying lock → nothing;
@@ -335,7 +374,11 @@ impl Model {
         }
         let owner = l.owner;
         self.lkm(id).last_cb = LastCb::Bast(mode);
-        self.events.push(MEv::Bast { owner, lkid: id, mode: to_mode(mode).unwrap() });
+        self.events.push(MEv::Bast {
+            owner,
+            lkid: id,
+            mode: to_mode(mode).unwrap(),
+        });
     }
 
     /// Spec §4.2 when a request is queued (granted queue) or fails with
@@ -353,7 +396,11 @@ impl Model {
                 continue;
             }
             let (gr, hb) = (self.lk(o).gr, self.lk(o).highbast);
-            let needs = if (gr == PR && rq == CW) || (gr == CW && rq == PR) { hb < EX } else { hb < rq && !compat(gr, rq) };
+            let needs = if (gr == PR && rq == CW) || (gr == CW && rq == PR) {
+                hb < EX
+            } else {
+                hb < rq && !compat(gr, rq)
+            };
             if needs {
                 self.bast(o, rq);
                 self.lkm(o).highbast = rq;
@@ -373,7 +420,9 @@ impl Model {
                 if flags & lkf::VALBLK == 0 || lvb.is_none() {
                     return;
                 }
-                let Some(stored) = self.rs(id).lvb else { return };
+                let Some(stored) = self.rs(id).lvb else {
+                    return;
+                };
                 self.lkm(id).lvb = Some(stored);
             }
             Xfer::Write => {
@@ -606,7 +655,11 @@ impl Model {
                 hb < high && !compat(gr, high)
             };
             if needs {
-                let mode = if cw && high == PR && gr == PR { CW } else { high };
+                let mode = if cw && high == PR && gr == PR {
+                    CW
+                } else {
+                    high
+                };
                 self.bast(id, mode);
                 self.lkm(id).highbast = high;
             }
@@ -643,7 +696,17 @@ impl Model {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn request(&mut self, id: u32, owner: u64, pid: u32, mode: i8, flags: u32, name: &[u8], lvb: Option<&Lvb>, has_bast: bool) {
+    fn request(
+        &mut self,
+        id: u32,
+        owner: u64,
+        pid: u32,
+        mode: i8,
+        flags: u32,
+        name: &[u8],
+        lvb: Option<&Lvb>,
+        has_bast: bool,
+    ) {
         let seq = self.next_seq();
         // a new user lock's LVB copy starts zeroed; the caller's buffer is
         // not sent with a request (oracle 03)
@@ -687,7 +750,16 @@ impl Model {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn convert(&mut self, owner: u64, pid: u32, lkid: u32, mode: i32, flags: u32, lvb: Option<&Lvb>, has_bast: bool) -> Result<(), Errno> {
+    fn convert(
+        &mut self,
+        owner: u64,
+        pid: u32,
+        lkid: u32,
+        mode: i32,
+        flags: u32,
+        lvb: Option<&Lvb>,
+        has_bast: bool,
+    ) -> Result<(), Errno> {
         let id = self.find_owned(owner, lkid)?;
         if !(0..=5).contains(&mode) {
             return Err(Errno::Inval);
@@ -756,7 +828,9 @@ impl Model {
     /// nothing to do.
     fn check_unlock(&mut self, owner: u64, lkid: u32, flags: u32) -> Result<(u32, bool), Errno> {
         let id = self.find_owned(owner, lkid)?;
-        if flags & !lkf::UNLOCK_MASK != 0 || (flags & lkf::CANCEL != 0 && flags & lkf::FORCEUNLOCK != 0) {
+        if flags & !lkf::UNLOCK_MASK != 0
+            || (flags & lkf::CANCEL != 0 && flags & lkf::FORCEUNLOCK != 0)
+        {
             return Err(Errno::Inval);
         }
         let l = self.lk(id);
@@ -776,7 +850,13 @@ impl Model {
         Ok((id, true))
     }
 
-    fn unlock(&mut self, owner: u64, lkid: u32, flags: u32, lvb: Option<&Lvb>) -> Result<(), Errno> {
+    fn unlock(
+        &mut self,
+        owner: u64,
+        lkid: u32,
+        flags: u32,
+        lvb: Option<&Lvb>,
+    ) -> Result<(), Errno> {
         let (id, act) = self.check_unlock(owner, lkid, flags)?;
         if !act {
             return Ok(());
@@ -801,7 +881,11 @@ impl Model {
     }
 
     fn cancel(&mut self, id: u32, deadlock: bool) {
-        let status = if deadlock { Status::Deadlock } else { Status::Cancelled };
+        let status = if deadlock {
+            Status::Deadlock
+        } else {
+            Status::Cancelled
+        };
         let name = self.lk(id).name.clone();
         self.lkm(id).rq = IV;
         match self.lk(id).q {
@@ -841,8 +925,12 @@ impl Model {
     }
 
     fn owner_locks(&self, owner: u64) -> Vec<u32> {
-        let mut v: Vec<(u64, u32)> =
-            self.locks.iter().filter(|(_, l)| l.owner == owner && !l.orphan).map(|(&id, l)| (l.seq, id)).collect();
+        let mut v: Vec<(u64, u32)> = self
+            .locks
+            .iter()
+            .filter(|(_, l)| l.owner == owner && !l.orphan)
+            .map(|(&id, l)| (l.seq, id))
+            .collect();
         v.sort();
         v.into_iter().map(|(_, id)| id).collect()
     }
@@ -903,13 +991,26 @@ impl Model {
     }
 
     fn purge_orphans(&mut self, pid: u32) {
-        let victims: Vec<u32> = self.orphans.iter().copied().filter(|&id| pid == 0 || self.lk(id).pid == pid).collect();
+        let victims: Vec<u32> = self
+            .orphans
+            .iter()
+            .copied()
+            .filter(|&id| pid == 0 || self.lk(id).pid == pid)
+            .collect();
         for id in victims {
             self.release_silently(id);
         }
     }
 
-    fn adopt(&mut self, owner: u64, pid: u32, mode: i32, flags: u32, name: &[u8], has_bast: bool) -> Result<u32, Errno> {
+    fn adopt(
+        &mut self,
+        owner: u64,
+        pid: u32,
+        mode: i32,
+        flags: u32,
+        name: &[u8],
+        has_bast: bool,
+    ) -> Result<u32, Errno> {
         let mut other_mode = false;
         let mut found = None;
         for &id in &self.orphans {
@@ -925,7 +1026,11 @@ impl Model {
             break;
         }
         let Some(id) = found else {
-            return Err(if other_mode { Errno::Again } else { Errno::NoEnt });
+            return Err(if other_mode {
+                Errno::Again
+            } else {
+                Errno::NoEnt
+            });
         };
         self.orphans.retain(|&x| x != id);
         let seq = self.next_seq();
@@ -960,9 +1065,21 @@ impl Model {
                 name: udlm::types::ResName::new(name).unwrap(),
                 lvb: r.lvb,
                 lvb_valid: !r.invalid,
-                granted: r.granted.iter().map(|&i| info(i, QueueKind::Granted)).collect(),
-                converting: r.converting.iter().map(|&i| info(i, QueueKind::Converting)).collect(),
-                waiting: r.waiting.iter().map(|&i| info(i, QueueKind::Waiting)).collect(),
+                granted: r
+                    .granted
+                    .iter()
+                    .map(|&i| info(i, QueueKind::Granted))
+                    .collect(),
+                converting: r
+                    .converting
+                    .iter()
+                    .map(|&i| info(i, QueueKind::Converting))
+                    .collect(),
+                waiting: r
+                    .waiting
+                    .iter()
+                    .map(|&i| info(i, QueueKind::Waiting))
+                    .collect(),
             })
             .collect()
     }
@@ -988,14 +1105,52 @@ enum Who {
 
 #[derive(Clone, Debug)]
 enum Step {
-    Request { owner: u64, pid: u32, mode: i32, flags: u32, name: Vec<u8>, lvb: Option<Lvb>, has_bast: bool },
-    Convert { who: Who, pid: u32, target: Target, mode: i32, flags: u32, lvb: Option<Lvb>, has_bast: bool },
-    Unlock { who: Who, target: Target, flags: u32, lvb: Option<Lvb> },
-    DeadlockCancel { who: Who, target: Target, flags: u32 },
-    Close { owner: u64 },
-    Adopt { owner: u64, pid: u32, mode: i32, flags: u32, name: Vec<u8>, has_bast: bool },
-    PurgeOrphans { pid: u32 },
-    PurgeOwner { owner: u64 },
+    Request {
+        owner: u64,
+        pid: u32,
+        mode: i32,
+        flags: u32,
+        name: Vec<u8>,
+        lvb: Option<Lvb>,
+        has_bast: bool,
+    },
+    Convert {
+        who: Who,
+        pid: u32,
+        target: Target,
+        mode: i32,
+        flags: u32,
+        lvb: Option<Lvb>,
+        has_bast: bool,
+    },
+    Unlock {
+        who: Who,
+        target: Target,
+        flags: u32,
+        lvb: Option<Lvb>,
+    },
+    DeadlockCancel {
+        who: Who,
+        target: Target,
+        flags: u32,
+    },
+    Close {
+        owner: u64,
+    },
+    Adopt {
+        owner: u64,
+        pid: u32,
+        mode: i32,
+        flags: u32,
+        name: Vec<u8>,
+        has_bast: bool,
+    },
+    PurgeOrphans {
+        pid: u32,
+    },
+    PurgeOwner {
+        owner: u64,
+    },
 }
 
 fn flag_names(f: u32) -> String {
@@ -1021,7 +1176,11 @@ fn flag_names(f: u32) -> String {
         (lkf::TIMEOUT, "TIMEOUT"),
         (lkf::WAIT, "WAIT"),
     ];
-    let mut parts: Vec<String> = N.iter().filter(|(b, _)| f & b != 0).map(|(_, n)| n.to_string()).collect();
+    let mut parts: Vec<String> = N
+        .iter()
+        .filter(|(b, _)| f & b != 0)
+        .map(|(_, n)| n.to_string())
+        .collect();
     let rest = f & !N.iter().fold(0, |a, (b, _)| a | b);
     if rest != 0 {
         parts.push(format!("{rest:#x}"));
@@ -1047,10 +1206,21 @@ fn name_str(n: &[u8]) -> String {
 
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let lv = |l: &Option<Lvb>| l.as_ref().map_or(String::new(), |v| format!(" lvb {}", show_lvb(v)));
+        let lv = |l: &Option<Lvb>| {
+            l.as_ref()
+                .map_or(String::new(), |v| format!(" lvb {}", show_lvb(v)))
+        };
         let nb = |b: bool| if b { "" } else { " (no bast routine)" };
         match self {
-            Step::Request { owner, pid, mode, flags, name, lvb, has_bast } => write!(
+            Step::Request {
+                owner,
+                pid,
+                mode,
+                flags,
+                name,
+                lvb,
+                has_bast,
+            } => write!(
                 f,
                 "request  owner {owner} pid {pid} {} {} {}{}{}",
                 name_str(name),
@@ -1059,7 +1229,15 @@ impl fmt::Display for Step {
                 lv(lvb),
                 nb(*has_bast)
             ),
-            Step::Convert { who, pid, target, mode, flags, lvb, has_bast } => write!(
+            Step::Convert {
+                who,
+                pid,
+                target,
+                mode,
+                flags,
+                lvb,
+                has_bast,
+            } => write!(
                 f,
                 "convert  {who:?} pid {pid} {target:?} -> {} {}{}{}",
                 mode_name(*mode),
@@ -1067,14 +1245,35 @@ impl fmt::Display for Step {
                 lv(lvb),
                 nb(*has_bast)
             ),
-            Step::Unlock { who, target, flags, lvb } => {
-                write!(f, "unlock   {who:?} {target:?} {}{}", flag_names(*flags), lv(lvb))
+            Step::Unlock {
+                who,
+                target,
+                flags,
+                lvb,
+            } => {
+                write!(
+                    f,
+                    "unlock   {who:?} {target:?} {}{}",
+                    flag_names(*flags),
+                    lv(lvb)
+                )
             }
             Step::DeadlockCancel { who, target, flags } => {
-                write!(f, "deadlock_cancel {who:?} {target:?} {}", flag_names(*flags))
+                write!(
+                    f,
+                    "deadlock_cancel {who:?} {target:?} {}",
+                    flag_names(*flags)
+                )
             }
             Step::Close { owner } => write!(f, "close_owner {owner}"),
-            Step::Adopt { owner, pid, mode, flags, name, has_bast } => write!(
+            Step::Adopt {
+                owner,
+                pid,
+                mode,
+                flags,
+                name,
+                has_bast,
+            } => write!(
                 f,
                 "adopt    owner {owner} pid {pid} {} {} {}{}",
                 name_str(name),
@@ -1169,10 +1368,29 @@ struct Run {
 
 fn to_mev(e: &Event) -> MEv {
     match *e {
-        Event::Completion { owner, lkid, status, sb_flags, lvb, end_of_life, .. } => {
-            MEv::Ast { owner: owner.0, lkid: lkid.0, status, sb: sb_flags, lvb, eol: end_of_life }
-        }
-        Event::Blocking { owner, lkid, mode, .. } => MEv::Bast { owner: owner.0, lkid: lkid.0, mode },
+        Event::Completion {
+            owner,
+            lkid,
+            status,
+            sb_flags,
+            lvb,
+            end_of_life,
+            ..
+        } => MEv::Ast {
+            owner: owner.0,
+            lkid: lkid.0,
+            status,
+            sb: sb_flags,
+            lvb,
+            eol: end_of_life,
+        },
+        Event::Blocking {
+            owner, lkid, mode, ..
+        } => MEv::Bast {
+            owner: owner.0,
+            lkid: lkid.0,
+            mode,
+        },
     }
 }
 
@@ -1185,7 +1403,11 @@ fn show_dump(d: &[ResourceInfo]) -> String {
             r.lvb.as_ref().map_or("none".into(), show_lvb),
             if r.lvb_valid { "valid" } else { "NOT VALID" }
         );
-        for (q, v) in [("granted", &r.granted), ("converting", &r.converting), ("waiting", &r.waiting)] {
+        for (q, v) in [
+            ("granted", &r.granted),
+            ("converting", &r.converting),
+            ("waiting", &r.waiting),
+        ] {
             for l in v.iter() {
                 s += &format!(
                     "      {q:<10} lkid {} owner {} pid {} gr {:?} rq {:?} flags {}{}\n",
@@ -1205,7 +1427,10 @@ fn show_dump(d: &[ResourceInfo]) -> String {
 
 impl Run {
     fn new(mimic: Mimic) -> Run {
-        let m = Model { mimic, ..Model::default() };
+        let m = Model {
+            mimic,
+            ..Model::default()
+        };
         Run {
             stats: Stats::default(),
             e: Engine::default(),
@@ -1237,7 +1462,15 @@ impl Run {
         let mut line = format!("{:>3}: {s}", self.produced.len());
         self.produced.push(None);
         let (eng, model): (Result<u32, Errno>, Result<u32, Errno>) = match s {
-            Step::Request { owner, pid, mode, flags, name, lvb, has_bast } => {
+            Step::Request {
+                owner,
+                pid,
+                mode,
+                flags,
+                name,
+                lvb,
+                has_bast,
+            } => {
                 let r = self.e.request(Request {
                     owner: Owner(*owner),
                     pid: *pid,
@@ -1254,29 +1487,64 @@ impl Run {
                             return Err("request returned lock id 0".into());
                         }
                         if self.m.locks.contains_key(&id.0) {
-                            return Err(format!("request returned lock id {} which is still live", id.0));
+                            return Err(format!(
+                                "request returned lock id {} which is still live",
+                                id.0
+                            ));
                         }
                         *self.produced.last_mut().unwrap() = Some(id.0);
                         self.outstanding.insert(id.0, true);
                         line += &format!("   => lkid {}", id.0);
-                        self.m.request(id.0, *owner, *pid, mode, *flags, name, lvb.as_ref(), *has_bast);
+                        self.m.request(
+                            id.0,
+                            *owner,
+                            *pid,
+                            mode,
+                            *flags,
+                            name,
+                            lvb.as_ref(),
+                            *has_bast,
+                        );
                         (Ok(id.0), Ok(id.0))
                     }
                     (r, m) => (r.map(|x| x.0), m.map(|_| 0)),
                 }
             }
-            Step::Convert { who, pid, target, mode, flags, lvb, has_bast } => {
+            Step::Convert {
+                who,
+                pid,
+                target,
+                mode,
+                flags,
+                lvb,
+                has_bast,
+            } => {
                 let id = self.resolve(*target);
                 let o = self.who(*who, id);
                 line += &format!("   [lkid {id} by owner {o}]");
-                let r = self.e.convert(Owner(o), *pid, LockId(id), *mode, *flags, lvb.as_ref(), *has_bast);
-                let m = self.m.convert(o, *pid, id, *mode, *flags, lvb.as_ref(), *has_bast);
+                let r = self.e.convert(
+                    Owner(o),
+                    *pid,
+                    LockId(id),
+                    *mode,
+                    *flags,
+                    lvb.as_ref(),
+                    *has_bast,
+                );
+                let m = self
+                    .m
+                    .convert(o, *pid, id, *mode, *flags, lvb.as_ref(), *has_bast);
                 if r.is_ok() && m.is_ok() {
                     self.outstanding.insert(id, true);
                 }
                 (r.map(|_| 0), m.map(|_| 0))
             }
-            Step::Unlock { who, target, flags, lvb } => {
+            Step::Unlock {
+                who,
+                target,
+                flags,
+                lvb,
+            } => {
                 let id = self.resolve(*target);
                 let o = self.who(*who, id);
                 line += &format!("   [lkid {id} by owner {o}]");
@@ -1306,7 +1574,14 @@ impl Run {
                 self.m.close(*owner);
                 (Ok(0), Ok(0))
             }
-            Step::Adopt { owner, pid, mode, flags, name, has_bast } => {
+            Step::Adopt {
+                owner,
+                pid,
+                mode,
+                flags,
+                name,
+                has_bast,
+            } => {
                 let r = self.e.adopt_orphan(Request {
                     owner: Owner(*owner),
                     pid: *pid,
@@ -1336,7 +1611,11 @@ impl Run {
         };
         if let (Err(e), _) | (_, Err(e)) = (&eng, &model) {
             line += &format!("   -> {e:?}");
-            let op = format!("{s}").split_whitespace().next().unwrap_or("").to_string();
+            let op = format!("{s}")
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_string();
             *self.stats.errors.entry(format!("{op} {e:?}")).or_default() += 1;
         }
         if let (Step::Adopt { .. }, Ok(_)) = (s, &model) {
@@ -1354,13 +1633,23 @@ impl Run {
         let got: Vec<MEv> = evs.iter().map(to_mev).collect::<Vec<_>>();
         let raw = std::mem::take(&mut self.m.events);
         if got != raw {
-            let show = |v: &[MEv]| v.iter().map(|e| format!("\n        {e}")).collect::<String>();
-            return Err(format!("events differ\n      engine:{}\n      model: {}", show(&got), show(&raw)));
+            let show = |v: &[MEv]| {
+                v.iter()
+                    .map(|e| format!("\n        {e}"))
+                    .collect::<String>()
+            };
+            return Err(format!(
+                "events differ\n      engine:{}\n      model: {}",
+                show(&got),
+                show(&raw)
+            ));
         }
         for e in &got {
             let st = &mut self.stats;
             match e {
-                MEv::Ast { status, sb, lvb, .. } => {
+                MEv::Ast {
+                    status, sb, lvb, ..
+                } => {
                     match status {
                         Status::Granted => st.granted += 1,
                         Status::Again => st.again += 1,
@@ -1378,7 +1667,9 @@ impl Run {
             self.trace.push(format!("        {e}"));
             if let MEv::Ast { lkid, .. } = e {
                 if self.outstanding.insert(*lkid, false) != Some(true) {
-                    return Err(format!("completion for lock {lkid} with no operation outstanding"));
+                    return Err(format!(
+                        "completion for lock {lkid} with no operation outstanding"
+                    ));
                 }
             }
         }
@@ -1391,7 +1682,11 @@ impl Run {
         self.stats.orphaned_now += self.e.orphan_count() as u64;
         let md = self.m.dump();
         if ed != md {
-            return Err(format!("queue state differs\n      engine:\n{}      model:\n{}", show_dump(&ed), show_dump(&md)));
+            return Err(format!(
+                "queue state differs\n      engine:\n{}      model:\n{}",
+                show_dump(&ed),
+                show_dump(&md)
+            ));
         }
         self.check_own_invariants(&ed)
     }
@@ -1407,7 +1702,10 @@ impl Run {
                 for b in &holders[i + 1..] {
                     let gb = b.granted.ok_or("holder without a granted mode")?;
                     if !ga.compatible(gb) {
-                        return Err(format!("incompatible holders {} ({ga}) and {} ({gb}) on {:?}", a.lkid.0, b.lkid.0, r.name));
+                        return Err(format!(
+                            "incompatible holders {} ({ga}) and {} ({gb}) on {:?}",
+                            a.lkid.0, b.lkid.0, r.name
+                        ));
                     }
                 }
             }
@@ -1421,12 +1719,19 @@ impl Run {
             }
         }
         if seen.len() != self.e.lock_count() {
-            return Err(format!("{} locks on queues, lock_count() {}", seen.len(), self.e.lock_count()));
+            return Err(format!(
+                "{} locks on queues, lock_count() {}",
+                seen.len(),
+                self.e.lock_count()
+            ));
         }
         // one completion per operation: a granted lock has nothing outstanding,
         // a queued one has exactly its pending operation
-        let live: HashMap<u32, QueueKind> =
-            dump.iter().flat_map(|r| r.granted.iter().chain(&r.converting).chain(&r.waiting)).map(|l| (l.lkid.0, l.queue)).collect();
+        let live: HashMap<u32, QueueKind> = dump
+            .iter()
+            .flat_map(|r| r.granted.iter().chain(&r.converting).chain(&r.waiting))
+            .map(|l| (l.lkid.0, l.queue))
+            .collect();
         for (&id, &q) in &live {
             if self.m.locks.get(&id).is_some_and(|l| l.orphan) {
                 // an orphan's pending operation was cancelled silently
@@ -1435,7 +1740,9 @@ impl Run {
             }
             let out = self.outstanding.get(&id).copied().unwrap_or(false);
             if q == QueueKind::Granted && out {
-                return Err(format!("lock {id} is granted but its operation had no completion"));
+                return Err(format!(
+                    "lock {id} is granted but its operation had no completion"
+                ));
             }
             if q != QueueKind::Granted && !out {
                 return Err(format!("lock {id} is queued with no operation outstanding"));
@@ -1443,7 +1750,12 @@ impl Run {
         }
         self.outstanding.retain(|id, _| live.contains_key(id));
         // locks that died silently (close, purge) keep their last incarnation
-        let dead: Vec<u32> = self.incarnation.keys().copied().filter(|id| !live.contains_key(id)).collect();
+        let dead: Vec<u32> = self
+            .incarnation
+            .keys()
+            .copied()
+            .filter(|id| !live.contains_key(id))
+            .collect();
         for id in dead {
             let inc = self.incarnation.remove(&id).unwrap();
             self.last_incarnation.insert(id, inc);
@@ -1454,19 +1766,33 @@ impl Run {
     fn note_events(&mut self, evs: &[Event]) -> Result<(), String> {
         for e in evs {
             let (lkid, inc) = match *e {
-                Event::Completion { lkid, incarnation, .. } | Event::Blocking { lkid, incarnation, .. } => (lkid.0, incarnation),
+                Event::Completion {
+                    lkid, incarnation, ..
+                }
+                | Event::Blocking {
+                    lkid, incarnation, ..
+                } => (lkid.0, incarnation),
             };
             match self.incarnation.get(&lkid) {
-                Some(&i) if i != inc => return Err(format!("lock {lkid}: incarnation changed from {i} to {inc}")),
+                Some(&i) if i != inc => {
+                    return Err(format!(
+                        "lock {lkid}: incarnation changed from {i} to {inc}"
+                    ))
+                }
                 Some(_) => {}
                 None => {
                     if self.last_incarnation.get(&lkid) == Some(&inc) {
-                        return Err(format!("lock id {lkid} reused with the same incarnation {inc}"));
+                        return Err(format!(
+                            "lock id {lkid} reused with the same incarnation {inc}"
+                        ));
                     }
                     self.incarnation.insert(lkid, inc);
                 }
             }
-            if let Event::Completion { end_of_life: true, .. } = e {
+            if let Event::Completion {
+                end_of_life: true, ..
+            } = e
+            {
                 self.incarnation.remove(&lkid);
                 self.last_incarnation.insert(lkid, inc);
             }
@@ -1476,7 +1802,10 @@ impl Run {
 }
 
 fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
-    p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
 }
 
 /// Runs one step, turning an engine panic into a disagreement.
@@ -1487,7 +1816,12 @@ fn guarded_step(run: &mut Run, s: &Step, i: usize) -> Result<(), Failure> {
         Ok(Err(what)) => what,
         Err(p) => format!("engine panicked: {}", panic_text(p)),
     };
-    Err(Failure { step: i, what, trace: run.trace.clone(), alt_in_place: run.m.hit_alt_in_place })
+    Err(Failure {
+        step: i,
+        what,
+        trace: run.trace.clone(),
+        alt_in_place: run.m.hit_alt_in_place,
+    })
 }
 
 /// Replays steps; stops at the first disagreement.
@@ -1551,9 +1885,18 @@ impl Gen {
     /// A lock to act on: mostly a live one of the model (so that deep states
     /// are reached), sometimes any id handed out, sometimes a raw id.
     fn target(&mut self, run: &Run) -> Target {
-        let made: Vec<usize> = run.produced.iter().enumerate().filter(|(_, id)| id.is_some()).map(|(j, _)| j).collect();
-        let live: Vec<usize> =
-            made.iter().copied().filter(|&j| run.m.locks.contains_key(&run.produced[j].unwrap())).collect();
+        let made: Vec<usize> = run
+            .produced
+            .iter()
+            .enumerate()
+            .filter(|(_, id)| id.is_some())
+            .map(|(j, _)| j)
+            .collect();
+        let live: Vec<usize> = made
+            .iter()
+            .copied()
+            .filter(|&j| run.m.locks.contains_key(&run.produced[j].unwrap()))
+            .collect();
         let roll = self.rng.below(100);
         if roll < 85 && !live.is_empty() {
             Target::Step(live[self.rng.below(live.len() as u64) as usize])
@@ -1604,7 +1947,15 @@ impl Gen {
                 let has_bast = self.rng.pct(90);
                 let pid = self.pid(owner);
                 let name = self.name();
-                Step::Request { owner, pid, mode, flags, name, lvb, has_bast }
+                Step::Request {
+                    owner,
+                    pid,
+                    mode,
+                    flags,
+                    name,
+                    lvb,
+                    has_bast,
+                }
             }
             30..=59 => {
                 let target = self.target(run);
@@ -1632,7 +1983,15 @@ impl Gen {
                 let who = self.who();
                 let pid = self.rng.range(1, self.owners) as u32;
                 let mode = self.mode();
-                Step::Convert { who, pid, target, mode, flags, lvb, has_bast }
+                Step::Convert {
+                    who,
+                    pid,
+                    target,
+                    mode,
+                    flags,
+                    lvb,
+                    has_bast,
+                }
             }
             60..=71 => {
                 let target = self.target(run);
@@ -1650,7 +2009,12 @@ impl Gen {
                 // libdlm sends no LVB with an unlock (spec §5.6): sometimes none
                 let lvb = (flags & lkf::VALBLK != 0 && self.rng.pct(75)).then(|| self.lvb());
                 let who = self.who();
-                Step::Unlock { who, target, flags, lvb }
+                Step::Unlock {
+                    who,
+                    target,
+                    flags,
+                    lvb,
+                }
             }
             72..=83 => {
                 let target = self.target(run);
@@ -1662,7 +2026,12 @@ impl Gen {
                     };
                 let lvb = (flags & lkf::VALBLK != 0).then(|| self.lvb());
                 let who = self.who();
-                Step::Unlock { who, target, flags, lvb }
+                Step::Unlock {
+                    who,
+                    target,
+                    flags,
+                    lvb,
+                }
             }
             84..=86 => {
                 let target = self.target(run);
@@ -1675,21 +2044,34 @@ impl Gen {
                 let who = self.who();
                 Step::DeadlockCancel { who, target, flags }
             }
-            87..=89 => Step::Close { owner: self.owner() },
+            87..=89 => Step::Close {
+                owner: self.owner(),
+            },
             90..=95 => {
                 // adopt: mostly the name and mode of an existing orphan
                 let owner = self.owner();
                 let pid = self.pid(owner);
                 let (name, mode) = match run.m.orphans.first().map(|&id| run.m.lk(id)) {
                     Some(l) if self.rng.pct(70) => {
-                        let m = if self.rng.pct(75) { l.gr as i32 } else { self.mode() };
+                        let m = if self.rng.pct(75) {
+                            l.gr as i32
+                        } else {
+                            self.mode()
+                        };
                         (l.name.clone(), m)
                     }
                     _ => (self.name(), self.mode()),
                 };
                 let flags = lkf::ORPHAN | self.bits(&[(lkf::PERSISTENT, 60), (lkf::VALBLK, 20)]);
                 let has_bast = self.rng.pct(90);
-                Step::Adopt { owner, pid, mode, flags, name, has_bast }
+                Step::Adopt {
+                    owner,
+                    pid,
+                    mode,
+                    flags,
+                    name,
+                    has_bast,
+                }
             }
             96..=97 => {
                 let pid = match self.rng.below(3) {
@@ -1699,7 +2081,9 @@ impl Gen {
                 };
                 Step::PurgeOrphans { pid }
             }
-            _ => Step::PurgeOwner { owner: self.owner() },
+            _ => Step::PurgeOwner {
+                owner: self.owner(),
+            },
         }
     }
 }
@@ -1710,7 +2094,12 @@ fn run_case(seed: u64, mimic: Mimic, stats: &mut Stats) -> (Vec<Step>, Result<()
     let names = rng.range(2, 4) as usize;
     let owners = rng.range(1, 4);
     let n = rng.range(20, 200) as usize;
-    let mut g = Gen { rng, names, owners, counter: 0 };
+    let mut g = Gen {
+        rng,
+        names,
+        owners,
+        counter: 0,
+    };
     let mut run = Run::new(mimic);
     let mut steps = Vec::with_capacity(n);
     for i in 0..n {
@@ -1735,10 +2124,17 @@ fn without_step(steps: &[Step], i: usize) -> Vec<Step> {
             };
         }
     };
-    let mut out: Vec<Step> = steps.iter().enumerate().filter(|&(k, _)| k != i).map(|(_, s)| s.clone()).collect();
+    let mut out: Vec<Step> = steps
+        .iter()
+        .enumerate()
+        .filter(|&(k, _)| k != i)
+        .map(|(_, s)| s.clone())
+        .collect();
     for s in &mut out {
         match s {
-            Step::Convert { target, .. } | Step::Unlock { target, .. } | Step::DeadlockCancel { target, .. } => fix(target),
+            Step::Convert { target, .. }
+            | Step::Unlock { target, .. }
+            | Step::DeadlockCancel { target, .. } => fix(target),
             _ => {}
         }
     }
@@ -1790,7 +2186,11 @@ fn mimic_from_env() -> Mimic {
 #[test]
 fn engine_agrees_with_the_reference_model() {
     let base = env_u64("UDLM_MODEL_SEED").unwrap_or(0x5EED_0001);
-    let default_cases = if cfg!(debug_assertions) { 5_000 } else { 10_000 };
+    let default_cases = if cfg!(debug_assertions) {
+        5_000
+    } else {
+        10_000
+    };
     let cases = env_u64("UDLM_MODEL_CASES").unwrap_or(default_cases);
     let mimic = mimic_from_env();
     let started = Instant::now();

@@ -185,10 +185,12 @@ fn parse_args(args: &[std::ffi::OsString]) -> Result<(Command, bool), Failure> {
                 ))
             }
         },
-        other => return Err(Failure::usage(format!(
+        other => {
+            return Err(Failure::usage(format!(
             "unknown command '{}'; the commands are status, ls, lockdump, config check and help.",
             String::from_utf8_lossy(other)
-        ))),
+        )))
+        }
     };
     Ok((cmd, json))
 }

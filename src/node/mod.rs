@@ -700,10 +700,15 @@ impl Node {
                 }
                 l.flags = flags;
                 l.pid = a.tid;
-                let lvb = if flags & lkf::VALBLK != 0 { a.lvb } else { None };
+                let lvb = if flags & lkf::VALBLK != 0 {
+                    a.lvb
+                } else {
+                    None
+                };
                 let from = l.grmode;
                 let to = mode as i8;
-                let middle = (from == Mode::Pr as i8 && to == Mode::Cw as i8) || (from == Mode::Cw as i8 && to == Mode::Pr as i8);
+                let middle = (from == Mode::Pr as i8 && to == Mode::Cw as i8)
+                    || (from == Mode::Cw as i8 && to == Mode::Pr as i8);
                 if to < from && !middle {
                     // A down-conversion is always granted: like the kernel,
                     // complete it here at once and let the master follow
@@ -713,7 +718,8 @@ impl Node {
                     l.silent_completions += 1;
                     let back = if from <= Mode::Pr as i8 { lvb } else { None };
                     let cb = Self::callback_for(l, false, Status::Granted.to_user(), 0, back);
-                    self.out.push((l.owner, (a.lkid, l.incarnation), cb.encode()));
+                    self.out
+                        .push((l.owner, (a.lkid, l.incarnation), cb.encode()));
                 } else {
                     l.state = RemoteState::InFlight;
                 }

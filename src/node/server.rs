@@ -2,12 +2,12 @@
 //! on the host.
 //!
 //! One thread accepts connections on `<run dir>/udlmd.sock`; each connection
-//! gets a thread that reads its first packet. An `Open` makes it a request
-//! link: the thread serves one request at a time until the peer goes away,
-//! then closes the handle (releasing or orphaning its locks). An
-//! `AttachEvents` makes it the event link of an opened handle; the node keeps
-//! it and writes callbacks to it. A peer that sends garbage, an unknown
-//! version, or vanishes mid-request only loses its own connection.
+//! gets a thread that reads its first packet. An `Open` (with the handle's
+//! event socket attached) makes it a handle: the thread serves one request
+//! at a time until the peer goes away, then closes the handle (releasing or
+//! orphaning its locks). A `Query` gets one answer. A peer that sends
+//! garbage, an unknown version, or vanishes mid-request only loses its own
+//! connection.
 
 use super::sink::EventSink;
 use super::{LockArgs, Node};
@@ -72,8 +72,8 @@ fn serve_connection(node: Arc<Mutex<Node>>, conn: OwnedFd) {
         return;
     };
     let mut buf = [0u8; MAX_PACKET];
-    let n = match sys::recv(conn.as_raw_fd(), &mut buf, false) {
-        Ok(n) if n > 0 => n,
+    let (n, events) = match sys::recv_with_fd(conn.as_raw_fd(), &mut buf) {
+        Ok((n, fd)) if n > 0 => (n, fd),
         _ => return,
     };
     match Request::decode(&buf[..n]) {
@@ -87,10 +87,22 @@ fn serve_connection(node: Arc<Mutex<Node>>, conn: OwnedFd) {
                 reply(&conn, &Err(Errno::Proto));
                 return;
             }
-            let opened = lock_node(&node).open(&name, create, creds);
+            let Some(events) = events else {
+                reply(&conn, &Err(Errno::Proto));
+                return;
+            };
+            let opened = {
+                let mut n = lock_node(&node);
+                n.open(&name, create, creds).and_then(|(owner, token)| {
+                    n.attach(token, EventSink::new(events), creds).map_err(|e| {
+                        n.close(owner);
+                        e
+                    })
+                })
+            };
             match opened {
-                Ok((owner, token)) => {
-                    if reply(&conn, &Ok(token)) {
+                Ok(owner) => {
+                    if reply(&conn, &Ok(0)) {
                         serve_requests(&node, owner, &conn, &mut buf);
                     }
                     lock_node(&node).close(owner);
@@ -99,24 +111,6 @@ fn serve_connection(node: Arc<Mutex<Node>>, conn: OwnedFd) {
                     reply(&conn, &Err(e));
                 }
             }
-        }
-        Ok(Request::AttachEvents { version, token }) => {
-            if version != PROTOCOL_VERSION {
-                reply(&conn, &Err(Errno::Proto));
-                return;
-            }
-            // The attach reply must reach the peer before any callback, so
-            // it is sent before the sink is handed to the node.
-            let mut node = lock_node(&node);
-            if !node.has_token(token) {
-                drop(node);
-                reply(&conn, &Err(Errno::NoEnt));
-                return;
-            }
-            if !reply(&conn, &Ok(0)) {
-                return;
-            }
-            let _ = node.attach(token, EventSink::new(conn), creds);
         }
         Ok(Request::Query { version, query }) => {
             if version != PROTOCOL_VERSION {
@@ -242,8 +236,6 @@ pub fn handle_request(
             node.close(owner);
             Ok(0)
         }
-        Request::Open { .. } | Request::AttachEvents { .. } | Request::Query { .. } => {
-            Err(Errno::Proto)
-        }
+        Request::Open { .. } | Request::Query { .. } => Err(Errno::Proto),
     }
 }
