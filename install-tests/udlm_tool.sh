@@ -6,7 +6,7 @@
 # libdlm.so) take a known set of locks, then checks `udlm status`, `ls`,
 # `lockdump` and `config check`, in text and with --json, their errors and
 # exit statuses, and (as root) the access rules: a lockspace's mode decides
-# who may dump it, the socket's permissions who may ask at all.
+# who may dump it, the runtime directory's permissions who may ask at all.
 # Uses the binaries in target/release (UDLM_BIN_DIR to change).
 # Prints "N passed, N failed"; exits 1 if anything failed.
 set -u
@@ -99,9 +99,8 @@ t "ls with no node: exit 1" 1 "$udlm" ls
 if [ -e "$run/udlmd.sock" ]; then bad "udlm does not start a node"; else ok "udlm does not start a node"; fi
 
 echo "== a node, and holder's locks"
-# umask 000: a socket every user may connect to, as under systemd.
 pidfiles+=("$run/udlmd.pid")
-(umask 000 && "$bin/udlmd" --daemonize) || { echo "udlm_tool.sh: udlmd does not start" >&2; exit 1; }
+"$bin/udlmd" --daemonize || { echo "udlm_tool.sh: udlmd does not start" >&2; exit 1; }
 t "ls with no lockspace: exit 0" 0 "$udlm" ls
 has "it says so" "$out" "^no lockspaces on this node$"
 t "ls --json with no lockspace" 0 "$udlm" ls --json
@@ -168,12 +167,12 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
     t "nobody may ask for the status" 0 as_nobody env DLM_RUN_DIR="$run" "$udlm" status
     t "nobody may not dump root's 0600 lockspace: exit 1" 1 as_nobody env DLM_RUN_DIR="$run" "$udlm" lockdump tooltest
     has "it says the lockspace's mode does not let them" "$err" '^udlm: permission denied: lockspace "tooltest" was created with a mode'
-    # A second node whose socket only root may use.
+    # A second node in a directory only root may enter.
     pidfiles+=("$work/run2/udlmd.pid")
-    mkdir -m 0755 "$work/run2"
+    mkdir -m 0700 "$work/run2"
     # (3>&-: the daemon must not keep holder's input open.)
-    (umask 022 && DLM_RUN_DIR=$work/run2 "$bin/udlmd" --daemonize 3>&-)
-    t "nobody may not use a socket that is not theirs: exit 1" 1 as_nobody env DLM_RUN_DIR="$work/run2" "$udlm" status
+    DLM_RUN_DIR=$work/run2 "$bin/udlmd" --daemonize 3>&-
+    t "nobody may not reach a socket in root's 0700 directory: exit 1" 1 as_nobody env DLM_RUN_DIR="$work/run2" "$udlm" status
     has "it says the socket refuses" "$err" "^udlm: permission denied: you may not connect to the node's socket $work/run2/udlmd.sock"
 else
     echo "(not root or no setpriv: access checks skipped)"
