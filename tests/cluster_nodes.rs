@@ -245,3 +245,234 @@ fn idle_masters_are_forgotten_and_stale_caches_recover() {
     assert_eq!(callbacks(&h1), vec![(false, e, G)]);
     assert_eq!(callbacks(&h2), vec![], "node 2 heard nothing of the others");
 }
+
+/// A random workload on 3 nodes with messages delivered in random order
+/// across node pairs (in order within a pair), ticks that expire idle
+/// masters, and after every step the cluster-wide invariant: the modes the
+/// programs of all nodes believe they hold on one resource are compatible.
+/// At the end everything is unlocked and no lock is left anywhere.
+#[test]
+fn random_workload_keeps_holders_compatible_across_nodes() {
+    if let Some(seed) = std::env::var("UDLM_CLUSTER_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return run_random(seed);
+    }
+    let seeds: u64 = std::env::var("UDLM_CLUSTER_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    for seed in 1..=seeds {
+        run_random(seed);
+    }
+}
+
+fn run_random(seed: u64) {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut rnd = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let mut c = Cluster::new(3);
+    let handles: Vec<Handle> = (1..=3)
+        .flat_map(|n| [n, n])
+        .map(|n| c.open(n, b"ls"))
+        .collect();
+    // Per handle: lkids it believes alive (granted or pending).
+    let mut live: Vec<Vec<u32>> = vec![Vec::new(); handles.len()];
+    let mut granted: Vec<std::collections::HashSet<u32>> = vec![Default::default(); handles.len()];
+    let names: [&[u8]; 3] = [b"a", b"b", b"c"];
+    let mut now = 0u64;
+    for step in 0..400 {
+        match rnd(10) {
+            0..=2 => {
+                let h = rnd(handles.len() as u64) as usize;
+                let mode = rnd(6) as u8;
+                let flags = if rnd(3) == 0 { lkf::NOQUEUE } else { 0 };
+                let name = names[rnd(3) as usize];
+                let user = UserArgs {
+                    ast: 1,
+                    astarg: 2,
+                    bast: 3,
+                    bastarg: 4,
+                    lksb: 5,
+                };
+                let args = LockArgs {
+                    mode,
+                    flags,
+                    lkid: 0,
+                    name,
+                    lvb: None,
+                    user,
+                    tid: 1,
+                };
+                let hd = &handles[h];
+                if let Ok(id) = c.nodes.get_mut(&hd.node).unwrap().lock(hd.owner, args) {
+                    live[h].push(id);
+                }
+            }
+            3 => {
+                let h = rnd(handles.len() as u64) as usize;
+                if !live[h].is_empty() {
+                    let id = live[h][rnd(live[h].len() as u64) as usize];
+                    let flags = lkf::CONVERT
+                        | [0, lkf::NOQUEUE, lkf::QUECVT, lkf::CONVDEADLK][rnd(4) as usize];
+                    let user = UserArgs {
+                        ast: 1,
+                        astarg: 2,
+                        bast: 3,
+                        bastarg: 4,
+                        lksb: 5,
+                    };
+                    let args = LockArgs {
+                        mode: rnd(6) as u8,
+                        flags,
+                        lkid: id,
+                        name: b"",
+                        lvb: None,
+                        user,
+                        tid: 1,
+                    };
+                    let hd = &handles[h];
+                    let _ = c.nodes.get_mut(&hd.node).unwrap().lock(hd.owner, args);
+                }
+            }
+            4..=5 => {
+                let h = rnd(handles.len() as u64) as usize;
+                if !live[h].is_empty() {
+                    let i = rnd(live[h].len() as u64) as usize;
+                    let id = live[h][i];
+                    let hd = &handles[h];
+                    let flags = [0, lkf::FORCEUNLOCK, lkf::CANCEL][rnd(3) as usize];
+                    let _ = c
+                        .nodes
+                        .get_mut(&hd.node)
+                        .unwrap()
+                        .unlock(hd.owner, id, flags, None, 0, 5);
+                }
+            }
+            6 => {
+                now += RESOURCE_GRACE_MS / 2;
+                let n = 1 + rnd(3) as u32;
+                c.nodes.get_mut(&n).unwrap().tick(now);
+            }
+            _ => deliver_one(&mut c, &mut rnd),
+        }
+        // Forget the ids whose life ended (their final callback arrived).
+        for (h, hd) in handles.iter().enumerate() {
+            for (blocking, lkid, status) in callbacks(hd) {
+                if blocking {
+                    continue;
+                }
+                if status == 0 {
+                    granted[h].insert(lkid);
+                }
+                // EAGAIN, EDEADLK and ECANCEL end a new request, not a
+                // conversion of a granted lock.
+                let failed =
+                    status == Status::ECANCEL || status == libc::EAGAIN || status == libc::EDEADLK;
+                if status == UNLOCK || (failed && !granted[h].contains(&lkid)) {
+                    live[h].retain(|&id| id != lkid);
+                    granted[h].remove(&lkid);
+                }
+            }
+        }
+        check_compatible(&c, seed, step);
+    }
+    // Drain, then release everything.
+    for _ in 0..10_000 {
+        if c.bus.0.lock().unwrap().is_empty() {
+            break;
+        }
+        deliver_one(&mut c, &mut rnd);
+    }
+    c.run();
+    for (h, hd) in handles.iter().enumerate() {
+        for &id in &live[h] {
+            let _ = c.nodes.get_mut(&hd.node).unwrap().unlock(
+                hd.owner,
+                id,
+                lkf::FORCEUNLOCK,
+                None,
+                0,
+                5,
+            );
+        }
+        c.run();
+        let _ = callbacks(hd);
+    }
+    for h in &handles {
+        c.nodes.get_mut(&h.node).unwrap().close(h.owner);
+        c.run();
+    }
+    for (id, n) in &c.nodes {
+        assert_eq!(
+            n.lock_counts(),
+            (0, 0),
+            "seed {seed}: node {id} keeps locks after everything was released: {:?}",
+            n.query(&udlm::proto::Query::Lockdump(b"ls".to_vec()), CREDS)
+        );
+    }
+}
+
+/// Delivers the oldest message of a random sender/receiver pair.
+fn deliver_one(c: &mut Cluster, rnd: &mut impl FnMut(u64) -> u64) {
+    let pick = {
+        let q = c.bus.0.lock().unwrap();
+        if q.is_empty() {
+            return;
+        }
+        let (from, to, _) = q[rnd(q.len() as u64) as usize];
+        q.iter().position(|(f, t, _)| *f == from && *t == to)
+    };
+    let Some(i) = pick else { return };
+    let (from, to, payload) = c.bus.0.lock().unwrap().remove(i).unwrap();
+    c.messages += 1;
+    c.nodes
+        .get_mut(&to)
+        .unwrap()
+        .on_peer_message(from, &payload);
+}
+
+fn check_compatible(c: &Cluster, seed: u64, step: usize) {
+    for name in [&b"a"[..], b"b", b"c"] {
+        let masters: Vec<u32> = c
+            .nodes
+            .iter()
+            .filter(|(_, n)| {
+                n.lockspace_engine(b"ls")
+                    .is_some_and(|e| e.has_resource(name))
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        assert!(
+            masters.len() <= 1,
+            "seed {seed} step {step}: {:?} mastered on nodes {masters:?}",
+            String::from_utf8_lossy(name)
+        );
+    }
+    let mut held: Vec<(u32, Vec<u8>, udlm::types::ResName, udlm::types::Mode)> = Vec::new();
+    for (&id, n) in &c.nodes {
+        for (ls, name, mode) in n.held_locks() {
+            held.push((id, ls, name, mode));
+        }
+    }
+    for (i, a) in held.iter().enumerate() {
+        for b in &held[i + 1..] {
+            if a.1 == b.1 && a.2 == b.2 {
+                assert!(
+                    a.3.compatible(b.3),
+                    "seed {seed} step {step}: node {} holds {} and node {} holds {} on {:?}",
+                    a.0,
+                    a.3,
+                    b.0,
+                    b.3,
+                    a.2
+                );
+            }
+        }
+    }
+}

@@ -187,6 +187,9 @@ struct LocalLock {
     /// Down-conversions completed here whose master's completion is still
     /// to come (and to be dropped).
     silent_completions: u32,
+    /// An unlock was sent to the remote master: the program no longer
+    /// holds the lock, whatever the last completion said.
+    releasing: bool,
 }
 
 /// A lock operation waiting for the directory's answer about its resource.
@@ -596,6 +599,7 @@ impl Node {
             incarnation: ls.next_incarnation,
             request: None,
             silent_completions: 0,
+            releasing: false,
         };
         ls.locks.insert(id, lock);
         *ls.name_refs.entry(name).or_insert(0) += 1;
@@ -692,7 +696,7 @@ impl Node {
             }
             Master::Unknown => Err(Errno::Busy),
             Master::Remote(m) => {
-                if l.state != RemoteState::Granted {
+                if l.state != RemoteState::Granted || l.releasing {
                     return Err(Errno::Busy);
                 }
                 if flags & lkf::QUECVT != 0 && !quecvt_legal(l.grmode, mode) {
@@ -903,6 +907,15 @@ impl Node {
                 Ok(0)
             }
             Master::Remote(m) => {
+                // An unlock already on its way: the kernel refuses a cancel
+                // or force-unlock (EINVAL) and a plain unlock (EBUSY).
+                if l.releasing {
+                    return Err(if flags & (lkf::CANCEL | lkf::FORCEUNLOCK) != 0 {
+                        Errno::Inval
+                    } else {
+                        Errno::Busy
+                    });
+                }
                 if flags & lkf::CANCEL != 0 {
                     if l.state == RemoteState::Granted {
                         return Ok(1);
@@ -912,6 +925,9 @@ impl Node {
                         return Err(Errno::Busy);
                     }
                     l.overlap_unlock = true;
+                }
+                if flags & lkf::CANCEL == 0 {
+                    l.releasing = true;
                 }
                 let msg = PeerMsg::Unlock {
                     ls: ls_name.to_vec(),
@@ -1505,6 +1521,9 @@ impl Node {
                     ls.free_id(lkid);
                 }
             }
+            // Route this request's events now: the next one may reuse an
+            // engine id that this one's end of life just freed.
+            self.flush(ls_name);
         }
     }
 
@@ -1728,6 +1747,48 @@ impl Node {
             }
             None => eprintln!("udlmd: no peer link for a message to node {to}"),
         }
+    }
+
+    /// Every lock of this node's handles that settled on a granted mode, as
+    /// (lockspace, resource, mode): what the programs here know they hold.
+    /// For invariant checks.
+    pub fn held_locks(&self) -> Vec<(Vec<u8>, ResName, Mode)> {
+        let mut v = Vec::new();
+        for (name, ls) in &self.lockspaces {
+            for l in ls.locks.values() {
+                if l.releasing {
+                    continue;
+                }
+                // With a conversion pending on a remote master the lock holds
+                // either mode (or NL, demoted by CONVDEADLK) until the
+                // completion says which: only settled locks count.
+                let held = match l.master {
+                    Master::Local(e) => {
+                        ls.engine.lock_info_by_id(LockId(e)).and_then(|i| i.granted)
+                    }
+                    Master::Remote(_) if l.state == RemoteState::Granted => {
+                        Mode::from_raw(l.grmode as i64)
+                    }
+                    _ => None,
+                };
+                if let Some(m) = held {
+                    v.push((name.clone(), l.name, m));
+                }
+            }
+        }
+        v
+    }
+
+    /// Locks of this node's handles (process copies) and master copies held
+    /// here, for leak checks.
+    pub fn lock_counts(&self) -> (usize, usize) {
+        let local = self.lockspaces.values().map(|l| l.locks.len()).sum();
+        let master = self
+            .lockspaces
+            .values()
+            .map(|l| l.engine.lock_count())
+            .sum();
+        (local, master)
     }
 
     /// Names of the lockspaces that exist on this node.
