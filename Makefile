@@ -163,3 +163,8 @@ man-check:
 
 clean:
 	$(CARGO) clean
+
+# Speed figures (docs/PERFORMANCE.md): one host and a loopback cluster.
+.PHONY: bench
+bench: build
+	bash bench/run.sh
