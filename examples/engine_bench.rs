@@ -74,7 +74,15 @@ fn live() -> isize {
 const OWNER: Owner = Owner(1);
 
 fn req<'a>(name: &'a [u8], mode: Mode) -> Request<'a> {
-    Request { owner: OWNER, pid: 1, mode: mode as i32, flags: 0, name, lvb: None, has_bast: true }
+    Request {
+        owner: OWNER,
+        pid: 1,
+        mode: mode as i32,
+        flags: 0,
+        name,
+        lvb: None,
+        has_bast: true,
+    }
 }
 
 /// Writes "n<decimal>" into `buf`, returns the length.
@@ -114,7 +122,9 @@ struct Rate {
 }
 
 fn run_rotating(n: u64, set: usize, anchored: bool) -> Rate {
-    let names: Vec<Vec<u8>> = (0..set).map(|i| format!("name-{i:04}").into_bytes()).collect();
+    let names: Vec<Vec<u8>> = (0..set)
+        .map(|i| format!("name-{i:04}").into_bytes())
+        .collect();
     let mut e = Engine::default();
     let mut out = Vec::with_capacity(16);
     if anchored {
@@ -134,8 +144,16 @@ fn run_rotating(n: u64, set: usize, anchored: bool) -> Rate {
     }
     let secs = t.elapsed().as_secs_f64();
     black_box(&e);
-    let what = if anchored { "rotating set of 16 names, each kept alive by an NL lock" } else { "rotating set of 16 names" };
-    Rate { what, pairs: n, secs }
+    let what = if anchored {
+        "rotating set of 16 names, each kept alive by an NL lock"
+    } else {
+        "rotating set of 16 names"
+    };
+    Rate {
+        what,
+        pairs: n,
+        secs,
+    }
 }
 
 fn run_fresh(n: u64) -> Rate {
@@ -153,7 +171,11 @@ fn run_fresh(n: u64) -> Rate {
     }
     let secs = t.elapsed().as_secs_f64();
     black_box(&e);
-    Rate { what: "fresh name every pair", pairs: n, secs }
+    Rate {
+        what: "fresh name every pair",
+        pairs: n,
+        secs,
+    }
 }
 
 struct Mem {
@@ -187,16 +209,27 @@ fn hold(locks: u64, names: u64) -> Mem {
     let secs = t.elapsed().as_secs_f64();
     assert_eq!(e.lock_count() as u64, locks);
     assert_eq!(e.resource_count() as u64, names);
-    let bytes = live() - before - (out.capacity() * std::mem::size_of::<Event>()) as isize
+    let bytes = live()
+        - before
+        - (out.capacity() * std::mem::size_of::<Event>()) as isize
         - (ids.capacity() * std::mem::size_of::<LockId>()) as isize;
     let allocs = ALLOCS.load(Relaxed) - allocs0;
     black_box(&e);
     drop(e);
-    Mem { locks, names, bytes, secs, allocs }
+    Mem {
+        locks,
+        names,
+        bytes,
+        secs,
+        allocs,
+    }
 }
 
 fn main() {
-    let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(2_000_000);
+    let n: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(2_000_000);
     let only = std::env::args().nth(2).unwrap_or_default();
     println!("udlm engine benchmark (single thread, engine only)");
     println!();
