@@ -188,7 +188,7 @@ pub(crate) fn dialer(inner: Arc<Inner>, peer: Arc<Peer>) {
             while tx.session.is_some() && !inner.is_shutdown() {
                 // A session ended: the lower id redials at once.
                 delay = !lower;
-                tx = wait_timeout(&peer.cv, tx, Duration::from_secs(1));
+                tx = wait_timeout(&peer.dial_cv, tx, Duration::from_secs(1));
             }
         }
         if inner.is_shutdown() {
@@ -777,6 +777,7 @@ fn end_session(inner: &Inner, peer: &Arc<Peer>, conn: &Arc<Conn>) {
             tx.session = None;
             conn.active.store(false, Ordering::SeqCst);
             peer.cv.notify_all();
+            peer.dial_cv.notify_all();
             true
         } else {
             false
@@ -1052,6 +1053,7 @@ pub(crate) fn shutdown(inner: &Arc<Inner>) {
         for p in &inner.peers {
             let _t = lock(&p.tx);
             p.cv.notify_all();
+            p.dial_cv.notify_all();
         }
         // Wake the acceptor: on Linux shutdown() makes a blocked accept()
         // fail; a connection to ourselves is the portable fallback.

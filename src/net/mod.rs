@@ -264,8 +264,11 @@ pub(crate) struct Peer {
     pub(crate) addrs: Vec<SocketAddr>,
     pub(crate) rx: Mutex<RxState>,
     pub(crate) tx: Mutex<TxState>,
-    /// Wakes the writer (new data, ack due, session change, shutdown) and the dialer (session gone).
+    /// Wakes the writer (new data, ack due, session change, shutdown).
     pub(crate) cv: Condvar,
+    /// Wakes the dialer (session gone, shutdown). Separate from `cv` so that
+    /// every message sent does not also wake the idle dialer.
+    pub(crate) dial_cv: Condvar,
 }
 
 pub(crate) struct Inner {
@@ -440,6 +443,7 @@ impl Net {
                         session: None,
                     }),
                     cv: Condvar::new(),
+                    dial_cv: Condvar::new(),
                 })
             })
             .collect();
