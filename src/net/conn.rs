@@ -906,12 +906,15 @@ fn deliver(inner: &Inner, peer: &Arc<Peer>, conn: &Arc<Conn>, seq: u64, payload:
     let mut tx = lock(&peer.tx);
     if tx.is_session(conn.id) && delivered > tx.ack_sent {
         tx.ack_out = delivered;
-        // Wake the writer when an ack starts pending (it then sleeps until
-        // the ack delay ends) and when a batch's worth is pending.
+        // An ack rides on the next frame the writer sends anyway (most
+        // messages get an answer); the writer is woken only when a batch's
+        // worth is pending, else it sends the ack at its next wake-up (data,
+        // or the heartbeat at the latest). Waking it for every message cost a
+        // context switch per message for nothing.
         if tx.ack_since.is_none() {
             tx.ack_since = Some(Instant::now());
-            peer.cv.notify_all();
-        } else if delivered - tx.ack_sent >= ACK_EVERY {
+        }
+        if delivered - tx.ack_sent >= ACK_EVERY {
             peer.cv.notify_all();
         }
     }
