@@ -69,11 +69,31 @@ impl Cluster {
             );
             nodes.insert(id, node);
         }
-        Cluster {
+        let mut c = Cluster {
             nodes,
             bus,
             messages: 0,
+        };
+        c.connect_all();
+        c
+    }
+
+    /// Every node sees every other one come up; the coordinator's first
+    /// generation makes them all members.
+    fn connect_all(&mut self) {
+        let ids: Vec<u32> = self.nodes.keys().copied().collect();
+        for &a in &ids {
+            for &b in &ids {
+                if a != b {
+                    self.nodes.get_mut(&a).unwrap().peer_up(b, u64::from(b));
+                }
+            }
         }
+        self.run();
+        for n in self.nodes.values() {
+            assert!(!n.operations_blocked(), "node {} did not join", n.node_id());
+        }
+        self.messages = 0;
     }
 
     /// Delivers messages until none is left.
@@ -82,10 +102,10 @@ impl Cluster {
             let m = self.bus.0.lock().unwrap().pop_front();
             let Some((from, to, payload)) = m else { return };
             self.messages += 1;
-            self.nodes
-                .get_mut(&to)
-                .expect("node")
-                .on_peer_message(from, &payload);
+            // A dead node hears nothing.
+            if let Some(n) = self.nodes.get_mut(&to) {
+                n.on_peer_message(from, &payload);
+            }
         }
     }
 
@@ -142,6 +162,84 @@ impl Cluster {
         self.run();
     }
 
+    /// A lock call with every argument, returning the lock id.
+    fn lock_with(&mut self, h: &Handle, name: &[u8], mode: u8, flags: u32, lkid: u32) -> u32 {
+        let user = UserArgs {
+            ast: 1,
+            astarg: 2,
+            bast: 3,
+            bastarg: 4,
+            lksb: 5,
+        };
+        let args = LockArgs {
+            mode,
+            flags,
+            lkid,
+            name,
+            lvb: (flags & lkf::VALBLK != 0).then_some([7; 32]),
+            user,
+            tid: 1,
+        };
+        let id = self
+            .nodes
+            .get_mut(&h.node)
+            .unwrap()
+            .lock(h.owner, args)
+            .expect("lock accepted");
+        self.run();
+        id
+    }
+
+    /// Node `dead` stops (its process is gone): the others lose their
+    /// sessions with it, and after the lease the coordinator recovers.
+    fn kill(&mut self, dead: u32, lease_ms: u64) {
+        self.nodes.remove(&dead);
+        self.bus
+            .0
+            .lock()
+            .unwrap()
+            .retain(|m| m.0 != dead && m.1 != dead);
+        let ids: Vec<u32> = self.nodes.keys().copied().collect();
+        for &n in &ids {
+            let node = self.nodes.get_mut(&n).unwrap();
+            node.tick(1);
+            node.peer_down(dead);
+        }
+        self.run();
+        for &n in &ids {
+            self.nodes.get_mut(&n).unwrap().tick(lease_ms + 2);
+            self.run();
+        }
+    }
+
+    /// A restarted node `id` (empty) comes up with a new incarnation.
+    fn restart(&mut self, id: u32, incarnation: u64) {
+        let n = self.nodes.len() as u32 + 1;
+        let mut node = Node::new(id, NodeLimits::default());
+        node.set_cluster(
+            ClusterView {
+                nodes: (1..=n).collect(),
+                ..ClusterView::default()
+            },
+            Arc::new(Wire {
+                from: id,
+                bus: Arc::clone(&self.bus),
+            }),
+        );
+        self.nodes.insert(id, node);
+        let ids: Vec<u32> = self.nodes.keys().copied().collect();
+        for &other in &ids {
+            if other != id {
+                self.nodes.get_mut(&other).unwrap().peer_up(id, incarnation);
+                self.nodes
+                    .get_mut(&id)
+                    .unwrap()
+                    .peer_up(other, u64::from(other));
+            }
+        }
+        self.run();
+    }
+
     fn masters(&self, node: u32, ls: &[u8], name: &[u8]) -> bool {
         self.nodes[&node]
             .lockspace_engine(ls)
@@ -159,6 +257,20 @@ fn callbacks(h: &Handle) -> Vec<(bool, u32, i32)> {
         }
         let cb = Callback::decode(&buf[..n]).unwrap();
         out.push((cb.blocking, cb.lkid, cb.status));
+    }
+    out
+}
+
+/// Callbacks with their status-block flags: (blocking, lkid, status, sb_flags).
+fn callbacks_with_flags(h: &Handle) -> Vec<(bool, u32, i32, u8)> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; CALLBACK_LEN + 1];
+    while let Ok(n) = sys::recv(h.events.as_raw_fd(), &mut buf, true) {
+        if n == 0 {
+            break;
+        }
+        let cb = Callback::decode(&buf[..n]).unwrap();
+        out.push((cb.blocking, cb.lkid, cb.status, cb.sb_flags));
     }
     out
 }
@@ -475,4 +587,132 @@ fn check_compatible(c: &Cluster, seed: u64, step: usize) {
             }
         }
     }
+}
+
+const LEASE_MS: u64 = udlm::cluster::config::DEFAULT_LEASE_MS;
+const VALNOTVALID: u8 = udlm::types::sbf::VALNOTVALID;
+
+/// Node 3 dies holding EX (with VALBLK) on names it masters and on names
+/// node 1 masters; node 1 waits on all of them, node 2 holds a PR that must
+/// survive. After the lease the survivors recover: every wait is granted
+/// with VALNOTVALID (an EX holder died), node 2's PR is untouched, and the
+/// restarted node 3 joins again and locks like anyone.
+#[test]
+fn a_dead_nodes_locks_are_dropped_and_waiters_granted() {
+    let mut c = Cluster::new(3);
+    let h1 = c.open(1, b"ls");
+    let h2 = c.open(2, b"ls");
+    let h3 = c.open(3, b"ls");
+    let names: Vec<Vec<u8>> = (0..12).map(|i| format!("res-{i}").into_bytes()).collect();
+    let mut waits = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        // Even names: node 1 asks first (NL) and masters them; odd names:
+        // node 3 masters them.
+        // Where node 1 masters, it writes a value first (EX, then down to
+        // NL); where node 3 masters, node 3 writes it the same way.
+        let nl = if i % 2 == 0 {
+            let id = c.lock_with(&h1, name, 5, lkf::VALBLK, 0);
+            c.lock_with(&h1, name, 0, lkf::CONVERT | lkf::VALBLK, id);
+            assert_eq!(callbacks(&h1).len(), 2);
+            Some(id)
+        } else {
+            let id = c.lock_with(&h3, name, 5, lkf::VALBLK, 0);
+            c.lock_with(&h3, name, 0, lkf::CONVERT | lkf::VALBLK, id);
+            c.unlock(&h3, id);
+            assert_eq!(callbacks(&h3).len(), 3);
+            None
+        };
+        let x = c.lock_with(&h3, name, 5, lkf::VALBLK, 0);
+        assert_eq!(callbacks(&h3), vec![(false, x, G)]);
+        let w = match nl {
+            Some(id) => {
+                assert_eq!(callbacks(&h1), vec![]);
+                c.lock_with(&h1, name, 5, lkf::CONVERT | lkf::VALBLK, id)
+            }
+            None => c.lock_with(&h1, name, 5, lkf::VALBLK, 0),
+        };
+        waits.push(w);
+        assert_eq!(callbacks(&h1), vec![]);
+        assert_eq!(
+            callbacks(&h3),
+            vec![(true, x, G)],
+            "node 3's EX is blocking"
+        );
+    }
+    let keep = c.lock(&h2, b"keep", 3, 0);
+    assert_eq!(callbacks(&h2), vec![(false, keep, G)]);
+    drop(h3);
+    c.kill(3, LEASE_MS);
+    let mut got = callbacks_with_flags(&h1);
+    got.sort_unstable();
+    // Every name had an EX holder with VALBLK on node 3: where node 1
+    // masters the name, that holder's death invalidated the value; where
+    // node 3 mastered it, the value is lost with it, and node 1's waiting
+    // VALBLK request tells the new master so.
+    let mut want: Vec<(bool, u32, i32, u8)> =
+        waits.iter().map(|&w| (false, w, G, VALNOTVALID)).collect();
+    want.sort_unstable();
+    assert_eq!(got, want, "every waiter granted, the LVB marked not valid");
+    // Node 2's PR survived: an EX NOQUEUE from node 1 is refused.
+    let t = c.lock(&h1, b"keep", 5, lkf::NOQUEUE);
+    assert_eq!(callbacks(&h1), vec![(false, t, libc::EAGAIN)]);
+    c.unlock(&h2, keep);
+    assert_eq!(callbacks(&h2), vec![(false, keep, UNLOCK)]);
+    // Node 3 comes back empty and takes part again.
+    c.restart(3, 33);
+    assert!(c.nodes.values().all(|n| !n.operations_blocked()));
+    let h3 = c.open(3, b"ls");
+    let y = c.lock(&h3, &names[1], 5, 0);
+    assert_eq!(callbacks(&h3), vec![]);
+    c.unlock(&h1, waits[1]);
+    assert_eq!(
+        callbacks(&h1),
+        vec![(true, waits[1], G), (false, waits[1], UNLOCK)]
+    );
+    assert_eq!(callbacks(&h3), vec![(false, y, G)]);
+}
+
+/// A survivor's granted locks on a resource whose master died keep their
+/// modes on the new master, with the LVB a PR holder had read; conversions
+/// and requests that waited there are sent again and end as before.
+#[test]
+fn survivors_locks_move_to_the_new_master_with_their_lvb() {
+    let mut c = Cluster::new(3);
+    let h1 = c.open(1, b"ls");
+    let h2 = c.open(2, b"ls");
+    let h3 = c.open(3, b"ls");
+    // Node 3 masters "m" and writes an LVB through EX, then goes down to NL.
+    let x = c.lock_with(&h3, b"m", 5, lkf::VALBLK, 0);
+    c.lock_with(&h3, b"m", 0, lkf::CONVERT | lkf::VALBLK, x);
+    assert_eq!(callbacks(&h3).len(), 2);
+    // Node 1 reads it in PR; node 2 holds PR and waits to go up to EX;
+    // node 1 has a second request for EX waiting.
+    let a = c.lock_with(&h1, b"m", 3, lkf::VALBLK, 0);
+    assert_eq!(callbacks_with_flags(&h1), vec![(false, a, G, 0)]);
+    let b = c.lock(&h2, b"m", 3, 0);
+    assert_eq!(callbacks(&h2), vec![(false, b, G)]);
+    c.lock_with(&h2, b"m", 5, lkf::CONVERT, b);
+    let w = c.lock(&h1, b"m", 5, 0);
+    assert_eq!(callbacks(&h1), vec![(true, a, G)]);
+    assert_eq!(callbacks(&h2), vec![]);
+    drop(h3);
+    c.kill(3, LEASE_MS);
+    // Nothing changed for the programs yet: PRs held, conversion and
+    // request still waiting (the conversion, sent again, may repeat its
+    // BAST to node 1's PR: no completion though).
+    assert_eq!(callbacks(&h2), vec![]);
+    assert!(callbacks(&h1).iter().all(|c| c.0 && c.1 == a));
+    // Node 1 gives up its PR: node 2's conversion is granted first.
+    c.unlock(&h1, a);
+    assert_eq!(callbacks(&h1), vec![(false, a, UNLOCK)]);
+    assert_eq!(callbacks(&h2), vec![(false, b, G), (true, b, G)]);
+    // Node 2 lets go (writing nothing); node 1's EX is granted, and a VALBLK
+    // conversion reads the value node 3 wrote: recovered from node 1's PR,
+    // still valid.
+    c.unlock(&h2, b);
+    assert_eq!(callbacks(&h2), vec![(false, b, UNLOCK)]);
+    assert_eq!(callbacks(&h1), vec![(false, w, G)]);
+    let r = c.lock_with(&h1, b"m", 3, lkf::VALBLK | lkf::CONVERT, w);
+    let got = callbacks_with_flags(&h1);
+    assert_eq!(got, vec![(false, r, G, 0)], "the LVB was recovered valid");
 }

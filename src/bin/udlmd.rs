@@ -13,6 +13,10 @@ use udlm::node::server::{run_dir, serve, SOCKET_NAME};
 use udlm::node::{Node, NodeLimits};
 use udlm::sys;
 
+/// How often the node's clock advances; lease expiry is seen this late at
+/// most.
+const TICK_MS: u64 = 100;
+
 fn usage() -> ! {
     eprintln!(
         "usage: udlmd [-f|--foreground] [--daemonize]\n\
@@ -112,13 +116,13 @@ fn main() {
             std::process::exit(1);
         }
     };
-    // The node's only clock: a tick a second (forgetting idle masters).
+    // The node's only clock: leases of lost peers, forgetting idle masters.
     let ticker = Arc::clone(&node);
     let start = std::time::Instant::now();
     let _ = std::thread::Builder::new()
         .name("udlm-tick".into())
         .spawn(move || loop {
-            std::thread::sleep(std::time::Duration::from_secs(1));
+            std::thread::sleep(std::time::Duration::from_millis(TICK_MS));
             let now_ms = start.elapsed().as_millis() as u64;
             ticker
                 .lock()

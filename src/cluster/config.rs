@@ -35,8 +35,11 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/dlm/dlm.conf";
 pub const DEFAULT_PORT: u16 = 21064;
 pub const DEFAULT_CLUSTER_NAME: &str = "udlm";
 pub const DEFAULT_HEARTBEAT_MS: u64 = 1000;
-pub const DEFAULT_PEER_TIMEOUT_MS: u64 = 5000;
+pub const DEFAULT_PEER_TIMEOUT_MS: u64 = 3000;
 pub const DEFAULT_RECONNECT_MS: u64 = 200;
+/// How long a peer may stay unreachable before it is declared dead and its
+/// locks are recovered (node/recovery.rs has the safety argument).
+pub const DEFAULT_LEASE_MS: u64 = 2000;
 /// The longest lockspace name, as libdlm's `DLM_LOCKSPACE_LEN`.
 pub const MAX_LOCKSPACE_NAME_LEN: usize = 64;
 pub const MAX_CLUSTER_NAME_LEN: usize = 64;
@@ -101,6 +104,9 @@ pub struct Config {
     pub peer_timeout_ms: u64,
     /// The wait before a lost peer connection is tried again.
     pub reconnect_ms: u64,
+    /// A peer unreachable this long is dead; a node without a majority this
+    /// long stops granting (`lease_ms`).
+    pub lease_ms: u64,
     /// The file this config was read from; `None` for the built-in one.
     pub source: Option<PathBuf>,
 }
@@ -222,6 +228,7 @@ impl Config {
             heartbeat_ms: DEFAULT_HEARTBEAT_MS,
             peer_timeout_ms: DEFAULT_PEER_TIMEOUT_MS,
             reconnect_ms: DEFAULT_RECONNECT_MS,
+            lease_ms: DEFAULT_LEASE_MS,
             source,
         }
     }
@@ -523,6 +530,7 @@ enum Setting {
     HeartbeatMs,
     PeerTimeoutMs,
     ReconnectMs,
+    LeaseMs,
 }
 
 impl Setting {
@@ -534,6 +542,7 @@ impl Setting {
             "heartbeat_ms" => Setting::HeartbeatMs,
             "peer_timeout_ms" => Setting::PeerTimeoutMs,
             "reconnect_ms" => Setting::ReconnectMs,
+            "lease_ms" => Setting::LeaseMs,
             _ => return None,
         })
     }
@@ -807,12 +816,16 @@ impl<'a> Parser<'a> {
                     self.config.port = port as u16;
                 }
             }
-            Setting::HeartbeatMs | Setting::PeerTimeoutMs | Setting::ReconnectMs => {
+            Setting::HeartbeatMs
+            | Setting::PeerTimeoutMs
+            | Setting::ReconnectMs
+            | Setting::LeaseMs => {
                 // 0 would make the peer links spin or give up at once.
                 if let Some(ms) = self.number(line, key, value, 1, u64::MAX) {
                     match setting {
                         Setting::HeartbeatMs => self.config.heartbeat_ms = ms,
                         Setting::PeerTimeoutMs => self.config.peer_timeout_ms = ms,
+                        Setting::LeaseMs => self.config.lease_ms = ms,
                         _ => self.config.reconnect_ms = ms,
                     }
                 }
@@ -1260,8 +1273,9 @@ mod tests {
         assert_eq!(config.key_file, None);
         assert_eq!(config.port, 21064);
         assert_eq!(config.heartbeat_ms, 1000);
-        assert_eq!(config.peer_timeout_ms, 5000);
+        assert_eq!(config.peer_timeout_ms, 3000);
         assert_eq!(config.reconnect_ms, 200);
+        assert_eq!(config.lease_ms, 2000);
         assert!(
             config.nodes.is_empty() && config.lockspaces.is_empty() && config.masters.is_empty()
         );
@@ -1316,7 +1330,7 @@ mod tests {
     fn every_udlm_setting() {
         let text = with_nodes(
             "cluster_name=prod-1.a_b\nkey_file=/etc/udlm/key\nport=4000\n\
-             heartbeat_ms=250\npeer_timeout_ms=3000\nreconnect_ms=50\n",
+             heartbeat_ms=250\npeer_timeout_ms=3000\nreconnect_ms=50\nlease_ms=700\n",
         );
         let (config, warnings) = parse_ok(&text);
         assert!(warnings.is_empty(), "{warnings:?}");
@@ -1326,6 +1340,7 @@ mod tests {
         assert_eq!(config.heartbeat_ms, 250);
         assert_eq!(config.peer_timeout_ms, 3000);
         assert_eq!(config.reconnect_ms, 50);
+        assert_eq!(config.lease_ms, 700);
     }
 
     #[test]
@@ -1660,7 +1675,7 @@ master foo node=2 weight=1
         assert_one_error(
             &with_nodes("heartbeat_ms=6000\n"),
             3,
-            "peer_timeout_ms (5000) must be greater than heartbeat_ms (6000)",
+            "peer_timeout_ms (3000) must be greater than heartbeat_ms (6000)",
         );
     }
 

@@ -247,6 +247,20 @@ fn hash_name(name: &[u8]) -> u64 {
     h.finish()
 }
 
+/// A lock rebuilt on a new master by recovery (see
+/// [`Engine::recover_granted`]).
+#[derive(Clone, Copy, Debug)]
+pub struct RecoveredLock<'a> {
+    pub owner: Owner,
+    pub pid: u32,
+    pub name: &'a [u8],
+    /// The granted mode (0..=5).
+    pub mode: u8,
+    pub flags: u32,
+    pub has_bast: bool,
+    pub orphan: bool,
+}
+
 /// A read-only view of one lock, for dumps and tests.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LockInfo {
@@ -281,6 +295,9 @@ pub struct Engine {
     live_locks: u32,
     max_locks: u32,
     orphans: Vec<u32>,
+    /// Names whose value block was lost in a recovery while no lock held
+    /// them here: the resource starts not valid when it is created.
+    lost_lvbs: std::collections::HashSet<ResName>,
     next_owner_seq: u64,
     next_incarnation: u32,
     events: Vec<Event>,
@@ -313,6 +330,7 @@ impl Engine {
             live_locks: 0,
             max_locks: max_locks.clamp(1, u32::MAX - 1),
             orphans: Vec::new(),
+            lost_lvbs: std::collections::HashSet::new(),
             next_owner_seq: 0,
             next_incarnation: 0,
             events: Vec::new(),
@@ -344,17 +362,7 @@ impl Engine {
 
     /// Whether any lock (orphans included) is on the resource `name`.
     pub fn has_resource(&self, name: &[u8]) -> bool {
-        let Some(name) = ResName::new(name) else {
-            return false;
-        };
-        let resources = &self.resources;
-        self.table
-            .find(hash_name(name.as_bytes()), |&r| {
-                resources[r as usize]
-                    .as_ref()
-                    .is_some_and(|x| x.name == name)
-            })
-            .is_some()
+        self.find_resource(name).is_some()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -660,6 +668,158 @@ impl Engine {
         for l in victims {
             self.release_silently(l);
         }
+    }
+
+    // ----- recovery (node/recovery.rs) -----------------------------------
+
+    /// Drops, silently, every lock whose owner passes `departed` (locks of
+    /// a node that left the cluster), orphans included. A PW or EX holder's
+    /// removal invalidates the LVB, as its close would; waiters behind the
+    /// removed locks are granted.
+    pub fn release_owners_where(&mut self, departed: impl Fn(Owner) -> bool) {
+        let victims: Vec<u32> = self
+            .locks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| l.as_ref().filter(|l| departed(l.owner)).map(|_| i as u32))
+            .collect();
+        for &l in &victims {
+            self.lock_mut(l).muted = true;
+        }
+        self.orphans.retain(|l| !victims.contains(l));
+        for l in victims {
+            if self.locks[l as usize].is_some() {
+                self.release_silently(l);
+            }
+        }
+    }
+
+    /// Rebuilds a lock on a resource that changed master: granted in `mode`
+    /// at once, with no grant processing and no event (the survivors'
+    /// granted locks are compatible with each other by construction).
+    pub fn recover_granted(&mut self, lock: RecoveredLock<'_>) -> Result<LockId, Errno> {
+        let mode = Mode::from_raw(i64::from(lock.mode)).ok_or(Errno::Inval)?;
+        let name = ResName::new(lock.name).ok_or(Errno::Inval)?;
+        if self.live_locks >= self.max_locks {
+            return Err(Errno::NoMem);
+        }
+        let r = self.find_or_create_resource(name);
+        let l = self.alloc_lock(Lock {
+            owner: lock.owner,
+            owner_seq: 0,
+            res: r,
+            prev: NIL,
+            next: NIL,
+            flags: lock.flags & !(lkf::CONVERT | lkf::CANCEL | lkf::FORCEUNLOCK | lkf::IVVALBLK),
+            pid: lock.pid,
+            incarnation: 0,
+            lvbseq: 0,
+            grmode: mode as RawMode,
+            rqmode: IV,
+            highbast: 0,
+            last_completion_mode: Some(mode as RawMode),
+            last_callback: LastCallback::Completion,
+            queue: None,
+            sb_flags: 0,
+            has_bast: lock.has_bast,
+            orphan: lock.orphan,
+            dead: false,
+            muted: false,
+            deadlock_cancel: false,
+            lvb: (lock.flags & lkf::VALBLK != 0).then(|| Box::new([0u8; LVB_LEN])),
+        });
+        self.res_mut(r).nlocks += 1;
+        self.add_to_queue(r, l, QueueKind::Granted, false);
+        if lock.orphan {
+            self.orphans.push(l);
+        }
+        Ok(LockId(l + 1))
+    }
+
+    /// Sets the value block of a resource rebuilt by recovery: the value a
+    /// holder above CR had (valid), or the best one known marked not valid
+    /// (spec §8.5 step 7).
+    pub fn set_recovered_lvb(&mut self, name: &[u8], lvb: Option<Lvb>, valid: bool) {
+        let Some(r) = self.find_resource(name) else {
+            if !valid {
+                if let Some(n) = ResName::new(name) {
+                    self.lost_lvbs.insert(n);
+                }
+            }
+            return;
+        };
+        if let Some(v) = lvb {
+            let res = self.res_mut(r);
+            res.lvb = Some(Box::new(v));
+            res.lvbseq = res.lvbseq.wrapping_add(1);
+        }
+        if valid {
+            self.res_mut(r).valnotvalid = false;
+        } else {
+            self.lose_lvb(r);
+        }
+    }
+
+    /// The value is not valid any more; a value that never existed reads as
+    /// zeros, so that a VALBLK reader is told (a resource without a value
+    /// block reports nothing, spec §5.2).
+    fn lose_lvb(&mut self, r: u32) {
+        let res = self.res_mut(r);
+        res.valnotvalid = true;
+        if res.lvb.is_none() {
+            res.lvb = Some(Box::new([0u8; LVB_LEN]));
+        }
+    }
+
+    /// Forgets a resource and every lock on it, without events: it is
+    /// mastered elsewhere from now on and its holders rebuild it there.
+    pub fn discard_resource(&mut self, name: &[u8]) {
+        let Some(r) = self.find_resource(name) else {
+            return;
+        };
+        for k in [
+            QueueKind::Granted,
+            QueueKind::Converting,
+            QueueKind::Waiting,
+        ] {
+            loop {
+                let l = self.res(r).queues[k as usize].head;
+                if l == NIL {
+                    break;
+                }
+                self.remove_from_queue(r, l);
+                self.orphans.retain(|&x| x != l);
+                if !self.free_lock(l) {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Grant processing on every resource (after a recovery, when queue
+    /// order was not preserved).
+    pub fn grant_everything(&mut self) {
+        let all: Vec<u32> = (0..self.resources.len() as u32)
+            .filter(|&r| self.resources[r as usize].is_some())
+            .collect();
+        for r in all {
+            if self.resources[r as usize].is_some() {
+                self.grant_pending_locks(r);
+            }
+        }
+    }
+
+    fn find_resource(&self, name: &[u8]) -> Option<u32> {
+        let name = ResName::new(name)?;
+        let hash = hash_name(name.as_bytes());
+        let resources = &self.resources;
+        self.table
+            .find(hash, |&r| {
+                resources[r as usize]
+                    .as_ref()
+                    .is_some_and(|x| x.name == name)
+            })
+            .copied()
     }
 
     // ----- queries ------------------------------------------------------
@@ -1417,6 +1577,9 @@ impl Engine {
         self.table.insert_unique(hash, r, |&x| {
             resources[x as usize].as_ref().map_or(0, |x| x.hash)
         });
+        if self.lost_lvbs.remove(&name) {
+            self.lose_lvb(r);
+        }
         r
     }
 

@@ -27,9 +27,17 @@ impl NetHandler for ToNode {
     }
     fn on_peer_up(&self, node: u32, incarnation: u64) {
         eprintln!("udlmd: node {node} is up (incarnation {incarnation:x})");
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .peer_up(node, incarnation);
     }
     fn on_peer_down(&self, node: u32) {
         eprintln!("udlmd: lost the connection to node {node}");
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .peer_down(node);
     }
 }
 
@@ -76,6 +84,7 @@ pub fn cluster_view(cfg: &Config) -> ClusterView {
         cluster_name: cfg.cluster_name.clone(),
         addresses,
         lockspaces,
+        lease_ms: cfg.lease_ms,
     }
 }
 

@@ -40,6 +40,7 @@
 
 pub mod link;
 pub mod peer;
+pub mod recovery;
 pub mod server;
 pub mod sink;
 
@@ -99,6 +100,8 @@ pub struct ClusterView {
     pub addresses: HashMap<u32, String>,
     /// Per lockspace: static mastering, and `master` weights.
     pub lockspaces: HashMap<Vec<u8>, (bool, Vec<(u32, u32)>)>,
+    /// How long an unreachable peer stays a member (0: the default).
+    pub lease_ms: u64,
 }
 
 impl ClusterView {
@@ -190,6 +193,14 @@ struct LocalLock {
     /// An unlock was sent to the remote master: the program no longer
     /// holds the lock, whatever the last completion said.
     releasing: bool,
+    /// An up-conversion (mode, flags) on its way to or queued on the
+    /// remote master, to send again if that master dies.
+    convert: Option<(u8, u32)>,
+    /// A cancel was sent to the remote master.
+    cancelling: bool,
+    /// The value block of the last completion that carried one (for
+    /// recovering the resource's LVB, spec §8.5).
+    lvb: Option<Lvb>,
 }
 
 /// A lock operation waiting for the directory's answer about its resource.
@@ -228,6 +239,10 @@ struct Lockspace {
     /// Known masters not used here since that time (ms), to forget after
     /// [`RESOURCE_GRACE_MS`].
     idle_since: HashMap<ResName, u64>,
+    /// Requests and conversions to send again when a recovery ends.
+    resend: Vec<recovery::Resend>,
+    /// The LVBs of resources rebuilt here by the recovery in progress.
+    recovered_lvb: HashMap<ResName, recovery::RecoveredLvb>,
 }
 
 impl Lockspace {
@@ -250,6 +265,8 @@ impl Lockspace {
             directory: HashMap::new(),
             name_refs: HashMap::new(),
             idle_since: HashMap::new(),
+            resend: Vec::new(),
+            recovered_lvb: HashMap::new(),
         }
     }
 
@@ -303,6 +320,7 @@ pub struct Node {
     now_ms: u64,
     /// Log every message from other nodes (`UDLM_TRACE=1`).
     trace: bool,
+    membership: recovery::Membership,
 }
 
 /// A lock request from a handle, as the C library sent it.
@@ -332,14 +350,27 @@ impl Node {
             out: Vec::new(),
             now_ms: 0,
             trace: std::env::var_os("UDLM_TRACE").is_some_and(|v| v == "1"),
+            membership: recovery::Membership::new(
+                node_id,
+                crate::cluster::config::DEFAULT_LEASE_MS,
+            ),
         }
     }
 
     /// Joins a cluster: `cluster` says where names are mastered, `peers`
     /// carries messages to the other nodes.
+    /// With other nodes configured, nothing is granted until the first
+    /// recovery generation has made this node a member (recovery.rs).
     pub fn set_cluster(&mut self, cluster: ClusterView, peers: Arc<dyn PeerLink>) {
+        if cluster.lease_ms > 0 {
+            self.membership.lease_ms = cluster.lease_ms;
+        }
+        let multi = cluster.nodes.len() > 1;
         self.cluster = cluster;
         self.peers = Some(peers);
+        if multi {
+            self.membership.wait_to_join();
+        }
     }
 
     /// Sets where names are mastered and how the cluster is described,
@@ -600,6 +631,9 @@ impl Node {
             request: None,
             silent_completions: 0,
             releasing: false,
+            convert: None,
+            cancelling: false,
+            lvb: None,
         };
         ls.locks.insert(id, lock);
         *ls.name_refs.entry(name).or_insert(0) += 1;
@@ -726,6 +760,7 @@ impl Node {
                         .push((l.owner, (a.lkid, l.incarnation), cb.encode()));
                 } else {
                     l.state = RemoteState::InFlight;
+                    l.convert = Some((a.mode, flags));
                 }
                 let msg = PeerMsg::Convert {
                     ls: ls_name.to_vec(),
@@ -920,6 +955,7 @@ impl Node {
                     if l.state == RemoteState::Granted {
                         return Ok(1);
                     }
+                    l.cancelling = true;
                 } else if l.state == RemoteState::InFlight {
                     if flags & lkf::FORCEUNLOCK == 0 {
                         return Err(Errno::Busy);
@@ -1063,6 +1099,16 @@ impl Node {
         if self.trace {
             eprintln!("udlmd: node {} <- node {from}: {msg:?}", self.node_id);
         }
+        if matches!(
+            msg,
+            PeerMsg::Hello { .. } | PeerMsg::Start { .. } | PeerMsg::Barrier { .. }
+        ) {
+            self.membership_message(from, msg);
+            return;
+        }
+        if !self.admit(from, payload) {
+            return;
+        }
         let ls_name = msg.lockspace().to_vec();
         if !self.lockspaces.contains_key(&ls_name) {
             if self.lockspaces.len() >= self.limits.max_lockspaces {
@@ -1072,7 +1118,11 @@ impl Node {
             let max = self.limits.max_locks_per_lockspace;
             self.lockspaces.insert(ls_name.clone(), Lockspace::new(max));
         }
-        self.handle_peer_message(from, msg);
+        if matches!(msg, PeerMsg::DirRecord { .. } | PeerMsg::RecLock { .. }) {
+            self.recovery_message(from, msg);
+        } else {
+            self.handle_peer_message(from, msg);
+        }
         self.flush(&ls_name);
     }
 
@@ -1111,7 +1161,7 @@ impl Node {
                     return self.refuse(from, &ls, lkid, Errno::Inval);
                 };
                 let static_master = self.cluster.nodir(&ls)
-                    && directory_node(&name, &self.cluster.members(&ls)) == Some(me);
+                    && directory_node(&name, &self.weighted_members(&ls)) == Some(me);
                 let l = self.lockspaces.get_mut(&ls).expect("lockspace");
                 if !static_master && l.masters.get(&rn) != Some(&me) {
                     // A stale answer: the asker must consult the directory.
@@ -1255,7 +1305,6 @@ impl Node {
                     .get_mut(&ls)
                     .and_then(|l| l.locks.get_mut(&lkid))
                 {
-                    l.request = None;
                     if l.state == RemoteState::InFlight {
                         l.state = if l.grmode < 0 {
                             RemoteState::Waiting
@@ -1288,8 +1337,14 @@ impl Node {
                     return;
                 }
                 l.master = Master::Unknown;
+                let blocked = self.operations_blocked();
                 let lsm = self.lockspaces.get_mut(&ls).expect("lockspace");
                 lsm.masters.remove(&name);
+                if blocked {
+                    // A recovery is under way: ask again when it is over.
+                    lsm.resend.push(recovery::Resend::Request(lkid));
+                    return;
+                }
                 match self.master_of(&ls, &name) {
                     Some(m) if m == me => {
                         self.park(
@@ -1344,6 +1399,8 @@ impl Node {
                 else {
                     return;
                 };
+                l.convert = None;
+                l.cancelling = false;
                 if l.state == RemoteState::InFlight {
                     let eol = l.grmode < 0;
                     l.state = RemoteState::Granted;
@@ -1358,6 +1415,12 @@ impl Node {
                     );
                 }
             }
+            // Handled by on_peer_message before this point.
+            PeerMsg::Hello { .. }
+            | PeerMsg::Start { .. }
+            | PeerMsg::Barrier { .. }
+            | PeerMsg::DirRecord { .. }
+            | PeerMsg::RecLock { .. } => {}
         }
     }
 
@@ -1396,6 +1459,11 @@ impl Node {
         }
         l.grmode = mode;
         l.request = None;
+        l.convert = None;
+        l.cancelling = false;
+        if lvb.is_some() {
+            l.lvb = lvb;
+        }
         l.state = if mode >= 0 {
             RemoteState::Granted
         } else {
@@ -1444,7 +1512,7 @@ impl Node {
         if self.cluster.nodes.len() <= 1 {
             return Some(me);
         }
-        let members = self.cluster.members(ls_name);
+        let members = self.weighted_members(ls_name);
         let dir = directory_node(name.as_bytes(), &members).unwrap_or(me);
         let nodir = self.cluster.nodir(ls_name);
         let ls = self.lockspaces.get_mut(ls_name).expect("lockspace");
@@ -1483,8 +1551,11 @@ impl Node {
         let Some(ls) = self.lockspaces.get_mut(ls_name) else {
             return;
         };
+        // Nothing waits for it: an answer from before a recovery.
+        let Some(parked) = ls.lookups.remove(&name) else {
+            return;
+        };
         ls.masters.insert(name, master);
-        let parked = ls.lookups.remove(&name).unwrap_or_default();
         for p in parked {
             let Parked::Request {
                 lkid,
@@ -1538,12 +1609,16 @@ impl Node {
         if self.cluster.nodes.len() <= 1 {
             return;
         }
+        self.check_membership();
+        if self.operations_blocked() {
+            return;
+        }
         let me = self.node_id;
         let mut removes: Vec<(u32, PeerMsg)> = Vec::new();
         let names: Vec<Vec<u8>> = self.lockspaces.keys().cloned().collect();
         for ls_name in names {
             let nodir = self.cluster.nodir(&ls_name);
-            let members = self.cluster.members(&ls_name);
+            let members = self.weighted_members(&ls_name);
             let ls = self.lockspaces.get_mut(&ls_name).expect("lockspace");
             let known: Vec<(ResName, u32)> = ls.masters.iter().map(|(n, m)| (*n, *m)).collect();
             for (name, master) in known {
@@ -1625,11 +1700,20 @@ impl Node {
                     .iter()
                     .filter(|n| **n == self.node_id || connected.contains(n))
                     .count();
-                let _ = write!(o, "],\"quorum\":{{\"have\":{},\"members_seen\":{seen},\"configured\":{}}},\"lockspaces\":[", seen * 2 > nodes.len(), nodes.len());
+                let _ = write!(o, "],\"quorum\":{{\"have\":{},\"members_seen\":{seen},\"configured\":{}}},{},\"lockspaces\":[", seen * 2 > nodes.len(), nodes.len(), self.membership_json());
                 for (i, name) in self.lockspace_names().iter().enumerate() {
-                    // Members are the configured nodes: every node may master
-                    // or hold resources of any lockspace.
-                    let members: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
+                    // A lockspace's members are the members of the current
+                    // generation: every member may master or hold any of its
+                    // resources.
+                    let members: Vec<String> = if self.cluster.nodes.len() > 1 {
+                        self.membership
+                            .members
+                            .iter()
+                            .map(|n| n.to_string())
+                            .collect()
+                    } else {
+                        nodes.iter().map(|n| n.to_string()).collect()
+                    };
                     let _ = write!(
                         o,
                         "{}{{\"name\":{},\"members\":[{}]}}",

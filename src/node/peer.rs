@@ -122,7 +122,49 @@ pub enum PeerMsg {
         ls: Vec<u8>,
         name: Vec<u8>,
     },
+    // ----- membership and recovery (node/recovery.rs); `ls` is empty for
+    // the first three.
+    /// Sent when a session comes up: where the sender stands.
+    Hello {
+        gen: u64,
+        joined: bool,
+        members: Vec<u32>,
+    },
+    /// From the coordinator: recovery generation `gen` with these members;
+    /// the `fresh` ones drop whatever state they had before.
+    Start {
+        gen: u64,
+        members: Vec<u32>,
+        fresh: Vec<u32>,
+    },
+    /// The sender finished `phase` of generation `gen`.
+    Barrier {
+        gen: u64,
+        phase: u8,
+    },
+    /// Rebuilding the directory: the sender masters `name`.
+    DirRecord {
+        ls: Vec<u8>,
+        name: Vec<u8>,
+    },
+    /// Rebuilding a resource on its new master: the sender's lock `lkid`,
+    /// granted in `mode`; `lvb` is the value it holds when it used VALBLK.
+    RecLock {
+        ls: Vec<u8>,
+        name: Vec<u8>,
+        lkid: u32,
+        owner: u64,
+        pid: u32,
+        mode: u8,
+        flags: u32,
+        has_bast: bool,
+        orphan: bool,
+        lvb: Option<Lvb>,
+    },
 }
+
+/// Most members a generation can have (bounds the membership messages).
+pub const MAX_MEMBERS: usize = 60;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadMessage(pub &'static str);
@@ -141,6 +183,13 @@ impl W {
     fn name(&mut self, b: &[u8]) {
         self.u8(b.len() as u8);
         self.0.extend_from_slice(b)
+    }
+    fn members(&mut self, m: &[u32]) {
+        debug_assert!(m.len() <= MAX_MEMBERS);
+        self.u8(m.len().min(MAX_MEMBERS) as u8);
+        for &id in m.iter().take(MAX_MEMBERS) {
+            self.u32(id);
+        }
     }
     fn lvb(&mut self, l: &Option<Lvb>) {
         match l {
@@ -194,6 +243,21 @@ impl<'a> R<'a> {
         }
         Ok(self.take(n)?.to_vec())
     }
+    /// A sorted list of distinct node ids, at most [`MAX_MEMBERS`].
+    fn members(&mut self) -> Result<Vec<u32>, BadMessage> {
+        let n = self.u8()? as usize;
+        if n > MAX_MEMBERS {
+            return Err(BadMessage("too many members"));
+        }
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            v.push(self.u32()?);
+        }
+        if v.windows(2).any(|p| p[0] >= p[1]) || v.contains(&0) {
+            return Err(BadMessage("members not sorted, repeated or 0"));
+        }
+        Ok(v)
+    }
     fn lvb(&mut self) -> Result<Option<Lvb>, BadMessage> {
         if !self.bool()? {
             return Ok(None);
@@ -222,7 +286,10 @@ impl PeerMsg {
             | PeerMsg::Queued { ls, .. }
             | PeerMsg::Refused { ls, .. }
             | PeerMsg::NotMaster { ls, .. }
-            | PeerMsg::Remove { ls, .. } => ls,
+            | PeerMsg::Remove { ls, .. }
+            | PeerMsg::DirRecord { ls, .. }
+            | PeerMsg::RecLock { ls, .. } => ls,
+            PeerMsg::Hello { .. } | PeerMsg::Start { .. } | PeerMsg::Barrier { .. } => &[],
         }
     }
 
@@ -371,6 +438,63 @@ impl PeerMsg {
                 w.name(ls);
                 w.name(name);
             }
+            PeerMsg::Hello {
+                gen,
+                joined,
+                members,
+            } => {
+                w.u8(16);
+                w.name(&[]);
+                w.u64(*gen);
+                w.u8(*joined as u8);
+                w.members(members);
+            }
+            PeerMsg::Start {
+                gen,
+                members,
+                fresh,
+            } => {
+                w.u8(17);
+                w.name(&[]);
+                w.u64(*gen);
+                w.members(members);
+                w.members(fresh);
+            }
+            PeerMsg::Barrier { gen, phase } => {
+                w.u8(18);
+                w.name(&[]);
+                w.u64(*gen);
+                w.u8(*phase);
+            }
+            PeerMsg::DirRecord { ls, name } => {
+                w.u8(19);
+                w.name(ls);
+                w.name(name);
+            }
+            PeerMsg::RecLock {
+                ls,
+                name,
+                lkid,
+                owner,
+                pid,
+                mode,
+                flags,
+                has_bast,
+                orphan,
+                lvb,
+            } => {
+                w.u8(20);
+                w.name(ls);
+                w.name(name);
+                w.u32(*lkid);
+                w.u64(*owner);
+                w.u32(*pid);
+                w.u8(*mode);
+                w.u32(*flags);
+                w.u8(*has_bast as u8);
+                w.u8(*orphan as u8);
+                w.lvb(lvb);
+            }
         }
         w.0
     }
@@ -382,6 +506,7 @@ impl PeerMsg {
         let mut r = R(b);
         let t = r.u8()?;
         let ls = r.name(LOCKSPACE_LEN)?;
+        let no_lockspace = ls.is_empty();
         let m = match t {
             1 => PeerMsg::Lookup {
                 ls,
@@ -462,13 +587,47 @@ impl PeerMsg {
                 ls,
                 name: r.name(RESNAME_MAXLEN)?,
             },
+            16 => PeerMsg::Hello {
+                gen: r.u64()?,
+                joined: r.bool()?,
+                members: r.members()?,
+            },
+            17 => PeerMsg::Start {
+                gen: r.u64()?,
+                members: r.members()?,
+                fresh: r.members()?,
+            },
+            18 => PeerMsg::Barrier {
+                gen: r.u64()?,
+                phase: r.u8()?,
+            },
+            19 => PeerMsg::DirRecord {
+                ls,
+                name: r.name(RESNAME_MAXLEN)?,
+            },
+            20 => PeerMsg::RecLock {
+                ls,
+                name: r.name(RESNAME_MAXLEN)?,
+                lkid: r.u32()?,
+                owner: r.u64()?,
+                pid: r.u32()?,
+                mode: r.u8()?,
+                flags: r.u32()?,
+                has_bast: r.bool()?,
+                orphan: r.bool()?,
+                lvb: r.lvb()?,
+            },
             _ => return Err(BadMessage("unknown message type")),
         };
         if !r.0.is_empty() {
             return Err(BadMessage("trailing bytes"));
         }
-        if m.lockspace().is_empty() {
-            return Err(BadMessage("empty lockspace name"));
+        let membership = matches!(
+            m,
+            PeerMsg::Hello { .. } | PeerMsg::Start { .. } | PeerMsg::Barrier { .. }
+        );
+        if no_lockspace != membership {
+            return Err(BadMessage("lockspace name missing or unexpected"));
         }
         Ok(m)
     }
@@ -566,10 +725,59 @@ mod tests {
                 lkid: 2,
             },
             PeerMsg::Remove {
-                ls,
+                ls: ls.clone(),
                 name: b"gone".to_vec(),
             },
+            PeerMsg::Hello {
+                gen: 7,
+                joined: true,
+                members: vec![1, 2, 5],
+            },
+            PeerMsg::Start {
+                gen: u64::MAX,
+                members: (1..=MAX_MEMBERS as u32).collect(),
+                fresh: (1..=MAX_MEMBERS as u32).map(|n| n * 7).collect(),
+            },
+            PeerMsg::Barrier { gen: 3, phase: 2 },
+            PeerMsg::DirRecord {
+                ls: ls.clone(),
+                name: vec![],
+            },
+            PeerMsg::RecLock {
+                ls,
+                name: vec![9; 64],
+                lkid: 3,
+                owner: 1 << 40,
+                pid: 12,
+                mode: 5,
+                flags: 0x40,
+                has_bast: true,
+                orphan: false,
+                lvb: Some([7; 32]),
+            },
         ]
+    }
+
+    #[test]
+    fn membership_lists_must_be_sorted_distinct_and_bounded() {
+        let bad = [vec![2, 1], vec![1, 1], vec![0, 3]];
+        for members in bad {
+            let mut b = vec![17, 0];
+            b.extend_from_slice(&1u64.to_le_bytes());
+            b.push(members.len() as u8);
+            for m in &members {
+                b.extend_from_slice(&u32::to_le_bytes(*m));
+            }
+            b.push(0);
+            assert!(PeerMsg::decode(&b).is_err(), "{members:?}");
+        }
+        let mut b = vec![17, 0];
+        b.extend_from_slice(&1u64.to_le_bytes());
+        b.push(MAX_MEMBERS as u8 + 1);
+        assert!(PeerMsg::decode(&b).is_err());
+        // A lock message needs a lockspace; a membership message has none.
+        assert!(PeerMsg::decode(&[18, 1, b'x', 0, 0, 0, 0, 0, 0, 0, 0, 1]).is_err());
+        assert!(PeerMsg::decode(&[19, 0, 0]).is_err());
     }
 
     #[test]

@@ -92,7 +92,14 @@ fn serve_connection(node: Arc<Mutex<Node>>, conn: OwnedFd) {
                 return;
             };
             let opened = {
+                // Like the kernel's join, opening a lockspace waits until
+                // this node is a member of its cluster (node/recovery.rs).
                 let mut n = lock_node(&node);
+                while n.operations_blocked() {
+                    drop(n);
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                    n = lock_node(&node);
+                }
                 n.open(&name, create, creds).and_then(|(owner, token)| {
                     n.attach(token, EventSink::new(events), creds).map_err(|e| {
                         n.close(owner);
@@ -172,8 +179,24 @@ fn serve_requests(
             }
         };
         let mut done = false;
+        let waits = matches!(
+            req,
+            Request::Lock { .. }
+                | Request::Unlock { .. }
+                | Request::DeadlockCancel { .. }
+                | Request::Purge { .. }
+        );
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            handle_request(&mut lock_node(node), owner, req, &mut done)
+            let mut n = lock_node(node);
+            // During a recovery lock calls wait, as the kernel blocks them
+            // (node/recovery.rs); recoveries are rare and short, so the
+            // thread simply looks again a little later.
+            while waits && n.operations_blocked() {
+                drop(n);
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                n = lock_node(node);
+            }
+            handle_request(&mut n, owner, req, &mut done)
         }))
         .unwrap_or_else(|_| {
             eprintln!("udlmd: internal error while serving a request");

@@ -1,0 +1,1074 @@
+//! Membership and lockspace recovery: which nodes take part, and how the
+//! survivors rebuild the lock state when a node dies, restarts or joins
+//! (DESIGN "Cluster"; the kernel's sequence is spec §8.5).
+//!
+//! Liveness. A peer is *live* while its session is up, or while it has been
+//! down for less than `lease_ms` and it is a member. A node that never came
+//! up is not live. A restarted peer (new transport incarnation) has lost
+//! everything: it is live, but its old locks must be dropped.
+//!
+//! Generations. The lowest live node id is the coordinator. Whenever its
+//! live view differs from the current members (a node died, came up,
+//! restarted, or reported another generation), and the view is a majority
+//! of the configured nodes (quorum), it starts generation `gen + 1` by
+//! sending `Start { gen, members, fresh }` to every member; `fresh` are the
+//! members whose earlier state is void (new, restarted, or excluded by an
+//! earlier generation). Every member, coordinator included, then runs three
+//! phases, each closed by a barrier: it sends `Barrier { gen, phase }` to
+//! every other member and waits for everyone's. Because each peer link
+//! delivers in order, a node holding everyone's marker of a phase knows it
+//! has received everything they sent before it.
+//!
+//! 1. *Stop*: local lock calls wait (the server retries them afterwards,
+//!    exactly as the kernel blocks them); lookups in flight are forgotten,
+//!    their requests to be sent again. Messages still arriving are the old
+//!    generation's and are handled normally; nothing new is originated.
+//!    When all have stopped, nobody originates an old-generation message
+//!    any more: the directory is cleared and the departed nodes' locks are
+//!    dropped from every resource mastered here (a PW/EX holder's death
+//!    invalidates the LVB; waiters behind them are granted).
+//! 2. *Rebuild*: (all old traffic, answers included, has arrived.) Every
+//!    master tells each name's new directory node that it masters it
+//!    (`DirRecord`). A resource whose master departed (or, with `nodir`,
+//!    whose hashed master changed) gets as new master its directory node
+//!    under the new members, which every node computes alike; each node
+//!    sends its granted locks there (`RecLock`, with the LVB it holds). An
+//!    unlock or cancel that was on its way to a departed master completes
+//!    here as if the master had answered; requests and conversions that
+//!    were waiting on it are sent again after the recovery.
+//! 3. *Finish*: each rebuilt resource takes its LVB from a holder above CR,
+//!    else from any holder that used VALBLK marked not valid (so the next
+//!    VALBLK grant carries DLM_SBF_VALNOTVALID); grant processing runs; lock
+//!    messages parked meanwhile are handled; requests are sent again; local
+//!    calls resume.
+//!
+//! A newer `Start` during a recovery simply begins again: every step above
+//! is safe to repeat. Messages from nodes that are not members of the
+//! current generation are dropped, and a node that finished the third
+//! barrier before us sees its new lock messages parked until we finish too.
+//!
+//! Safety. Two holders of incompatible locks could only exist if two
+//! masters granted the same name, or a dead node's lock were dropped while
+//! its holder still used it. The first cannot happen: masters change only
+//! inside a generation, on every member at once, after the Stop barrier.
+//! For the second, udlm relies on the lease: the survivors drop a node's
+//! locks only after `lease_ms` without hearing from it, and a node that has
+//! no majority stops being a member (it cannot finish a generation without
+//! the others); when it meets the cluster again it is `fresh` and drops its
+//! own state before it takes part. A process blocked (SIGSTOP) or a host
+//! whose clock stalls for longer than the lease while holding locks can
+//! break this, as on any lease-based lock service: that is what fencing
+//! (killing or power-cycling the lost node, spec §8.4) is for.
+
+use super::peer::PeerMsg;
+use super::{is_local_owner, Holder, Master, Node, Parked, RemoteState};
+use crate::cluster::config::directory_node;
+use crate::engine::RecoveredLock;
+use crate::types::{lkf, Lvb, Mode, ResName, Status};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Where this node stands in the cluster's recovery cycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Not a member of any generation yet (or excluded): lock calls wait.
+    Down,
+    Stopping,
+    Quiet,
+    Rebuilding,
+    Running,
+}
+
+impl Phase {
+    fn barrier(self) -> Option<u8> {
+        match self {
+            Phase::Stopping => Some(1),
+            Phase::Quiet => Some(2),
+            Phase::Rebuilding => Some(3),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Down => "waiting to join",
+            Phase::Stopping => "stopping",
+            Phase::Quiet => "rebuilding the directory",
+            Phase::Rebuilding => "rebuilding locks",
+            Phase::Running => "running",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum PeerState {
+    Up { incarnation: u64 },
+    Down { since_ms: u64 },
+}
+
+/// The `mode` of a `RecLock` that only names a resource the sender waits
+/// for (no granted lock).
+const NOT_GRANTED: u8 = 0xff;
+
+/// Bound on lock messages parked while this node finishes a recovery.
+const MAX_PARKED_MESSAGES: usize = 1 << 20;
+
+/// Membership state of one node.
+pub struct Membership {
+    pub lease_ms: u64,
+    peers: HashMap<u32, PeerState>,
+    pub gen: u64,
+    pub coordinator: u32,
+    pub members: Vec<u32>,
+    pub phase: Phase,
+    fresh: Vec<u32>,
+    /// Members of the last generation rebuilt here, with the incarnations
+    /// they had then.
+    settled: Vec<u32>,
+    settled_incarnation: HashMap<u32, u64>,
+    /// Nodes whose locks this generation drops.
+    departed: Vec<u32>,
+    markers: BTreeMap<(u64, u8), BTreeSet<u32>>,
+    max_gen_seen: u64,
+    /// Something the coordinator must act on: a peer restarted, or said it
+    /// stands elsewhere.
+    resync: bool,
+    /// Lock messages from peers that finished the current generation
+    /// before this node did.
+    parked: Vec<(u32, Vec<u8>)>,
+    pub completed_generations: u64,
+}
+
+impl Membership {
+    pub fn new(me: u32, lease_ms: u64) -> Membership {
+        Membership {
+            lease_ms,
+            peers: HashMap::new(),
+            gen: 0,
+            coordinator: me,
+            members: vec![me],
+            phase: Phase::Running,
+            fresh: Vec::new(),
+            settled: vec![me],
+            settled_incarnation: HashMap::new(),
+            departed: Vec::new(),
+            markers: BTreeMap::new(),
+            max_gen_seen: 0,
+            resync: false,
+            parked: Vec::new(),
+            completed_generations: 0,
+        }
+    }
+
+    /// For a node of a cluster with peers: nothing is granted until the
+    /// first generation.
+    pub fn wait_to_join(&mut self) {
+        self.phase = Phase::Down;
+        self.settled.clear();
+    }
+
+    fn incarnation(&self, node: u32) -> Option<u64> {
+        match self.peers.get(&node) {
+            Some(PeerState::Up { incarnation }) => Some(*incarnation),
+            _ => None,
+        }
+    }
+}
+
+/// One of this node's locks on a resource that moves away.
+type OwnLock = (u32, Option<u8>, Option<(u8, u32)>);
+
+/// A request or conversion to send again once the recovery is over.
+#[derive(Clone, Copy, Debug)]
+pub enum Resend {
+    Request(u32),
+    Convert { lkid: u32, mode: u8, flags: u32 },
+}
+
+/// What recovery learned about the LVB of a resource rebuilt here.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RecoveredLvb {
+    /// From a holder above CR: authoritative.
+    pub best: Option<Lvb>,
+    /// From any holder that used VALBLK.
+    pub any: Option<Lvb>,
+    pub valblk_seen: bool,
+}
+
+impl Node {
+    pub fn phase(&self) -> Phase {
+        self.membership.phase
+    }
+
+    /// Whether local lock calls must wait (a recovery is in progress, or
+    /// this node has not joined its cluster yet).
+    pub fn operations_blocked(&self) -> bool {
+        self.membership.phase != Phase::Running
+    }
+
+    fn multi_node(&self) -> bool {
+        self.cluster.nodes.len() > 1
+    }
+
+    /// The transport's session with `node` came up.
+    pub fn peer_up(&mut self, node: u32, incarnation: u64) {
+        if !self.multi_node() || node == self.node_id {
+            return;
+        }
+        let m = &mut self.membership;
+        if let Some(&old) = m.settled_incarnation.get(&node) {
+            if old != incarnation && m.settled.contains(&node) {
+                m.resync = true;
+            }
+        }
+        m.peers.insert(node, PeerState::Up { incarnation });
+        let hello = PeerMsg::Hello {
+            gen: m.gen,
+            joined: m.phase == Phase::Running,
+            members: m.members.clone(),
+        };
+        self.send(node, hello);
+        self.check_membership();
+    }
+
+    /// The transport lost its session with `node` (it may come back).
+    pub fn peer_down(&mut self, node: u32) {
+        if !self.multi_node() || node == self.node_id {
+            return;
+        }
+        let now = self.now_ms;
+        self.membership
+            .peers
+            .insert(node, PeerState::Down { since_ms: now });
+        self.check_membership();
+    }
+
+    /// The nodes this node believes alive, itself included, sorted.
+    fn live_view(&self) -> Vec<u32> {
+        let m = &self.membership;
+        let mut v: Vec<u32> = self
+            .cluster
+            .nodes
+            .iter()
+            .copied()
+            .filter(|&n| {
+                n == self.node_id
+                    || match m.peers.get(&n) {
+                        Some(PeerState::Up { .. }) => true,
+                        Some(PeerState::Down { since_ms }) => {
+                            m.members.contains(&n)
+                                && self.now_ms.saturating_sub(*since_ms) < m.lease_ms
+                        }
+                        None => false,
+                    }
+            })
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    fn quorate(&self, view: &[u32]) -> bool {
+        view.len() * 2 > self.cluster.nodes.len()
+    }
+
+    /// The coordinator's duty: start a generation when the live view and
+    /// the current members disagree.
+    pub(super) fn check_membership(&mut self) {
+        if !self.multi_node() {
+            return;
+        }
+        let view = self.live_view();
+        if view.first() != Some(&self.node_id) || !self.quorate(&view) {
+            return;
+        }
+        let m = &self.membership;
+        let idle_down = m.phase == Phase::Down;
+        if !(idle_down || view != m.members || m.resync) {
+            return;
+        }
+        let gen = m.gen.max(m.max_gen_seen) + 1;
+        let fresh: Vec<u32> = view
+            .iter()
+            .copied()
+            .filter(|&n| {
+                !m.settled.contains(&n)
+                    || (n != self.node_id
+                        && m.settled_incarnation.get(&n).copied() != m.incarnation(n))
+            })
+            .collect();
+        self.membership.resync = false;
+        eprintln!(
+            "udlmd: node {} starts recovery generation {gen} with members {view:?}{}",
+            self.node_id,
+            if fresh.is_empty() {
+                String::new()
+            } else {
+                format!(" (joining afresh: {fresh:?})")
+            }
+        );
+        for &n in &view {
+            if n != self.node_id {
+                let msg = PeerMsg::Start {
+                    gen,
+                    members: view.clone(),
+                    fresh: fresh.clone(),
+                };
+                self.send(n, msg);
+            }
+        }
+        self.accept_start(self.node_id, gen, view, fresh);
+    }
+
+    /// A membership message (Hello, Start, Barrier) from `from`.
+    pub(super) fn membership_message(&mut self, from: u32, msg: PeerMsg) {
+        match msg {
+            PeerMsg::Start {
+                gen,
+                members,
+                fresh,
+            } => {
+                let m = &mut self.membership;
+                m.max_gen_seen = m.max_gen_seen.max(gen);
+                if gen > m.gen && members.contains(&self.node_id) {
+                    self.accept_start(from, gen, members, fresh);
+                }
+            }
+            PeerMsg::Hello {
+                gen,
+                joined,
+                members,
+            } => {
+                let m = &mut self.membership;
+                m.max_gen_seen = m.max_gen_seen.max(gen);
+                if gen != m.gen || !joined || members != m.members {
+                    m.resync = true;
+                }
+                self.check_membership();
+            }
+            PeerMsg::Barrier { gen, phase } => {
+                let m = &mut self.membership;
+                m.max_gen_seen = m.max_gen_seen.max(gen);
+                if gen >= m.gen && (1..=3).contains(&phase) {
+                    m.markers.entry((gen, phase)).or_default().insert(from);
+                    self.advance();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether a lock message from `from` is handled now (true), dropped,
+    /// or parked until this node finishes its recovery.
+    pub(super) fn admit(&mut self, from: u32, payload: &[u8]) -> bool {
+        if !self.multi_node() {
+            return true;
+        }
+        let m = &mut self.membership;
+        if !m.members.contains(&from) {
+            return false;
+        }
+        if m.phase == Phase::Running {
+            return true;
+        }
+        let finished = m
+            .markers
+            .get(&(m.gen, 3))
+            .is_some_and(|s| s.contains(&from));
+        if !finished {
+            return true;
+        }
+        if m.parked.len() >= MAX_PARKED_MESSAGES {
+            eprintln!(
+                "udlmd: too many messages parked during recovery; dropping one from node {from}"
+            );
+            return false;
+        }
+        m.parked.push((from, payload.to_vec()));
+        false
+    }
+
+    fn accept_start(&mut self, coordinator: u32, gen: u64, members: Vec<u32>, fresh: Vec<u32>) {
+        let me = self.node_id;
+        if fresh.contains(&me) && self.membership.phase != Phase::Down {
+            self.reset_state("this node rejoins the cluster afresh");
+        }
+        {
+            let m = &mut self.membership;
+            m.gen = gen;
+            m.coordinator = coordinator;
+            m.members = members;
+            m.fresh = fresh;
+            m.phase = Phase::Stopping;
+            m.markers.retain(|&(g, _), _| g >= gen);
+        }
+        // Lookups in flight belong to the old generation: their answers are
+        // ignored and the requests go out again afterwards.
+        for ls in self.lockspaces.values_mut() {
+            for (_, parked) in ls.lookups.drain() {
+                for p in parked {
+                    let Parked::Request { lkid, .. } = p;
+                    ls.resend.push(Resend::Request(lkid));
+                }
+            }
+        }
+        self.broadcast_barrier(1);
+        self.advance();
+    }
+
+    fn broadcast_barrier(&mut self, phase: u8) {
+        let me = self.node_id;
+        let gen = self.membership.gen;
+        self.membership
+            .markers
+            .entry((gen, phase))
+            .or_default()
+            .insert(me);
+        let members = self.membership.members.clone();
+        for n in members {
+            if n != me {
+                self.send(n, PeerMsg::Barrier { gen, phase });
+            }
+        }
+    }
+
+    fn barrier_complete(&self, phase: u8) -> bool {
+        let m = &self.membership;
+        m.markers
+            .get(&(m.gen, phase))
+            .is_some_and(|s| m.members.iter().all(|n| s.contains(n)))
+    }
+
+    /// Moves through the phases whose barriers are complete.
+    fn advance(&mut self) {
+        while let Some(p) = self.membership.phase.barrier() {
+            if !self.barrier_complete(p) {
+                return;
+            }
+            match p {
+                1 => {
+                    self.all_stopped();
+                    self.membership.phase = Phase::Quiet;
+                    self.broadcast_barrier(2);
+                }
+                2 => {
+                    self.rebuild();
+                    self.membership.phase = Phase::Rebuilding;
+                    self.broadcast_barrier(3);
+                }
+                _ => {
+                    self.finish();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The members' locks as seen through the new member list: where a
+    /// resource is mastered from now on.
+    pub(super) fn weighted_members(&self, ls: &[u8]) -> Vec<(u32, u32)> {
+        if !self.multi_node() {
+            return self.cluster.members(ls);
+        }
+        let members = &self.membership.members;
+        self.cluster
+            .members(ls)
+            .into_iter()
+            .filter(|(n, _)| members.contains(n))
+            .collect()
+    }
+
+    /// Nobody originates old-generation messages any more: clear the
+    /// directory, drop the departed nodes' locks.
+    fn all_stopped(&mut self) {
+        let me = self.node_id;
+        let m = &self.membership;
+        let mut departed: Vec<u32> = m
+            .settled
+            .iter()
+            .copied()
+            .filter(|n| !m.members.contains(n))
+            .chain(m.fresh.iter().copied())
+            .filter(|&n| n != me)
+            .collect();
+        departed.sort_unstable();
+        departed.dedup();
+        self.membership.departed = departed.clone();
+        let names: Vec<Vec<u8>> = self.lockspaces.keys().cloned().collect();
+        for ls_name in names {
+            let ls = self.lockspaces.get_mut(&ls_name).expect("lockspace");
+            ls.directory.clear();
+            if !departed.is_empty() {
+                let owners: std::collections::HashSet<u64> = ls
+                    .holders
+                    .iter()
+                    .filter(|(_, h)| matches!(h, Holder::Remote(n, _) if departed.contains(n)))
+                    .filter_map(|(&e, _)| ls.engine.lock_owner(crate::types::LockId(e)))
+                    .map(|o| o.0)
+                    .collect();
+                ls.engine
+                    .release_owners_where(|o| !is_local_owner(o) && owners.contains(&o.0));
+                ls.holders
+                    .retain(|_, h| !matches!(h, Holder::Remote(n, _) if departed.contains(n)));
+                ls.remote_index.retain(|(n, _), _| !departed.contains(n));
+                ls.masters.retain(|_, m| !departed.contains(m));
+            }
+            self.flush(&ls_name);
+        }
+    }
+
+    /// The new master of a resource whose current master is `current`.
+    fn new_master(&self, ls: &[u8], name: &ResName, current: Option<u32>) -> u32 {
+        let me = self.node_id;
+        let m = &self.membership;
+        if !self.cluster.nodir(ls) {
+            if let Some(c) = current {
+                if m.members.contains(&c) && !m.departed.contains(&c) {
+                    return c;
+                }
+            }
+        }
+        directory_node(name.as_bytes(), &self.weighted_members(ls)).unwrap_or(me)
+    }
+
+    /// Phase 2: tell the directory what is mastered here, move resources
+    /// whose master changed, send the survivors' locks to their new masters.
+    fn rebuild(&mut self) {
+        let me = self.node_id;
+        let names: Vec<Vec<u8>> = self.lockspaces.keys().cloned().collect();
+        for ls_name in names {
+            let nodir = self.cluster.nodir(&ls_name);
+            // Resources mastered here that move away (nodir only): their
+            // holders here become remote holders of the new master.
+            if nodir {
+                let here: Vec<ResName> = self
+                    .lockspaces
+                    .get(&ls_name)
+                    .expect("lockspace")
+                    .engine
+                    .resources()
+                    .iter()
+                    .map(|r| r.name)
+                    .collect();
+                for name in here {
+                    if self.new_master(&ls_name, &name, Some(me)) != me {
+                        self.move_away(&ls_name, &name);
+                    }
+                }
+            }
+            // Our process copies whose master departed or moved.
+            let mut ids: Vec<u32> = self
+                .lockspaces
+                .get(&ls_name)
+                .expect("lockspace")
+                .locks
+                .iter()
+                .filter(|(_, l)| matches!(l.master, Master::Remote(_)))
+                .map(|(&id, _)| id)
+                .collect();
+            ids.sort_unstable();
+            for id in ids {
+                let ls = self.lockspaces.get(&ls_name).expect("lockspace");
+                let Some(l) = ls.locks.get(&id) else { continue };
+                let Master::Remote(cur) = l.master else {
+                    continue;
+                };
+                let name = l.name;
+                let new = self.new_master(&ls_name, &name, Some(cur));
+                if self.trace {
+                    eprintln!("udlmd: node {me}: lock {id} master {cur} -> {new}");
+                }
+                if new != cur {
+                    self.recover_process_copy(&ls_name, id, new);
+                }
+            }
+            // Directory records for what this node masters now.
+            let weighted = self.weighted_members(&ls_name);
+            let ls = self.lockspaces.get_mut(&ls_name).expect("lockspace");
+            if !nodir {
+                let mut mine: Vec<ResName> = ls
+                    .masters
+                    .iter()
+                    .filter(|(_, &m)| m == me)
+                    .map(|(n, _)| *n)
+                    .collect();
+                mine.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+                for name in mine {
+                    match directory_node(name.as_bytes(), &weighted) {
+                        Some(d) if d != me => self.send(
+                            d,
+                            PeerMsg::DirRecord {
+                                ls: ls_name.clone(),
+                                name: name.as_bytes().to_vec(),
+                            },
+                        ),
+                        _ => {
+                            self.lockspaces
+                                .get_mut(&ls_name)
+                                .expect("lockspace")
+                                .directory
+                                .insert(name, me);
+                        }
+                    }
+                }
+            } else {
+                ls.masters.retain(|_, &mut m| m == me);
+            }
+            self.flush(&ls_name);
+        }
+        let m = &mut self.membership;
+        m.settled = m.members.clone();
+        let incarnations: HashMap<u32, u64> = m
+            .members
+            .iter()
+            .filter_map(|&n| m.incarnation(n).map(|i| (n, i)))
+            .collect();
+        m.settled_incarnation = incarnations;
+    }
+
+    /// A resource mastered here moves to another node (nodir with new
+    /// members): our own locks on it are rebuilt there like any holder's.
+    fn move_away(&mut self, ls_name: &[u8], name: &ResName) {
+        let ls = self.lockspaces.get_mut(ls_name).expect("lockspace");
+        let info = ls.engine.resources().into_iter().find(|r| r.name == *name);
+        let Some(info) = info else { return };
+        let lvb = info.lvb.filter(|_| info.lvb_valid);
+        // (lock id here, granted mode, pending (mode, flags))
+        let mut ours: Vec<OwnLock> = Vec::new();
+        for (queue, locks) in [
+            (0u8, &info.granted),
+            (1, &info.converting),
+            (2, &info.waiting),
+        ] {
+            for li in locks {
+                if let Some(Holder::Local(id)) = ls.holders.remove(&li.lkid.0) {
+                    let granted = li.granted.map(|m| m as u8);
+                    let pending = match queue {
+                        1 | 2 => li.requested.map(|m| (m as u8, li.flags)),
+                        _ => None,
+                    };
+                    ours.push((id, granted, pending));
+                } else {
+                    ls.holders.remove(&li.lkid.0);
+                }
+            }
+        }
+        ls.remote_index.retain(|_, e| ls.holders.contains_key(e));
+        ls.engine.discard_resource(name.as_bytes());
+        ls.masters.remove(name);
+        for (id, granted, pending) in ours {
+            let Some(l) = ls.locks.get_mut(&id) else {
+                continue;
+            };
+            l.master = Master::Remote(0);
+            match granted {
+                Some(g) => {
+                    l.grmode = g as i8;
+                    l.state = RemoteState::Granted;
+                    if l.flags & lkf::VALBLK != 0 {
+                        l.lvb = lvb;
+                    }
+                    if let Some((mode, flags)) = pending {
+                        l.convert = Some((mode, flags));
+                    }
+                }
+                None => {
+                    l.grmode = -1;
+                    l.state = RemoteState::Waiting;
+                    if let Some((mode, flags)) = pending {
+                        let valblk = (flags & lkf::VALBLK != 0).then_some([0u8; 32]);
+                        l.request = Some((mode, flags, valblk));
+                    }
+                }
+            }
+        }
+        // Now they are ordinary process copies of a departed master.
+    }
+
+    /// One of our locks whose master departed or moved to `new`.
+    fn recover_process_copy(&mut self, ls_name: &[u8], id: u32, new: u32) {
+        let me = self.node_id;
+        let ls = self.lockspaces.get_mut(ls_name).expect("lockspace");
+        let Some(l) = ls.locks.get_mut(&id) else {
+            return;
+        };
+        l.silent_completions = 0;
+        if l.releasing {
+            // The unlock (or force-unlock) completes as if answered.
+            let cb = Self::callback_for(l, false, Status::Unlocked.to_user(), 0, None);
+            if !l.orphan {
+                self.out.push((l.owner, (id, l.incarnation), cb.encode()));
+            }
+            ls.free_id(id);
+            return;
+        }
+        if l.grmode < 0 {
+            if l.orphan || l.cancelling {
+                if l.cancelling && !l.orphan {
+                    let cb = Self::callback_for(l, false, Status::Cancelled.to_user(), 0, None);
+                    self.out.push((l.owner, (id, l.incarnation), cb.encode()));
+                }
+                ls.free_id(id);
+                return;
+            }
+            // A request still to be granted: sent again afterwards. The new
+            // master hears of the name now, for the LVB's sake.
+            let (name, flags) = (l.name, l.flags);
+            if new == me {
+                note_lvb(&mut ls.recovered_lvb, name, NOT_GRANTED, flags, None);
+            } else {
+                let msg = PeerMsg::RecLock {
+                    ls: ls_name.to_vec(),
+                    name: name.as_bytes().to_vec(),
+                    lkid: id,
+                    owner: l.owner.0,
+                    pid: l.pid,
+                    mode: NOT_GRANTED,
+                    flags,
+                    has_bast: false,
+                    orphan: false,
+                    lvb: None,
+                };
+                self.send(new, msg);
+            }
+            let ls = self.lockspaces.get_mut(ls_name).expect("lockspace");
+            let Some(l) = ls.locks.get_mut(&id) else {
+                return;
+            };
+            l.master = Master::Unknown;
+            l.state = RemoteState::InFlight;
+            if l.request.is_none() {
+                let valblk = (l.flags & lkf::VALBLK != 0).then_some([0u8; 32]);
+                let mode = l.convert.map(|c| c.0).unwrap_or(Mode::Nl as u8);
+                l.request = Some((mode, l.flags, valblk));
+            }
+            ls.resend.push(Resend::Request(id));
+            return;
+        }
+        if l.cancelling {
+            let cb = Self::callback_for(l, false, Status::Cancelled.to_user(), 0, None);
+            self.out.push((l.owner, (id, l.incarnation), cb.encode()));
+            l.convert = None;
+        }
+        l.cancelling = false;
+        l.state = RemoteState::Granted;
+        if let Some((mode, flags)) = l.convert.take() {
+            ls.resend.push(Resend::Convert {
+                lkid: id,
+                mode,
+                flags,
+            });
+        }
+        let mode = l.grmode as u8;
+        let lvb = if l.flags & lkf::VALBLK != 0 {
+            l.lvb
+        } else {
+            None
+        };
+        if new == me {
+            let rec = RecoveredLock {
+                owner: l.owner,
+                pid: l.pid,
+                name: l.name.as_bytes(),
+                mode,
+                flags: l.flags,
+                has_bast: l.user.bast != 0,
+                orphan: l.orphan,
+            };
+            let name = l.name;
+            let flags = l.flags;
+            match ls.engine.recover_granted(rec) {
+                Ok(e) => {
+                    l.master = Master::Local(e.0);
+                    ls.holders.insert(e.0, Holder::Local(id));
+                    ls.masters.insert(name, me);
+                    note_lvb(&mut ls.recovered_lvb, name, mode, flags, lvb);
+                }
+                Err(e) => {
+                    eprintln!("udlmd: cannot rebuild lock {id}: {e:?}");
+                    ls.free_id(id);
+                }
+            }
+        } else {
+            l.master = Master::Remote(new);
+            ls.masters.insert(l.name, new);
+            let msg = PeerMsg::RecLock {
+                ls: ls_name.to_vec(),
+                name: l.name.as_bytes().to_vec(),
+                lkid: id,
+                owner: l.owner.0,
+                pid: l.pid,
+                mode,
+                flags: l.flags,
+                has_bast: l.user.bast != 0,
+                orphan: l.orphan,
+                lvb,
+            };
+            self.send(new, msg);
+        }
+    }
+
+    /// A recovery message (DirRecord, RecLock) for lockspace `ls_name`.
+    pub(super) fn recovery_message(&mut self, from: u32, msg: PeerMsg) {
+        let me = self.node_id;
+        match msg {
+            PeerMsg::DirRecord { ls, name } => {
+                let Some(rn) = ResName::new(&name) else {
+                    return;
+                };
+                if let Some(l) = self.lockspaces.get_mut(&ls) {
+                    l.directory.insert(rn, from);
+                }
+            }
+            PeerMsg::RecLock {
+                ls,
+                name,
+                lkid,
+                owner,
+                pid,
+                mode,
+                flags,
+                has_bast,
+                orphan,
+                lvb,
+            } => {
+                let Some(rn) = ResName::new(&name) else {
+                    return;
+                };
+                let nodir = self.cluster.nodir(&ls);
+                let dir = directory_node(&name, &self.weighted_members(&ls));
+                let Some(l) = self.lockspaces.get_mut(&ls) else {
+                    return;
+                };
+                if mode == NOT_GRANTED {
+                    // A waiting request of the sender, which comes again
+                    // later: this node masters the name from now on.
+                    note_lvb(&mut l.recovered_lvb, rn, mode, flags, None);
+                    l.masters.insert(rn, me);
+                    if !nodir && dir == Some(me) {
+                        l.directory.insert(rn, me);
+                    }
+                    return;
+                }
+                let rec = RecoveredLock {
+                    owner: super::remote_owner(from, owner),
+                    pid,
+                    name: &name,
+                    mode,
+                    flags,
+                    has_bast,
+                    orphan,
+                };
+                match l.engine.recover_granted(rec) {
+                    Ok(e) => {
+                        l.holders.insert(e.0, Holder::Remote(from, lkid));
+                        l.remote_index.insert((from, lkid), e.0);
+                        l.masters.insert(rn, me);
+                        if !nodir && dir == Some(me) {
+                            l.directory.insert(rn, me);
+                        }
+                        note_lvb(&mut l.recovered_lvb, rn, mode, flags, lvb);
+                    }
+                    Err(e) => eprintln!("udlmd: cannot rebuild lock {lkid} of node {from}: {e:?}"),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Phase 3 done: LVBs, grants, parked messages, requests sent again.
+    fn finish(&mut self) {
+        let names: Vec<Vec<u8>> = self.lockspaces.keys().cloned().collect();
+        for ls_name in &names {
+            let ls = self.lockspaces.get_mut(ls_name).expect("lockspace");
+            for (name, r) in ls.recovered_lvb.drain() {
+                if r.valblk_seen {
+                    let valid = r.best.is_some();
+                    ls.engine
+                        .set_recovered_lvb(name.as_bytes(), r.best.or(r.any), valid);
+                }
+            }
+            ls.engine.grant_everything();
+        }
+        let m = &mut self.membership;
+        m.phase = Phase::Running;
+        m.completed_generations += 1;
+        m.departed.clear();
+        let gen = m.gen;
+        let parked = std::mem::take(&mut m.parked);
+        eprintln!(
+            "udlmd: node {} finished recovery generation {gen}, members {:?}",
+            self.node_id, m.members
+        );
+        for ls_name in &names {
+            self.flush(ls_name);
+        }
+        for (from, payload) in parked {
+            self.on_peer_message(from, &payload);
+        }
+        for ls_name in &names {
+            let resend = match self.lockspaces.get_mut(ls_name) {
+                Some(ls) => std::mem::take(&mut ls.resend),
+                None => continue,
+            };
+            for r in resend {
+                self.resend(ls_name, r);
+            }
+            self.flush(ls_name);
+        }
+    }
+
+    fn resend(&mut self, ls_name: &[u8], r: Resend) {
+        if self.trace {
+            eprintln!("udlmd: node {} resends {r:?}", self.node_id);
+        }
+        match r {
+            Resend::Request(lkid) => {
+                let Some(l) = self
+                    .lockspaces
+                    .get(ls_name)
+                    .and_then(|ls| ls.locks.get(&lkid))
+                else {
+                    return;
+                };
+                let Some((mode, flags, lvb)) = l.request else {
+                    return;
+                };
+                let name = l.name;
+                let master = self.master_of(ls_name, &name);
+                self.park(
+                    ls_name,
+                    name,
+                    Parked::Request {
+                        lkid,
+                        mode,
+                        flags,
+                        lvb,
+                    },
+                );
+                if let Some(m) = master {
+                    self.resolved(ls_name, name, m);
+                }
+            }
+            Resend::Convert { lkid, mode, flags } => {
+                let ls = self.lockspaces.get_mut(ls_name).expect("lockspace");
+                let Some(l) = ls.locks.get_mut(&lkid) else {
+                    return;
+                };
+                match l.master {
+                    Master::Local(e) => {
+                        let (owner, pid, bast) = (l.owner, l.pid, l.user.bast != 0);
+                        let lvb = (flags & lkf::VALBLK != 0).then_some([0u8; 32]);
+                        if let Err(err) = ls.engine.convert(
+                            owner,
+                            pid,
+                            crate::types::LockId(e),
+                            mode as i32,
+                            flags,
+                            lvb.as_ref(),
+                            bast,
+                        ) {
+                            let cb = Self::callback_for(l, false, err.to_raw(), 0, None);
+                            self.out.push((owner, (lkid, l.incarnation), cb.encode()));
+                        }
+                    }
+                    Master::Remote(m) => {
+                        l.state = RemoteState::InFlight;
+                        l.convert = Some((mode, flags));
+                        let msg = PeerMsg::Convert {
+                            ls: ls_name.to_vec(),
+                            lkid,
+                            pid: l.pid,
+                            mode,
+                            flags,
+                            lvb: (flags & lkf::VALBLK != 0).then_some([0u8; 32]),
+                            has_bast: l.user.bast != 0,
+                        };
+                        self.send(m, msg);
+                    }
+                    Master::Unknown => {}
+                }
+            }
+        }
+    }
+
+    /// This node's earlier state is void (it was excluded, or lost its
+    /// majority): every lock of its handles is dropped; requests still
+    /// waiting complete with ENOLCK.
+    pub(super) fn reset_state(&mut self, why: &str) {
+        let mut dropped = 0usize;
+        let names: Vec<Vec<u8>> = self.lockspaces.keys().cloned().collect();
+        for ls_name in &names {
+            let max = self.limits.max_locks_per_lockspace;
+            let ls = self.lockspaces.get_mut(ls_name).expect("lockspace");
+            let mut ids: Vec<u32> = ls.locks.keys().copied().collect();
+            ids.sort_unstable();
+            for id in ids {
+                let l = &ls.locks[&id];
+                let granted = match l.master {
+                    Master::Local(e) => ls
+                        .engine
+                        .lock_info_by_id(crate::types::LockId(e))
+                        .is_some_and(|i| i.granted.is_some()),
+                    _ => l.grmode >= 0,
+                };
+                if !granted && !l.orphan {
+                    let cb = Self::callback_for(l, false, libc::ENOLCK, 0, None);
+                    self.out.push((l.owner, (id, l.incarnation), cb.encode()));
+                }
+                dropped += 1;
+                ls.free_id(id);
+            }
+            ls.engine = crate::engine::Engine::new(max);
+            ls.holders.clear();
+            ls.remote_index.clear();
+            ls.masters.clear();
+            ls.lookups.clear();
+            ls.directory.clear();
+            ls.resend.clear();
+            ls.recovered_lvb.clear();
+        }
+        self.membership.parked.clear();
+        if dropped > 0 {
+            eprintln!(
+                "udlmd: node {}: {why}; {dropped} lock(s) of its programs are dropped",
+                self.node_id
+            );
+        }
+        self.deliver_callbacks();
+    }
+
+    /// For `udlm status`.
+    pub(super) fn membership_json(&self) -> String {
+        let m = &self.membership;
+        let view = self.live_view();
+        format!(
+            "\"generation\":{},\"coordinator\":{},\"members\":{:?},\"recovery\":\"{}\",\"quorate\":{},\"live\":{:?}",
+            m.gen,
+            m.coordinator,
+            m.members,
+            m.phase.name(),
+            self.quorate(&view),
+            view
+        )
+    }
+}
+
+fn note_lvb(
+    table: &mut HashMap<ResName, RecoveredLvb>,
+    name: ResName,
+    mode: u8,
+    flags: u32,
+    lvb: Option<Lvb>,
+) {
+    let e = table.entry(name).or_default();
+    if flags & lkf::VALBLK == 0 {
+        return;
+    }
+    e.valblk_seen = true;
+    if let Some(v) = lvb {
+        if mode > Mode::Cr as u8 && mode <= Mode::Ex as u8 {
+            e.best = Some(v);
+        }
+        e.any = Some(v);
+    }
+}
