@@ -124,7 +124,12 @@ pub struct Membership {
     /// Members of the last generation rebuilt here, with the incarnations
     /// they had then.
     settled: Vec<u32>,
+    settled_gen: u64,
     settled_incarnation: HashMap<u32, u64>,
+    /// What joined peers said of themselves (generation, members) when
+    /// their session came up: a coordinator that is new itself learns from
+    /// them who holds state.
+    reports: HashMap<u32, (u64, Vec<u32>)>,
     /// Nodes whose locks this generation drops.
     departed: Vec<u32>,
     markers: BTreeMap<(u64, u8), BTreeSet<u32>>,
@@ -149,7 +154,9 @@ impl Membership {
             phase: Phase::Running,
             fresh: Vec::new(),
             settled: vec![me],
+            settled_gen: 0,
             settled_incarnation: HashMap::new(),
+            reports: HashMap::new(),
             departed: Vec::new(),
             markers: BTreeMap::new(),
             max_gen_seen: 0,
@@ -218,6 +225,7 @@ impl Node {
         if let Some(&old) = m.settled_incarnation.get(&node) {
             if old != incarnation && m.settled.contains(&node) {
                 m.resync = true;
+                m.reports.remove(&node);
             }
         }
         m.peers.insert(node, PeerState::Up { incarnation });
@@ -287,13 +295,31 @@ impl Node {
             return;
         }
         let gen = m.gen.max(m.max_gen_seen) + 1;
+        // Who holds state worth keeping: the members of the newest
+        // generation that this node or a live peer completed.
+        let me = self.node_id;
+        let me_settled = m.completed_generations > 0 && m.settled.contains(&me);
+        let (mut base_gen, mut base) = if me_settled {
+            (m.settled_gen, m.settled.clone())
+        } else {
+            (0, Vec::new())
+        };
+        for (n, (g, members)) in &m.reports {
+            if view.contains(n) && *g > base_gen && members.contains(n) {
+                base_gen = *g;
+                base = members.clone();
+            }
+        }
         let fresh: Vec<u32> = view
             .iter()
             .copied()
             .filter(|&n| {
-                !m.settled.contains(&n)
-                    || (n != self.node_id
-                        && m.settled_incarnation.get(&n).copied() != m.incarnation(n))
+                let restarted = n != me
+                    && matches!(
+                        (m.settled_incarnation.get(&n), m.incarnation(n)),
+                        (Some(a), Some(b)) if *a != b
+                    );
+                !base.contains(&n) || (n == me && !me_settled) || restarted
             })
             .collect();
         self.membership.resync = false;
@@ -340,6 +366,11 @@ impl Node {
             } => {
                 let m = &mut self.membership;
                 m.max_gen_seen = m.max_gen_seen.max(gen);
+                if joined {
+                    m.reports.insert(from, (gen, members.clone()));
+                } else {
+                    m.reports.remove(&from);
+                }
                 if gen != m.gen || !joined || members != m.members {
                     m.resync = true;
                 }
@@ -617,6 +648,7 @@ impl Node {
         }
         let m = &mut self.membership;
         m.settled = m.members.clone();
+        m.settled_gen = m.gen;
         let incarnations: HashMap<u32, u64> = m
             .members
             .iter()
