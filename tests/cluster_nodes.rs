@@ -122,30 +122,7 @@ impl Cluster {
     }
 
     fn lock(&mut self, h: &Handle, name: &[u8], mode: u8, flags: u32) -> u32 {
-        let user = UserArgs {
-            ast: 1,
-            astarg: 2,
-            bast: 3,
-            bastarg: 4,
-            lksb: 5,
-        };
-        let args = LockArgs {
-            mode,
-            flags,
-            lkid: 0,
-            name,
-            lvb: None,
-            user,
-            tid: 1,
-        };
-        let id = self
-            .nodes
-            .get_mut(&h.node)
-            .unwrap()
-            .lock(h.owner, args)
-            .expect("lock accepted");
-        self.run();
-        id
+        self.lock_with(h, name, mode, flags, 0)
     }
 
     fn unlock(&mut self, h: &Handle, lkid: u32) {
