@@ -12,7 +12,9 @@ port=$((20000 + RANDOM % 20000))
 
 stop_nodes() {
   for p in "$work"/n*/udlmd.pid; do
-    [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null
+    # SIGCONT too: a test that died while it had paused a node must not
+    # leave it stopped (a stopped process never acts on SIGTERM).
+    [ -f "$p" ] && { kill "$(cat "$p")"; kill -CONT "$(cat "$p")"; } 2>/dev/null
   done
   sleep 0.2
   rm -f "$work"/n*/udlmd.pid

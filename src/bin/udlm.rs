@@ -298,6 +298,30 @@ fn format_status(doc: &Json) -> Result<String, String> {
         if have { "yes" } else { "NO" },
         if configured == 1 { "" } else { "s" }
     );
+    // Absent from nodes older than the recovery protocol.
+    if let Ok(r) = doc.get("recovery") {
+        let gen = r.get("generation")?.as_u64()?;
+        let state = r.get("state")?.as_str()?;
+        let coordinator = r.get("coordinator")?.as_u64()?;
+        let members: Result<Vec<String>, String> = r
+            .get("members")?
+            .as_array()?
+            .iter()
+            .map(|m| m.as_u64().map(|v| v.to_string()))
+            .collect();
+        let why = if state == "running" {
+            String::new()
+        } else if !r.get("quorate")?.as_bool()? {
+            "; lock calls wait: no majority of the configured nodes is reachable".to_string()
+        } else {
+            format!("; lock calls wait for recovery generation {gen} to finish")
+        };
+        let _ = writeln!(
+            o,
+            "recovery:   generation {gen}, {state} (coordinator {coordinator}, members {}){why}",
+            members?.join(" ")
+        );
+    }
     let nodes = doc.get("nodes")?.as_array()?;
     let _ = writeln!(o, "nodes:");
     let mut rows = vec![vec![
@@ -1090,6 +1114,34 @@ mod tests {
             text.contains("quorum:     yes (1 of 1 configured node seen)"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn status_says_why_lock_calls_wait() {
+        let doc = |recovery: &str| {
+            Json::parse(&format!(
+                r#"{{"node_id":2,"address":null,"cluster_name":"c","nodes":[],
+                   "quorum":{{"have":false,"members_seen":1,"configured":3}},"lockspaces":[],
+                   "recovery":{}}}"#,
+                recovery
+            ))
+            .unwrap()
+        };
+        let t = format_status(&doc(
+            r#"{"generation":0,"coordinator":2,"members":[2],"state":"waiting to join","quorate":false,"live":[2]}"#,
+        ))
+        .unwrap();
+        assert!(t.contains("recovery:   generation 0, waiting to join (coordinator 2, members 2); lock calls wait: no majority"), "{t}");
+        let t = format_status(&doc(
+            r#"{"generation":7,"coordinator":1,"members":[1,2],"state":"rebuilding locks","quorate":true,"live":[1,2]}"#,
+        ))
+        .unwrap();
+        assert!(t.contains("generation 7, rebuilding locks (coordinator 1, members 1 2); lock calls wait for recovery generation 7"), "{t}");
+        let t = format_status(&doc(
+            r#"{"generation":7,"coordinator":1,"members":[1,2],"state":"running","quorate":true,"live":[1,2]}"#,
+        ))
+        .unwrap();
+        assert!(t.contains("generation 7, running (coordinator 1, members 1 2)\n"), "{t}");
     }
 
     #[test]

@@ -688,9 +688,20 @@ impl Engine {
         }
         self.orphans.retain(|l| !victims.contains(l));
         for l in victims {
-            if self.locks[l as usize].is_some() {
-                self.release_silently(l);
+            if self.locks[l as usize].is_none() {
+                continue;
             }
+            // A writer that used VALBLK may have changed the value it never
+            // wrote back: the next VALBLK reader is told, even when nobody
+            // had written a value yet.
+            let (r, writer) = {
+                let lk = self.lock(l);
+                (lk.res, lk.grmode >= Mode::Pw as RawMode && lk.flags & lkf::VALBLK != 0)
+            };
+            if writer {
+                self.lose_lvb(r);
+            }
+            self.release_silently(l);
         }
     }
 

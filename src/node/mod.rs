@@ -1700,7 +1700,7 @@ impl Node {
                     .iter()
                     .filter(|n| **n == self.node_id || connected.contains(n))
                     .count();
-                let _ = write!(o, "],\"quorum\":{{\"have\":{},\"members_seen\":{seen},\"configured\":{}}},{},\"lockspaces\":[", seen * 2 > nodes.len(), nodes.len(), self.membership_json());
+                let _ = write!(o, "],\"quorum\":{{\"have\":{},\"members_seen\":{seen},\"configured\":{}}},\"lockspaces\":[", seen * 2 > nodes.len(), nodes.len());
                 for (i, name) in self.lockspace_names().iter().enumerate() {
                     // A lockspace's members are the members of the current
                     // generation: every member may master or hold any of its
@@ -1722,7 +1722,7 @@ impl Node {
                         members.join(",")
                     );
                 }
-                o.push_str("]}");
+                let _ = write!(o, "],\"recovery\":{{{}}}}}", self.membership_json());
             }
             Query::Lockspaces => {
                 o.push_str("{\"lockspaces\":[");

@@ -130,6 +130,8 @@ pub struct Membership {
     /// their session came up: a coordinator that is new itself learns from
     /// them who holds state.
     reports: HashMap<u32, (u64, Vec<u32>)>,
+    /// The transport incarnation each peer had when last seen up.
+    known_incarnation: HashMap<u32, u64>,
     /// Nodes whose locks this generation drops.
     departed: Vec<u32>,
     markers: BTreeMap<(u64, u8), BTreeSet<u32>>,
@@ -157,6 +159,7 @@ impl Membership {
             settled_gen: 0,
             settled_incarnation: HashMap::new(),
             reports: HashMap::new(),
+            known_incarnation: HashMap::new(),
             departed: Vec::new(),
             markers: BTreeMap::new(),
             max_gen_seen: 0,
@@ -228,7 +231,22 @@ impl Node {
                 m.reports.remove(&node);
             }
         }
+        let restarted = matches!(
+            m.known_incarnation.insert(node, incarnation),
+            Some(old) if old != incarnation
+        );
         m.peers.insert(node, PeerState::Up { incarnation });
+        // The transport drops what was queued for an earlier incarnation:
+        // markers of a recovery in progress are sent again.
+        if restarted && m.members.contains(&node) {
+            if let Some(p) = m.phase.barrier() {
+                let gen = m.gen;
+                for phase in 1..=p {
+                    self.send(node, PeerMsg::Barrier { gen, phase });
+                }
+            }
+        }
+        let m = &mut self.membership;
         let hello = PeerMsg::Hello {
             gen: m.gen,
             joined: m.phase == Phase::Running,
@@ -1072,14 +1090,18 @@ impl Node {
     /// For `udlm status`.
     pub(super) fn membership_json(&self) -> String {
         let m = &self.membership;
-        let view = self.live_view();
+        let view = if self.multi_node() {
+            self.live_view()
+        } else {
+            vec![self.node_id]
+        };
         format!(
-            "\"generation\":{},\"coordinator\":{},\"members\":{:?},\"recovery\":\"{}\",\"quorate\":{},\"live\":{:?}",
+            "\"generation\":{},\"coordinator\":{},\"members\":{:?},\"state\":\"{}\",\"quorate\":{},\"live\":{:?}",
             m.gen,
             m.coordinator,
             m.members,
             m.phase.name(),
-            self.quorate(&view),
+            !self.multi_node() || self.quorate(&view),
             view
         )
     }
