@@ -7,7 +7,7 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 rel=$(cd "${LIBDIR:-$top/target/release}" && pwd)
 work=$(mktemp -d)
-trap 'kill $(cat "$work/n2/udlmd.pid" 2>/dev/null) 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $(cat "$work"/n*/udlmd.pid 2>/dev/null) 2>/dev/null; sleep 0.3; rm -rf "$work"' EXIT
 port=$((20000 + RANDOM % 20000))
 cat > "$work/dlm.conf" <<CONF
 cluster_name=remote_master

@@ -16,7 +16,13 @@ stop_nodes() {
     # leave it stopped (a stopped process never acts on SIGTERM).
     [ -f "$p" ] && { kill "$(cat "$p")"; kill -CONT "$(cat "$p")"; } 2>/dev/null
   done
-  sleep 0.2
+  # A node leaving tells its peers first; wait until each is gone, since
+  # the next scenario reuses the run directories.
+  for p in "$work"/n*/udlmd.pid; do
+    [ -f "$p" ] || continue
+    for _ in $(seq 50); do kill -0 "$(cat "$p")" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$(cat "$p")" 2>/dev/null
+  done
   rm -f "$work"/n*/udlmd.pid
 }
 trap 'stop_nodes; rm -rf "$work"' EXIT

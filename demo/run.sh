@@ -42,7 +42,7 @@ for who in alice bob carol; do
     DEMO_SYNC=$work/sync "$work/baton" "$who@node$k" 4 3 & pids+=($!)
 done
 rc=0
-for p in "${pids[@]}"; do wait "$p" || rc=1; done | tee "$work/out"
+for p in "${pids[@]}"; do wait "$p" || rc=1; done
 echo
 if [ $rc = 0 ]; then
   echo "Done: 3 players on 3 nodes, 4 rounds each; the counter reached 12."

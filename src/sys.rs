@@ -246,6 +246,48 @@ pub fn gettid() -> u32 {
     unsafe { libc::syscall(libc::SYS_gettid) as u32 }
 }
 
+/// Ends process `pid` at once (SIGKILL): self-fencing of the programs
+/// that hold locks a node can no longer vouch for.
+pub fn kill_process(pid: u32) {
+    if pid == 0 || pid == std::process::id() || pid > i32::MAX as u32 {
+        return;
+    }
+    // SAFETY: kill has no memory effects; a stale pid only fails.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+    }
+}
+
+/// Blocks SIGTERM and SIGINT in the calling thread (and the threads it
+/// starts afterwards), so that [`wait_termination_signal`] can take them.
+pub fn block_termination_signals() {
+    // SAFETY: the set is initialised by sigemptyset before use.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Waits for SIGTERM or SIGINT (blocked beforehand) and returns its number.
+pub fn wait_termination_signal() -> i32 {
+    // SAFETY: the set is initialised before use; sig is a valid out pointer.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        let mut sig: libc::c_int = 0;
+        loop {
+            if libc::sigwait(&set, &mut sig) == 0 {
+                return sig;
+            }
+        }
+    }
+}
+
 /// 64 random bits from the kernel, for unguessable tokens.
 pub fn random_u64() -> u64 {
     let mut b = [0u8; 8];

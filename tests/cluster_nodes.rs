@@ -36,6 +36,10 @@ struct Cluster {
     nodes: HashMap<u32, Node>,
     bus: Arc<Bus>,
     messages: usize,
+    /// Links cut by a partition, and what waits to cross them (the
+    /// transport keeps it and delivers it when the link is back).
+    cut: std::collections::HashSet<(u32, u32)>,
+    held: VecDeque<(u32, u32, Vec<u8>)>,
 }
 
 struct Handle {
@@ -73,6 +77,8 @@ impl Cluster {
             nodes,
             bus,
             messages: 0,
+            cut: Default::default(),
+            held: VecDeque::new(),
         };
         c.connect_all();
         c
@@ -101,6 +107,10 @@ impl Cluster {
         loop {
             let m = self.bus.0.lock().unwrap().pop_front();
             let Some((from, to, payload)) = m else { return };
+            if self.cut.contains(&(from, to)) {
+                self.held.push_back((from, to, payload));
+                continue;
+            }
             self.messages += 1;
             // A dead node hears nothing.
             if let Some(n) = self.nodes.get_mut(&to) {
@@ -187,6 +197,42 @@ impl Cluster {
             self.nodes.get_mut(&n).unwrap().tick(lease_ms + 2);
             self.run();
         }
+    }
+
+    /// Cuts every link between `side` and the other nodes; both ends lose
+    /// their sessions.
+    fn partition(&mut self, side: &[u32], now_ms: u64) {
+        let ids: Vec<u32> = self.nodes.keys().copied().collect();
+        for &a in &ids {
+            for &b in &ids {
+                if a != b && side.contains(&a) != side.contains(&b) {
+                    self.cut.insert((a, b));
+                    let n = self.nodes.get_mut(&a).unwrap();
+                    n.tick(now_ms);
+                    n.peer_down(b);
+                }
+            }
+        }
+        self.run();
+    }
+
+    /// Every node's clock moves to `now_ms`.
+    fn tick_all(&mut self, now_ms: u64) {
+        let ids: Vec<u32> = self.nodes.keys().copied().collect();
+        for n in ids {
+            self.tick(n, now_ms);
+        }
+    }
+
+    /// The cut links are back, with the same incarnations.
+    fn heal(&mut self) {
+        let cut: Vec<(u32, u32)> = self.cut.drain().collect();
+        let held: Vec<_> = self.held.drain(..).collect();
+        self.bus.0.lock().unwrap().extend(held);
+        for (a, b) in cut {
+            self.nodes.get_mut(&a).unwrap().peer_up(b, u64::from(b));
+        }
+        self.run();
     }
 
     /// A restarted node `id` (empty) comes up with a new incarnation.
@@ -692,4 +738,79 @@ fn survivors_locks_move_to_the_new_master_with_their_lvb() {
     let r = c.lock_with(&h1, b"m", 3, lkf::VALBLK | lkf::CONVERT, w);
     let got = callbacks_with_flags(&h1);
     assert_eq!(got, vec![(false, r, G, 0)], "the LVB was recovered valid");
+}
+
+/// A node shutting down cleanly says so: the others recover at once,
+/// without waiting for its lease.
+#[test]
+fn a_node_that_leaves_is_recovered_without_waiting_for_its_lease() {
+    let mut c = Cluster::new(3);
+    let h1 = c.open(1, b"ls");
+    let h3 = c.open(3, b"ls");
+    let x = c.lock(&h3, b"r", 5, 0);
+    assert_eq!(callbacks(&h3), vec![(false, x, G)]);
+    let w = c.lock(&h1, b"r", 5, 0);
+    assert_eq!(callbacks(&h1), vec![]);
+    c.nodes.get_mut(&3).unwrap().leave();
+    c.run();
+    c.nodes.remove(&3);
+    for n in [1, 2] {
+        c.nodes.get_mut(&n).unwrap().peer_down(3);
+    }
+    c.run();
+    assert_eq!(
+        callbacks(&h1),
+        vec![(false, w, G)],
+        "granted with no tick at all"
+    );
+    drop(h3);
+}
+
+/// A node cut off from the majority stops after half its lease: its
+/// waiting request fails with ENOLCK and its locks are gone; the majority
+/// takes them over only after the whole lease; after the heal the node
+/// joins again afresh and locks like the others.
+#[test]
+fn a_node_without_majority_stops_before_the_others_take_over() {
+    let mut c = Cluster::new(3);
+    let h1 = c.open(1, b"ls");
+    let h2 = c.open(2, b"ls");
+    let held = c.lock(&h1, b"held-by-1", 5, 0);
+    let y = c.lock(&h2, b"held-by-2", 5, 0);
+    assert_eq!(callbacks(&h2), vec![(false, y, G)]);
+    let waits = c.lock(&h1, b"held-by-2", 5, 0);
+    assert_eq!(callbacks(&h1), vec![(false, held, G)]);
+    assert_eq!(callbacks(&h2), vec![(true, y, G)]);
+    let z = c.lock(&h2, b"held-by-1", 5, 0);
+    assert_eq!(callbacks(&h1), vec![(true, held, G)]);
+    c.partition(&[1], 10);
+    c.tick_all(10 + LEASE_MS / 2 - 1);
+    assert_eq!(callbacks(&h1), vec![], "not yet");
+    assert!(!c.nodes[&1].operations_blocked());
+    c.tick_all(10 + LEASE_MS / 2);
+    assert_eq!(
+        callbacks(&h1),
+        vec![(false, waits, libc::ENOLCK)],
+        "the minority fails its waiting request"
+    );
+    assert!(c.nodes[&1].operations_blocked(), "and stops granting");
+    assert_eq!(
+        callbacks(&h2),
+        vec![],
+        "the majority still waits for the lease"
+    );
+    c.tick_all(10 + LEASE_MS + 1);
+    assert_eq!(
+        callbacks(&h2),
+        vec![(false, z, G)],
+        "then takes node 1's EX over"
+    );
+    c.heal();
+    assert!(c.nodes.values().all(|n| !n.operations_blocked()));
+    let again = c.lock(&h1, b"free", 5, 0);
+    assert_eq!(callbacks(&h1), vec![(false, again, G)]);
+    let blocked = c.lock(&h1, b"held-by-1", 5, 0);
+    assert_eq!(callbacks(&h1), vec![]);
+    c.unlock(&h2, z);
+    assert_eq!(callbacks(&h1), vec![(false, blocked, G)]);
 }

@@ -309,7 +309,20 @@ fn format_status(doc: &Json) -> Result<String, String> {
             .iter()
             .map(|m| m.as_u64().map(|v| v.to_string()))
             .collect();
-        let why = if state == "running" {
+        let fencing: Vec<String> = match r.get("fencing") {
+            Ok(f) => f
+                .as_array()?
+                .iter()
+                .map(|m| m.as_u64().map(|v| v.to_string()))
+                .collect::<Result<_, String>>()?,
+            Err(_) => Vec::new(),
+        };
+        let why = if !fencing.is_empty() {
+            format!(
+                "; recovery waits for fence_cmd to fence node {}",
+                fencing.join(" ")
+            )
+        } else if state == "running" {
             String::new()
         } else if !r.get("quorate")?.as_bool()? {
             "; lock calls wait: no majority of the configured nodes is reachable".to_string()
@@ -1141,7 +1154,10 @@ mod tests {
             r#"{"generation":7,"coordinator":1,"members":[1,2],"state":"running","quorate":true,"live":[1,2]}"#,
         ))
         .unwrap();
-        assert!(t.contains("generation 7, running (coordinator 1, members 1 2)\n"), "{t}");
+        assert!(
+            t.contains("generation 7, running (coordinator 1, members 1 2)\n"),
+            "{t}"
+        );
     }
 
     #[test]

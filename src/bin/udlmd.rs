@@ -17,6 +17,27 @@ use udlm::sys;
 /// most.
 const TICK_MS: u64 = 100;
 
+/// Runs `fence_cmd NODEID` for every lost node the coordinator waits for,
+/// again every second until it exits 0 (node/recovery.rs).
+fn fence_loop(node: &Mutex<Node>, cmd: &std::path::Path) {
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let wanted = node
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .fence_wanted();
+        for id in wanted {
+            match std::process::Command::new(cmd).arg(id.to_string()).status() {
+                Ok(st) if st.success() => {
+                    node.lock().unwrap_or_else(|e| e.into_inner()).fenced(id);
+                }
+                Ok(st) => eprintln!("udlmd: {} {id} failed ({st}); trying again", cmd.display()),
+                Err(e) => eprintln!("udlmd: cannot run {}: {e}", cmd.display()),
+            }
+        }
+    }
+}
+
 fn usage() -> ! {
     eprintln!(
         "usage: udlmd [-f|--foreground] [--daemonize]\n\
@@ -108,6 +129,10 @@ fn main() {
             std::process::exit(1);
         }
     };
+    // SIGTERM and SIGINT are taken by one thread (below), so that the node
+    // can tell its peers it leaves; every thread started from here on
+    // inherits the blocked mask.
+    sys::block_termination_signals();
     let node = Arc::new(Mutex::new(Node::new(local_id, NodeLimits::default())));
     let _net = match join_cluster(&node, &cfg, local_id) {
         Ok(n) => n,
@@ -129,6 +154,25 @@ fn main() {
                 .unwrap_or_else(|e| e.into_inner())
                 .tick(now_ms);
         });
+    let leaver = Arc::clone(&node);
+    let _ = std::thread::Builder::new()
+        .name("udlm-signal".into())
+        .spawn(move || {
+            let sig = sys::wait_termination_signal();
+            let farewell = leaver.lock().unwrap_or_else(|e| e.into_inner()).leave();
+            if farewell {
+                eprintln!("udlmd: signal {sig}: leaving the cluster");
+                // Time for the transport to send the farewell.
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            std::process::exit(0);
+        });
+    if let Some(cmd) = cfg.fence_cmd.clone() {
+        let fencer = Arc::clone(&node);
+        let _ = std::thread::Builder::new()
+            .name("udlm-fence".into())
+            .spawn(move || fence_loop(&fencer, &cmd));
+    }
     eprintln!(
         "udlmd: node {local_id} of {} serving {}",
         cfg.nodes.len().max(1),

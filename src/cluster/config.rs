@@ -93,6 +93,12 @@ pub struct Config {
     /// The key that authenticates peers; relative paths are taken from the
     /// config file's directory.
     pub key_file: Option<PathBuf>,
+    /// What a node cut off from the majority does to the programs holding
+    /// its locks (`self_fence=abort|log`; abort kills them).
+    pub self_fence_abort: bool,
+    /// Run as `fence_cmd NODEID` before the survivors take over a lost
+    /// node's locks; recovery waits until it exits 0.
+    pub fence_cmd: Option<PathBuf>,
     /// The port of nodes whose line has no `port=`.
     pub port: u16,
     /// In file order; ids are unique.
@@ -221,6 +227,8 @@ impl Config {
         Config {
             cluster_name: DEFAULT_CLUSTER_NAME.to_string(),
             key_file: None,
+            self_fence_abort: true,
+            fence_cmd: None,
             port: DEFAULT_PORT,
             nodes: Vec::new(),
             lockspaces: Vec::new(),
@@ -531,6 +539,8 @@ enum Setting {
     PeerTimeoutMs,
     ReconnectMs,
     LeaseMs,
+    SelfFence,
+    FenceCmd,
 }
 
 impl Setting {
@@ -543,6 +553,8 @@ impl Setting {
             "peer_timeout_ms" => Setting::PeerTimeoutMs,
             "reconnect_ms" => Setting::ReconnectMs,
             "lease_ms" => Setting::LeaseMs,
+            "self_fence" => Setting::SelfFence,
+            "fence_cmd" => Setting::FenceCmd,
             _ => return None,
         })
     }
@@ -810,6 +822,25 @@ impl<'a> Parser<'a> {
                     _ => file.to_path_buf(),
                 };
                 self.config.key_file = Some(resolved);
+            }
+            Setting::SelfFence => match value {
+                "abort" => self.config.self_fence_abort = true,
+                "log" => self.config.self_fence_abort = false,
+                _ => self.error(
+                    line,
+                    format!("'self_fence' must be 'abort' or 'log', not '{value}'"),
+                ),
+            },
+            Setting::FenceCmd => {
+                let file = Path::new(value);
+                if file.is_relative() {
+                    self.error(
+                        line,
+                        format!("'fence_cmd' must be an absolute path, not '{value}'"),
+                    );
+                } else {
+                    self.config.fence_cmd = Some(file.to_path_buf());
+                }
             }
             Setting::Port => {
                 if let Some(port) = self.number(line, key, value, 1, u64::from(u16::MAX)) {
@@ -1341,6 +1372,28 @@ mod tests {
         assert_eq!(config.peer_timeout_ms, 3000);
         assert_eq!(config.reconnect_ms, 50);
         assert_eq!(config.lease_ms, 700);
+        assert!(config.self_fence_abort);
+        assert_eq!(config.fence_cmd, None);
+        let (config, _) = parse_ok(&with_nodes("self_fence=log\nfence_cmd=/usr/sbin/fence_x\n"));
+        assert!(!config.self_fence_abort);
+        assert_eq!(
+            config.fence_cmd.as_deref(),
+            Some(Path::new("/usr/sbin/fence_x"))
+        );
+    }
+
+    #[test]
+    fn fencing_settings_are_checked() {
+        assert_one_error(
+            &with_nodes("self_fence=reboot\n"),
+            3,
+            "'self_fence' must be 'abort' or 'log', not 'reboot'",
+        );
+        assert_one_error(
+            &with_nodes("fence_cmd=fence.sh\n"),
+            3,
+            "'fence_cmd' must be an absolute path",
+        );
     }
 
     #[test]

@@ -696,7 +696,10 @@ impl Engine {
             // had written a value yet.
             let (r, writer) = {
                 let lk = self.lock(l);
-                (lk.res, lk.grmode >= Mode::Pw as RawMode && lk.flags & lkf::VALBLK != 0)
+                (
+                    lk.res,
+                    lk.grmode >= Mode::Pw as RawMode && lk.flags & lkf::VALBLK != 0,
+                )
             };
             if writer {
                 self.lose_lvb(r);

@@ -85,6 +85,8 @@ pub fn cluster_view(cfg: &Config) -> ClusterView {
         addresses,
         lockspaces,
         lease_ms: cfg.lease_ms,
+        self_fence_abort: cfg.self_fence_abort,
+        fencing: cfg.fence_cmd.is_some(),
     }
 }
 

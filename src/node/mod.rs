@@ -102,6 +102,10 @@ pub struct ClusterView {
     pub lockspaces: HashMap<Vec<u8>, (bool, Vec<(u32, u32)>)>,
     /// How long an unreachable peer stays a member (0: the default).
     pub lease_ms: u64,
+    /// Self-fencing kills the programs holding this node's locks.
+    pub self_fence_abort: bool,
+    /// A fence command must succeed before a lost node's locks go.
+    pub fencing: bool,
 }
 
 impl ClusterView {
@@ -365,6 +369,8 @@ impl Node {
         if cluster.lease_ms > 0 {
             self.membership.lease_ms = cluster.lease_ms;
         }
+        self.membership.self_fence_abort = cluster.self_fence_abort;
+        self.membership.fencing = cluster.fencing;
         let multi = cluster.nodes.len() > 1;
         self.cluster = cluster;
         self.peers = Some(peers);
@@ -1099,10 +1105,7 @@ impl Node {
         if self.trace {
             eprintln!("udlmd: node {} <- node {from}: {msg:?}", self.node_id);
         }
-        if matches!(
-            msg,
-            PeerMsg::Hello { .. } | PeerMsg::Start { .. } | PeerMsg::Barrier { .. }
-        ) {
+        if msg.is_membership() {
             self.membership_message(from, msg);
             return;
         }
@@ -1419,6 +1422,7 @@ impl Node {
             PeerMsg::Hello { .. }
             | PeerMsg::Start { .. }
             | PeerMsg::Barrier { .. }
+            | PeerMsg::Leave
             | PeerMsg::DirRecord { .. }
             | PeerMsg::RecLock { .. } => {}
         }

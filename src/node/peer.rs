@@ -142,6 +142,8 @@ pub enum PeerMsg {
         gen: u64,
         phase: u8,
     },
+    /// The sender is shutting down cleanly: no need to wait for its lease.
+    Leave,
     /// Rebuilding the directory: the sender masters `name`.
     DirRecord {
         ls: Vec<u8>,
@@ -270,6 +272,17 @@ impl<'a> R<'a> {
 }
 
 impl PeerMsg {
+    /// Messages about the cluster, not about a lockspace.
+    pub fn is_membership(&self) -> bool {
+        matches!(
+            self,
+            PeerMsg::Hello { .. }
+                | PeerMsg::Start { .. }
+                | PeerMsg::Barrier { .. }
+                | PeerMsg::Leave
+        )
+    }
+
     pub fn lockspace(&self) -> &[u8] {
         match self {
             PeerMsg::Lookup { ls, .. }
@@ -289,7 +302,10 @@ impl PeerMsg {
             | PeerMsg::Remove { ls, .. }
             | PeerMsg::DirRecord { ls, .. }
             | PeerMsg::RecLock { ls, .. } => ls,
-            PeerMsg::Hello { .. } | PeerMsg::Start { .. } | PeerMsg::Barrier { .. } => &[],
+            PeerMsg::Hello { .. }
+            | PeerMsg::Start { .. }
+            | PeerMsg::Barrier { .. }
+            | PeerMsg::Leave => &[],
         }
     }
 
@@ -466,6 +482,10 @@ impl PeerMsg {
                 w.u64(*gen);
                 w.u8(*phase);
             }
+            PeerMsg::Leave => {
+                w.u8(21);
+                w.name(&[]);
+            }
             PeerMsg::DirRecord { ls, name } => {
                 w.u8(19);
                 w.name(ls);
@@ -601,6 +621,7 @@ impl PeerMsg {
                 gen: r.u64()?,
                 phase: r.u8()?,
             },
+            21 => PeerMsg::Leave,
             19 => PeerMsg::DirRecord {
                 ls,
                 name: r.name(RESNAME_MAXLEN)?,
@@ -622,10 +643,7 @@ impl PeerMsg {
         if !r.0.is_empty() {
             return Err(BadMessage("trailing bytes"));
         }
-        let membership = matches!(
-            m,
-            PeerMsg::Hello { .. } | PeerMsg::Start { .. } | PeerMsg::Barrier { .. }
-        );
+        let membership = m.is_membership();
         if no_lockspace != membership {
             return Err(BadMessage("lockspace name missing or unexpected"));
         }
@@ -739,6 +757,7 @@ mod tests {
                 fresh: (1..=MAX_MEMBERS as u32).map(|n| n * 7).collect(),
             },
             PeerMsg::Barrier { gen: 3, phase: 2 },
+            PeerMsg::Leave,
             PeerMsg::DirRecord {
                 ls: ls.clone(),
                 name: vec![],

@@ -132,6 +132,19 @@ pub struct Membership {
     reports: HashMap<u32, (u64, Vec<u32>)>,
     /// The transport incarnation each peer had when last seen up.
     known_incarnation: HashMap<u32, u64>,
+    /// Peers whose Hello arrived since their session came up: only with
+    /// every live peer's word does the coordinator know who holds state.
+    heard: BTreeSet<u32>,
+    /// Peers that said they were shutting down (no lease to wait for).
+    left: BTreeSet<u32>,
+    /// Since when this node has seen no majority (ms).
+    no_majority_since: Option<u64>,
+    pub self_fence_abort: bool,
+    /// A fence command must succeed for a lost node before its locks go.
+    pub fencing: bool,
+    /// Lost nodes the coordinator waits to see fenced, and those fenced.
+    fence_wanted: BTreeSet<u32>,
+    fenced: BTreeSet<u32>,
     /// Nodes whose locks this generation drops.
     departed: Vec<u32>,
     markers: BTreeMap<(u64, u8), BTreeSet<u32>>,
@@ -160,6 +173,13 @@ impl Membership {
             settled_incarnation: HashMap::new(),
             reports: HashMap::new(),
             known_incarnation: HashMap::new(),
+            heard: BTreeSet::new(),
+            left: BTreeSet::new(),
+            no_majority_since: None,
+            self_fence_abort: false,
+            fencing: false,
+            fence_wanted: BTreeSet::new(),
+            fenced: BTreeSet::new(),
             departed: Vec::new(),
             markers: BTreeMap::new(),
             max_gen_seen: 0,
@@ -236,6 +256,10 @@ impl Node {
             Some(old) if old != incarnation
         );
         m.peers.insert(node, PeerState::Up { incarnation });
+        m.heard.remove(&node);
+        m.left.remove(&node);
+        m.fenced.remove(&node);
+        m.fence_wanted.remove(&node);
         // The transport drops what was queued for an earlier incarnation:
         // markers of a recovery in progress are sent again.
         if restarted && m.members.contains(&node) {
@@ -265,6 +289,7 @@ impl Node {
         self.membership
             .peers
             .insert(node, PeerState::Down { since_ms: now });
+        self.membership.heard.remove(&node);
         self.check_membership();
     }
 
@@ -278,14 +303,15 @@ impl Node {
             .copied()
             .filter(|&n| {
                 n == self.node_id
-                    || match m.peers.get(&n) {
-                        Some(PeerState::Up { .. }) => true,
-                        Some(PeerState::Down { since_ms }) => {
-                            m.members.contains(&n)
-                                && self.now_ms.saturating_sub(*since_ms) < m.lease_ms
+                    || !m.left.contains(&n)
+                        && match m.peers.get(&n) {
+                            Some(PeerState::Up { .. }) => true,
+                            Some(PeerState::Down { since_ms }) => {
+                                m.members.contains(&n)
+                                    && self.now_ms.saturating_sub(*since_ms) < m.lease_ms
+                            }
+                            None => false,
                         }
-                        None => false,
-                    }
             })
             .collect();
         v.sort_unstable();
@@ -303,6 +329,7 @@ impl Node {
         if !self.multi_node() {
             return;
         }
+        self.check_majority();
         let view = self.live_view();
         if view.first() != Some(&self.node_id) || !self.quorate(&view) {
             return;
@@ -311,6 +338,33 @@ impl Node {
         let idle_down = m.phase == Phase::Down;
         if !(idle_down || view != m.members || m.resync) {
             return;
+        }
+        let unheard = view.iter().any(|n| {
+            *n != self.node_id
+                && matches!(m.peers.get(n), Some(PeerState::Up { .. }))
+                && !m.heard.contains(n)
+        });
+        if unheard {
+            return;
+        }
+        // A member lost without a clean leave is fenced first, when the
+        // config says how.
+        if m.fencing {
+            let lost: Vec<u32> = m
+                .settled
+                .iter()
+                .copied()
+                .filter(|n| !view.contains(n) && !m.left.contains(n) && !m.fenced.contains(n))
+                .collect();
+            if !lost.is_empty() {
+                let m = &mut self.membership;
+                for n in lost {
+                    if m.fence_wanted.insert(n) {
+                        eprintln!("udlmd: node {n} is lost; waiting for fence_cmd to fence it before recovery");
+                    }
+                }
+                return;
+            }
         }
         let gen = m.gen.max(m.max_gen_seen) + 1;
         // Who holds state worth keeping: the members of the newest
@@ -384,6 +438,7 @@ impl Node {
             } => {
                 let m = &mut self.membership;
                 m.max_gen_seen = m.max_gen_seen.max(gen);
+                m.heard.insert(from);
                 if joined {
                     m.reports.insert(from, (gen, members.clone()));
                 } else {
@@ -392,6 +447,11 @@ impl Node {
                 if gen != m.gen || !joined || members != m.members {
                     m.resync = true;
                 }
+                self.check_membership();
+            }
+            PeerMsg::Leave => {
+                eprintln!("udlmd: node {from} is leaving the cluster");
+                self.membership.left.insert(from);
                 self.check_membership();
             }
             PeerMsg::Barrier { gen, phase } => {
@@ -418,6 +478,9 @@ impl Node {
         }
         if m.phase == Phase::Running {
             return true;
+        }
+        if m.phase == Phase::Down {
+            return false;
         }
         let finished = m
             .markers
@@ -1046,6 +1109,7 @@ impl Node {
     /// waiting complete with ENOLCK.
     pub(super) fn reset_state(&mut self, why: &str) {
         let mut dropped = 0usize;
+        let mut holders: BTreeSet<u32> = BTreeSet::new();
         let names: Vec<Vec<u8>> = self.lockspaces.keys().cloned().collect();
         for ls_name in &names {
             let max = self.limits.max_locks_per_lockspace;
@@ -1064,6 +1128,11 @@ impl Node {
                 if !granted && !l.orphan {
                     let cb = Self::callback_for(l, false, libc::ENOLCK, 0, None);
                     self.out.push((l.owner, (id, l.incarnation), cb.encode()));
+                }
+                if !l.orphan {
+                    if let Some(h) = self.handles.get(&l.owner) {
+                        holders.insert(h.creds.pid);
+                    }
                 }
                 dropped += 1;
                 ls.free_id(id);
@@ -1085,6 +1154,80 @@ impl Node {
             );
         }
         self.deliver_callbacks();
+        if self.membership.self_fence_abort {
+            for pid in holders {
+                eprintln!("udlmd: self_fence=abort: ending process {pid}, which held locks");
+                crate::sys::kill_process(pid);
+            }
+        }
+    }
+
+    /// A member that has seen no majority for half its lease stops: the
+    /// others will take its locks over once the lease has run out.
+    fn check_majority(&mut self) {
+        let m = &self.membership;
+        let connected = 1 + self
+            .cluster
+            .nodes
+            .iter()
+            .filter(|&&n| {
+                n != self.node_id && matches!(m.peers.get(&n), Some(PeerState::Up { .. }))
+            })
+            .count();
+        if connected * 2 > self.cluster.nodes.len() {
+            self.membership.no_majority_since = None;
+            return;
+        }
+        let now = self.now_ms;
+        let since = *self.membership.no_majority_since.get_or_insert(now);
+        let m = &self.membership;
+        if m.phase == Phase::Down || now.saturating_sub(since) < m.lease_ms / 2 {
+            return;
+        }
+        eprintln!(
+            "udlmd: node {}: no majority of the {} configured nodes for {} ms: this node stops granting (self_fence={})",
+            self.node_id,
+            self.cluster.nodes.len(),
+            now.saturating_sub(since),
+            if m.self_fence_abort { "abort" } else { "log" }
+        );
+        self.reset_state("cut off from the majority");
+        let me = self.node_id;
+        let m = &mut self.membership;
+        m.phase = Phase::Down;
+        m.members = vec![me];
+        m.settled.clear();
+        m.completed_generations = 0;
+    }
+
+    /// This node is shutting down: the others need not wait for a lease.
+    /// Returns whether anyone was told.
+    pub fn leave(&mut self) -> bool {
+        let me = self.node_id;
+        let members = self.membership.members.clone();
+        let mut told = false;
+        for n in members {
+            if n != me {
+                self.send(n, PeerMsg::Leave);
+                told = true;
+            }
+        }
+        told
+    }
+
+    /// Lost nodes waiting for the fence command (the daemon runs it).
+    pub fn fence_wanted(&self) -> Vec<u32> {
+        self.membership.fence_wanted.iter().copied().collect()
+    }
+
+    /// The fence command succeeded for `node`.
+    pub fn fenced(&mut self, node: u32) {
+        let m = &mut self.membership;
+        if m.fence_wanted.remove(&node) {
+            eprintln!("udlmd: node {node} is fenced");
+            m.fenced.insert(node);
+            self.check_membership();
+        }
     }
 
     /// For `udlm status`.
@@ -1096,13 +1239,14 @@ impl Node {
             vec![self.node_id]
         };
         format!(
-            "\"generation\":{},\"coordinator\":{},\"members\":{:?},\"state\":\"{}\",\"quorate\":{},\"live\":{:?}",
+            "\"generation\":{},\"coordinator\":{},\"members\":{:?},\"state\":\"{}\",\"quorate\":{},\"live\":{:?},\"fencing\":{:?}",
             m.gen,
             m.coordinator,
             m.members,
             m.phase.name(),
             !self.multi_node() || self.quorate(&view),
-            view
+            view,
+            m.fence_wanted.iter().collect::<Vec<_>>()
         )
     }
 }
