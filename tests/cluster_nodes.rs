@@ -56,12 +56,18 @@ const CREDS: PeerCreds = PeerCreds {
 
 impl Cluster {
     fn new(n: u32) -> Cluster {
+        Cluster::with_fencing(n, false)
+    }
+
+    /// `fencing`: a fence command is configured (the test plays it).
+    fn with_fencing(n: u32, fencing: bool) -> Cluster {
         let bus = Arc::new(Bus::default());
         let mut nodes = HashMap::new();
         for id in 1..=n {
             let mut node = Node::new(id, NodeLimits::default());
             let view = ClusterView {
                 nodes: (1..=n).collect(),
+                fencing,
                 ..ClusterView::default()
             };
             node.set_cluster(
@@ -813,4 +819,27 @@ fn a_node_without_majority_stops_before_the_others_take_over() {
     assert_eq!(callbacks(&h1), vec![]);
     c.unlock(&h2, z);
     assert_eq!(callbacks(&h1), vec![(false, blocked, G)]);
+}
+
+/// With a fence command configured, the survivors take a lost node's locks
+/// over only once the command has fenced it.
+#[test]
+fn a_lost_node_is_fenced_before_its_locks_go() {
+    let mut c = Cluster::with_fencing(3, true);
+    let h1 = c.open(1, b"ls");
+    let h3 = c.open(3, b"ls");
+    let x = c.lock(&h3, b"r", 5, 0);
+    assert_eq!(callbacks(&h3), vec![(false, x, G)]);
+    let w = c.lock(&h1, b"r", 5, 0);
+    assert_eq!(callbacks(&h3), vec![(true, x, G)]);
+    drop(h3);
+    c.kill(3, LEASE_MS);
+    c.tick_all(3 * LEASE_MS);
+    assert_eq!(callbacks(&h1), vec![], "no recovery before fencing");
+    assert_eq!(c.nodes[&1].fence_wanted(), vec![3]);
+    assert!(c.nodes[&2].fence_wanted().is_empty(), "only the coordinator fences");
+    c.nodes.get_mut(&1).unwrap().fenced(3);
+    c.run();
+    assert_eq!(callbacks(&h1), vec![(false, w, G)]);
+    assert!(c.nodes[&1].fence_wanted().is_empty());
 }

@@ -47,18 +47,33 @@
 //! current generation are dropped, and a node that finished the third
 //! barrier before us sees its new lock messages parked until we finish too.
 //!
+//! Leaving and fencing. A node shutting down (SIGTERM) sends `Leave`: the
+//! others recover at once instead of waiting for its lease. With
+//! `fence_cmd` configured, the coordinator does not start a generation that
+//! drops a lost member until `fence_cmd NODEID` has exited 0 for it (the
+//! daemon runs it; [`Node::fence_wanted`], [`Node::fenced`]). A member that
+//! sees no majority of the configured nodes among its *connected* peers for
+//! `lease_ms / 2` fences itself: it stops granting, its programs' waiting
+//! requests complete with ENOLCK, its locks are dropped, and with
+//! `self_fence=abort` (the default) every process that held one is killed;
+//! it joins again afresh once it sees a majority.
+//!
 //! Safety. Two holders of incompatible locks could only exist if two
 //! masters granted the same name, or a dead node's lock were dropped while
 //! its holder still used it. The first cannot happen: masters change only
-//! inside a generation, on every member at once, after the Stop barrier.
-//! For the second, udlm relies on the lease: the survivors drop a node's
-//! locks only after `lease_ms` without hearing from it, and a node that has
-//! no majority stops being a member (it cannot finish a generation without
-//! the others); when it meets the cluster again it is `fresh` and drops its
-//! own state before it takes part. A process blocked (SIGSTOP) or a host
-//! whose clock stalls for longer than the lease while holding locks can
-//! break this, as on any lease-based lock service: that is what fencing
-//! (killing or power-cycling the lost node, spec §8.4) is for.
+//! inside a generation, on every member at once, after the Stop barrier,
+//! and only a coordinator with a majority starts one (two majorities always
+//! share a node, which accepts one generation number at a time). For the
+//! second: the survivors drop a node's locks only after `lease_ms` without
+//! a session with it, while the node itself, losing its majority at about
+//! the same moment (a cut is seen by both ends within `peer_timeout_ms`),
+//! stops after `lease_ms / 2` and kills its lock holders. The margin is
+//! `lease_ms / 2` minus the difference between the two ends' detection
+//! times and their scheduling delays; clocks only need to run at about the
+//! same rate (each node measures its own intervals with a monotonic clock).
+//! A node frozen for longer than the margin (SIGSTOP, a VM paused) while
+//! holding locks defeats any lease; `fence_cmd` (power off, kill the VM)
+//! closes that gap as the kernel DLM's fencing does (spec §8.4).
 
 use super::peer::PeerMsg;
 use super::{is_local_owner, Holder, Master, Node, Parked, RemoteState};
