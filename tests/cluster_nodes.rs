@@ -222,6 +222,29 @@ impl Cluster {
         self.run();
     }
 
+    /// Delivers at most `n` messages.
+    fn step(&mut self, n: usize) {
+        for _ in 0..n {
+            let m = self.bus.0.lock().unwrap().pop_front();
+            let Some((from, to, payload)) = m else { return };
+            if let Some(node) = self.nodes.get_mut(&to) {
+                node.on_peer_message(from, &payload);
+            }
+        }
+    }
+
+    /// Node `dead` stops; the others see its session go, nothing more.
+    fn crash(&mut self, dead: u32, now_ms: u64) {
+        self.nodes.remove(&dead);
+        self.bus.0.lock().unwrap().retain(|m| m.0 != dead && m.1 != dead);
+        let ids: Vec<u32> = self.nodes.keys().copied().collect();
+        for n in ids {
+            let node = self.nodes.get_mut(&n).unwrap();
+            node.tick(now_ms);
+            node.peer_down(dead);
+        }
+    }
+
     /// Every node's clock moves to `now_ms`.
     fn tick_all(&mut self, now_ms: u64) {
         let ids: Vec<u32> = self.nodes.keys().copied().collect();
@@ -842,4 +865,42 @@ fn a_lost_node_is_fenced_before_its_locks_go() {
     c.run();
     assert_eq!(callbacks(&h1), vec![(false, w, G)]);
     assert!(c.nodes[&1].fence_wanted().is_empty());
+}
+
+/// A second node dies while the survivors recover from the first: the
+/// recovery in progress is abandoned for a new generation, which ends with
+/// both nodes' locks gone and the waiters granted.
+#[test]
+fn a_death_during_recovery_restarts_it() {
+    for cut_after in [0, 3, 8, 15, 30] {
+        let mut c = Cluster::new(5);
+        let h1 = c.open(1, b"ls");
+        let h4 = c.open(4, b"ls");
+        let h5 = c.open(5, b"ls");
+        let a = c.lock(&h5, b"five", 5, 0);
+        let b = c.lock(&h4, b"four", 5, 0);
+        let wa = c.lock(&h1, b"five", 5, 0);
+        let wb = c.lock(&h1, b"four", 5, 0);
+        assert_eq!(callbacks(&h1), vec![]);
+        let _ = (a, b, callbacks(&h4), callbacks(&h5));
+        c.crash(5, 1);
+        c.run();
+        for n in 1..=4 {
+            c.nodes.get_mut(&n).unwrap().tick(LEASE_MS + 2);
+        }
+        // Node 1 has started a generation; part of it is delivered.
+        assert!(c.nodes[&1].operations_blocked());
+        c.step(cut_after);
+        assert!(c.nodes[&1].operations_blocked(), "still recovering");
+        c.crash(4, LEASE_MS + 3);
+        c.run();
+        c.tick_all(2 * LEASE_MS + 10);
+        let mut got = callbacks(&h1);
+        got.sort_unstable();
+        let mut want = vec![(false, wa, G), (false, wb, G)];
+        want.sort_unstable();
+        assert_eq!(got, want, "cut after {cut_after} messages");
+        assert!(c.nodes.values().all(|n| !n.operations_blocked()));
+        drop((h4, h5));
+    }
 }
