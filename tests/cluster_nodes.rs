@@ -68,6 +68,7 @@ impl Cluster {
             let view = ClusterView {
                 nodes: (1..=n).collect(),
                 fencing,
+                two_node: true,
                 ..ClusterView::default()
             };
             node.set_cluster(
@@ -236,7 +237,11 @@ impl Cluster {
     /// Node `dead` stops; the others see its session go, nothing more.
     fn crash(&mut self, dead: u32, now_ms: u64) {
         self.nodes.remove(&dead);
-        self.bus.0.lock().unwrap().retain(|m| m.0 != dead && m.1 != dead);
+        self.bus
+            .0
+            .lock()
+            .unwrap()
+            .retain(|m| m.0 != dead && m.1 != dead);
         let ids: Vec<u32> = self.nodes.keys().copied().collect();
         for n in ids {
             let node = self.nodes.get_mut(&n).unwrap();
@@ -860,7 +865,10 @@ fn a_lost_node_is_fenced_before_its_locks_go() {
     c.tick_all(3 * LEASE_MS);
     assert_eq!(callbacks(&h1), vec![], "no recovery before fencing");
     assert_eq!(c.nodes[&1].fence_wanted(), vec![3]);
-    assert!(c.nodes[&2].fence_wanted().is_empty(), "only the coordinator fences");
+    assert!(
+        c.nodes[&2].fence_wanted().is_empty(),
+        "only the coordinator fences"
+    );
     c.nodes.get_mut(&1).unwrap().fenced(3);
     c.run();
     assert_eq!(callbacks(&h1), vec![(false, w, G)]);
@@ -903,4 +911,41 @@ fn a_death_during_recovery_restarts_it() {
         assert!(c.nodes.values().all(|n| !n.operations_blocked()));
         drop((h4, h5));
     }
+}
+
+/// In a two-node cluster the survivor goes on alone (corosync's
+/// `two_node`), but only once the pair has formed.
+#[test]
+fn two_node_survivor_recovers_alone_once_paired() {
+    let mut lone = Node::new(1, NodeLimits::default());
+    lone.set_cluster(
+        ClusterView {
+            nodes: vec![1, 2],
+            two_node: true,
+            ..ClusterView::default()
+        },
+        Arc::new(Wire {
+            from: 1,
+            bus: Arc::new(Bus::default()),
+        }),
+    );
+    lone.tick(10 * LEASE_MS);
+    assert!(
+        lone.operations_blocked(),
+        "wait for all: never alone before pairing"
+    );
+
+    let mut c = Cluster::new(2);
+    let h1 = c.open(1, b"ls");
+    let h2 = c.open(2, b"ls");
+    let x = c.lock(&h2, b"r", 5, 0);
+    assert_eq!(callbacks(&h2), vec![(false, x, G)]);
+    let w = c.lock(&h1, b"r", 5, 0);
+    drop(h2);
+    c.kill(2, LEASE_MS);
+    assert_eq!(callbacks(&h1), vec![(false, w, G)]);
+    assert!(
+        !c.nodes[&1].operations_blocked(),
+        "node 1 did not fence itself"
+    );
 }

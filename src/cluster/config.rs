@@ -99,6 +99,9 @@ pub struct Config {
     /// Run as `fence_cmd NODEID` before the survivors take over a lost
     /// node's locks; recovery waits until it exits 0.
     pub fence_cmd: Option<PathBuf>,
+    /// In a cluster of exactly two nodes, the survivor of the pair goes on
+    /// alone (`two_node=1`, the default with two nodes; corosync's rule).
+    pub two_node: bool,
     /// The port of nodes whose line has no `port=`.
     pub port: u16,
     /// In file order; ids are unique.
@@ -229,6 +232,7 @@ impl Config {
             key_file: None,
             self_fence_abort: true,
             fence_cmd: None,
+            two_node: true,
             port: DEFAULT_PORT,
             nodes: Vec::new(),
             lockspaces: Vec::new(),
@@ -541,6 +545,7 @@ enum Setting {
     LeaseMs,
     SelfFence,
     FenceCmd,
+    TwoNode,
 }
 
 impl Setting {
@@ -555,6 +560,7 @@ impl Setting {
             "lease_ms" => Setting::LeaseMs,
             "self_fence" => Setting::SelfFence,
             "fence_cmd" => Setting::FenceCmd,
+            "two_node" => Setting::TwoNode,
             _ => return None,
         })
     }
@@ -830,6 +836,11 @@ impl<'a> Parser<'a> {
                     line,
                     format!("'self_fence' must be 'abort' or 'log', not '{value}'"),
                 ),
+            },
+            Setting::TwoNode => match value {
+                "1" => self.config.two_node = true,
+                "0" => self.config.two_node = false,
+                _ => self.error(line, format!("'two_node' must be 0 or 1, not '{value}'")),
             },
             Setting::FenceCmd => {
                 let file = Path::new(value);
@@ -1374,8 +1385,11 @@ mod tests {
         assert_eq!(config.lease_ms, 700);
         assert!(config.self_fence_abort);
         assert_eq!(config.fence_cmd, None);
-        let (config, _) = parse_ok(&with_nodes("self_fence=log\nfence_cmd=/usr/sbin/fence_x\n"));
+        let (config, _) = parse_ok(&with_nodes(
+            "self_fence=log\nfence_cmd=/usr/sbin/fence_x\ntwo_node=0\n",
+        ));
         assert!(!config.self_fence_abort);
+        assert!(!config.two_node);
         assert_eq!(
             config.fence_cmd.as_deref(),
             Some(Path::new("/usr/sbin/fence_x"))
@@ -1388,6 +1402,11 @@ mod tests {
             &with_nodes("self_fence=reboot\n"),
             3,
             "'self_fence' must be 'abort' or 'log', not 'reboot'",
+        );
+        assert_one_error(
+            &with_nodes("two_node=yes\n"),
+            3,
+            "'two_node' must be 0 or 1",
         );
         assert_one_error(
             &with_nodes("fence_cmd=fence.sh\n"),

@@ -87,6 +87,7 @@ pub fn cluster_view(cfg: &Config) -> ClusterView {
         lease_ms: cfg.lease_ms,
         self_fence_abort: cfg.self_fence_abort,
         fencing: cfg.fence_cmd.is_some(),
+        two_node: cfg.two_node,
     }
 }
 

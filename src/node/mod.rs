@@ -106,6 +106,8 @@ pub struct ClusterView {
     pub self_fence_abort: bool,
     /// A fence command must succeed before a lost node's locks go.
     pub fencing: bool,
+    /// A two-node cluster whose survivor goes on alone (`two_node`).
+    pub two_node: bool,
 }
 
 impl ClusterView {

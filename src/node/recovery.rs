@@ -157,6 +157,8 @@ pub struct Membership {
     pub self_fence_abort: bool,
     /// A fence command must succeed for a lost node before its locks go.
     pub fencing: bool,
+    /// Both nodes of a two-node cluster have been members together.
+    paired: bool,
     /// Lost nodes the coordinator waits to see fenced, and those fenced.
     fence_wanted: BTreeSet<u32>,
     fenced: BTreeSet<u32>,
@@ -193,6 +195,7 @@ impl Membership {
             no_majority_since: None,
             self_fence_abort: false,
             fencing: false,
+            paired: false,
             fence_wanted: BTreeSet::new(),
             fenced: BTreeSet::new(),
             departed: Vec::new(),
@@ -334,8 +337,16 @@ impl Node {
         v
     }
 
+    /// A majority of the configured nodes; in a two-node cluster
+    /// (`two_node`), one node once both have been members together.
     fn quorate(&self, view: &[u32]) -> bool {
-        view.len() * 2 > self.cluster.nodes.len()
+        view.len() * 2 > self.cluster.nodes.len() || self.two_node_alone()
+    }
+
+    /// Two-node mode lets the survivor of a pair go on alone, as corosync's
+    /// `two_node` does, once the pair has formed (`wait_for_all`).
+    fn two_node_alone(&self) -> bool {
+        self.cluster.two_node && self.cluster.nodes.len() == 2 && self.membership.paired
     }
 
     /// The coordinator's duty: start a generation when the live view and
@@ -745,6 +756,9 @@ impl Node {
         let m = &mut self.membership;
         m.settled = m.members.clone();
         m.settled_gen = m.gen;
+        if m.members.len() >= 2 {
+            m.paired = true;
+        }
         let incarnations: HashMap<u32, u64> = m
             .members
             .iter()
@@ -1189,7 +1203,7 @@ impl Node {
                 n != self.node_id && matches!(m.peers.get(&n), Some(PeerState::Up { .. }))
             })
             .count();
-        if connected * 2 > self.cluster.nodes.len() {
+        if connected * 2 > self.cluster.nodes.len() || self.two_node_alone() {
             self.membership.no_majority_since = None;
             return;
         }
