@@ -949,3 +949,54 @@ fn two_node_survivor_recovers_alone_once_paired() {
         "node 1 did not fence itself"
     );
 }
+
+/// Two nodes that cannot reach each other both believe they coordinate and
+/// start a generation with the same number through the third: the third
+/// joins one of them, the other stalls harmlessly, and once all links are
+/// up one generation makes everybody a member.
+#[test]
+fn rival_coordinators_converge() {
+    let bus = Arc::new(Bus::default());
+    let mut nodes = HashMap::new();
+    for id in 1..=3u32 {
+        let mut node = Node::new(id, NodeLimits::default());
+        node.set_cluster(
+            ClusterView {
+                nodes: vec![1, 2, 3],
+                ..ClusterView::default()
+            },
+            Arc::new(Wire {
+                from: id,
+                bus: Arc::clone(&bus),
+            }),
+        );
+        nodes.insert(id, node);
+    }
+    let mut c = Cluster {
+        nodes,
+        bus,
+        messages: 0,
+        cut: Default::default(),
+        held: VecDeque::new(),
+    };
+    // 1-3 and 2-3 come up; 1-2 does not.
+    for (a, b) in [(1, 3), (3, 1), (2, 3), (3, 2)] {
+        c.nodes.get_mut(&a).unwrap().peer_up(b, u64::from(b));
+    }
+    c.run();
+    let joined: Vec<u32> = (1..=3)
+        .filter(|n| !c.nodes[n].operations_blocked())
+        .collect();
+    assert!(joined.len() == 2 && joined.contains(&3), "{joined:?}");
+    for (a, b) in [(1, 2), (2, 1)] {
+        c.nodes.get_mut(&a).unwrap().peer_up(b, u64::from(b));
+    }
+    c.run();
+    assert!(c.nodes.values().all(|n| !n.operations_blocked()));
+    let h1 = c.open(1, b"ls");
+    let h2 = c.open(2, b"ls");
+    let x = c.lock(&h1, b"r", 5, 0);
+    let y = c.lock(&h2, b"r", 5, lkf::NOQUEUE);
+    assert_eq!(callbacks(&h1), vec![(false, x, G)]);
+    assert_eq!(callbacks(&h2), vec![(false, y, libc::EAGAIN)]);
+}

@@ -124,9 +124,12 @@ pub enum PeerMsg {
     },
     // ----- membership and recovery (node/recovery.rs); `ls` is empty for
     // the first three.
-    /// Sent when a session comes up: where the sender stands.
+    /// Where the sender stands, sent when a session comes up and whenever
+    /// that changes: its current generation, and whether it holds valid
+    /// lock state from generation `settled` with those `members`.
     Hello {
         gen: u64,
+        settled: u64,
         joined: bool,
         members: Vec<u32>,
     },
@@ -137,9 +140,11 @@ pub enum PeerMsg {
         members: Vec<u32>,
         fresh: Vec<u32>,
     },
-    /// The sender finished `phase` of generation `gen`.
+    /// The sender finished `phase` of generation `gen`, started by
+    /// `coordinator`.
     Barrier {
         gen: u64,
+        coordinator: u32,
         phase: u8,
     },
     /// The sender is shutting down cleanly: no need to wait for its lease.
@@ -456,12 +461,14 @@ impl PeerMsg {
             }
             PeerMsg::Hello {
                 gen,
+                settled,
                 joined,
                 members,
             } => {
                 w.u8(16);
                 w.name(&[]);
                 w.u64(*gen);
+                w.u64(*settled);
                 w.u8(*joined as u8);
                 w.members(members);
             }
@@ -476,10 +483,15 @@ impl PeerMsg {
                 w.members(members);
                 w.members(fresh);
             }
-            PeerMsg::Barrier { gen, phase } => {
+            PeerMsg::Barrier {
+                gen,
+                coordinator,
+                phase,
+            } => {
                 w.u8(18);
                 w.name(&[]);
                 w.u64(*gen);
+                w.u32(*coordinator);
                 w.u8(*phase);
             }
             PeerMsg::Leave => {
@@ -609,6 +621,7 @@ impl PeerMsg {
             },
             16 => PeerMsg::Hello {
                 gen: r.u64()?,
+                settled: r.u64()?,
                 joined: r.bool()?,
                 members: r.members()?,
             },
@@ -619,6 +632,7 @@ impl PeerMsg {
             },
             18 => PeerMsg::Barrier {
                 gen: r.u64()?,
+                coordinator: r.u32()?,
                 phase: r.u8()?,
             },
             21 => PeerMsg::Leave,
@@ -748,6 +762,7 @@ mod tests {
             },
             PeerMsg::Hello {
                 gen: 7,
+                settled: 6,
                 joined: true,
                 members: vec![1, 2, 5],
             },
@@ -756,7 +771,11 @@ mod tests {
                 members: (1..=MAX_MEMBERS as u32).collect(),
                 fresh: (1..=MAX_MEMBERS as u32).map(|n| n * 7).collect(),
             },
-            PeerMsg::Barrier { gen: 3, phase: 2 },
+            PeerMsg::Barrier {
+                gen: 3,
+                coordinator: 1,
+                phase: 2,
+            },
             PeerMsg::Leave,
             PeerMsg::DirRecord {
                 ls: ls.clone(),
@@ -795,7 +814,7 @@ mod tests {
         b.push(MAX_MEMBERS as u8 + 1);
         assert!(PeerMsg::decode(&b).is_err());
         // A lock message needs a lockspace; a membership message has none.
-        assert!(PeerMsg::decode(&[18, 1, b'x', 0, 0, 0, 0, 0, 0, 0, 0, 1]).is_err());
+        assert!(PeerMsg::decode(&[18, 1, b'x', 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1]).is_err());
         assert!(PeerMsg::decode(&[19, 0, 0]).is_err());
     }
 

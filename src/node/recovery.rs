@@ -124,6 +124,9 @@ enum PeerState {
 /// for (no granted lock).
 const NOT_GRANTED: u8 = 0xff;
 
+/// Bound on barrier marker sets kept for generations not finished yet.
+const MAX_MARKER_SETS: usize = 4096;
+
 /// Bound on lock messages parked while this node finishes a recovery.
 const MAX_PARKED_MESSAGES: usize = 1 << 20;
 
@@ -144,7 +147,7 @@ pub struct Membership {
     /// What joined peers said of themselves (generation, members) when
     /// their session came up: a coordinator that is new itself learns from
     /// them who holds state.
-    reports: HashMap<u32, (u64, Vec<u32>)>,
+    reports: HashMap<u32, (u64, Vec<u32>, u64)>,
     /// The transport incarnation each peer had when last seen up.
     known_incarnation: HashMap<u32, u64>,
     /// Peers whose Hello arrived since their session came up: only with
@@ -164,7 +167,11 @@ pub struct Membership {
     fenced: BTreeSet<u32>,
     /// Nodes whose locks this generation drops.
     departed: Vec<u32>,
-    markers: BTreeMap<(u64, u8), BTreeSet<u32>>,
+    /// Barrier markers received, by (generation, its coordinator, phase):
+    /// two coordinators that picked the same number are not confused.
+    markers: BTreeMap<(u64, u32, u8), BTreeSet<u32>>,
+    /// When this node entered the generation in progress (ms).
+    gen_started_ms: u64,
     max_gen_seen: u64,
     /// Something the coordinator must act on: a peer restarted, or said it
     /// stands elsewhere.
@@ -200,6 +207,7 @@ impl Membership {
             fenced: BTreeSet::new(),
             departed: Vec::new(),
             markers: BTreeMap::new(),
+            gen_started_ms: 0,
             max_gen_seen: 0,
             resync: false,
             parked: Vec::new(),
@@ -274,7 +282,11 @@ impl Node {
             Some(old) if old != incarnation
         );
         m.peers.insert(node, PeerState::Up { incarnation });
-        m.heard.remove(&node);
+        // What a peer said of itself holds until it restarts (a reconnect
+        // of the same process may deliver nothing new).
+        if restarted {
+            m.heard.remove(&node);
+        }
         m.left.remove(&node);
         m.fenced.remove(&node);
         m.fence_wanted.remove(&node);
@@ -282,18 +294,20 @@ impl Node {
         // markers of a recovery in progress are sent again.
         if restarted && m.members.contains(&node) {
             if let Some(p) = m.phase.barrier() {
-                let gen = m.gen;
+                let (gen, coordinator) = (m.gen, m.coordinator);
                 for phase in 1..=p {
-                    self.send(node, PeerMsg::Barrier { gen, phase });
+                    self.send(
+                        node,
+                        PeerMsg::Barrier {
+                            gen,
+                            coordinator,
+                            phase,
+                        },
+                    );
                 }
             }
         }
-        let m = &mut self.membership;
-        let hello = PeerMsg::Hello {
-            gen: m.gen,
-            joined: m.phase == Phase::Running,
-            members: m.members.clone(),
-        };
+        let hello = self.hello();
         self.send(node, hello);
         self.check_membership();
     }
@@ -307,7 +321,6 @@ impl Node {
         self.membership
             .peers
             .insert(node, PeerState::Down { since_ms: now });
-        self.membership.heard.remove(&node);
         self.check_membership();
     }
 
@@ -361,8 +374,29 @@ impl Node {
             return;
         }
         let m = &self.membership;
+        // A peer we see is, by its recent word, with a lower node that we
+        // do not see: that node coordinates (an asymmetric cut); yield for
+        // a lease, so that two coordinators do not take turns forever.
+        let me = self.node_id;
+        let lower_elsewhere = m.reports.iter().any(|(n, (_, members, at))| {
+            view.contains(n)
+                && self.now_ms.saturating_sub(*at) < m.lease_ms
+                && members.iter().any(|&x| x < me && !view.contains(&x))
+        });
+        if lower_elsewhere {
+            return;
+        }
         let idle_down = m.phase == Phase::Down;
-        if !(idle_down || view != m.members || m.resync) {
+        let stalled = m.phase.barrier().is_some()
+            && m.coordinator == self.node_id
+            && self.now_ms.saturating_sub(m.gen_started_ms) > 3 * m.lease_ms + 2000;
+        if stalled {
+            eprintln!(
+                "udlmd: recovery generation {} did not finish in time; starting another",
+                m.gen
+            );
+        }
+        if !(idle_down || stalled || view != m.members || m.resync) {
             return;
         }
         let unheard = view.iter().any(|n| {
@@ -402,7 +436,7 @@ impl Node {
         } else {
             (0, Vec::new())
         };
-        for (n, (g, members)) in &m.reports {
+        for (n, (g, members, _)) in &m.reports {
             if view.contains(n) && *g > base_gen && members.contains(n) {
                 base_gen = *g;
                 base = members.clone();
@@ -417,7 +451,9 @@ impl Node {
                         (m.settled_incarnation.get(&n), m.incarnation(n)),
                         (Some(a), Some(b)) if *a != b
                     );
-                !base.contains(&n) || (n == me && !me_settled) || restarted
+                // A peer that says it holds no valid state.
+                let empty = n != me && m.heard.contains(&n) && !m.reports.contains_key(&n);
+                !base.contains(&n) || (n == me && !me_settled) || restarted || empty
             })
             .collect();
         self.membership.resync = false;
@@ -453,12 +489,20 @@ impl Node {
             } => {
                 let m = &mut self.membership;
                 m.max_gen_seen = m.max_gen_seen.max(gen);
-                if gen > m.gen && members.contains(&self.node_id) {
+                if !members.contains(&self.node_id) {
+                    return;
+                }
+                if gen > m.gen {
                     self.accept_start(from, gen, members, fresh);
+                } else if gen < m.gen {
+                    // A coordinator behind the times: tell it where we are.
+                    let hello = self.hello();
+                    self.send(from, hello);
                 }
             }
             PeerMsg::Hello {
                 gen,
+                settled,
                 joined,
                 members,
             } => {
@@ -466,11 +510,13 @@ impl Node {
                 m.max_gen_seen = m.max_gen_seen.max(gen);
                 m.heard.insert(from);
                 if joined {
-                    m.reports.insert(from, (gen, members.clone()));
+                    let now = self.now_ms;
+                    m.reports.insert(from, (settled, members.clone(), now));
                 } else {
                     m.reports.remove(&from);
                 }
-                if gen != m.gen || !joined || members != m.members {
+                let in_step = joined && settled == m.settled_gen && members == m.settled;
+                if !in_step || gen != m.gen {
                     m.resync = true;
                 }
                 self.check_membership();
@@ -480,15 +526,49 @@ impl Node {
                 self.membership.left.insert(from);
                 self.check_membership();
             }
-            PeerMsg::Barrier { gen, phase } => {
+            PeerMsg::Barrier {
+                gen,
+                coordinator,
+                phase,
+            } => {
                 let m = &mut self.membership;
                 m.max_gen_seen = m.max_gen_seen.max(gen);
-                if gen >= m.gen && (1..=3).contains(&phase) {
-                    m.markers.entry((gen, phase)).or_default().insert(from);
+                if gen >= m.gen && (1..=3).contains(&phase) && m.markers.len() < MAX_MARKER_SETS {
+                    m.markers
+                        .entry((gen, coordinator, phase))
+                        .or_default()
+                        .insert(from);
                     self.advance();
                 }
             }
             _ => {}
+        }
+    }
+
+    /// What this node says of itself.
+    fn hello(&self) -> PeerMsg {
+        let m = &self.membership;
+        let valid = m.completed_generations > 0 && m.settled.contains(&self.node_id);
+        PeerMsg::Hello {
+            gen: m.gen,
+            settled: m.settled_gen,
+            joined: valid,
+            members: if valid { m.settled.clone() } else { Vec::new() },
+        }
+    }
+
+    /// Tells every connected peer where this node stands now.
+    fn broadcast_hello(&mut self) {
+        let hello = self.hello();
+        let up: Vec<u32> = self
+            .membership
+            .peers
+            .iter()
+            .filter(|(_, p)| matches!(p, PeerState::Up { .. }))
+            .map(|(&n, _)| n)
+            .collect();
+        for n in up {
+            self.send(n, hello.clone());
         }
     }
 
@@ -510,7 +590,7 @@ impl Node {
         }
         let finished = m
             .markers
-            .get(&(m.gen, 3))
+            .get(&(m.gen, m.coordinator, 3))
             .is_some_and(|s| s.contains(&from));
         if !finished {
             return true;
@@ -537,7 +617,11 @@ impl Node {
             m.members = members;
             m.fresh = fresh;
             m.phase = Phase::Stopping;
-            m.markers.retain(|&(g, _), _| g >= gen);
+            m.markers.retain(|&(g, _, _), _| g >= gen);
+            m.gen_started_ms = self.now_ms;
+            // A coordinator with a majority vouches for this node now: its
+            // own count starts again, giving its links time to come back.
+            m.no_majority_since = None;
         }
         // Lookups in flight belong to the old generation: their answers are
         // ignored and the requests go out again afterwards.
@@ -555,16 +639,23 @@ impl Node {
 
     fn broadcast_barrier(&mut self, phase: u8) {
         let me = self.node_id;
-        let gen = self.membership.gen;
+        let (gen, coordinator) = (self.membership.gen, self.membership.coordinator);
         self.membership
             .markers
-            .entry((gen, phase))
+            .entry((gen, coordinator, phase))
             .or_default()
             .insert(me);
         let members = self.membership.members.clone();
         for n in members {
             if n != me {
-                self.send(n, PeerMsg::Barrier { gen, phase });
+                self.send(
+                    n,
+                    PeerMsg::Barrier {
+                        gen,
+                        coordinator,
+                        phase,
+                    },
+                );
             }
         }
     }
@@ -572,7 +663,7 @@ impl Node {
     fn barrier_complete(&self, phase: u8) -> bool {
         let m = &self.membership;
         m.markers
-            .get(&(m.gen, phase))
+            .get(&(m.gen, m.coordinator, phase))
             .is_some_and(|s| m.members.iter().all(|n| s.contains(n)))
     }
 
@@ -1044,6 +1135,7 @@ impl Node {
         for ls_name in &names {
             self.flush(ls_name);
         }
+        self.broadcast_hello();
         for (from, payload) in parked {
             self.on_peer_message(from, &payload);
         }
@@ -1175,7 +1267,10 @@ impl Node {
             ls.resend.clear();
             ls.recovered_lvb.clear();
         }
-        self.membership.parked.clear();
+        let m = &mut self.membership;
+        m.parked.clear();
+        m.settled.clear();
+        m.completed_generations = 0;
         if dropped > 0 {
             eprintln!(
                 "udlmd: node {}: {why}; {dropped} lock(s) of its programs are dropped",
@@ -1227,6 +1322,10 @@ impl Node {
         m.members = vec![me];
         m.settled.clear();
         m.completed_generations = 0;
+        m.no_majority_since = None;
+        // Whoever still hears this node learns that it left the generation
+        // (a coordinator waiting for its markers starts another).
+        self.broadcast_hello();
     }
 
     /// This node is shutting down: the others need not wait for a lease.
