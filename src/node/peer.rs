@@ -70,6 +70,13 @@ pub enum PeerMsg {
         ls: Vec<u8>,
         owner: u64,
     },
+    /// The master has released or orphaned every lock of the requester's
+    /// handle `owner`: no message about them follows, so their ids may be
+    /// used again.
+    OwnerClosed {
+        ls: Vec<u8>,
+        owner: u64,
+    },
     /// The orphan `lkid` of the sender was adopted by its handle `owner`.
     Adopt {
         ls: Vec<u8>,
@@ -297,6 +304,7 @@ impl PeerMsg {
             | PeerMsg::Unlock { ls, .. }
             | PeerMsg::DeadlockCancel { ls, .. }
             | PeerMsg::CloseOwner { ls, .. }
+            | PeerMsg::OwnerClosed { ls, .. }
             | PeerMsg::Adopt { ls, .. }
             | PeerMsg::PurgeOrphans { ls, .. }
             | PeerMsg::Cast { ls, .. }
@@ -390,6 +398,11 @@ impl PeerMsg {
             }
             PeerMsg::CloseOwner { ls, owner } => {
                 w.u8(7);
+                w.name(ls);
+                w.u64(*owner);
+            }
+            PeerMsg::OwnerClosed { ls, owner } => {
+                w.u8(22);
                 w.name(ls);
                 w.u64(*owner);
             }
@@ -585,6 +598,10 @@ impl PeerMsg {
                 ls,
                 owner: r.u64()?,
             },
+            22 => PeerMsg::OwnerClosed {
+                ls,
+                owner: r.u64()?,
+            },
             8 => PeerMsg::Adopt {
                 ls,
                 lkid: r.u32()?,
@@ -714,6 +731,10 @@ mod tests {
                 flags: 0,
             },
             PeerMsg::CloseOwner {
+                ls: ls.clone(),
+                owner: 5,
+            },
+            PeerMsg::OwnerClosed {
                 ls: ls.clone(),
                 owner: 5,
             },

@@ -180,6 +180,16 @@ pub struct Membership {
     /// before this node did.
     parked: Vec<(u32, Vec<u8>)>,
     pub completed_generations: u64,
+    /// Nodes the current generation leaves out that this node still sees
+    /// alive: its Stop marker waits until each has confirmed that it
+    /// stopped (a Hello without state) or is no longer live here.
+    awaiting_exclusion: BTreeSet<u32>,
+    /// This node's Stop marker of the current generation has gone out.
+    stop_marker_sent: bool,
+    /// A Start from a coordinator while this node sees a lower live node
+    /// (connectivity that is not transitive): taken up once that node is
+    /// gone from the view, unless a newer generation came first.
+    deferred_start: Option<(u32, u64, Vec<u32>, Vec<u32>)>,
 }
 
 impl Membership {
@@ -212,6 +222,9 @@ impl Membership {
             resync: false,
             parked: Vec::new(),
             completed_generations: 0,
+            awaiting_exclusion: BTreeSet::new(),
+            stop_marker_sent: false,
+            deferred_start: None,
         }
     }
 
@@ -292,7 +305,7 @@ impl Node {
         m.fence_wanted.remove(&node);
         // The transport drops what was queued for an earlier incarnation:
         // markers of a recovery in progress are sent again.
-        if restarted && m.members.contains(&node) {
+        if restarted && m.members.contains(&node) && m.stop_marker_sent {
             if let Some(p) = m.phase.barrier() {
                 let (gen, coordinator) = (m.gen, m.coordinator);
                 for phase in 1..=p {
@@ -369,6 +382,8 @@ impl Node {
             return;
         }
         self.check_majority();
+        self.release_stop_marker();
+        self.take_up_deferred_start();
         let view = self.live_view();
         if view.first() != Some(&self.node_id) || !self.quorate(&view) {
             return;
@@ -490,9 +505,26 @@ impl Node {
                 let m = &mut self.membership;
                 m.max_gen_seen = m.max_gen_seen.max(gen);
                 if !members.contains(&self.node_id) {
+                    // A member of ours passes on a generation that leaves
+                    // this node out: its locks are about to be dropped
+                    // there, so it stops now, then says so.
+                    if gen > m.gen && m.phase != Phase::Down {
+                        self.fence_self(&format!(
+                            "recovery generation {gen} (told by node {from}) leaves this node out"
+                        ));
+                    }
+                    let hello = self.hello();
+                    self.send(from, hello);
                     return;
                 }
                 if gen > m.gen {
+                    let lower_live = self.live_view().first().is_some_and(|&n| n < from);
+                    if lower_live {
+                        // The coordinator cannot see a node that this node
+                        // sees: that node coordinates while it lives.
+                        self.membership.deferred_start = Some((from, gen, members, fresh));
+                        return;
+                    }
                     self.accept_start(from, gen, members, fresh);
                 } else if gen < m.gen {
                     // A coordinator behind the times: tell it where we are.
@@ -509,6 +541,10 @@ impl Node {
                 let m = &mut self.membership;
                 m.max_gen_seen = m.max_gen_seen.max(gen);
                 m.heard.insert(from);
+                if !joined && m.awaiting_exclusion.remove(&from) {
+                    self.release_stop_marker();
+                }
+                let m = &mut self.membership;
                 if joined {
                     let now = self.now_ms;
                     m.reports.insert(from, (settled, members.clone(), now));
@@ -588,6 +624,17 @@ impl Node {
         if m.phase == Phase::Down {
             return false;
         }
+        // A node joining afresh has no state from before: whatever a peer
+        // sent ahead of its Stop marker (held up by a cut, say) speaks of
+        // locks that no longer exist here.
+        if m.fresh.contains(&self.node_id)
+            && !m
+                .markers
+                .get(&(m.gen, m.coordinator, 1))
+                .is_some_and(|s| s.contains(&from))
+        {
+            return false;
+        }
         let finished = m
             .markers
             .get(&(m.gen, m.coordinator, 3))
@@ -622,7 +669,26 @@ impl Node {
             // A coordinator with a majority vouches for this node now: its
             // own count starts again, giving its links time to come back.
             m.no_majority_since = None;
+            m.deferred_start = None;
+            m.stop_marker_sent = false;
         }
+        // Nodes left out that this node still sees: they hear of the
+        // generation from here and must stop before their locks go.
+        let left_out: BTreeSet<u32> = self
+            .live_view()
+            .into_iter()
+            .filter(|n| *n != me && !self.membership.members.contains(n))
+            .collect();
+        for &n in &left_out {
+            let m = &self.membership;
+            let msg = PeerMsg::Start {
+                gen,
+                members: m.members.clone(),
+                fresh: m.fresh.clone(),
+            };
+            self.send(n, msg);
+        }
+        self.membership.awaiting_exclusion = left_out;
         // Lookups in flight belong to the old generation: their answers are
         // ignored and the requests go out again afterwards.
         for ls in self.lockspaces.values_mut() {
@@ -633,8 +699,43 @@ impl Node {
                 }
             }
         }
+        self.release_stop_marker();
+    }
+
+    /// Sends this node's Stop marker once no node left out by the current
+    /// generation may still be running with locks.
+    fn release_stop_marker(&mut self) {
+        if self.membership.phase != Phase::Stopping || self.membership.stop_marker_sent {
+            return;
+        }
+        let view = self.live_view();
+        let m = &mut self.membership;
+        m.awaiting_exclusion.retain(|n| view.contains(n));
+        if !m.awaiting_exclusion.is_empty() {
+            return;
+        }
+        m.stop_marker_sent = true;
         self.broadcast_barrier(1);
         self.advance();
+    }
+
+    /// Takes up a deferred Start once the lower node that held it back is
+    /// gone from the view.
+    fn take_up_deferred_start(&mut self) {
+        let Some((from, gen, _, _)) = &self.membership.deferred_start else {
+            return;
+        };
+        let (from, gen) = (*from, *gen);
+        if gen <= self.membership.gen {
+            self.membership.deferred_start = None;
+            return;
+        }
+        if self.live_view().first().is_some_and(|&n| n < from) {
+            return;
+        }
+        if let Some((from, gen, members, fresh)) = self.membership.deferred_start.take() {
+            self.accept_start(from, gen, members, fresh);
+        }
     }
 
     fn broadcast_barrier(&mut self, phase: u8) {
@@ -740,6 +841,9 @@ impl Node {
                     .retain(|_, h| !matches!(h, Holder::Remote(n, _) if departed.contains(n)));
                 ls.remote_index.retain(|(n, _), _| !departed.contains(n));
                 ls.masters.retain(|_, m| !departed.contains(m));
+                for &n in &departed {
+                    ls.release_retired(None, n);
+                }
             }
             self.flush(&ls_name);
         }
@@ -806,7 +910,10 @@ impl Node {
                 if self.trace {
                     eprintln!("udlmd: node {me}: lock {id} master {cur} -> {new}");
                 }
-                if new != cur {
+                // A master that left and is back afresh (restarted, or
+                // healed after fencing itself) knows nothing of our lock,
+                // even when the name maps to it again.
+                if new != cur || self.membership.departed.contains(&cur) {
                     self.recover_process_copy(&ls_name, id, new);
                 }
             }
@@ -840,7 +947,21 @@ impl Node {
                     }
                 }
             } else {
-                ls.masters.retain(|_, &mut m| m == me);
+                // Static masters: keep only the names that stay here, with
+                // or without locks on them now.
+                let kept: Vec<ResName> = self
+                    .lockspaces
+                    .get(&ls_name)
+                    .expect("lockspace")
+                    .masters
+                    .iter()
+                    .filter(|(_, &m)| m == me)
+                    .map(|(n, _)| *n)
+                    .filter(|n| self.new_master(&ls_name, n, Some(me)) == me)
+                    .collect();
+                let ls = self.lockspaces.get_mut(&ls_name).expect("lockspace");
+                ls.masters.clear();
+                ls.masters.extend(kept.into_iter().map(|n| (n, me)));
             }
             self.flush(&ls_name);
         }
@@ -1315,7 +1436,13 @@ impl Node {
             now.saturating_sub(since),
             if m.self_fence_abort { "abort" } else { "log" }
         );
-        self.reset_state("cut off from the majority");
+        self.fence_self("cut off from the majority");
+    }
+
+    /// This node stops: its locks are dropped (its programs told as
+    /// `self_fence` says), and it waits to join again afresh.
+    fn fence_self(&mut self, why: &str) {
+        self.reset_state(why);
         let me = self.node_id;
         let m = &mut self.membership;
         m.phase = Phase::Down;
@@ -1323,6 +1450,7 @@ impl Node {
         m.settled.clear();
         m.completed_generations = 0;
         m.no_majority_since = None;
+        m.awaiting_exclusion.clear();
         // Whoever still hears this node learns that it left the generation
         // (a coordinator waiting for its markers starts another).
         self.broadcast_hello();
