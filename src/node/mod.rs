@@ -1190,7 +1190,10 @@ impl Node {
             let max = self.limits.max_locks_per_lockspace;
             self.lockspaces.insert(ls_name.clone(), Lockspace::new(max));
         }
-        if matches!(msg, PeerMsg::DirRecord { .. } | PeerMsg::RecLock { .. }) {
+        if matches!(
+            msg,
+            PeerMsg::DirRecord { .. } | PeerMsg::DirHint { .. } | PeerMsg::RecLock { .. }
+        ) {
             self.recovery_message(from, msg);
         } else {
             self.handle_peer_message(from, msg);
@@ -1242,6 +1245,10 @@ impl Node {
                 }
                 l.masters.insert(rn, me);
                 l.idle_since.remove(&rn);
+                if l.remote_index.contains_key(&(from, lkid)) {
+                    // Sent again by a recovery while this node kept it.
+                    return;
+                }
                 let req = EngineRequest {
                     owner: remote_owner(from, owner),
                     pid,
@@ -1280,6 +1287,17 @@ impl Node {
                     return self.refuse(from, &ls, lkid, Errno::NoEnt);
                 };
                 let owner = l.engine.lock_owner(LockId(elkid)).unwrap_or(Owner(0));
+                let already = l
+                    .engine
+                    .lock_info_by_id(LockId(elkid))
+                    .is_some_and(|i| {
+                        i.queue == crate::engine::QueueKind::Converting
+                            && i.requested.is_some_and(|r| r as u8 == mode)
+                    });
+                if already {
+                    // Sent again by a recovery: the conversion still waits.
+                    return;
+                }
                 match l.engine.convert(
                     owner,
                     pid,
@@ -1494,6 +1512,7 @@ impl Node {
             | PeerMsg::Barrier { .. }
             | PeerMsg::Leave
             | PeerMsg::DirRecord { .. }
+            | PeerMsg::DirHint { .. }
             | PeerMsg::RecLock { .. } => {}
         }
     }

@@ -161,6 +161,14 @@ pub enum PeerMsg {
         ls: Vec<u8>,
         name: Vec<u8>,
     },
+    /// Rebuilding the directory: `master` masters `name` (sent by a node
+    /// that rebuilds a lock there, so that the record exists before the
+    /// directory node finishes, whenever `master` itself says so).
+    DirHint {
+        ls: Vec<u8>,
+        name: Vec<u8>,
+        master: u32,
+    },
     /// Rebuilding a resource on its new master: the sender's lock `lkid`,
     /// granted in `mode`; `lvb` is the value it holds when it used VALBLK.
     RecLock {
@@ -314,6 +322,7 @@ impl PeerMsg {
             | PeerMsg::NotMaster { ls, .. }
             | PeerMsg::Remove { ls, .. }
             | PeerMsg::DirRecord { ls, .. }
+            | PeerMsg::DirHint { ls, .. }
             | PeerMsg::RecLock { ls, .. } => ls,
             PeerMsg::Hello { .. }
             | PeerMsg::Start { .. }
@@ -516,6 +525,12 @@ impl PeerMsg {
                 w.name(ls);
                 w.name(name);
             }
+            PeerMsg::DirHint { ls, name, master } => {
+                w.u8(23);
+                w.name(ls);
+                w.name(name);
+                w.u32(*master);
+            }
             PeerMsg::RecLock {
                 ls,
                 name,
@@ -656,6 +671,11 @@ impl PeerMsg {
             19 => PeerMsg::DirRecord {
                 ls,
                 name: r.name(RESNAME_MAXLEN)?,
+            },
+            23 => PeerMsg::DirHint {
+                ls,
+                name: r.name(RESNAME_MAXLEN)?,
+                master: r.u32()?,
             },
             20 => PeerMsg::RecLock {
                 ls,
@@ -801,6 +821,11 @@ mod tests {
             PeerMsg::DirRecord {
                 ls: ls.clone(),
                 name: vec![],
+            },
+            PeerMsg::DirHint {
+                ls: ls.clone(),
+                name: vec![1],
+                master: 3,
             },
             PeerMsg::RecLock {
                 ls,

@@ -186,6 +186,14 @@ pub struct Membership {
     awaiting_exclusion: BTreeSet<u32>,
     /// This node's Stop marker of the current generation has gone out.
     stop_marker_sent: bool,
+    /// Lock messages from nodes outside the generation in progress: if a
+    /// later generation takes them back as they were, they are handled
+    /// then (nothing a member sent may be lost); otherwise they are void.
+    held: Vec<(u32, Vec<u8>)>,
+    /// A generation was abandoned after this node's Rebuild marker: some
+    /// members may have moved resources in it, so the next rebuild sends
+    /// every lock to its master again (masters ignore what they hold).
+    resync_locks: bool,
     /// A Start from a coordinator while this node sees a lower live node
     /// (connectivity that is not transitive): taken up once that node is
     /// gone from the view, unless a newer generation came first.
@@ -225,6 +233,8 @@ impl Membership {
             awaiting_exclusion: BTreeSet::new(),
             stop_marker_sent: false,
             deferred_start: None,
+            held: Vec::new(),
+            resync_locks: false,
         }
     }
 
@@ -363,6 +373,21 @@ impl Node {
         v
     }
 
+    /// Whether `node` may still be running with the locks it had: its
+    /// session is up, or went down less than a lease ago without a clean
+    /// leave.
+    fn may_be_running(&self, node: u32) -> bool {
+        let m = &self.membership;
+        !m.left.contains(&node)
+            && match m.peers.get(&node) {
+                Some(PeerState::Up { .. }) => true,
+                Some(PeerState::Down { since_ms }) => {
+                    self.now_ms.saturating_sub(*since_ms) < m.lease_ms
+                }
+                None => false,
+            }
+    }
+
     /// A majority of the configured nodes; in a two-node cluster
     /// (`two_node`), one node once both have been members together.
     fn quorate(&self, view: &[u32]) -> bool {
@@ -468,7 +493,10 @@ impl Node {
                     );
                 // A peer that says it holds no valid state.
                 let empty = n != me && m.heard.contains(&n) && !m.reports.contains_key(&n);
-                !base.contains(&n) || (n == me && !me_settled) || restarted || empty
+                // Made fresh by a generation that did not finish: it has
+                // dropped its state since its last report.
+                let reset = m.phase.barrier().is_some() && m.fresh.contains(&n);
+                !base.contains(&n) || (n == me && !me_settled) || restarted || empty || reset
             })
             .collect();
         self.membership.resync = false;
@@ -508,7 +536,7 @@ impl Node {
                     // A member of ours passes on a generation that leaves
                     // this node out: its locks are about to be dropped
                     // there, so it stops now, then says so.
-                    if gen > m.gen && m.phase != Phase::Down {
+                    if gen >= m.gen && m.phase != Phase::Down {
                         self.fence_self(&format!(
                             "recovery generation {gen} (told by node {from}) leaves this node out"
                         ));
@@ -616,6 +644,9 @@ impl Node {
         }
         let m = &mut self.membership;
         if !m.members.contains(&from) {
+            if m.phase.barrier().is_some() && m.held.len() < MAX_PARKED_MESSAGES {
+                m.held.push((from, payload.to_vec()));
+            }
             return false;
         }
         if m.phase == Phase::Running {
@@ -654,11 +685,16 @@ impl Node {
 
     fn accept_start(&mut self, coordinator: u32, gen: u64, members: Vec<u32>, fresh: Vec<u32>) {
         let me = self.node_id;
+        // Who this node counts alive under the generation it leaves.
+        let seen_alive = self.live_view();
         if fresh.contains(&me) && self.membership.phase != Phase::Down {
             self.reset_state("this node rejoins the cluster afresh");
         }
         {
             let m = &mut self.membership;
+            if matches!(m.phase, Phase::Quiet | Phase::Rebuilding) {
+                m.resync_locks = true;
+            }
             m.gen = gen;
             m.coordinator = coordinator;
             m.members = members;
@@ -674,8 +710,7 @@ impl Node {
         }
         // Nodes left out that this node still sees: they hear of the
         // generation from here and must stop before their locks go.
-        let left_out: BTreeSet<u32> = self
-            .live_view()
+        let left_out: BTreeSet<u32> = seen_alive
             .into_iter()
             .filter(|n| *n != me && !self.membership.members.contains(n))
             .collect();
@@ -689,6 +724,16 @@ impl Node {
             self.send(n, msg);
         }
         self.membership.awaiting_exclusion = left_out;
+        // Messages held back from nodes this generation takes in are the
+        // old generation's: handled now, in the order they came.
+        let held = std::mem::take(&mut self.membership.held);
+        for (from, payload) in held {
+            if self.membership.members.contains(&from) {
+                self.on_peer_message(from, &payload);
+            } else {
+                self.membership.held.push((from, payload));
+            }
+        }
         // Lookups in flight belong to the old generation: their answers are
         // ignored and the requests go out again afterwards.
         for ls in self.lockspaces.values_mut() {
@@ -708,9 +753,15 @@ impl Node {
         if self.membership.phase != Phase::Stopping || self.membership.stop_marker_sent {
             return;
         }
-        let view = self.live_view();
+        let still: BTreeSet<u32> = self
+            .membership
+            .awaiting_exclusion
+            .iter()
+            .copied()
+            .filter(|&n| self.may_be_running(n))
+            .collect();
         let m = &mut self.membership;
-        m.awaiting_exclusion.retain(|n| view.contains(n));
+        m.awaiting_exclusion = still;
         if !m.awaiting_exclusion.is_empty() {
             return;
         }
@@ -908,12 +959,18 @@ impl Node {
                 let name = l.name;
                 let new = self.new_master(&ls_name, &name, Some(cur));
                 if self.trace {
-                    eprintln!("udlmd: node {me}: lock {id} master {cur} -> {new}");
+                    eprintln!(
+                        "udlmd: node {me}: generation {}: lock {id} master {cur} -> {new}",
+                        self.membership.gen
+                    );
                 }
                 // A master that left and is back afresh (restarted, or
                 // healed after fencing itself) knows nothing of our lock,
                 // even when the name maps to it again.
-                if new != cur || self.membership.departed.contains(&cur) {
+                if new != cur
+                    || self.membership.departed.contains(&cur)
+                    || self.membership.resync_locks
+                {
                     self.recover_process_copy(&ls_name, id, new);
                 }
             }
@@ -1083,6 +1140,7 @@ impl Node {
                     lvb: None,
                 };
                 self.send(new, msg);
+                self.hint_directory(ls_name, name, new);
             }
             let ls = self.lockspaces.get_mut(ls_name).expect("lockspace");
             let Some(l) = ls.locks.get_mut(&id) else {
@@ -1157,13 +1215,51 @@ impl Node {
                 orphan: l.orphan,
                 lvb,
             };
+            let name = l.name;
             self.send(new, msg);
+            self.hint_directory(ls_name, name, new);
+        }
+    }
+
+    /// Tells the directory node of `name` that `master` masters it, for
+    /// the case where `master` learns it only from our `RecLock`, after
+    /// its own directory records went out.
+    fn hint_directory(&mut self, ls_name: &[u8], name: ResName, master: u32) {
+        if self.cluster.nodir(ls_name) {
+            return;
+        }
+        let me = self.node_id;
+        match directory_node(name.as_bytes(), &self.weighted_members(ls_name)) {
+            Some(d) if d == master => {}
+            Some(d) if d == me => {
+                if let Some(ls) = self.lockspaces.get_mut(ls_name) {
+                    ls.directory.entry(name).or_insert(master);
+                }
+            }
+            Some(d) => self.send(
+                d,
+                PeerMsg::DirHint {
+                    ls: ls_name.to_vec(),
+                    name: name.as_bytes().to_vec(),
+                    master,
+                },
+            ),
+            None => {}
         }
     }
 
     /// A recovery message (DirRecord, RecLock) for lockspace `ls_name`.
     pub(super) fn recovery_message(&mut self, from: u32, msg: PeerMsg) {
         let me = self.node_id;
+        // Sent between the Rebuild and Finish markers of one generation:
+        // outside them (a newer generation is stopping) it belongs to one
+        // that was abandoned.
+        if !matches!(self.membership.phase, Phase::Quiet | Phase::Rebuilding) {
+            if self.trace {
+                eprintln!("udlmd: node {me}: dropping {msg:?} from node {from} of an abandoned generation");
+            }
+            return;
+        }
         match msg {
             PeerMsg::DirRecord { ls, name } => {
                 let Some(rn) = ResName::new(&name) else {
@@ -1171,6 +1267,17 @@ impl Node {
                 };
                 if let Some(l) = self.lockspaces.get_mut(&ls) {
                     l.directory.insert(rn, from);
+                }
+            }
+            PeerMsg::DirHint { ls, name, master } => {
+                let Some(rn) = ResName::new(&name) else {
+                    return;
+                };
+                if !self.membership.members.contains(&master) {
+                    return;
+                }
+                if let Some(l) = self.lockspaces.get_mut(&ls) {
+                    l.directory.entry(rn).or_insert(master);
                 }
             }
             PeerMsg::RecLock {
@@ -1193,10 +1300,18 @@ impl Node {
                 let Some(l) = self.lockspaces.get_mut(&ls) else {
                     return;
                 };
+                // A resource that was never lost here keeps its LVB.
+                let live = l.engine.has_resource(&name) && !l.recovered_lvb.contains_key(&rn);
+                if l.remote_index.contains_key(&(from, lkid)) {
+                    // Sent again after an abandoned generation: held already.
+                    return;
+                }
                 if mode == NOT_GRANTED {
                     // A waiting request of the sender, which comes again
                     // later: this node masters the name from now on.
-                    note_lvb(&mut l.recovered_lvb, rn, mode, flags, None);
+                    if !live {
+                        note_lvb(&mut l.recovered_lvb, rn, mode, flags, None);
+                    }
                     l.masters.insert(rn, me);
                     if !nodir && dir == Some(me) {
                         l.directory.insert(rn, me);
@@ -1220,7 +1335,9 @@ impl Node {
                         if !nodir && dir == Some(me) {
                             l.directory.insert(rn, me);
                         }
-                        note_lvb(&mut l.recovered_lvb, rn, mode, flags, lvb);
+                        if !live {
+                            note_lvb(&mut l.recovered_lvb, rn, mode, flags, lvb);
+                        }
                     }
                     Err(e) => eprintln!("udlmd: cannot rebuild lock {lkid} of node {from}: {e:?}"),
                 }
@@ -1247,6 +1364,8 @@ impl Node {
         m.phase = Phase::Running;
         m.completed_generations += 1;
         m.departed.clear();
+        m.held.clear();
+        m.resync_locks = false;
         let gen = m.gen;
         let parked = std::mem::take(&mut m.parked);
         eprintln!(
@@ -1390,6 +1509,7 @@ impl Node {
         }
         let m = &mut self.membership;
         m.parked.clear();
+        m.held.clear();
         m.settled.clear();
         m.completed_generations = 0;
         if dropped > 0 {
@@ -1451,6 +1571,7 @@ impl Node {
         m.completed_generations = 0;
         m.no_majority_since = None;
         m.awaiting_exclusion.clear();
+        m.fresh.clear();
         // Whoever still hears this node learns that it left the generation
         // (a coordinator waiting for its markers starts another).
         self.broadcast_hello();
