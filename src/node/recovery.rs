@@ -656,9 +656,11 @@ impl Node {
             return false;
         }
         // A node joining afresh has no state from before: whatever a peer
-        // sent ahead of its Stop marker (held up by a cut, say) speaks of
-        // locks that no longer exist here.
-        if m.fresh.contains(&self.node_id)
+        // sent it ahead of its Stop marker (held up by a cut, say) speaks of
+        // locks that no longer exist there; and what a fresh peer sent
+        // before its own marker speaks of its earlier life (answers of a
+        // master whose resources have moved since).
+        if (m.fresh.contains(&self.node_id) || m.fresh.contains(&from))
             && !m
                 .markers
                 .get(&(m.gen, m.coordinator, 1))
@@ -685,8 +687,15 @@ impl Node {
 
     fn accept_start(&mut self, coordinator: u32, gen: u64, members: Vec<u32>, fresh: Vec<u32>) {
         let me = self.node_id;
-        // Who this node counts alive under the generation it leaves.
-        let seen_alive = self.live_view();
+        // Every node that may still run with locks, whatever generation
+        // this node leaves (an abandoned one may have left them out too).
+        let seen_alive: Vec<u32> = self
+            .cluster
+            .nodes
+            .iter()
+            .copied()
+            .filter(|&n| n != me && self.may_be_running(n))
+            .collect();
         if fresh.contains(&me) && self.membership.phase != Phase::Down {
             self.reset_state("this node rejoins the cluster afresh");
         }
