@@ -536,6 +536,7 @@ impl Node {
         let Some(ls_name) = h.ls else { return };
         let me = self.node_id;
         let mut masters_told: Vec<u32> = Vec::new();
+        let mut silent_cancels: Vec<(u32, u32)> = Vec::new();
         if let Some(ls) = self.lockspaces.get_mut(&ls_name) {
             ls.engine.close_owner(owner);
             // Remotely mastered locks: their masters release or orphan them.
@@ -560,9 +561,15 @@ impl Node {
                         if m != 0 && !masters_told.contains(&m) {
                             masters_told.push(m);
                         }
-                        if l.flags & lkf::PERSISTENT != 0 {
+                        if l.flags & lkf::PERSISTENT != 0 && l.grmode >= 0 {
                             l.orphan = true;
                         } else {
+                            // A request not granted yet is cancelled, even
+                            // PERSISTENT (spec §6.1): the master may grant it
+                            // before it hears of the close, so it is told.
+                            if l.grmode < 0 && m != me && m != 0 {
+                                silent_cancels.push((m, id));
+                            }
                             ls.retire_id(id, m);
                         }
                     }
@@ -577,6 +584,18 @@ impl Node {
                     }
                 }
             }
+        }
+        for (m, lkid) in silent_cancels {
+            self.send(
+                m,
+                PeerMsg::Unlock {
+                    ls: ls_name.clone(),
+                    lkid,
+                    flags: 0,
+                    lvb: None,
+                    silent: true,
+                },
+            );
         }
         for m in masters_told {
             if m != me {

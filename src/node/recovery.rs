@@ -711,9 +711,9 @@ impl Node {
             m.phase = Phase::Stopping;
             m.markers.retain(|&(g, _, _), _| g >= gen);
             m.gen_started_ms = self.now_ms;
-            // A coordinator with a majority vouches for this node now: its
-            // own count starts again, giving its links time to come back.
-            m.no_majority_since = None;
+            // (The count towards fencing this node goes on: a coordinator's
+            // view counts members within their lease, which says nothing
+            // about this node's own links.)
             m.deferred_start = None;
             m.stop_marker_sent = false;
         }
