@@ -561,7 +561,7 @@ impl Node {
                         if m != 0 && !masters_told.contains(&m) {
                             masters_told.push(m);
                         }
-                        if l.flags & lkf::PERSISTENT != 0 && l.grmode >= 0 {
+                        if l.flags & lkf::PERSISTENT != 0 && l.grmode >= 0 && !l.releasing {
                             l.orphan = true;
                         } else {
                             // A request not granted yet is cancelled, even

@@ -1155,8 +1155,13 @@ impl Node {
             let Some(l) = ls.locks.get_mut(&id) else {
                 return;
             };
-            l.master = Master::Unknown;
-            l.state = RemoteState::InFlight;
+            // Its master may still hold the request (a resync after an
+            // abandoned generation): its answer, if it comes first, applies
+            // as usual and the request sent again is ignored there.
+            if l.master != Master::Remote(new) || self.membership.departed.contains(&new) {
+                l.master = Master::Unknown;
+                l.state = RemoteState::InFlight;
+            }
             if l.request.is_none() {
                 let valblk = (l.flags & lkf::VALBLK != 0).then_some([0u8; 32]);
                 let mode = l.convert.map(|c| c.0).unwrap_or(Mode::Nl as u8);
