@@ -1451,6 +1451,17 @@ impl Node {
                         .free_id(lkid);
                     return;
                 }
+                if l.cancelling {
+                    // Cancelled while in flight, and it reached no master:
+                    // the cancel (dropped there) completes here.
+                    let cb = Self::callback_for(l, false, Status::Cancelled.to_user(), 0, None);
+                    self.out.push((l.owner, (lkid, l.incarnation), cb.encode()));
+                    self.lockspaces
+                        .get_mut(&ls)
+                        .expect("lockspace")
+                        .free_id(lkid);
+                    return;
+                }
                 l.master = Master::Unknown;
                 let blocked = self.operations_blocked();
                 let lsm = self.lockspaces.get_mut(&ls).expect("lockspace");
