@@ -733,8 +733,14 @@ impl Node {
             self.send(n, msg);
         }
         self.membership.awaiting_exclusion = left_out;
-        // Messages held back from nodes this generation takes in are the
-        // old generation's: handled now, in the order they came.
+        // Messages parked from peers that finished the generation this
+        // node leaves unfinished, and messages held back from nodes this
+        // generation takes in, are all older than its Stop markers:
+        // handled now, in the order they came.
+        let parked = std::mem::take(&mut self.membership.parked);
+        for (from, payload) in parked {
+            self.on_peer_message(from, &payload);
+        }
         let held = std::mem::take(&mut self.membership.held);
         for (from, payload) in held {
             if self.membership.members.contains(&from) {
@@ -1265,15 +1271,10 @@ impl Node {
     /// A recovery message (DirRecord, RecLock) for lockspace `ls_name`.
     pub(super) fn recovery_message(&mut self, from: u32, msg: PeerMsg) {
         let me = self.node_id;
-        // Sent between the Rebuild and Finish markers of one generation:
-        // outside them (a newer generation is stopping) it belongs to one
-        // that was abandoned.
-        if !matches!(self.membership.phase, Phase::Quiet | Phase::Rebuilding) {
-            if self.trace {
-                eprintln!("udlmd: node {me}: dropping {msg:?} from node {from} of an abandoned generation");
-            }
-            return;
-        }
+        // One that arrives while a newer generation stops comes from a
+        // generation this node left before its end (others may have
+        // finished it): it is applied like any message of that time, and
+        // the newer generation's rebuild starts from there.
         match msg {
             PeerMsg::DirRecord { ls, name } => {
                 let Some(rn) = ResName::new(&name) else {
