@@ -839,6 +839,11 @@ impl Node {
                 };
                 let from = l.grmode;
                 let to = mode as i8;
+                if lvb.is_some() && from >= Mode::Pw as i8 && to <= from {
+                    // Written by this conversion: what a recovery must
+                    // rebuild, not the value last read.
+                    l.lvb = lvb;
+                }
                 let middle = (from == Mode::Pr as i8 && to == Mode::Cw as i8)
                     || (from == Mode::Cw as i8 && to == Mode::Pr as i8);
                 if to < from && !middle {
