@@ -1,6 +1,6 @@
-//! The CI entry of the simulator: 2,000 seeds (`SIM_SEEDS=A..B` to change
-//! the range, `SIM_JOBS` the parallel runs, `SIM_ARGS` extra options such
-//! as `--avoid-known-bugs`). The seeds run in the `sim` binary, which makes
+//! The CI entry of the simulator: 2,000 seeds of the full workload
+//! (`SIM_SEEDS=A..B` to change the range, `SIM_JOBS` the parallel runs,
+//! `SIM_ARGS` extra options such as `--no-faults`). The seeds run in the `sim` binary, which makes
 //! the standard library's hashing deterministic so that every failure it
 //! prints replays exactly with `cargo run --release -p sim -- --seed N`.
 
@@ -10,9 +10,7 @@ use std::process::Command;
 fn two_thousand_seeds() {
     let seeds = std::env::var("SIM_SEEDS").unwrap_or_else(|_| "0..2000".into());
     let jobs = std::env::var("SIM_JOBS").unwrap_or_else(|_| "2".into());
-    // The known bug classes of sim/FINDINGS.md are steered around until the
-    // node fixes them (SIM_ARGS= runs the full workload).
-    let extra = std::env::var("SIM_ARGS").unwrap_or_else(|_| "--avoid-known-bugs".into());
+    let extra = std::env::var("SIM_ARGS").unwrap_or_default();
     let out = Command::new(env!("CARGO_BIN_EXE_sim"))
         .args(["--seeds", &seeds, "--jobs", &jobs])
         .args(extra.split_whitespace())

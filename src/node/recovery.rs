@@ -42,10 +42,30 @@
 //!    messages parked meanwhile are handled; requests are sent again; local
 //!    calls resume.
 //!
-//! A newer `Start` during a recovery simply begins again: every step above
-//! is safe to repeat. Messages from nodes that are not members of the
-//! current generation are dropped, and a node that finished the third
-//! barrier before us sees its new lock messages parked until we finish too.
+//! A newer `Start` during a recovery simply begins again. Lock messages
+//! from nodes outside the generation in progress are held, and handled only
+//! if a later generation takes their sender back as it was; a node that
+//! finished the third barrier before us sees its new lock messages parked
+//! until we finish too (or, if we leave the generation unfinished, until the
+//! next one starts). Between a fresh node and any peer, whatever was sent
+//! before the peer's Stop marker speaks of a life that is over: dropped. A
+//! node that leaves a generation after its Rebuild marker cannot know what
+//! the others moved in it, so the next rebuild sends every one of its locks
+//! to its master again; masters ignore a `RecLock`, `Request` or `Convert`
+//! for a lock they hold. A `RecLock` to a master that is not the name's
+//! directory node goes with a `DirHint` to the directory node.
+//!
+//! Left-out nodes. A coordinator leaves out the nodes it cannot see; a
+//! member may still see one of them running (connectivity that is not
+//! transitive, or a cut younger than the lease). Such a member passes the
+//! `Start` on to that node, which fences itself on hearing of a generation
+//! without it, and holds back its own Stop marker until that node has said
+//! (by a `Hello` without state) that it stopped, or its lease has run out
+//! here. So no member drops a node's locks while that node may still use
+//! them. A member that sees a live node lower than the coordinator defers
+//! the coordinator's `Start` until that node is gone from its view: the
+//! lowest node anyone sees coordinates, and two coordinators do not take
+//! turns excluding each other.
 //!
 //! Leaving and fencing. A node shutting down (SIGTERM) sends `Leave`: the
 //! others recover at once instead of waiting for its lease. With
