@@ -134,6 +134,11 @@ fn main() {
     // inherits the blocked mask.
     sys::block_termination_signals();
     let node = Arc::new(Mutex::new(Node::new(local_id, NodeLimits::default())));
+    // The configfs-compatible view (node/configfs.rs), for programs written
+    // for the kernel DLM; bind-mounted over /sys/kernel/config (udlmd(8)).
+    node.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .set_compat_view(dir.join("configfs"));
     let _net = match join_cluster(&node, &cfg, local_id) {
         Ok(n) => n,
         Err(e) => {
@@ -149,10 +154,13 @@ fn main() {
         .spawn(move || loop {
             std::thread::sleep(std::time::Duration::from_millis(TICK_MS));
             let now_ms = start.elapsed().as_millis() as u64;
-            ticker
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .tick(now_ms);
+            let mut n = ticker.lock().unwrap_or_else(|e| e.into_inner());
+            n.tick(now_ms);
+            // Lockspaces gone (released, or the last creator's lockspace
+            // destroyed) and peers' changes: tell others, update the view.
+            n.announce_spaces();
+            n.sync_compat_view();
+            drop(n);
         });
     let leaver = Arc::clone(&node);
     let _ = std::thread::Builder::new()
