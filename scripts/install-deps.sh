@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the system packages the tests and the demo need, if missing:
 # Debian's libdlm (the reference header and library the drop-in proof builds
-# against), dlm_tool, cbindgen (pinned: Debian bookworm's 0.24.3), a C compiler.
+# against), dlm_tool, cbindgen (pinned: Debian bookworm's 0.24.3), a C compiler,
+# iproute2 (network namespaces and veth pairs for cluster-tests/partition.sh).
 set -euo pipefail
 need=()
-for pkg in libdlm-dev dlm-controld cbindgen gcc make mandoc pkg-config; do
+for pkg in libdlm-dev dlm-controld cbindgen gcc make mandoc pkg-config iproute2; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -250,6 +250,11 @@ struct Lockspace {
     resend: Vec<recovery::Resend>,
     /// The LVBs of resources rebuilt here by the recovery in progress.
     recovered_lvb: HashMap<ResName, recovery::RecoveredLvb>,
+    /// Ids of remotely mastered locks whose handle closed, by id: (owner,
+    /// master). Not used again until that master confirms the close
+    /// (`OwnerClosed`) or leaves, so that nothing it still says about the
+    /// old lock reaches a new one.
+    closing: HashMap<u32, (u64, u32)>,
 }
 
 impl Lockspace {
@@ -274,6 +279,7 @@ impl Lockspace {
             idle_since: HashMap::new(),
             resend: Vec::new(),
             recovered_lvb: HashMap::new(),
+            closing: HashMap::new(),
         }
     }
 
@@ -288,14 +294,47 @@ impl Lockspace {
     }
 
     fn free_id(&mut self, id: u32) {
-        if let Some(l) = self.locks.remove(&id) {
+        if self.forget_lock(id).is_some() {
             self.free_ids.push(Reverse(id));
-            if let Some(n) = self.name_refs.get_mut(&l.name) {
-                *n -= 1;
-                if *n == 0 {
-                    self.name_refs.remove(&l.name);
-                }
+        }
+    }
+
+    /// Removes the process copy `id`, leaving the id unused but not free.
+    fn forget_lock(&mut self, id: u32) -> Option<LocalLock> {
+        let l = self.locks.remove(&id)?;
+        if let Some(n) = self.name_refs.get_mut(&l.name) {
+            *n -= 1;
+            if *n == 0 {
+                self.name_refs.remove(&l.name);
             }
+        }
+        Some(l)
+    }
+
+    /// Takes lock `id` away from its handle, keeping the id in reserve
+    /// until its master `master` has forgotten it.
+    fn retire_id(&mut self, id: u32, master: u32) {
+        if master == 0 {
+            // Between masters during a recovery: nobody to wait for.
+            return self.free_id(id);
+        }
+        if let Some(l) = self.forget_lock(id) {
+            self.closing.insert(id, (l.owner.0, master));
+        }
+    }
+
+    /// Ids in reserve for `owner`'s locks on `master` (all owners if None)
+    /// may be used again.
+    fn release_retired(&mut self, owner: Option<u64>, master: u32) {
+        let ids: Vec<u32> = self
+            .closing
+            .iter()
+            .filter(|(_, &(o, m))| m == master && owner.map_or(true, |x| x == o))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ids {
+            self.closing.remove(&id);
+            self.free_ids.push(Reverse(id));
         }
     }
 
@@ -501,6 +540,7 @@ impl Node {
         let Some(ls_name) = h.ls else { return };
         let me = self.node_id;
         let mut masters_told: Vec<u32> = Vec::new();
+        let mut silent_cancels: Vec<(u32, u32)> = Vec::new();
         if let Some(ls) = self.lockspaces.get_mut(&ls_name) {
             ls.engine.close_owner(owner);
             // Remotely mastered locks: their masters release or orphan them.
@@ -514,20 +554,52 @@ impl Node {
             for id in ids {
                 let l = ls.locks.get_mut(&id).expect("lock");
                 match l.master {
-                    Master::Local(_) => {}
-                    Master::Remote(m) => {
-                        if !masters_told.contains(&m) {
-                            masters_told.push(m);
-                        }
-                        if l.flags & lkf::PERSISTENT != 0 {
+                    Master::Local(e) => {
+                        // Kept by the engine as an orphan: the process copy
+                        // must say so too, should the resource move.
+                        if ls.engine.lock_info_by_id(LockId(e)).is_some_and(|i| i.orphan) {
                             l.orphan = true;
-                        } else {
-                            ls.free_id(id);
                         }
                     }
-                    Master::Unknown => ls.free_id(id),
+                    Master::Remote(m) => {
+                        if m != 0 && !masters_told.contains(&m) {
+                            masters_told.push(m);
+                        }
+                        if l.flags & lkf::PERSISTENT != 0 && l.grmode >= 0 {
+                            l.orphan = true;
+                        } else {
+                            // A request not granted yet is cancelled, even
+                            // PERSISTENT (spec §6.1): the master may grant it
+                            // before it hears of the close, so it is told.
+                            if l.grmode < 0 && m != me && m != 0 {
+                                silent_cancels.push((m, id));
+                            }
+                            ls.retire_id(id, m);
+                        }
+                    }
+                    Master::Unknown => {
+                        // Its request waits for the directory: that answer
+                        // must not apply it to a later lock with this id.
+                        let name = l.name;
+                        if let Some(parked) = ls.lookups.get_mut(&name) {
+                            parked.retain(|p| !matches!(p, Parked::Request { lkid, .. } if *lkid == id));
+                        }
+                        ls.free_id(id);
+                    }
                 }
             }
+        }
+        for (m, lkid) in silent_cancels {
+            self.send(
+                m,
+                PeerMsg::Unlock {
+                    ls: ls_name.clone(),
+                    lkid,
+                    flags: 0,
+                    lvb: None,
+                    silent: true,
+                },
+            );
         }
         for m in masters_told {
             if m != me {
@@ -575,8 +647,22 @@ impl Node {
         };
         ls.create_count = 0;
         ls.visible = false;
-        if self.cluster.nodes.len() <= 1 || !ls.has_locks() && ls.directory.is_empty() {
+        if self.cluster.nodes.len() <= 1 {
             self.lockspaces.remove(&ls_name);
+        } else {
+            // Masterships of names without locks are given up now, with the
+            // directory told, so that nobody is sent here to a lockspace
+            // that no longer exists (the next asker becomes the master).
+            let idle: Vec<ResName> = ls
+                .masters
+                .iter()
+                .filter(|(n, &m)| m == self.node_id && !ls.engine.has_resource(n.as_bytes()))
+                .map(|(n, _)| *n)
+                .collect();
+            for name in idle {
+                self.give_up_mastership(&ls_name, name);
+            }
+            self.forget_if_unused(&ls_name);
         }
         for h in self.handles.values_mut() {
             if h.ls.as_deref() == Some(&ls_name[..]) {
@@ -1137,7 +1223,10 @@ impl Node {
             let max = self.limits.max_locks_per_lockspace;
             self.lockspaces.insert(ls_name.clone(), Lockspace::new(max));
         }
-        if matches!(msg, PeerMsg::DirRecord { .. } | PeerMsg::RecLock { .. }) {
+        if matches!(
+            msg,
+            PeerMsg::DirRecord { .. } | PeerMsg::DirHint { .. } | PeerMsg::RecLock { .. }
+        ) {
             self.recovery_message(from, msg);
         } else {
             self.handle_peer_message(from, msg);
@@ -1189,6 +1278,10 @@ impl Node {
                 }
                 l.masters.insert(rn, me);
                 l.idle_since.remove(&rn);
+                if l.remote_index.contains_key(&(from, lkid)) {
+                    // Sent again by a recovery while this node kept it.
+                    return;
+                }
                 let req = EngineRequest {
                     owner: remote_owner(from, owner),
                     pid,
@@ -1227,6 +1320,17 @@ impl Node {
                     return self.refuse(from, &ls, lkid, Errno::NoEnt);
                 };
                 let owner = l.engine.lock_owner(LockId(elkid)).unwrap_or(Owner(0));
+                let already = l
+                    .engine
+                    .lock_info_by_id(LockId(elkid))
+                    .is_some_and(|i| {
+                        i.queue == crate::engine::QueueKind::Converting
+                            && i.requested.is_some_and(|r| r as u8 == mode)
+                    });
+                if already {
+                    // Sent again by a recovery: the conversion still waits.
+                    return;
+                }
                 match l.engine.convert(
                     owner,
                     pid,
@@ -1278,6 +1382,11 @@ impl Node {
             PeerMsg::CloseOwner { ls, owner } => {
                 let l = self.lockspaces.get_mut(&ls).expect("lockspace");
                 l.engine.close_owner(remote_owner(from, owner));
+                self.send(from, PeerMsg::OwnerClosed { ls, owner });
+            }
+            PeerMsg::OwnerClosed { ls, owner } => {
+                let l = self.lockspaces.get_mut(&ls).expect("lockspace");
+                l.release_retired(Some(owner), from);
             }
             PeerMsg::Adopt {
                 ls,
@@ -1312,7 +1421,8 @@ impl Node {
                 let Some(l) = self.lockspaces.get(&ls).and_then(|l| l.locks.get(&lkid)) else {
                     return;
                 };
-                if l.orphan || l.user.bast == 0 {
+                // No BAST for a lock whose grant the program never saw.
+                if l.orphan || l.user.bast == 0 || l.overlap_unlock {
                     return;
                 }
                 let cb = Self::callback_for(l, true, 0, 0, None);
@@ -1421,17 +1531,12 @@ impl Node {
                 l.convert = None;
                 l.cancelling = false;
                 if l.state == RemoteState::InFlight {
+                    // A refused conversion leaves the lock in the mode the
+                    // master still holds it in.
                     let eol = l.grmode < 0;
+                    let mode = l.grmode;
                     l.state = RemoteState::Granted;
-                    self.remote_completion(
-                        &ls,
-                        lkid,
-                        errno,
-                        0,
-                        None,
-                        if eol { -1 } else { 0 },
-                        eol,
-                    );
+                    self.remote_completion(&ls, lkid, errno, 0, None, mode, eol);
                 }
             }
             // Handled by on_peer_message before this point.
@@ -1440,6 +1545,7 @@ impl Node {
             | PeerMsg::Barrier { .. }
             | PeerMsg::Leave
             | PeerMsg::DirRecord { .. }
+            | PeerMsg::DirHint { .. }
             | PeerMsg::RecLock { .. } => {}
         }
     }
@@ -1634,11 +1740,9 @@ impl Node {
             return;
         }
         let me = self.node_id;
-        let mut removes: Vec<(u32, PeerMsg)> = Vec::new();
+        let mut gone: Vec<ResName> = Vec::new();
         let names: Vec<Vec<u8>> = self.lockspaces.keys().cloned().collect();
         for ls_name in names {
-            let nodir = self.cluster.nodir(&ls_name);
-            let members = self.weighted_members(&ls_name);
             let ls = self.lockspaces.get_mut(&ls_name).expect("lockspace");
             let known: Vec<(ResName, u32)> = ls.masters.iter().map(|(n, m)| (*n, *m)).collect();
             for (name, master) in known {
@@ -1654,28 +1758,71 @@ impl Node {
                     continue;
                 }
                 ls.idle_since.remove(&name);
-                ls.masters.remove(&name);
-                if master != me || nodir {
-                    continue;
-                }
-                match directory_node(name.as_bytes(), &members) {
-                    Some(d) if d == me => {
-                        ls.directory.remove(&name);
-                    }
-                    Some(d) => removes.push((
-                        d,
-                        PeerMsg::Remove {
-                            ls: ls_name.clone(),
-                            name: name.as_bytes().to_vec(),
-                        },
-                    )),
-                    None => {}
+                if master == me {
+                    gone.push(name);
+                } else {
+                    ls.masters.remove(&name);
                 }
             }
             ls.idle_since.retain(|n, _| ls.masters.contains_key(n));
+            for name in gone.drain(..) {
+                self.give_up_mastership(&ls_name, name);
+            }
+            self.forget_if_unused(&ls_name);
         }
-        for (d, msg) in removes {
-            self.send(d, msg);
+    }
+
+    /// Stops mastering `name`, which has no locks here, and tells its
+    /// directory node so that the next asker becomes its master.
+    fn give_up_mastership(&mut self, ls_name: &[u8], name: ResName) {
+        let me = self.node_id;
+        let nodir = self.cluster.nodir(ls_name);
+        let members = self.weighted_members(ls_name);
+        let Some(ls) = self.lockspaces.get_mut(ls_name) else {
+            return;
+        };
+        debug_assert!(!ls.engine.has_resource(name.as_bytes()));
+        ls.masters.remove(&name);
+        ls.idle_since.remove(&name);
+        if nodir {
+            return;
+        }
+        match directory_node(name.as_bytes(), &members) {
+            Some(d) if d == me => {
+                if ls.directory.get(&name) == Some(&me) {
+                    ls.directory.remove(&name);
+                }
+            }
+            Some(d) => self.send(
+                d,
+                PeerMsg::Remove {
+                    ls: ls_name.to_vec(),
+                    name: name.as_bytes().to_vec(),
+                },
+            ),
+            None => {}
+        }
+    }
+
+    /// Drops a lockspace no program here has open once it holds nothing
+    /// for anyone: no locks, no directory records, no masterships, no
+    /// look-ups or recovery state.
+    fn forget_if_unused(&mut self, ls_name: &[u8]) {
+        let me = self.node_id;
+        let Some(ls) = self.lockspaces.get(ls_name) else {
+            return;
+        };
+        let unused = !ls.visible
+            && !ls.has_locks()
+            && ls.directory.is_empty()
+            && ls.lookups.is_empty()
+            && ls.resend.is_empty()
+            && ls.recovered_lvb.is_empty()
+            && ls.closing.is_empty()
+            && !ls.masters.values().any(|&m| m == me)
+            && !self.handles.values().any(|h| h.ls.as_deref() == Some(ls_name));
+        if unused {
+            self.lockspaces.remove(ls_name);
         }
     }
 

@@ -70,6 +70,13 @@ pub enum PeerMsg {
         ls: Vec<u8>,
         owner: u64,
     },
+    /// The master has released or orphaned every lock of the requester's
+    /// handle `owner`: no message about them follows, so their ids may be
+    /// used again.
+    OwnerClosed {
+        ls: Vec<u8>,
+        owner: u64,
+    },
     /// The orphan `lkid` of the sender was adopted by its handle `owner`.
     Adopt {
         ls: Vec<u8>,
@@ -153,6 +160,14 @@ pub enum PeerMsg {
     DirRecord {
         ls: Vec<u8>,
         name: Vec<u8>,
+    },
+    /// Rebuilding the directory: `master` masters `name` (sent by a node
+    /// that rebuilds a lock there, so that the record exists before the
+    /// directory node finishes, whenever `master` itself says so).
+    DirHint {
+        ls: Vec<u8>,
+        name: Vec<u8>,
+        master: u32,
     },
     /// Rebuilding a resource on its new master: the sender's lock `lkid`,
     /// granted in `mode`; `lvb` is the value it holds when it used VALBLK.
@@ -297,6 +312,7 @@ impl PeerMsg {
             | PeerMsg::Unlock { ls, .. }
             | PeerMsg::DeadlockCancel { ls, .. }
             | PeerMsg::CloseOwner { ls, .. }
+            | PeerMsg::OwnerClosed { ls, .. }
             | PeerMsg::Adopt { ls, .. }
             | PeerMsg::PurgeOrphans { ls, .. }
             | PeerMsg::Cast { ls, .. }
@@ -306,6 +322,7 @@ impl PeerMsg {
             | PeerMsg::NotMaster { ls, .. }
             | PeerMsg::Remove { ls, .. }
             | PeerMsg::DirRecord { ls, .. }
+            | PeerMsg::DirHint { ls, .. }
             | PeerMsg::RecLock { ls, .. } => ls,
             PeerMsg::Hello { .. }
             | PeerMsg::Start { .. }
@@ -390,6 +407,11 @@ impl PeerMsg {
             }
             PeerMsg::CloseOwner { ls, owner } => {
                 w.u8(7);
+                w.name(ls);
+                w.u64(*owner);
+            }
+            PeerMsg::OwnerClosed { ls, owner } => {
+                w.u8(22);
                 w.name(ls);
                 w.u64(*owner);
             }
@@ -503,6 +525,12 @@ impl PeerMsg {
                 w.name(ls);
                 w.name(name);
             }
+            PeerMsg::DirHint { ls, name, master } => {
+                w.u8(23);
+                w.name(ls);
+                w.name(name);
+                w.u32(*master);
+            }
             PeerMsg::RecLock {
                 ls,
                 name,
@@ -585,6 +613,10 @@ impl PeerMsg {
                 ls,
                 owner: r.u64()?,
             },
+            22 => PeerMsg::OwnerClosed {
+                ls,
+                owner: r.u64()?,
+            },
             8 => PeerMsg::Adopt {
                 ls,
                 lkid: r.u32()?,
@@ -639,6 +671,11 @@ impl PeerMsg {
             19 => PeerMsg::DirRecord {
                 ls,
                 name: r.name(RESNAME_MAXLEN)?,
+            },
+            23 => PeerMsg::DirHint {
+                ls,
+                name: r.name(RESNAME_MAXLEN)?,
+                master: r.u32()?,
             },
             20 => PeerMsg::RecLock {
                 ls,
@@ -717,6 +754,10 @@ mod tests {
                 ls: ls.clone(),
                 owner: 5,
             },
+            PeerMsg::OwnerClosed {
+                ls: ls.clone(),
+                owner: 5,
+            },
             PeerMsg::Adopt {
                 ls: ls.clone(),
                 lkid: 4,
@@ -780,6 +821,11 @@ mod tests {
             PeerMsg::DirRecord {
                 ls: ls.clone(),
                 name: vec![],
+            },
+            PeerMsg::DirHint {
+                ls: ls.clone(),
+                name: vec![1],
+                master: 3,
             },
             PeerMsg::RecLock {
                 ls,

@@ -180,6 +180,24 @@ pub struct Membership {
     /// before this node did.
     parked: Vec<(u32, Vec<u8>)>,
     pub completed_generations: u64,
+    /// Nodes the current generation leaves out that this node still sees
+    /// alive: its Stop marker waits until each has confirmed that it
+    /// stopped (a Hello without state) or is no longer live here.
+    awaiting_exclusion: BTreeSet<u32>,
+    /// This node's Stop marker of the current generation has gone out.
+    stop_marker_sent: bool,
+    /// Lock messages from nodes outside the generation in progress: if a
+    /// later generation takes them back as they were, they are handled
+    /// then (nothing a member sent may be lost); otherwise they are void.
+    held: Vec<(u32, Vec<u8>)>,
+    /// A generation was abandoned after this node's Rebuild marker: some
+    /// members may have moved resources in it, so the next rebuild sends
+    /// every lock to its master again (masters ignore what they hold).
+    resync_locks: bool,
+    /// A Start from a coordinator while this node sees a lower live node
+    /// (connectivity that is not transitive): taken up once that node is
+    /// gone from the view, unless a newer generation came first.
+    deferred_start: Option<(u32, u64, Vec<u32>, Vec<u32>)>,
 }
 
 impl Membership {
@@ -212,6 +230,11 @@ impl Membership {
             resync: false,
             parked: Vec::new(),
             completed_generations: 0,
+            awaiting_exclusion: BTreeSet::new(),
+            stop_marker_sent: false,
+            deferred_start: None,
+            held: Vec::new(),
+            resync_locks: false,
         }
     }
 
@@ -292,7 +315,7 @@ impl Node {
         m.fence_wanted.remove(&node);
         // The transport drops what was queued for an earlier incarnation:
         // markers of a recovery in progress are sent again.
-        if restarted && m.members.contains(&node) {
+        if restarted && m.members.contains(&node) && m.stop_marker_sent {
             if let Some(p) = m.phase.barrier() {
                 let (gen, coordinator) = (m.gen, m.coordinator);
                 for phase in 1..=p {
@@ -350,6 +373,21 @@ impl Node {
         v
     }
 
+    /// Whether `node` may still be running with the locks it had: its
+    /// session is up, or went down less than a lease ago without a clean
+    /// leave.
+    fn may_be_running(&self, node: u32) -> bool {
+        let m = &self.membership;
+        !m.left.contains(&node)
+            && match m.peers.get(&node) {
+                Some(PeerState::Up { .. }) => true,
+                Some(PeerState::Down { since_ms }) => {
+                    self.now_ms.saturating_sub(*since_ms) < m.lease_ms
+                }
+                None => false,
+            }
+    }
+
     /// A majority of the configured nodes; in a two-node cluster
     /// (`two_node`), one node once both have been members together.
     fn quorate(&self, view: &[u32]) -> bool {
@@ -369,6 +407,8 @@ impl Node {
             return;
         }
         self.check_majority();
+        self.release_stop_marker();
+        self.take_up_deferred_start();
         let view = self.live_view();
         if view.first() != Some(&self.node_id) || !self.quorate(&view) {
             return;
@@ -453,7 +493,10 @@ impl Node {
                     );
                 // A peer that says it holds no valid state.
                 let empty = n != me && m.heard.contains(&n) && !m.reports.contains_key(&n);
-                !base.contains(&n) || (n == me && !me_settled) || restarted || empty
+                // Made fresh by a generation that did not finish: it has
+                // dropped its state since its last report.
+                let reset = m.phase.barrier().is_some() && m.fresh.contains(&n);
+                !base.contains(&n) || (n == me && !me_settled) || restarted || empty || reset
             })
             .collect();
         self.membership.resync = false;
@@ -490,9 +533,26 @@ impl Node {
                 let m = &mut self.membership;
                 m.max_gen_seen = m.max_gen_seen.max(gen);
                 if !members.contains(&self.node_id) {
+                    // A member of ours passes on a generation that leaves
+                    // this node out: its locks are about to be dropped
+                    // there, so it stops now, then says so.
+                    if gen >= m.gen && m.phase != Phase::Down {
+                        self.fence_self(&format!(
+                            "recovery generation {gen} (told by node {from}) leaves this node out"
+                        ));
+                    }
+                    let hello = self.hello();
+                    self.send(from, hello);
                     return;
                 }
                 if gen > m.gen {
+                    let lower_live = self.live_view().first().is_some_and(|&n| n < from);
+                    if lower_live {
+                        // The coordinator cannot see a node that this node
+                        // sees: that node coordinates while it lives.
+                        self.membership.deferred_start = Some((from, gen, members, fresh));
+                        return;
+                    }
                     self.accept_start(from, gen, members, fresh);
                 } else if gen < m.gen {
                     // A coordinator behind the times: tell it where we are.
@@ -509,6 +569,10 @@ impl Node {
                 let m = &mut self.membership;
                 m.max_gen_seen = m.max_gen_seen.max(gen);
                 m.heard.insert(from);
+                if !joined && m.awaiting_exclusion.remove(&from) {
+                    self.release_stop_marker();
+                }
+                let m = &mut self.membership;
                 if joined {
                     let now = self.now_ms;
                     m.reports.insert(from, (settled, members.clone(), now));
@@ -580,12 +644,28 @@ impl Node {
         }
         let m = &mut self.membership;
         if !m.members.contains(&from) {
+            if m.phase.barrier().is_some() && m.held.len() < MAX_PARKED_MESSAGES {
+                m.held.push((from, payload.to_vec()));
+            }
             return false;
         }
         if m.phase == Phase::Running {
             return true;
         }
         if m.phase == Phase::Down {
+            return false;
+        }
+        // A node joining afresh has no state from before: whatever a peer
+        // sent it ahead of its Stop marker (held up by a cut, say) speaks of
+        // locks that no longer exist there; and what a fresh peer sent
+        // before its own marker speaks of its earlier life (answers of a
+        // master whose resources have moved since).
+        if (m.fresh.contains(&self.node_id) || m.fresh.contains(&from))
+            && !m
+                .markers
+                .get(&(m.gen, m.coordinator, 1))
+                .is_some_and(|s| s.contains(&from))
+        {
             return false;
         }
         let finished = m
@@ -607,11 +687,23 @@ impl Node {
 
     fn accept_start(&mut self, coordinator: u32, gen: u64, members: Vec<u32>, fresh: Vec<u32>) {
         let me = self.node_id;
+        // Every node that may still run with locks, whatever generation
+        // this node leaves (an abandoned one may have left them out too).
+        let seen_alive: Vec<u32> = self
+            .cluster
+            .nodes
+            .iter()
+            .copied()
+            .filter(|&n| n != me && self.may_be_running(n))
+            .collect();
         if fresh.contains(&me) && self.membership.phase != Phase::Down {
             self.reset_state("this node rejoins the cluster afresh");
         }
         {
             let m = &mut self.membership;
+            if matches!(m.phase, Phase::Quiet | Phase::Rebuilding) {
+                m.resync_locks = true;
+            }
             m.gen = gen;
             m.coordinator = coordinator;
             m.members = members;
@@ -619,9 +711,37 @@ impl Node {
             m.phase = Phase::Stopping;
             m.markers.retain(|&(g, _, _), _| g >= gen);
             m.gen_started_ms = self.now_ms;
-            // A coordinator with a majority vouches for this node now: its
-            // own count starts again, giving its links time to come back.
-            m.no_majority_since = None;
+            // (The count towards fencing this node goes on: a coordinator's
+            // view counts members within their lease, which says nothing
+            // about this node's own links.)
+            m.deferred_start = None;
+            m.stop_marker_sent = false;
+        }
+        // Nodes left out that this node still sees: they hear of the
+        // generation from here and must stop before their locks go.
+        let left_out: BTreeSet<u32> = seen_alive
+            .into_iter()
+            .filter(|n| *n != me && !self.membership.members.contains(n))
+            .collect();
+        for &n in &left_out {
+            let m = &self.membership;
+            let msg = PeerMsg::Start {
+                gen,
+                members: m.members.clone(),
+                fresh: m.fresh.clone(),
+            };
+            self.send(n, msg);
+        }
+        self.membership.awaiting_exclusion = left_out;
+        // Messages held back from nodes this generation takes in are the
+        // old generation's: handled now, in the order they came.
+        let held = std::mem::take(&mut self.membership.held);
+        for (from, payload) in held {
+            if self.membership.members.contains(&from) {
+                self.on_peer_message(from, &payload);
+            } else {
+                self.membership.held.push((from, payload));
+            }
         }
         // Lookups in flight belong to the old generation: their answers are
         // ignored and the requests go out again afterwards.
@@ -633,8 +753,49 @@ impl Node {
                 }
             }
         }
+        self.release_stop_marker();
+    }
+
+    /// Sends this node's Stop marker once no node left out by the current
+    /// generation may still be running with locks.
+    fn release_stop_marker(&mut self) {
+        if self.membership.phase != Phase::Stopping || self.membership.stop_marker_sent {
+            return;
+        }
+        let still: BTreeSet<u32> = self
+            .membership
+            .awaiting_exclusion
+            .iter()
+            .copied()
+            .filter(|&n| self.may_be_running(n))
+            .collect();
+        let m = &mut self.membership;
+        m.awaiting_exclusion = still;
+        if !m.awaiting_exclusion.is_empty() {
+            return;
+        }
+        m.stop_marker_sent = true;
         self.broadcast_barrier(1);
         self.advance();
+    }
+
+    /// Takes up a deferred Start once the lower node that held it back is
+    /// gone from the view.
+    fn take_up_deferred_start(&mut self) {
+        let Some((from, gen, _, _)) = &self.membership.deferred_start else {
+            return;
+        };
+        let (from, gen) = (*from, *gen);
+        if gen <= self.membership.gen {
+            self.membership.deferred_start = None;
+            return;
+        }
+        if self.live_view().first().is_some_and(|&n| n < from) {
+            return;
+        }
+        if let Some((from, gen, members, fresh)) = self.membership.deferred_start.take() {
+            self.accept_start(from, gen, members, fresh);
+        }
     }
 
     fn broadcast_barrier(&mut self, phase: u8) {
@@ -740,6 +901,9 @@ impl Node {
                     .retain(|_, h| !matches!(h, Holder::Remote(n, _) if departed.contains(n)));
                 ls.remote_index.retain(|(n, _), _| !departed.contains(n));
                 ls.masters.retain(|_, m| !departed.contains(m));
+                for &n in &departed {
+                    ls.release_retired(None, n);
+                }
             }
             self.flush(&ls_name);
         }
@@ -804,9 +968,18 @@ impl Node {
                 let name = l.name;
                 let new = self.new_master(&ls_name, &name, Some(cur));
                 if self.trace {
-                    eprintln!("udlmd: node {me}: lock {id} master {cur} -> {new}");
+                    eprintln!(
+                        "udlmd: node {me}: generation {}: lock {id} master {cur} -> {new}",
+                        self.membership.gen
+                    );
                 }
-                if new != cur {
+                // A master that left and is back afresh (restarted, or
+                // healed after fencing itself) knows nothing of our lock,
+                // even when the name maps to it again.
+                if new != cur
+                    || self.membership.departed.contains(&cur)
+                    || self.membership.resync_locks
+                {
                     self.recover_process_copy(&ls_name, id, new);
                 }
             }
@@ -840,7 +1013,21 @@ impl Node {
                     }
                 }
             } else {
-                ls.masters.retain(|_, &mut m| m == me);
+                // Static masters: keep only the names that stay here, with
+                // or without locks on them now.
+                let kept: Vec<ResName> = self
+                    .lockspaces
+                    .get(&ls_name)
+                    .expect("lockspace")
+                    .masters
+                    .iter()
+                    .filter(|(_, &m)| m == me)
+                    .map(|(n, _)| *n)
+                    .filter(|n| self.new_master(&ls_name, n, Some(me)) == me)
+                    .collect();
+                let ls = self.lockspaces.get_mut(&ls_name).expect("lockspace");
+                ls.masters.clear();
+                ls.masters.extend(kept.into_iter().map(|n| (n, me)));
             }
             self.flush(&ls_name);
         }
@@ -962,6 +1149,7 @@ impl Node {
                     lvb: None,
                 };
                 self.send(new, msg);
+                self.hint_directory(ls_name, name, new);
             }
             let ls = self.lockspaces.get_mut(ls_name).expect("lockspace");
             let Some(l) = ls.locks.get_mut(&id) else {
@@ -1036,13 +1224,51 @@ impl Node {
                 orphan: l.orphan,
                 lvb,
             };
+            let name = l.name;
             self.send(new, msg);
+            self.hint_directory(ls_name, name, new);
+        }
+    }
+
+    /// Tells the directory node of `name` that `master` masters it, for
+    /// the case where `master` learns it only from our `RecLock`, after
+    /// its own directory records went out.
+    fn hint_directory(&mut self, ls_name: &[u8], name: ResName, master: u32) {
+        if self.cluster.nodir(ls_name) {
+            return;
+        }
+        let me = self.node_id;
+        match directory_node(name.as_bytes(), &self.weighted_members(ls_name)) {
+            Some(d) if d == master => {}
+            Some(d) if d == me => {
+                if let Some(ls) = self.lockspaces.get_mut(ls_name) {
+                    ls.directory.entry(name).or_insert(master);
+                }
+            }
+            Some(d) => self.send(
+                d,
+                PeerMsg::DirHint {
+                    ls: ls_name.to_vec(),
+                    name: name.as_bytes().to_vec(),
+                    master,
+                },
+            ),
+            None => {}
         }
     }
 
     /// A recovery message (DirRecord, RecLock) for lockspace `ls_name`.
     pub(super) fn recovery_message(&mut self, from: u32, msg: PeerMsg) {
         let me = self.node_id;
+        // Sent between the Rebuild and Finish markers of one generation:
+        // outside them (a newer generation is stopping) it belongs to one
+        // that was abandoned.
+        if !matches!(self.membership.phase, Phase::Quiet | Phase::Rebuilding) {
+            if self.trace {
+                eprintln!("udlmd: node {me}: dropping {msg:?} from node {from} of an abandoned generation");
+            }
+            return;
+        }
         match msg {
             PeerMsg::DirRecord { ls, name } => {
                 let Some(rn) = ResName::new(&name) else {
@@ -1050,6 +1276,17 @@ impl Node {
                 };
                 if let Some(l) = self.lockspaces.get_mut(&ls) {
                     l.directory.insert(rn, from);
+                }
+            }
+            PeerMsg::DirHint { ls, name, master } => {
+                let Some(rn) = ResName::new(&name) else {
+                    return;
+                };
+                if !self.membership.members.contains(&master) {
+                    return;
+                }
+                if let Some(l) = self.lockspaces.get_mut(&ls) {
+                    l.directory.entry(rn).or_insert(master);
                 }
             }
             PeerMsg::RecLock {
@@ -1072,10 +1309,18 @@ impl Node {
                 let Some(l) = self.lockspaces.get_mut(&ls) else {
                     return;
                 };
+                // A resource that was never lost here keeps its LVB.
+                let live = l.engine.has_resource(&name) && !l.recovered_lvb.contains_key(&rn);
+                if l.remote_index.contains_key(&(from, lkid)) {
+                    // Sent again after an abandoned generation: held already.
+                    return;
+                }
                 if mode == NOT_GRANTED {
                     // A waiting request of the sender, which comes again
                     // later: this node masters the name from now on.
-                    note_lvb(&mut l.recovered_lvb, rn, mode, flags, None);
+                    if !live {
+                        note_lvb(&mut l.recovered_lvb, rn, mode, flags, None);
+                    }
                     l.masters.insert(rn, me);
                     if !nodir && dir == Some(me) {
                         l.directory.insert(rn, me);
@@ -1099,7 +1344,9 @@ impl Node {
                         if !nodir && dir == Some(me) {
                             l.directory.insert(rn, me);
                         }
-                        note_lvb(&mut l.recovered_lvb, rn, mode, flags, lvb);
+                        if !live {
+                            note_lvb(&mut l.recovered_lvb, rn, mode, flags, lvb);
+                        }
                     }
                     Err(e) => eprintln!("udlmd: cannot rebuild lock {lkid} of node {from}: {e:?}"),
                 }
@@ -1126,6 +1373,8 @@ impl Node {
         m.phase = Phase::Running;
         m.completed_generations += 1;
         m.departed.clear();
+        m.held.clear();
+        m.resync_locks = false;
         let gen = m.gen;
         let parked = std::mem::take(&mut m.parked);
         eprintln!(
@@ -1269,6 +1518,7 @@ impl Node {
         }
         let m = &mut self.membership;
         m.parked.clear();
+        m.held.clear();
         m.settled.clear();
         m.completed_generations = 0;
         if dropped > 0 {
@@ -1315,7 +1565,13 @@ impl Node {
             now.saturating_sub(since),
             if m.self_fence_abort { "abort" } else { "log" }
         );
-        self.reset_state("cut off from the majority");
+        self.fence_self("cut off from the majority");
+    }
+
+    /// This node stops: its locks are dropped (its programs told as
+    /// `self_fence` says), and it waits to join again afresh.
+    fn fence_self(&mut self, why: &str) {
+        self.reset_state(why);
         let me = self.node_id;
         let m = &mut self.membership;
         m.phase = Phase::Down;
@@ -1323,6 +1579,8 @@ impl Node {
         m.settled.clear();
         m.completed_generations = 0;
         m.no_majority_since = None;
+        m.awaiting_exclusion.clear();
+        m.fresh.clear();
         // Whoever still hears this node learns that it left the generation
         // (a coordinator waiting for its markers starts another).
         self.broadcast_hello();
