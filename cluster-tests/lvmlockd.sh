@@ -395,6 +395,11 @@ EOF
     wait "${udlmd_pid[$k]}" 2> /dev/null
     wait "${lvmlockd_pid[$k]}" 2> /dev/null
   done
+  # A node that stops empties its view (no cluster_name: "no DLM running"),
+  # keeping the top directory for a bind mount.
+  check "$NH hosts: udlmd stopped on host 1: its view is empty, its top directory still there" \
+    "$([ -d "$base/host1/dlm/configfs" ] && [ -z "$(ls -A "$base/host1/dlm/configfs")" ]; echo $?)" \
+    "$(find "$base/host1/dlm/configfs" | head)"
   if [ -n "${VERBOSE:-}" ]; then tail -n 20 "$base"/*.log; fi
 }
 

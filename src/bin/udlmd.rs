@@ -167,7 +167,12 @@ fn main() {
         .name("udlm-signal".into())
         .spawn(move || {
             let sig = sys::wait_termination_signal();
-            let farewell = leaver.lock().unwrap_or_else(|e| e.into_inner()).leave();
+            let farewell = {
+                let mut n = leaver.lock().unwrap_or_else(|e| e.into_inner());
+                // No node, no DLM: the configfs-compatible view empties.
+                n.clear_compat_view();
+                n.leave()
+            };
             if farewell {
                 eprintln!("udlmd: signal {sig}: leaving the cluster");
                 // Time for the transport to send the farewell.

@@ -115,6 +115,16 @@ impl Node {
         self.spaces.root = Some(root);
     }
 
+    /// Stops keeping the view and empties it, as the node shuts down (the
+    /// top directory stays, for a bind mount of it).
+    pub fn clear_compat_view(&mut self) {
+        if let Some(root) = self.spaces.root.take() {
+            if let Err(e) = sync_tree(&root, &ViewFiles::new()) {
+                eprintln!("udlmd: cannot empty the view in {}: {e}", root.display());
+            }
+        }
+    }
+
     /// The nodes other than this one that count as present for the view:
     /// connected, or members of the current recovery generation (a node
     /// that died stays listed until the recovery has taken it out, as the
@@ -572,7 +582,13 @@ mod tests {
             Some("udlmtest\n")
         );
 
-        // Always the same top directory (a bind mount of it stays valid).
+        // Always the same top directory (a bind mount of it stays valid),
+        // also once the node stops and empties it.
+        assert_eq!(std::fs::metadata(&dir).unwrap().ino(), top_ino);
+        n.clear_compat_view();
+        assert!(entries(&dir, "").is_empty());
+        n.sync_compat_view();
+        assert!(entries(&dir, "").is_empty());
         assert_eq!(std::fs::metadata(&dir).unwrap().ino(), top_ino);
         let _ = std::fs::remove_dir_all(&dir);
     }

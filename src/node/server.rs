@@ -220,7 +220,15 @@ fn serve_requests(
                 std::thread::sleep(std::time::Duration::from_millis(2));
                 n = lock_node(node);
             }
-            handle_request(&mut n, owner, req, &mut done)
+            let released = matches!(req, Request::Release { .. });
+            let r = handle_request(&mut n, owner, req, &mut done);
+            if released {
+                // A destroyed lockspace leaves the views before the release
+                // returns (node/configfs.rs), not at the next tick.
+                n.announce_spaces();
+                n.sync_compat_view();
+            }
+            r
         }))
         .unwrap_or_else(|_| {
             eprintln!("udlmd: internal error while serving a request");
