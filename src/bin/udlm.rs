@@ -248,7 +248,7 @@ fn leave(name: &[u8], json: bool) -> Result<Output, Failure> {
     conn.release(1)
         .map_err(|e| Failure::new(format!("cannot release lockspace '{shown}': {e:?}.")))?;
     let out = if json {
-        format!("{{\"left\":\"{}\"}}\n", shown.escape_default())
+        format!("{{\"left\":{}}}\n", json_string(&shown))
     } else {
         format!("left lockspace {shown}\n")
     };
@@ -1205,6 +1205,25 @@ mod tests {
             t.contains("generation 7, running (coordinator 1, members 1 2)\n"),
             "{t}"
         );
+    }
+
+    #[test]
+    fn leave_takes_one_lockspace() {
+        let args = |a: &[&str]| -> Vec<std::ffi::OsString> { a.iter().map(|w| w.into()).collect() };
+        match parse_args(&args(&["leave", "lvm_vg1"])) {
+            Ok((Command::Leave(n), false)) => assert_eq!(n, b"lvm_vg1"),
+            _ => panic!("leave lvm_vg1 not understood"),
+        }
+        for bad in [
+            &["leave"][..],
+            &["leave", "a", "b"],
+            &["leave", &"x".repeat(65)],
+        ] {
+            match parse_args(&args(bad)) {
+                Err(f) => assert_eq!(f.status, 2, "{bad:?}: {}", f.message),
+                Ok(_) => panic!("{bad:?} accepted"),
+            }
+        }
     }
 
     #[test]
