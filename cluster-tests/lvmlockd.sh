@@ -18,8 +18,10 @@
 #   lvcreate; an LV lock held EX by one host refused to the others (EX and
 #   SH), SH on two hosts, SH->EX refused; the VG's version counter passed
 #   through the VG lock's LVB; lvmlockd killed with an LV lock held: the
-#   orphan keeps the LV locked until `udlm leave`, after which another host
-#   gets it and the restarted lvmlockd starts the VG again; vgremove refused
+#   orphan keeps the LV locked, the restarted lvmlockd (no adoption) cannot
+#   start the VG (EEXIST) until `udlm leave`, after which another host gets
+#   the LV and host 1 starts the VG again; a restarted udlmd under a running
+#   lvmlockd: its locks fail, lock stop and start bring the VG back; vgremove refused
 #   while another host is joined, allowed after it leaves; kill -9 of one
 #   host's lvmlockd and udlmd while it holds an LV EX: the others get the
 #   lock only after its lease (and get it then).
@@ -283,6 +285,15 @@ EOF
   spaces_after_kill=$(ls "$(view 1)/spaces" | tr '\n' ' ')
   check "$NH hosts: lvmlockd of host 1 killed: its orphan EX still refuses lv1 to host 2; its lockspaces stay ($spaces_after_kill)" \
     "$([ $st != 0 ] && grep -q 'locked by other host' <<< "$out" && grep -q lvm_vg1 <<< "$spaces_after_kill"; echo $?)" "$out"
+  # Restarted without adoption, lvmlockd cannot start the VG: its
+  # dlm_new_lockspace(NEWEXCL) finds the lockspaces still there (EEXIST).
+  start_lvmlockd 1
+  wait_for 10 on 1 lvmlockctl -i
+  on 1 vgchange --lock-start vg1 > "$base/restart0.out" 2>&1
+  sleep 1
+  check "$NH hosts: lvmlockd restarted on host 1 without adoption: lock start refused (EEXIST), nothing started" \
+    "$(! ls_started 1 vg1 && grep -q 'add_lockspace_dlm lvm_vg1 adopt 0 error' "$base/lvmlockd1.log"; echo $?)" \
+    "$(cat "$base/restart0.out"; grep -i 'error' "$base/lvmlockd1.log" | tail -5)"
   local l1 l2
   out=$(on 1 "$work/bin/udlm" leave lvm_vg1 2>&1); l1=$?
   out+=$(on 1 "$work/bin/udlm" leave lvm_global 2>&1); l2=$?
@@ -294,11 +305,9 @@ EOF
     "$([ $l1 = 0 ] && [ $l2 = 0 ] && [ $st = 0 ] && [ ! -e "$(view 1)/spaces/lvm_vg1" ] &&
       [ "$nodes2" = "$(seq -s ' ' 2 "$NH")" ]; echo $?)" "$out"
   on 2 lvchange -an vg1/lv1 > /dev/null 2>&1
-  start_lvmlockd 1
-  wait_for 10 on 1 lvmlockctl -i
   on 1 vgchange --lock-start vg1 > "$base/restart1.out" 2>&1
   wait_for 15 ls_started 1 vg1; st=$?
-  check "$NH hosts: lvmlockd restarted on host 1 starts vg1 again" "$st" "$(cat "$base/restart1.out")"
+  check "$NH hosts: after udlm leave, host 1's lvmlockd starts vg1 again" "$st" "$(cat "$base/restart1.out")"
 
   # vgremove counts the hosts in spaces/lvm_vg1/nodes.
   out=$(on 1 vgremove -y vg1 2>&1); st=$?
