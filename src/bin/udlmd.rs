@@ -146,6 +146,11 @@ fn main() {
             std::process::exit(1);
         }
     };
+    // The view exists (cluster_name: "a DLM is running") before the node
+    // counts as started.
+    node.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .sync_compat_view();
     // The node's only clock: leases of lost peers, forgetting idle masters.
     let ticker = Arc::clone(&node);
     let start = std::time::Instant::now();
