@@ -81,6 +81,7 @@ cluster-test: build
 	bash cluster-tests/recovery.sh
 	bash cluster-tests/partition.sh
 	bash cluster-tests/remote-master.sh
+	bash cluster-tests/lvmlockd.sh
 
 test: deps build header-check rust-test capi-test cluster-test install-test man-check
 

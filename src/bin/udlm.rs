@@ -33,6 +33,8 @@ commands:
   lockdump LOCKSPACE   every resource of LOCKSPACE: its master, LVB, and the
                        granted, converting and waiting locks (id, modes, flags,
                        owner pid and node)
+  leave LOCKSPACE      destroy LOCKSPACE on this node, with its orphan locks
+                       (dlm_tool leave; after lvmlockd died, say)
   config check [FILE]  parse a config file and report every problem with its
                        line; without FILE, the config udlmd would read
                        (DLM_CONF, else /etc/dlm/dlm.conf, else none)
@@ -81,6 +83,7 @@ enum Command {
     Status,
     Ls,
     Lockdump(Vec<u8>),
+    Leave(Vec<u8>),
     ConfigCheck(Option<PathBuf>),
 }
 
@@ -126,7 +129,7 @@ fn parse_args(args: &[std::ffi::OsString]) -> Result<(Command, bool), Failure> {
     }
     let Some((first, rest)) = words.split_first() else {
         return Err(Failure::usage(
-            "a command is missing: status, ls, lockdump, config check or help.",
+            "a command is missing: status, ls, lockdump, leave, config check or help.",
         ));
     };
     let extra = |n: usize, what: &str| -> Result<(), Failure> {
@@ -168,6 +171,24 @@ fn parse_args(args: &[std::ffi::OsString]) -> Result<(Command, bool), Failure> {
             }
             Command::Lockdump(name)
         }
+        b"leave" => {
+            let Some(name) = rest.first() else {
+                return Err(Failure::usage(
+                    "'leave' needs the name of a lockspace (udlm ls lists them).",
+                ));
+            };
+            extra(1, "one argument, the lockspace")?;
+            let name = name.as_bytes().to_vec();
+            if name.is_empty() || name.len() > udlm::types::LOCKSPACE_LEN {
+                return Err(Failure::usage(format!(
+                    "a lockspace name is 1 to {} bytes long; '{}' is {}.",
+                    udlm::types::LOCKSPACE_LEN,
+                    String::from_utf8_lossy(&name),
+                    name.len()
+                )));
+            }
+            Command::Leave(name)
+        }
         b"config" => match rest.first().map(|w| w.as_bytes()) {
             Some(b"check") => {
                 extra(2, "at most one argument, the file")?;
@@ -187,7 +208,7 @@ fn parse_args(args: &[std::ffi::OsString]) -> Result<(Command, bool), Failure> {
         },
         other => {
             return Err(Failure::usage(format!(
-            "unknown command '{}'; the commands are status, ls, lockdump, config check and help.",
+            "unknown command '{}'; the commands are status, ls, lockdump, leave, config check and help.",
             String::from_utf8_lossy(other)
         )))
         }
@@ -208,7 +229,33 @@ fn run(cmd: Command, json: bool) -> Result<Output, Failure> {
             node_query(&query, json, format_lockdump)
         }
         Command::ConfigCheck(file) => Ok(config_check(file.as_deref(), json)),
+        Command::Leave(name) => leave(&name, json),
     }
+}
+
+/// `udlm leave LS`: what `dlm_tool leave` does on the kernel DLM — open the
+/// lockspace and release it with force, which destroys it on this node
+/// with its orphans (when this was its last creation reference). Never
+/// starts a node.
+fn leave(name: &[u8], json: bool) -> Result<Output, Failure> {
+    let shown = String::from_utf8_lossy(name).into_owned();
+    udlm::client::query(&Query::Lockspaces).map_err(|e| query_failure(&Query::Lockspaces, e))?;
+    let conn = udlm::client::Connection::open(name, None).map_err(|e| match e {
+        Errno::NoEnt => Failure::new(format!("there is no lockspace '{shown}' on this node.")),
+        Errno::Acces => Failure::new(format!("not allowed to open lockspace '{shown}'.")),
+        e => Failure::new(format!("cannot open lockspace '{shown}': {e:?}.")),
+    })?;
+    conn.release(1)
+        .map_err(|e| Failure::new(format!("cannot release lockspace '{shown}': {e:?}.")))?;
+    let out = if json {
+        format!("{{\"left\":{}}}\n", json_string(&shown))
+    } else {
+        format!("left lockspace {shown}\n")
+    };
+    Ok(Output {
+        out,
+        ..Output::default()
+    })
 }
 
 // ----- node queries ---------------------------------------------------------
@@ -1158,6 +1205,25 @@ mod tests {
             t.contains("generation 7, running (coordinator 1, members 1 2)\n"),
             "{t}"
         );
+    }
+
+    #[test]
+    fn leave_takes_one_lockspace() {
+        let args = |a: &[&str]| -> Vec<std::ffi::OsString> { a.iter().map(|w| w.into()).collect() };
+        match parse_args(&args(&["leave", "lvm_vg1"])) {
+            Ok((Command::Leave(n), false)) => assert_eq!(n, b"lvm_vg1"),
+            _ => panic!("leave lvm_vg1 not understood"),
+        }
+        for bad in [
+            &["leave"][..],
+            &["leave", "a", "b"],
+            &["leave", &"x".repeat(65)],
+        ] {
+            match parse_args(&args(bad)) {
+                Err(f) => assert_eq!(f.status, 2, "{bad:?}: {}", f.message),
+                Ok(_) => panic!("{bad:?} accepted"),
+            }
+        }
     }
 
     #[test]

@@ -134,6 +134,11 @@ fn main() {
     // inherits the blocked mask.
     sys::block_termination_signals();
     let node = Arc::new(Mutex::new(Node::new(local_id, NodeLimits::default())));
+    // The configfs-compatible view (node/configfs.rs), for programs written
+    // for the kernel DLM; bind-mounted over /sys/kernel/config (udlmd(8)).
+    node.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .set_compat_view(dir.join("configfs"));
     let _net = match join_cluster(&node, &cfg, local_id) {
         Ok(n) => n,
         Err(e) => {
@@ -141,6 +146,11 @@ fn main() {
             std::process::exit(1);
         }
     };
+    // The view exists (cluster_name: "a DLM is running") before the node
+    // counts as started.
+    node.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .sync_compat_view();
     // The node's only clock: leases of lost peers, forgetting idle masters.
     let ticker = Arc::clone(&node);
     let start = std::time::Instant::now();
@@ -149,17 +159,25 @@ fn main() {
         .spawn(move || loop {
             std::thread::sleep(std::time::Duration::from_millis(TICK_MS));
             let now_ms = start.elapsed().as_millis() as u64;
-            ticker
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .tick(now_ms);
+            let mut n = ticker.lock().unwrap_or_else(|e| e.into_inner());
+            n.tick(now_ms);
+            // Lockspaces gone (released, or the last creator's lockspace
+            // destroyed) and peers' changes: tell others, update the view.
+            n.announce_spaces();
+            n.sync_compat_view();
+            drop(n);
         });
     let leaver = Arc::clone(&node);
     let _ = std::thread::Builder::new()
         .name("udlm-signal".into())
         .spawn(move || {
             let sig = sys::wait_termination_signal();
-            let farewell = leaver.lock().unwrap_or_else(|e| e.into_inner()).leave();
+            let farewell = {
+                let mut n = leaver.lock().unwrap_or_else(|e| e.into_inner());
+                // No node, no DLM: the configfs-compatible view empties.
+                n.clear_compat_view();
+                n.leave()
+            };
             if farewell {
                 eprintln!("udlmd: signal {sig}: leaving the cluster");
                 // Time for the transport to send the farewell.

@@ -18,6 +18,11 @@ struct ToNode(Arc<Mutex<Node>>);
 impl NetHandler for ToNode {
     fn on_message(&self, from: u32, payload: &[u8]) {
         let mut node = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Who has which lockspace (node/configfs.rs) travels beside the
+        // lock protocol.
+        if node.on_spaces_message(from, payload) {
+            return;
+        }
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             node.on_peer_message(from, payload)
         }));
@@ -31,6 +36,10 @@ impl NetHandler for ToNode {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .peer_up(node, incarnation);
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .spaces_peer_up(node);
     }
     fn on_peer_down(&self, node: u32) {
         eprintln!("udlmd: lost the connection to node {node}");
@@ -143,9 +152,12 @@ pub fn join_cluster(
         max_queue: PEER_QUEUE_MESSAGES,
         max_message: super::peer::MAX_PEER_MESSAGE,
     };
+    // The node stays locked until it knows its cluster: a session that
+    // comes up at once must find it multi-node (peer_up ignores peers of a
+    // one-node cluster), so the transport's first callbacks wait here.
+    let mut locked = node.lock().unwrap_or_else(|e| e.into_inner());
     let net = Net::start(ncfg, Arc::new(ToNode(Arc::clone(node))))?;
-    node.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .set_cluster(cluster_view(cfg), Arc::new(ToNet(Arc::clone(&net))));
+    locked.set_cluster(cluster_view(cfg), Arc::new(ToNet(Arc::clone(&net))));
+    drop(locked);
     Ok(Some(net))
 }

@@ -38,6 +38,7 @@
 //!   (which cannot happen while both follow the rules) completes with the
 //!   master's error as its status, and is logged.
 
+pub mod configfs;
 pub mod link;
 pub mod peer;
 pub mod recovery;
@@ -366,6 +367,8 @@ pub struct Node {
     /// Log every message from other nodes (`UDLM_TRACE=1`).
     trace: bool,
     membership: recovery::Membership,
+    /// Who has which lockspace, for the configfs-compatible view.
+    spaces: configfs::Spaces,
 }
 
 /// A lock request from a handle, as the C library sent it.
@@ -399,6 +402,7 @@ impl Node {
                 node_id,
                 crate::cluster::config::DEFAULT_LEASE_MS,
             ),
+            spaces: configfs::Spaces::default(),
         }
     }
 
@@ -631,6 +635,16 @@ impl Node {
         if force == 0 && ls.has_locks() {
             return Ok(());
         }
+        if force != 0 {
+            // Destroying the lockspace drops this node's orphans with it
+            // (dlm_tool leave after lvmlockd died), wherever they are
+            // mastered; other nodes' locks it masters stay.
+            self.purge_orphans(&ls_name, 0);
+            self.flush(&ls_name);
+        }
+        let Some(ls) = self.lockspaces.get_mut(&ls_name) else {
+            return Ok(());
+        };
         ls.create_count = 0;
         ls.visible = false;
         if self.cluster.nodes.len() <= 1 {

@@ -107,6 +107,9 @@ fn serve_connection(node: Arc<Mutex<Node>>, conn: OwnedFd) {
                     })
                 })
             };
+            if opened.is_ok() && create.is_some() {
+                announce_lockspace(&node);
+            }
             match opened {
                 Ok(owner) => {
                     if reply(&conn, &Ok(0)) {
@@ -130,6 +133,27 @@ fn serve_connection(node: Arc<Mutex<Node>>, conn: OwnedFd) {
         Ok(_) | Err(_) => {
             reply(&conn, &Err(Errno::Proto));
         }
+    }
+}
+
+/// Like the kernel's join, a lockspace creation returns only once the
+/// other nodes know this node has it, and the configfs-compatible view
+/// shows it (node/configfs.rs): lvmlockd counts a lockspace's nodes there
+/// before it removes a VG. A node that does not answer within
+/// [`super::configfs::JOIN_ANNOUNCE_WAIT_MS`] (down, its lease running)
+/// does not hold the creation up longer.
+fn announce_lockspace(node: &Mutex<Node>) {
+    let seq = {
+        let mut n = lock_node(node);
+        let seq = n.announce_spaces();
+        n.sync_compat_view();
+        seq
+    };
+    let start = std::time::Instant::now();
+    while !lock_node(node).spaces_announced(seq)
+        && start.elapsed().as_millis() < u128::from(super::configfs::JOIN_ANNOUNCE_WAIT_MS)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }
 
@@ -196,7 +220,15 @@ fn serve_requests(
                 std::thread::sleep(std::time::Duration::from_millis(2));
                 n = lock_node(node);
             }
-            handle_request(&mut n, owner, req, &mut done)
+            let released = matches!(req, Request::Release { .. });
+            let r = handle_request(&mut n, owner, req, &mut done);
+            if released {
+                // A destroyed lockspace leaves the views before the release
+                // returns (node/configfs.rs), not at the next tick.
+                n.announce_spaces();
+                n.sync_compat_view();
+            }
+            r
         }))
         .unwrap_or_else(|_| {
             eprintln!("udlmd: internal error while serving a request");
