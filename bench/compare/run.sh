@@ -112,7 +112,9 @@ stop_all() {
   for e in "${pids[@]}"; do stop_pid "${e%%:*}" "${e#*:}"; done
   pids=()
 }
+client=    # the benchmark client running now (a timeout process)
 cleanup() {
+  [ -n "$client" ] && kill "$client" 2>/dev/null && wait "$client" 2>/dev/null
   stop_all
   # The logs of the servers stay in OUT/logs; the data directories go.
   mkdir -p "$OUT/logs" && cp "$work"/*.log "$OUT/logs/" 2>/dev/null
@@ -173,7 +175,14 @@ measure() {
   local i vals=()
   for i in $(seq 1 "$REPEAT"); do
     say "  $label (run $i of $REPEAT)"
-    if ! timeout 300 "$@" > "$out.$i" 2> "$out.$i.err"; then
+    # In the background with wait, so that a signal ends the run at once
+    # (cleanup stops this client too).
+    timeout 300 "$@" > "$out.$i" 2> "$out.$i.err" &
+    client=$!
+    wait "$client"
+    local rc=$?
+    client=
+    if [ $rc != 0 ]; then
       say "$label failed:"; cat "$out.$i.err" >&2; return 1
     fi
     vals+=("$(val "$out.$i" "${metric%%:*}" "${metric#*:}") $i")
@@ -349,9 +358,10 @@ pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "?"; }
 fs=$(df -PT "$work" | awk 'NR == 2 { print $2 }')
 commit=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$top" diff --quiet HEAD -- src compat 2>/dev/null || commit="$commit (src/compat modified)"
-runs() { [ "$REPEAT" -gt 1 ] && [ -f "$1.runs" ] && echo " (runs: $(for v in $(cat "$1.runs"); do num "$v"; done | paste -sd' ' | sed 's/ /, /g'))"; }
+runs() { [ "$REPEAT" -gt 1 ] && [ -f "$1.runs" ] && echo " (runs: $(for v in $(cat "$1.runs"); do num "$v"; echo; done | paste -sd';' | sed 's/;/; /g'))"; }
 
-recipe_udlm="libdlm EX lock/unlock (dlm_ls_lock + poll + dlm_dispatch); 3 nodes, client on node 1, master node 2"
+if [ "${UDLM_WAIT:-0}" = 1 ]; then how="dlm_ls_lock_wait + AST thread"; else how="dlm_ls_lock + poll + dlm_dispatch"; fi
+recipe_udlm="libdlm EX lock/unlock ($how); 3 nodes, client on node 1, master node 2"
 recipe_udlm_local="the same, client on node 2 (the master): for reference"
 recipe_redis="SET NX PX + compare-and-delete Lua (EVALSHA); 1 server, no persistence; RESP over TCP"
 recipe_etcd="v3 lock API (lease per client, /v3/lock/lock + unlock) via the JSON gateway; 3 members, client on the leader"
