@@ -20,14 +20,20 @@
 # child on 127.0.0.x with its data in a temporary directory, and stops every
 # process it started by pid on exit, Ctrl-C included. No system service is
 # used or touched.
+# The systems take turns: REPEAT rounds, each starting every system afresh,
+# measuring it and stopping it, so that a change of load on the machine
+# falls on all alike; each figure is the median of the rounds.
 # Output: a Markdown table on stdout; in OUT (default bench/compare/results)
 # results.csv, table.md, compare.png (gnuplot) and the run's logs.
 # Knobs (environment): LIBDIR (udlm's libdlm.so and udlmd; default
 # $CARGO_TARGET_DIR/release or target/release), ITERS (3000), WARMUP (300),
 # LAT_SECS (10: the latency run stops after this long, for slow systems),
 # SECS (3: seconds of each multi-client run, after 0.5 s of warm-up),
-# REPEAT (3: each figure is the median of REPEAT runs), SYSTEMS ("udlm redis
-# etcd zookeeper"), ZK_SERVERS (3, or 1 on a single CPU), OUT.
+# REPEAT (3 rounds), SYSTEMS ("udlm redis etcd zookeeper"), ZK_SERVERS (3,
+# or 1 on a single CPU), OUT, MAX_LOAD (1.5) and LOAD_WAIT (300: wait up to
+# LOAD_WAIT seconds for the 1-minute load average to fall below MAX_LOAD
+# before starting; the table says when it did not), UDLM_WAIT=1 (udlm's
+# client uses dlm_ls_lock_wait instead of poll + dlm_dispatch).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -40,11 +46,13 @@ SYSTEMS=${SYSTEMS:-udlm redis etcd zookeeper}
 OWN_CLIENTS=8
 ONE_CLIENTS=4
 OUT=${OUT:-$here/results}
+MAX_LOAD=${MAX_LOAD:-1.5}
+LOAD_WAIT=${LOAD_WAIT:-300}
 INSTALL=1
 case "${1:-}" in
   --no-install) INSTALL=0;;
   "") ;;
-  -h|--help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
+  -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0;;
   *) echo "compare: unknown argument $1" >&2; exit 2;;
 esac
 # Three ZooKeeper servers (three JVMs) fit on two CPUs; on one they would
@@ -140,7 +148,6 @@ pick_ports() {
   echo $((20000 + (RANDOM % 400) * 100))
 }
 base=$(pick_ports)
-load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- clients
 bin=$work/bin
@@ -168,40 +175,56 @@ fmt() { awk -v v="$1" 'BEGIN { if (v == "") print "?"; else if (v + 0 >= 1000) p
 # Thousands separators for the table.
 num() { fmt "$1" | sed ':a; s/^\([0-9]\{1,\}\)\([0-9]\{3\}\)/\1,\2/; ta'; }
 
-# measure LABEL OUT NAME:KEY cmd...: run REPEAT times; OUT gets the run whose
-# KEY is the median, OUT.runs every run's KEY in order of size.
-measure() {
-  local label=$1 out=$2 metric=$3; shift 3
-  local i vals=()
-  for i in $(seq 1 "$REPEAT"); do
-    say "  $label (run $i of $REPEAT)"
+# run_once LABEL OUT cmd...: one run of a client, its output in OUT. A run
+# that fails is tried once more, and the failure is written in the notes of
+# the table; a second failure fails the figure.
+run_once() {
+  local label=$1 out=$2; shift 2
+  local try rc
+  for try in 1 2; do
+    say "  $label$( [ $try = 2 ] && echo ', again')"
     # In the background with wait, so that a signal ends the run at once
     # (cleanup stops this client too).
-    timeout 300 "$@" > "$out.$i" 2> "$out.$i.err" &
+    timeout 300 "$@" > "$out" 2> "$out.err" &
     client=$!
     wait "$client"
-    local rc=$?
+    rc=$?
     client=
-    if [ $rc != 0 ]; then
-      say "$label failed:"; cat "$out.$i.err" >&2; return 1
-    fi
+    [ $rc = 0 ] && return 0
+    say "$label failed (exit $rc):"; tail -3 "$out.err" >&2
+    echo "- $label failed (exit $rc: $(grep -v '^$' "$out.err" | tail -1 | cut -c1-200)); $( [ $try = 1 ] && echo "run again" || echo "failed again, no figure")" >> "$work/notes"
+  done
+  return 1
+}
+
+# pick OUT NAME:KEY: of the runs OUT.1 .. OUT.REPEAT, copy the one whose KEY
+# is the median to OUT; OUT.runs gets every run's KEY in order of size.
+pick() {
+  local out=$1 metric=$2 i vals=()
+  for i in $(seq 1 "$REPEAT"); do
+    [ -f "$out.$i" ] || return 1
     vals+=("$(val "$out.$i" "${metric%%:*}" "${metric#*:}") $i")
   done
-  local sorted pick
+  local sorted sel
   sorted=$(printf '%s\n' "${vals[@]}" | sort -g)
-  pick=$(echo "$sorted" | sed -n "$(( (REPEAT + 1) / 2 ))p" | cut -d' ' -f2)
-  cp "$out.$pick" "$out"
+  sel=$(echo "$sorted" | sed -n "$(( (REPEAT + 1) / 2 ))p" | cut -d' ' -f2)
+  cp "$out.$sel" "$out"
   echo "$sorted" | cut -d' ' -f1 | paste -sd' ' > "$out.runs"
 }
 
-# workloads SYS cmd...: the three workloads with client command cmd (the
-# client binary and its TARGET), results in $work/SYS.{lat,own,one}
+# workloads SYS R cmd...: round R of the three workloads, with client
+# command cmd (the client binary and its TARGET): $work/SYS.{lat,own,one}.R
 workloads() {
-  local sys=$1; shift
-  measure "$sys: latency, 1 client" "$work/$sys.lat" latency:p50 "$@" latency "$ITERS" "$WARMUP" "$LAT_SECS" || return 1
-  measure "$sys: $OWN_CLIENTS clients, own names" "$work/$sys.own" own:pairs_per_s "$@" own "$OWN_CLIENTS" "$SECS" || return 1
-  measure "$sys: $ONE_CLIENTS clients, one name" "$work/$sys.one" one:grants_per_s "$@" one "$ONE_CLIENTS" "$SECS" || return 1
+  local sys=$1 r=$2; shift 2
+  run_once "$sys: latency, 1 client" "$work/$sys.lat.$r" "$@" latency "$ITERS" "$WARMUP" "$LAT_SECS" || return 1
+  run_once "$sys: $OWN_CLIENTS clients, own names" "$work/$sys.own.$r" "$@" own "$OWN_CLIENTS" "$SECS" || return 1
+  run_once "$sys: $ONE_CLIENTS clients, one name" "$work/$sys.one.$r" "$@" one "$ONE_CLIENTS" "$SECS" || return 1
 }
+
+# failed SYS: a system that failed; the others still run
+failed_systems=
+failed() { failed_systems="$failed_systems $1"; say "$1: failed, going on with the others"; }
+is_failed() { [[ " $failed_systems " == *" $1 "* ]]; }
 
 # wait_for SECONDS cmd...: retry cmd every 0.2 s until it succeeds
 wait_for() {
@@ -210,24 +233,15 @@ wait_for() {
   return 1
 }
 
-# ---------------------------------------------------------------- floors
-say "floors"
-measure "TCP loopback ping-pong" "$work/floor.tcp" rtt_tcp:p50 "$bin/pingpong" tcp 20000 2000 127.0.0.2 127.0.0.1 || exit 1
-measure "pthread mutex" "$work/floor.mutex" mutex:ns_per_pair "$bin/mutex" 20000000 || exit 1
+# Each start_SYS starts that system's servers afresh (new data directories)
+# and defines how its client reaches them; stop_all stops them.
 
-# ---------------------------------------------------------------- udlm
-# Three udlmd on 127.0.0.1-3, one run directory and node id each (as in
-# bench/run.sh). The lockspace "compare" is statically mastered on node 2
-# (nodir=1 + master), so every name the clients lock on node 1 is mastered
-# on another node: each acquire and release crosses the network.
-# udlm_client ID: the command, in array ucmd, that runs the udlm client
-# against node ID (env, not a function: measure runs it under timeout)
-udlm_client() {
-  ucmd=(env -u DLM_EMBEDDED DLM_RUN_DIR="$work/udlm$1" DLM_CONF="$work/udlm.conf" DLM_NODEID="$1"
-    DLM_DAEMON="$bin/no-daemon" LD_LIBRARY_PATH="$work/lib" "$bin/udlm" compare)
-}
-if has udlm; then
-  say "udlm: 3 nodes"
+# udlm: three udlmd on 127.0.0.1-3, one run directory and node id each (as
+# in bench/run.sh). The lockspace "compare" is statically mastered on node
+# 2 (nodir=1 + master), so every name the clients lock on node 1 is
+# mastered on another node: each acquire and release crosses the network.
+start_udlm() {
+  rm -rf "$work"/udlm[123]
   cat > "$work/udlm.conf" <<CONF
 cluster_name=compare
 node id=1 addr=127.0.0.1 port=$base
@@ -236,80 +250,86 @@ node id=3 addr=127.0.0.3 port=$base
 lockspace name=compare nodir=1
 master ls=compare node=2
 CONF
+  local k
   for k in 1 2 3; do
     mkdir -p "$work/udlm$k"
     DLM_RUN_DIR=$work/udlm$k DLM_NODEID=$k DLM_CONF=$work/udlm.conf "$rel/udlmd" --daemonize || {
-      say "udlmd (node $k) did not start"; cat "$work/udlm$k/udlmd.log" >&2; exit 1; }
+      say "udlmd (node $k) did not start"; cat "$work/udlm$k/udlmd.log" >&2; return 1; }
     pids+=("$(tr -dc 0-9 < "$work/udlm$k/udlmd.pid"):udlmd")
   done
   for k in 1 2 3; do
-    wait_for 20 sh -c "[ \$(grep -c 'is up' '$work/udlm$k/udlmd.log') -ge 2 ]" || { say "udlm node $k: peers not up"; exit 1; }
+    wait_for 20 sh -c "[ \$(grep -c 'is up' '$work/udlm$k/udlmd.log') -ge 2 ]" || { say "udlm node $k: peers not up"; return 1; }
   done
+}
+# udlm_client ID: the command, in array ucmd, that runs the udlm client
+# against node ID (env, not a function: run_once runs it under timeout)
+udlm_client() {
+  ucmd=(env -u DLM_EMBEDDED DLM_RUN_DIR="$work/udlm$1" DLM_CONF="$work/udlm.conf" DLM_NODEID="$1"
+    DLM_DAEMON="$bin/no-daemon" LD_LIBRARY_PATH="$work/lib" "$bin/udlm" compare)
+}
+run_udlm() {
   udlm_client 1
-  workloads udlm "${ucmd[@]}" || exit 1
+  workloads udlm "$1" "${ucmd[@]}" || failed udlm
   # For reference, not the comparison: the same clients on node 2, the
   # master, as a client of Redis talks to the server that holds the lock.
   udlm_client 2
-  workloads udlm_local "${ucmd[@]}" || exit 1
+  workloads udlm_local "$1" "${ucmd[@]}" || failed udlm_local
+  local k
   for k in 1 2 3; do cp "$work/udlm$k/udlmd.log" "$work/udlmd$k.log"; done
-  stop_all
-fi
+}
 
-# ---------------------------------------------------------------- redis
-if has redis; then
-  say "redis: one server"
+# Redis: one server, no config file: Redis's defaults, on loopback, without
+# snapshots (udlm keeps its locks in memory only; a snapshot's fork would
+# also disturb the timings).
+start_redis() {
   rport=$((base + 1))
-  mkdir -p "$work/redis"
-  # No config file: Redis's defaults, on loopback, without snapshots (udlm
-  # keeps its locks in memory only; a snapshot fork would also disturb the
-  # timings).
+  rm -rf "$work/redis"; mkdir -p "$work/redis"
   start_bg redis-server "$work/redis.log" redis-server --bind 127.0.0.1 --port "$rport" --dir "$work/redis" \
     --save '' --appendonly no --daemonize no
-  wait_for 20 redis-cli -h 127.0.0.1 -p "$rport" ping || { say "redis did not start"; cat "$work/redis.log" >&2; exit 1; }
-  workloads redis "$bin/redis" "127.0.0.1:$rport" || exit 1
-  stop_all
-fi
+  wait_for 20 redis-cli -h 127.0.0.1 -p "$rport" ping || { say "redis did not start"; cat "$work/redis.log" >&2; return 1; }
+}
+run_redis() { workloads redis "$1" "$bin/redis" "127.0.0.1:$rport" || failed redis; }
 
-# ---------------------------------------------------------------- etcd
-if has etcd; then
-  say "etcd: 3 members"
-  cluster=
-  for k in 1 2 3; do cluster="$cluster${cluster:+,}m$k=http://127.0.0.1:$((base + 10 + k))"; done
+# etcd: three members, defaults otherwise (the write-ahead log is fsynced
+# on every commit).
+etcdctl_() { ETCDCTL_API=3 etcdctl --endpoints="$endpoints" "$@"; }
+start_etcd() {
+  local k cluster=
   endpoints=
+  for k in 1 2 3; do cluster="$cluster${cluster:+,}m$k=http://127.0.0.1:$((base + 10 + k))"; done
   for k in 1 2 3; do
     endpoints="$endpoints${endpoints:+,}127.0.0.1:$((base + 20 + k))"
-    # Defaults otherwise: the write-ahead log is fsynced on every commit.
+    rm -rf "$work/etcd$k"
     start_bg etcd "$work/etcd$k.log" etcd --name "m$k" --data-dir "$work/etcd$k" \
       --listen-client-urls "http://127.0.0.1:$((base + 20 + k))" --advertise-client-urls "http://127.0.0.1:$((base + 20 + k))" \
       --listen-peer-urls "http://127.0.0.1:$((base + 10 + k))" --initial-advertise-peer-urls "http://127.0.0.1:$((base + 10 + k))" \
       --initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token compare \
       --logger zap --log-outputs stderr --log-level warn
   done
-  etcdctl_() { ETCDCTL_API=3 etcdctl --endpoints="$endpoints" "$@"; }
-  wait_for 30 etcdctl_ endpoint health || { say "etcd did not start"; tail -5 "$work/etcd1.log" >&2; exit 1; }
+  wait_for 30 etcdctl_ endpoint health || { say "etcd did not start"; tail -5 "$work/etcd1.log" >&2; return 1; }
   # The clients talk to the leader: a follower would forward each request
   # to it, one more hop (the best case for etcd).
   leader=$(etcdctl_ endpoint status -w table | awk -F'|' '
     NR <= 3 { for (i = 1; i <= NF; i++) if ($i ~ /IS LEADER/) col = i }
     col && $col ~ /true/ { gsub(/ /, "", $2); print $2 }')
-  [ -n "$leader" ] || { say "etcd: no leader found"; exit 1; }
-  echo "$leader" > "$work/etcd.leader"
-  workloads etcd "$bin/etcd" "$leader" || exit 1
-  stop_all
-fi
+  [ -n "$leader" ] || { say "etcd: no leader found"; return 1; }
+}
+run_etcd() { workloads etcd "$1" "$bin/etcd" "$leader" || failed etcd; }
 
-# ---------------------------------------------------------------- zookeeper
+# ZooKeeper: ZK_SERVERS servers (an ensemble when more than one).
 # zk_mode PORT: the server's mode (leader, follower, standalone) from the
 # srvr four-letter command
 zk_mode() {
   timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1 && printf srvr >&3 && cat <&3" 2>/dev/null | sed -n 's/^Mode: //p'
 }
-if has zookeeper; then
-  say "zookeeper: $ZK_SERVERS server(s)"
+start_zookeeper() {
   # The Debian package's jar names its dependencies in its manifest.
-  zkjar=/usr/share/java/zookeeper.jar
+  local zkjar=/usr/share/java/zookeeper.jar zklog= k j ok
+  # Its warnings in the log (slf4j-simple comes with the package's
+  # dependencies); without a binding slf4j would drop them.
+  [ -f /usr/share/java/slf4j-simple.jar ] && zklog=:/usr/share/java/slf4j-simple.jar
   for k in $(seq 1 "$ZK_SERVERS"); do
-    mkdir -p "$work/zk$k"
+    rm -rf "$work/zk$k"; mkdir -p "$work/zk$k"
     echo "$k" > "$work/zk$k/myid"
     {
       echo "tickTime=2000"
@@ -326,7 +346,8 @@ if has zookeeper; then
     } > "$work/zk$k/zoo.cfg"
     # Small heaps, so that three JVMs fit; otherwise ZooKeeper's defaults
     # (the transaction log is fsynced before a write is acknowledged).
-    start_bg QuorumPeerMain "$work/zookeeper$k.log" java -Xmx256m -cp "$zkjar" \
+    start_bg QuorumPeerMain "$work/zookeeper$k.log" java -Xmx256m -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
+      -Dorg.slf4j.simpleLogger.showDateTime=true -cp "$zkjar$zklog" \
       org.apache.zookeeper.server.quorum.QuorumPeerMain "$work/zk$k/zoo.cfg"
   done
   zkleader=
@@ -342,16 +363,50 @@ if has zookeeper; then
     fi
     sleep 0.2
   done
-  [ -n "$zkleader" ] || { say "zookeeper did not start"; tail -5 "$work/zookeeper1.log" >&2; exit 1; }
+  [ -n "$zkleader" ] || { say "zookeeper did not start"; tail -5 "$work/zookeeper1.log" >&2; return 1; }
   # A freshly formed ensemble can report its modes some seconds before it
   # commits a write (a write then waits out the client's timeout): wait
   # until a lock can be taken, each try cut short after 5 s.
-  wait_for 60 timeout 5 "$bin/zk" "$zkleader" latency 1 0 1 || { say "zookeeper takes no writes"; exit 1; }
-  echo "$zkleader" > "$work/zk.leader"
-  # Like etcd: the clients talk to the leader.
-  workloads zookeeper "$bin/zk" "$zkleader" || exit 1
-  stop_all
-fi
+  wait_for 60 timeout 5 "$bin/zk" "$zkleader" latency 1 0 1 || { say "zookeeper takes no writes"; return 1; }
+}
+# Like etcd: the clients talk to the leader.
+run_zookeeper() { workloads zookeeper "$1" "$bin/zk" "$zkleader" || failed zookeeper; }
+
+# ---------------------------------------------------------------- load
+# Every process shares the machine's CPUs, so other work skews the figures:
+# wait a while for the machine to quieten first.
+load1() { cut -d' ' -f1 /proc/loadavg; }
+below() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0) }'; }
+waited=0
+while ! below "$(load1)" "$MAX_LOAD" && [ $waited -lt "$LOAD_WAIT" ]; do
+  [ $waited = 0 ] && say "load average $(cut -d' ' -f1-3 /proc/loadavg) is not below $MAX_LOAD; waiting up to $LOAD_WAIT s"
+  sleep 10; waited=$((waited + 10))
+done
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---------------------------------------------------------------- rounds
+# REPEAT rounds; in each, every system is started afresh, measured and
+# stopped in turn, so that a change in the machine's load during the run
+# falls on every system alike rather than on one.
+for r in $(seq 1 "$REPEAT"); do
+  say "round $r of $REPEAT: floors"
+  run_once "TCP loopback ping-pong" "$work/floor.tcp.$r" "$bin/pingpong" tcp 20000 2000 127.0.0.2 127.0.0.1 || exit 1
+  run_once "pthread mutex" "$work/floor.mutex.$r" "$bin/mutex" 20000000 || exit 1
+  for sys in udlm redis etcd zookeeper; do
+    has "$sys" || continue
+    is_failed "$sys" && continue
+    say "round $r of $REPEAT: $sys (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+    echo "$r $sys $(cut -d' ' -f1 /proc/loadavg)" >> "$work/loads"
+    if "start_$sys"; then "run_$sys" "$r"; else failed "$sys"; fi
+    stop_all
+  done
+done
+pick "$work/floor.tcp" rtt_tcp:p50
+pick "$work/floor.mutex" mutex:ns_per_pair
+for sys in udlm udlm_local redis etcd zookeeper; do
+  is_failed "$sys" && continue
+  pick "$work/$sys.lat" latency:p50 && pick "$work/$sys.own" own:pairs_per_s && pick "$work/$sys.one" one:grants_per_s
+done
 
 # ---------------------------------------------------------------- report
 pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "?"; }
@@ -374,9 +429,12 @@ table=$work/table.md
   echo
   echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); udlm commit $commit"
   echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), kernel $(uname -r); data directories on $fs"
-  echo "- load average at the start / end: $load_start / $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "- load average at the start / end: $load_start$( [ $waited -gt 0 ] && echo " (after waiting $waited s)") / $(cut -d' ' -f1-3 /proc/loadavg)"
+  below "${load_start%% *}" "$MAX_LOAD" || echo "- **the machine was busy**: the 1-minute load average was not below $MAX_LOAD when the runs began; expect lower figures than on an idle machine"
+  echo "- 1-minute load average as each system started, rounds 1..$REPEAT: $(for sys in udlm redis etcd zookeeper; do
+      l=$(awk -v s="$sys" '$2 == s { printf "%s%s", sep, $3; sep = ", " }' "$work/loads" 2>/dev/null); [ -n "$l" ] && printf '%s %s; ' "$sys" "$l"; done | sed 's/; $//')"
   echo "- versions: redis-server $(pkgver redis-server), etcd-server $(pkgver etcd-server), zookeeper $(pkgver zookeeper), libzookeeper-mt $(pkgver libzookeeper-mt2), java $(java -version 2>&1 | sed -n '1s/.*"\(.*\)".*/\1/p')"
-  echo "- runs: latency $ITERS pairs after $WARMUP warm-up (at most ${LAT_SECS} s); multi-client ${SECS} s after 0.5 s warm-up; each figure the median of $REPEAT runs"
+  echo "- runs: latency $ITERS pairs after $WARMUP warm-up (at most ${LAT_SECS} s); multi-client ${SECS} s after 0.5 s warm-up; each figure the median of $REPEAT rounds"
   echo
   echo "| system | recipe, set-up | 1 client, acquire+release p50 / p99 (µs) | $OWN_CLIENTS clients, own names: pairs/s | $ONE_CLIENTS clients, one name: handovers/s |"
   echo "|---|---|---|---|---|"
@@ -387,8 +445,12 @@ table=$work/table.md
   echo "tcp_rtt,\"TCP loopback ping-pong\",$(val "$work/floor.tcp" rtt_tcp p50),$(val "$work/floor.tcp" rtt_tcp p99),$(val "$work/floor.tcp" rtt_tcp n),,,,\"$(cat "$work/floor.tcp.runs")\",," >> "$csv"
   echo "mutex,\"pthread mutex\",$(awk -v v="$(val "$work/floor.mutex" mutex ns_per_pair)" 'BEGIN { print v / 1000 }'),,,,,,,," >> "$csv"
   for sys in udlm udlm_local redis etcd zookeeper; do
-    [ -f "$work/$sys.one" ] || continue
     rv=recipe_$sys
+    if [[ " $failed_systems " == *" $sys "* ]]; then
+      echo "| $sys | ${!rv} | failed (notes below) | | |"
+      continue
+    fi
+    [ -f "$work/$sys.one" ] || continue
     label=$sys
     case $sys in udlm) label="**udlm** (remote master)";; udlm_local) label="udlm, local master (reference)";; esac
     echo "| $label | ${!rv} | $(fmt "$(val "$work/$sys.lat" latency p50)") / $(fmt "$(val "$work/$sys.lat" latency p99)")$(runs "$work/$sys.lat") | $(num "$(val "$work/$sys.own" own pairs_per_s)")$(runs "$work/$sys.own") | $(num "$(val "$work/$sys.one" one grants_per_s)")$(runs "$work/$sys.one") |"
@@ -400,7 +462,7 @@ table=$work/table.md
     [ -f "$work/$sys.one" ] || continue
     echo "  $sys: $(val "$work/$sys.one" one changes) of $(val "$work/$sys.one" one grants) acquisitions (fewest/most by one client: $(val "$work/$sys.one" one min_client)/$(val "$work/$sys.one" one max_client)); mutual exclusion violated: $(val "$work/$sys.one" one violations) times"
   done
-  [ -f "$work/etcd.leader" ] && echo "etcd leader: $(cat "$work/etcd.leader"); ZooKeeper leader: $(cat "$work/zk.leader" 2>/dev/null || echo -)"
+  if [ -f "$work/notes" ]; then echo; echo "Failures:"; cat "$work/notes"; fi
 } > "$table"
 cat "$table"
 cp "$table" "$work/results.csv" "$OUT/"
