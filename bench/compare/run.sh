@@ -383,6 +383,7 @@ while ! below "$(load1)" "$MAX_LOAD" && [ $waited -lt "$LOAD_WAIT" ]; do
   sleep 10; waited=$((waited + 10))
 done
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+started=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
 
 # ---------------------------------------------------------------- rounds
 # REPEAT rounds; in each, every system is started afresh, measured and
@@ -427,7 +428,7 @@ table=$work/table.md
 {
   echo "# udlm compared with Redis, etcd and ZooKeeper"
   echo
-  echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); udlm commit $commit"
+  echo "- date: $started to $(date -u '+%H:%M:%S UTC'); udlm commit $commit"
   echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), kernel $(uname -r); data directories on $fs"
   echo "- load average at the start / end: $load_start$( [ $waited -gt 0 ] && echo " (after waiting $waited s)") / $(cut -d' ' -f1-3 /proc/loadavg)"
   below "${load_start%% *}" "$MAX_LOAD" || echo "- **the machine was busy**: the 1-minute load average was not below $MAX_LOAD when the runs began; expect lower figures than on an idle machine"
