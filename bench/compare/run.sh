@@ -174,6 +174,8 @@ val() {
 fmt() { awk -v v="$1" 'BEGIN { if (v == "") print "?"; else if (v + 0 >= 1000) printf "%.0f", v; else if (v + 0 >= 10) printf "%.1f", v; else printf "%.2f", v }'; }
 # Thousands separators for the table.
 num() { fmt "$1" | sed ':a; s/^\([0-9]\{1,\}\)\([0-9]\{3\}\)/\1,\2/; ta'; }
+# A rate: whole numbers, with separators.
+rate() { awk -v v="$1" 'BEGIN { if (v == "") print "?"; else printf "%.0f", v }' | sed ':a; s/^\([0-9]\{1,\}\)\([0-9]\{3\}\)/\1,\2/; ta'; }
 
 # run_once LABEL OUT cmd...: one run of a client, its output in OUT. A run
 # that fails is tried once more, and the failure is written in the notes of
@@ -414,7 +416,8 @@ pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "?"; }
 fs=$(df -PT "$work" | awk 'NR == 2 { print $2 }')
 commit=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$top" diff --quiet HEAD -- src compat 2>/dev/null || commit="$commit (src/compat modified)"
-runs() { [ "$REPEAT" -gt 1 ] && [ -f "$1.runs" ] && echo " (runs: $(for v in $(cat "$1.runs"); do num "$v"; echo; done | paste -sd';' | sed 's/;/; /g'))"; }
+# runs OUT [FORMAT]: " (runs: a; b; c)", every round's value of a figure
+runs() { [ "$REPEAT" -gt 1 ] && [ -f "$1.runs" ] && echo " (runs: $(for v in $(cat "$1.runs"); do "${2:-num}" "$v"; echo; done | paste -sd';' | sed 's/;/; /g'))"; }
 
 if [ "${UDLM_WAIT:-0}" = 1 ]; then how="dlm_ls_lock_wait + AST thread"; else how="dlm_ls_lock + poll + dlm_dispatch"; fi
 recipe_udlm="libdlm EX lock/unlock ($how); 3 nodes, client on node 1, master node 2"
@@ -454,7 +457,7 @@ table=$work/table.md
     [ -f "$work/$sys.one" ] || continue
     label=$sys
     case $sys in udlm) label="**udlm** (remote master)";; udlm_local) label="udlm, local master (reference)";; esac
-    echo "| $label | ${!rv} | $(fmt "$(val "$work/$sys.lat" latency p50)") / $(fmt "$(val "$work/$sys.lat" latency p99)")$(runs "$work/$sys.lat") | $(num "$(val "$work/$sys.own" own pairs_per_s)")$(runs "$work/$sys.own") | $(num "$(val "$work/$sys.one" one grants_per_s)")$(runs "$work/$sys.one") |"
+    echo "| $label | ${!rv} | $(num "$(val "$work/$sys.lat" latency p50)") / $(num "$(val "$work/$sys.lat" latency p99)")$(runs "$work/$sys.lat") | $(rate "$(val "$work/$sys.own" own pairs_per_s)")$(runs "$work/$sys.own" rate) | $(rate "$(val "$work/$sys.one" one grants_per_s)")$(runs "$work/$sys.one" rate) |"
     echo "$sys,\"${!rv}\",$(val "$work/$sys.lat" latency p50),$(val "$work/$sys.lat" latency p99),$(val "$work/$sys.lat" latency n),$(val "$work/$sys.own" own pairs_per_s),$(val "$work/$sys.one" one grants_per_s),$(val "$work/$sys.one" one changes_per_s),\"$(cat "$work/$sys.lat.runs")\",\"$(cat "$work/$sys.own.runs")\",\"$(cat "$work/$sys.one.runs")\"" >> "$csv"
   done
   echo
