@@ -113,8 +113,8 @@ static int latency_run(const struct backend *b, const char *target, long iters, 
 	return 0;
 }
 
-static void client_loop(const struct backend *b, const char *target, struct board *bd, int me, int nclients,
-			int contended, double secs)
+static void client_loop(const struct backend *b, const char *target, struct board *bd, int me, int contended,
+			double secs)
 {
 	void *h = b->open(target, me);
 	char names[OWN_NAMES][48];
@@ -128,7 +128,9 @@ static void client_loop(const struct backend *b, const char *target, struct boar
 			b->prepare(h, names[k]);
 	}
 	__sync_fetch_and_add(&bd->ready, 1);
-	while (bd->ready < nclients || bd->start == 0 || now_ns() < bd->start)
+	/* The parent sets the start once every client is ready (or gives up
+	 * waiting for one that failed, so that the others do not hang). */
+	while (bd->start == 0 || now_ns() < bd->start)
 		usleep(100);
 	uint64_t from = bd->start + 500000000u; /* warm-up: half a second */
 	uint64_t to = from + (uint64_t)(secs * 1e9);
@@ -178,20 +180,29 @@ static int multi_run(const struct backend *b, const char *target, int nclients, 
 		if (pid[k] < 0)
 			die("fork");
 		if (pid[k] == 0) {
-			client_loop(b, target, bd, k, nclients, contended, secs);
+			client_loop(b, target, bd, k, contended, secs);
 			_exit(0);
 		}
 	}
-	/* Start together once every client is connected and prepared. */
+	/* Start together once every client is connected and prepared; a
+	 * client that died before that fails the run at once. */
 	uint64_t give_up = now_ns() + 60000000000u;
-	while (bd->ready < nclients && now_ns() < give_up)
+	int rc = 0, st;
+	while (bd->ready < nclients && now_ns() < give_up && !rc) {
 		usleep(1000);
+		for (int k = 0; k < nclients; k++)
+			if (pid[k] > 0 && waitpid(pid[k], &st, WNOHANG) == pid[k]) {
+				pid[k] = 0;
+				if (!WIFEXITED(st) || WEXITSTATUS(st))
+					rc = 1;
+			}
+	}
 	if (bd->ready < nclients)
 		fprintf(stderr, "%s: only %d of %d clients got ready\n", b->name, bd->ready, nclients);
 	bd->start = now_ns() + 100000000u;
-	int rc = 0;
 	for (int k = 0; k < nclients; k++) {
-		int st;
+		if (pid[k] <= 0)
+			continue;
 		waitpid(pid[k], &st, 0);
 		if (!WIFEXITED(st) || WEXITSTATUS(st))
 			rc = 1;

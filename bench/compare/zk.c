@@ -58,9 +58,15 @@ static void *z_open(const char *target, int client)
 	c->zh = zookeeper_init(target, watcher, 30000, NULL, c, 0);
 	if (!c->zh)
 		die("zookeeper_init %s", target);
+	/* Wait for the session, but not for ever: a server that never answers
+	 * fails the run instead of hanging it. */
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 30;
 	pthread_mutex_lock(&c->mu);
 	while (!c->connected)
-		pthread_cond_wait(&c->cv, &c->mu);
+		if (pthread_cond_timedwait(&c->cv, &c->mu, &until) == ETIMEDOUT && !c->connected)
+			die("zookeeper: no session with %s after 30 s", target);
 	pthread_mutex_unlock(&c->mu);
 	return c;
 }
