@@ -171,3 +171,9 @@ clean:
 .PHONY: bench
 bench: build
 	bash bench/run.sh
+
+# udlm beside Redis, etcd and ZooKeeper on loopback (docs/PERFORMANCE.md);
+# installs the peers from Debian's packages if missing. Not part of test.
+.PHONY: compare
+compare: build
+	bash bench/compare/run.sh
