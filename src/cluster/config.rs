@@ -34,12 +34,16 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/dlm/dlm.conf";
 /// The kernel DLM's port, kept so that firewalls configured for it fit.
 pub const DEFAULT_PORT: u16 = 21064;
 pub const DEFAULT_CLUSTER_NAME: &str = "udlm";
-pub const DEFAULT_HEARTBEAT_MS: u64 = 1000;
-pub const DEFAULT_PEER_TIMEOUT_MS: u64 = 3000;
+pub const DEFAULT_HEARTBEAT_MS: u64 = 300;
+pub const DEFAULT_PEER_TIMEOUT_MS: u64 = 1000;
 pub const DEFAULT_RECONNECT_MS: u64 = 200;
 /// How long a peer may stay unreachable before it is declared dead and its
-/// locks are recovered (node/recovery.rs has the safety argument).
-pub const DEFAULT_LEASE_MS: u64 = 2000;
+/// locks are recovered (node/recovery.rs has the safety argument). More
+/// than twice the peer timeout: the two ends of a cut may notice it up to
+/// a peer timeout apart, and the end without a majority stops after half a
+/// lease from its own notice. Detection of a dead node plus the lease stays
+/// within 5 s.
+pub const DEFAULT_LEASE_MS: u64 = 3000;
 /// The longest lockspace name, as libdlm's `DLM_LOCKSPACE_LEN`.
 pub const MAX_LOCKSPACE_NAME_LEN: usize = 64;
 pub const MAX_CLUSTER_NAME_LEN: usize = 64;
@@ -1230,6 +1234,24 @@ impl<'a> Parser<'a> {
             );
         }
 
+        let lease = self.config.lease_ms;
+        if lease <= 2 * timeout {
+            let line = self
+                .setting_lines
+                .get(&Setting::LeaseMs)
+                .or_else(|| self.setting_lines.get(&Setting::PeerTimeoutMs))
+                .copied()
+                .unwrap_or(0);
+            self.warn(
+                line,
+                format!(
+                    "lease_ms ({lease}) is not more than twice peer_timeout_ms ({timeout}): a node \
+                     cut off may notice the cut up to peer_timeout_ms after the others and stop \
+                     only lease_ms/2 after that, when they may already have taken its locks over"
+                ),
+            );
+        }
+
         if self.node_lines.is_empty() {
             self.warn(
                 0,
@@ -1314,10 +1336,10 @@ mod tests {
         assert_eq!(config.cluster_name, "udlm");
         assert_eq!(config.key_file, None);
         assert_eq!(config.port, 21064);
-        assert_eq!(config.heartbeat_ms, 1000);
-        assert_eq!(config.peer_timeout_ms, 3000);
+        assert_eq!(config.heartbeat_ms, 300);
+        assert_eq!(config.peer_timeout_ms, 1000);
         assert_eq!(config.reconnect_ms, 200);
-        assert_eq!(config.lease_ms, 2000);
+        assert_eq!(config.lease_ms, 3000);
         assert!(
             config.nodes.is_empty() && config.lockspaces.is_empty() && config.masters.is_empty()
         );
@@ -1372,7 +1394,7 @@ mod tests {
     fn every_udlm_setting() {
         let text = with_nodes(
             "cluster_name=prod-1.a_b\nkey_file=/etc/udlm/key\nport=4000\n\
-             heartbeat_ms=250\npeer_timeout_ms=3000\nreconnect_ms=50\nlease_ms=700\n",
+             heartbeat_ms=250\npeer_timeout_ms=3000\nreconnect_ms=50\nlease_ms=7000\n",
         );
         let (config, warnings) = parse_ok(&text);
         assert!(warnings.is_empty(), "{warnings:?}");
@@ -1382,7 +1404,7 @@ mod tests {
         assert_eq!(config.heartbeat_ms, 250);
         assert_eq!(config.peer_timeout_ms, 3000);
         assert_eq!(config.reconnect_ms, 50);
-        assert_eq!(config.lease_ms, 700);
+        assert_eq!(config.lease_ms, 7000);
         assert!(config.self_fence_abort);
         assert_eq!(config.fence_cmd, None);
         let (config, _) = parse_ok(&with_nodes(
@@ -1738,6 +1760,18 @@ master foo node=2 weight=1
     }
 
     #[test]
+    fn warning_lease_not_above_twice_peer_timeout() {
+        let (_, warnings) = parse_ok(&with_nodes("peer_timeout_ms=1000\nlease_ms=2000\n"));
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains(":4: lease_ms (2000) is not more than twice peer_timeout_ms (1000)"),
+            "{warnings:?}"
+        );
+        let (_, warnings) = parse_ok(&with_nodes("peer_timeout_ms=1000\nlease_ms=2001\n"));
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
     fn error_peer_timeout_not_above_heartbeat() {
         assert_one_error(
             &with_nodes("heartbeat_ms=2000\npeer_timeout_ms=2000\n"),
@@ -1747,7 +1781,7 @@ master foo node=2 weight=1
         assert_one_error(
             &with_nodes("heartbeat_ms=6000\n"),
             3,
-            "peer_timeout_ms (3000) must be greater than heartbeat_ms (6000)",
+            "peer_timeout_ms (1000) must be greater than heartbeat_ms (6000)",
         );
     }
 
