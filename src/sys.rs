@@ -480,3 +480,13 @@ pub fn recv_with_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<Owne
     }
     Ok((n, received.into_iter().next()))
 }
+
+/// Milliseconds on the monotonic clock: the node's one time base, read by
+/// its ticks and by the transport's peer events alike.
+pub fn monotonic_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+}

@@ -153,12 +153,11 @@ fn main() {
         .sync_compat_view();
     // The node's only clock: leases of lost peers, forgetting idle masters.
     let ticker = Arc::clone(&node);
-    let start = std::time::Instant::now();
     let _ = std::thread::Builder::new()
         .name("udlm-tick".into())
         .spawn(move || loop {
             std::thread::sleep(std::time::Duration::from_millis(TICK_MS));
-            let now_ms = start.elapsed().as_millis() as u64;
+            let now_ms = udlm::sys::monotonic_ms();
             let mut n = ticker.lock().unwrap_or_else(|e| e.into_inner());
             n.tick(now_ms);
             // Lockspaces gone (released, or the last creator's lockspace

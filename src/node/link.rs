@@ -43,10 +43,11 @@ impl NetHandler for ToNode {
     }
     fn on_peer_down(&self, node: u32) {
         eprintln!("udlmd: lost the connection to node {node}");
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .peer_down(node);
+        let mut n = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // The lease of a lost peer counts from now, not from the last tick
+        // (up to a tick earlier), so that it never ends early.
+        n.advance_clock(crate::sys::monotonic_ms());
+        n.peer_down(node);
     }
 }
 

@@ -1742,6 +1742,13 @@ impl Node {
 
     // ----- time ------------------------------------------------------------
 
+    /// Moves the node's clock forward to `now_ms` (the same time base as
+    /// [`Node::tick`]) without the tick's work, for an event that comes
+    /// between ticks and must be dated exactly.
+    pub fn advance_clock(&mut self, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+    }
+
     /// Advances the node's clock (ms, from any fixed origin): forgets the
     /// masters of names nobody here has used for [`RESOURCE_GRACE_MS`], and
     /// gives up masterships of resources left without locks, telling their
