@@ -154,39 +154,13 @@ fn parse_args(args: &[std::ffi::OsString]) -> Result<(Command, bool), Failure> {
             Command::Ls
         }
         b"lockdump" => {
-            let Some(name) = rest.first() else {
-                return Err(Failure::usage(
-                    "'lockdump' needs the name of a lockspace (udlm ls lists them).",
-                ));
-            };
             extra(1, "one argument, the lockspace")?;
-            let name = name.as_bytes().to_vec();
-            if name.is_empty() || name.len() > udlm::types::LOCKSPACE_LEN {
-                return Err(Failure::usage(format!(
-                    "a lockspace name is 1 to {} bytes long; '{}' is {}.",
-                    udlm::types::LOCKSPACE_LEN,
-                    String::from_utf8_lossy(&name),
-                    name.len()
-                )));
-            }
+            let name = lockspace_arg("lockdump", rest.first().copied())?;
             Command::Lockdump(name)
         }
         b"leave" => {
-            let Some(name) = rest.first() else {
-                return Err(Failure::usage(
-                    "'leave' needs the name of a lockspace (udlm ls lists them).",
-                ));
-            };
             extra(1, "one argument, the lockspace")?;
-            let name = name.as_bytes().to_vec();
-            if name.is_empty() || name.len() > udlm::types::LOCKSPACE_LEN {
-                return Err(Failure::usage(format!(
-                    "a lockspace name is 1 to {} bytes long; '{}' is {}.",
-                    udlm::types::LOCKSPACE_LEN,
-                    String::from_utf8_lossy(&name),
-                    name.len()
-                )));
-            }
+            let name = lockspace_arg("leave", rest.first().copied())?;
             Command::Leave(name)
         }
         b"config" => match rest.first().map(|w| w.as_bytes()) {
@@ -214,6 +188,25 @@ fn parse_args(args: &[std::ffi::OsString]) -> Result<(Command, bool), Failure> {
         }
     };
     Ok((cmd, json))
+}
+
+/// The lockspace named after `verb`: present, and 1 to LOCKSPACE_LEN bytes.
+fn lockspace_arg(verb: &str, word: Option<&std::ffi::OsStr>) -> Result<Vec<u8>, Failure> {
+    let Some(word) = word else {
+        return Err(Failure::usage(format!(
+            "'{verb}' needs the name of a lockspace (udlm ls lists them)."
+        )));
+    };
+    let name = word.as_bytes().to_vec();
+    if name.is_empty() || name.len() > udlm::types::LOCKSPACE_LEN {
+        return Err(Failure::usage(format!(
+            "a lockspace name is 1 to {} bytes long; '{}' is {}.",
+            udlm::types::LOCKSPACE_LEN,
+            String::from_utf8_lossy(&name),
+            name.len()
+        )));
+    }
+    Ok(name)
 }
 
 fn run(cmd: Command, json: bool) -> Result<Output, Failure> {

@@ -204,8 +204,6 @@ pub struct Membership {
     /// alive: its Stop marker waits until each has confirmed that it
     /// stopped (a Hello without state) or is no longer live here.
     awaiting_exclusion: BTreeSet<u32>,
-    /// This node's Stop marker of the current generation has gone out.
-    stop_marker_sent: bool,
     /// Lock messages from nodes outside the generation in progress: if a
     /// later generation takes them back as they were, they are handled
     /// then (nothing a member sent may be lost); otherwise they are void.
@@ -251,7 +249,6 @@ impl Membership {
             parked: Vec::new(),
             completed_generations: 0,
             awaiting_exclusion: BTreeSet::new(),
-            stop_marker_sent: false,
             deferred_start: None,
             held: Vec::new(),
             resync_locks: false,
@@ -263,6 +260,14 @@ impl Membership {
     pub fn wait_to_join(&mut self) {
         self.phase = Phase::Down;
         self.settled.clear();
+    }
+
+    /// Whether this node (`me`) has sent its Stop marker of the current
+    /// generation (its own marker is recorded when it goes out).
+    fn stop_marker_sent(&self, me: u32) -> bool {
+        self.markers
+            .get(&(self.gen, self.coordinator, 1))
+            .is_some_and(|s| s.contains(&me))
     }
 
     fn incarnation(&self, node: u32) -> Option<u64> {
@@ -335,7 +340,7 @@ impl Node {
         m.fence_wanted.remove(&node);
         // The transport drops what was queued for an earlier incarnation:
         // markers of a recovery in progress are sent again.
-        if restarted && m.members.contains(&node) && m.stop_marker_sent {
+        if restarted && m.members.contains(&node) && m.stop_marker_sent(self.node_id) {
             if let Some(p) = m.phase.barrier() {
                 let (gen, coordinator) = (m.gen, m.coordinator);
                 for phase in 1..=p {
@@ -735,7 +740,6 @@ impl Node {
             // view counts members within their lease, which says nothing
             // about this node's own links.)
             m.deferred_start = None;
-            m.stop_marker_sent = false;
         }
         // Nodes left out that this node still sees: they hear of the
         // generation from here and must stop before their locks go.
@@ -785,7 +789,7 @@ impl Node {
     /// Sends this node's Stop marker once no node left out by the current
     /// generation may still be running with locks.
     fn release_stop_marker(&mut self) {
-        if self.membership.phase != Phase::Stopping || self.membership.stop_marker_sent {
+        if self.membership.phase != Phase::Stopping || self.membership.stop_marker_sent(self.node_id) {
             return;
         }
         let still: BTreeSet<u32> = self
@@ -800,7 +804,6 @@ impl Node {
         if !m.awaiting_exclusion.is_empty() {
             return;
         }
-        m.stop_marker_sent = true;
         self.broadcast_barrier(1);
         self.advance();
     }
