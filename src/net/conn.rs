@@ -115,9 +115,9 @@ fn send_bye(inner: &Inner, conn: &Conn, code: u32, text: &str) {
 pub(crate) fn acceptor(inner: Arc<Inner>) {
     // A flood of connections that never finish their handshake must not
     // grow threads without bound; real peers need at most one or two each.
-    let limit = 16 + 2 * inner.peers.len();
     let mut last_error_log: Option<Instant> = None;
     loop {
+        let limit = 16 + 2 * inner.peer_list().len();
         let r = inner.listener.accept();
         if inner.is_shutdown() {
             return;
@@ -185,18 +185,18 @@ pub(crate) fn dialer(inner: Arc<Inner>, peer: Arc<Peer>) {
     loop {
         {
             let mut tx = lock(&peer.tx);
-            while tx.session.is_some() && !inner.is_shutdown() {
+            while tx.session.is_some() && !inner.is_shutdown() && !peer.is_removed() {
                 // A session ended: the lower id redials at once.
                 delay = !lower;
                 tx = wait_timeout(&peer.dial_cv, tx, Duration::from_secs(1));
             }
         }
-        if inner.is_shutdown() {
+        if inner.is_shutdown() || peer.is_removed() {
             return;
         }
         if delay {
             inner.sleep(reconnect);
-            if inner.is_shutdown() {
+            if inner.is_shutdown() || peer.is_removed() {
                 return;
             }
             if lock(&peer.tx).session.is_some() {
@@ -209,7 +209,8 @@ pub(crate) fn dialer(inner: Arc<Inner>, peer: Arc<Peer>) {
         }
         let mut last_err = None;
         let mut stream = None;
-        for addr in &peer.addrs {
+        let addrs = lock(&peer.addrs).clone();
+        for addr in &addrs {
             match connect(*addr, connect_timeout) {
                 Ok(s) => {
                     stream = Some((s, *addr));
@@ -532,7 +533,7 @@ fn handshake(
         ));
     }
     let peer = match inner.peer(theirs.node_id) {
-        Some(p) => p.clone(),
+        Some(p) => p,
         None => {
             return Err(Refusal::new(
                 claimed,
@@ -675,6 +676,13 @@ fn install(
             Some(peer.id),
             Some(reason::SHUTDOWN),
             "shutting down".into(),
+        ));
+    }
+    if peer.is_removed() {
+        return Err(Refusal::new(
+            Some(peer.id),
+            Some(reason::UNKNOWN_NODE),
+            format!("node {} was removed from the cluster", peer.id),
         ));
     }
     let mut tx = lock(&peer.tx);
@@ -1053,7 +1061,7 @@ pub(crate) fn shutdown(inner: &Arc<Inner>) {
             let _g = lock(&inner.sleep_lock);
             inner.sleep_cv.notify_all();
         }
-        for p in &inner.peers {
+        for p in inner.peer_list() {
             let _t = lock(&p.tx);
             p.cv.notify_all();
             p.dial_cv.notify_all();

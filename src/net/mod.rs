@@ -28,7 +28,7 @@ use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -261,7 +261,11 @@ impl TxState {
 
 pub(crate) struct Peer {
     pub(crate) id: u32,
-    pub(crate) addrs: Vec<SocketAddr>,
+    /// Where the dialer tries to reach the peer; [`Net::set_peer_addrs`]
+    /// changes it while the node runs (the next dial uses the new list).
+    pub(crate) addrs: Mutex<Vec<SocketAddr>>,
+    /// [`Net::remove_peer`] took it out: its dialer ends, its session closes.
+    pub(crate) removed: AtomicBool,
     pub(crate) rx: Mutex<RxState>,
     pub(crate) tx: Mutex<TxState>,
     /// Wakes the writer (new data, ack due, session change, shutdown).
@@ -271,12 +275,20 @@ pub(crate) struct Peer {
     pub(crate) dial_cv: Condvar,
 }
 
+impl Peer {
+    pub(crate) fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::SeqCst)
+    }
+}
+
 pub(crate) struct Inner {
     pub(crate) cfg: NetConfig,
     pub(crate) handler: Arc<dyn NetHandler>,
     pub(crate) incarnation: u64,
-    /// Sorted by id.
-    pub(crate) peers: Vec<Arc<Peer>>,
+    /// Sorted by id. Peers are added and removed while the node runs
+    /// (membership from outside, node/control.rs); a thread that found a
+    /// peer keeps its `Arc`, and a removed one tells it by `removed`.
+    pub(crate) peers: RwLock<Vec<Arc<Peer>>>,
     pub(crate) local_addr: SocketAddr,
     pub(crate) listener: socket2::Socket,
     pub(crate) shutdown: AtomicBool,
@@ -303,11 +315,17 @@ const LOG_RING_LEN: usize = 256;
 const LOG_REPEAT_INTERVAL: Duration = Duration::from_secs(10);
 
 impl Inner {
-    pub(crate) fn peer(&self, id: u32) -> Option<&Arc<Peer>> {
-        self.peers
+    pub(crate) fn peer(&self, id: u32) -> Option<Arc<Peer>> {
+        let peers = self.peers.read().unwrap_or_else(|e| e.into_inner());
+        peers
             .binary_search_by_key(&id, |p| p.id)
             .ok()
-            .map(|i| &self.peers[i])
+            .map(|i| peers[i].clone())
+    }
+
+    /// Every peer now, in id order.
+    pub(crate) fn peer_list(&self) -> Vec<Arc<Peer>> {
+        self.peers.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub(crate) fn is_shutdown(&self) -> bool {
@@ -423,36 +441,14 @@ impl Net {
         let mut peers: Vec<Arc<Peer>> = cfg
             .peers
             .iter()
-            .map(|(id, addrs)| {
-                Arc::new(Peer {
-                    id: *id,
-                    addrs: addrs.clone(),
-                    rx: Mutex::new(RxState {
-                        delivered: 0,
-                        up: false,
-                    }),
-                    tx: Mutex::new(TxState {
-                        incarnation: None,
-                        next_seq: 1,
-                        acked: 0,
-                        queue: VecDeque::new(),
-                        cursor: 1,
-                        ack_out: 0,
-                        ack_sent: 0,
-                        ack_since: None,
-                        session: None,
-                    }),
-                    cv: Condvar::new(),
-                    dial_cv: Condvar::new(),
-                })
-            })
+            .map(|(id, addrs)| new_peer(*id, addrs.clone()))
             .collect();
         peers.sort_by_key(|p| p.id);
         let inner = Arc::new(Inner {
             cfg,
             handler,
             incarnation: auth::new_incarnation(),
-            peers,
+            peers: RwLock::new(peers),
             local_addr,
             listener,
             shutdown: AtomicBool::new(false),
@@ -473,11 +469,8 @@ impl Net {
         let started = (|| {
             let i = inner.clone();
             inner.spawn("udlm-net-accept".into(), move || conn::acceptor(i))?;
-            for p in &inner.peers {
-                let (i, p2) = (inner.clone(), p.clone());
-                inner.spawn(format!("udlm-net-dial-{}", p.id), move || {
-                    conn::dialer(i, p2)
-                })?;
+            for p in inner.peer_list() {
+                start_dialer(&inner, p)?;
             }
             Ok::<(), io::Error>(())
         })();
@@ -516,7 +509,7 @@ impl Net {
     /// Peers with a live, authenticated session, in id order.
     pub fn connected(&self) -> Vec<u32> {
         self.inner
-            .peers
+            .peer_list()
             .iter()
             .filter(|p| lock(&p.tx).session.is_some())
             .map(|p| p.id)
@@ -550,6 +543,90 @@ impl Net {
         self.inner.peer(to).map(|p| lock(&p.tx).queue.len())
     }
 
+    /// Adds peer `id`, reachable at `addrs`, while the transport runs: it
+    /// is dialed, and accepted when it dials. Refused (InvalidInput, with
+    /// the reason) for id 0, the local id, a known id, no address, or more
+    /// than [`MAX_PEERS`] peers.
+    pub fn add_peer(&self, id: u32, addrs: Vec<SocketAddr>) -> io::Result<()> {
+        let inner = &self.inner;
+        let bad = |why: String| Err(io::Error::new(io::ErrorKind::InvalidInput, why));
+        if id == 0 || id == inner.cfg.local_id {
+            return bad(format!("peer id {id} is 0 or the local id"));
+        }
+        if addrs.is_empty() {
+            return bad(format!("peer {id} has no address"));
+        }
+        if inner.is_shutdown() {
+            return bad("the transport is shut down".into());
+        }
+        let peer = {
+            let mut peers = inner.peers.write().unwrap_or_else(|e| e.into_inner());
+            let at = match peers.binary_search_by_key(&id, |p| p.id) {
+                Ok(_) => return bad(format!("peer {id} is already known")),
+                Err(at) => at,
+            };
+            if peers.len() >= MAX_PEERS {
+                return bad(format!("there are already {MAX_PEERS} peers"));
+            }
+            let peer = new_peer(id, addrs);
+            peers.insert(at, peer.clone());
+            peer
+        };
+        inner.log(format!("peer {id} added"));
+        start_dialer(inner, peer)
+    }
+
+    /// Forgets peer `id`: its session (if any) closes, its dialer ends, what
+    /// was queued for it is dropped, and a connection from it is refused as
+    /// from an unknown node. Returns whether it was known.
+    pub fn remove_peer(&self, id: u32) -> bool {
+        let inner = &self.inner;
+        let peer = {
+            let mut peers = inner.peers.write().unwrap_or_else(|e| e.into_inner());
+            match peers.binary_search_by_key(&id, |p| p.id) {
+                Ok(at) => peers.remove(at),
+                Err(_) => return false,
+            }
+        };
+        // Under the delivery lock, as `install` checks it: no session can
+        // start for the peer after this. (So the caller must not hold a
+        // lock a handler takes: a handler runs under this one.)
+        let rx = lock(&peer.rx);
+        peer.removed.store(true, Ordering::SeqCst);
+        drop(rx);
+        let conn = {
+            let tx = lock(&peer.tx);
+            peer.cv.notify_all();
+            peer.dial_cv.notify_all();
+            tx.session.as_ref().map(|s| s.conn.clone())
+        };
+        if let Some(c) = conn {
+            c.close();
+        }
+        inner.log(format!("peer {id} removed"));
+        true
+    }
+
+    /// Where peer `id` is dialed from now on (an established session is
+    /// kept: it is the same node). Returns whether the peer is known.
+    pub fn set_peer_addrs(&self, id: u32, addrs: Vec<SocketAddr>) -> bool {
+        if addrs.is_empty() {
+            return false;
+        }
+        match self.inner.peer(id) {
+            Some(p) => {
+                *lock(&p.addrs) = addrs;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The peers the transport knows, in id order.
+    pub fn peer_ids(&self) -> Vec<u32> {
+        self.inner.peer_list().iter().map(|p| p.id).collect()
+    }
+
     /// Test hook: shut down every TCP connection at once, as a network fault would.
     #[doc(hidden)]
     pub fn break_connections(&self) {
@@ -570,7 +647,7 @@ impl Net {
             let _g = lock(&self.inner.sleep_lock);
             self.inner.sleep_cv.notify_all();
             drop(_g);
-            for p in &self.inner.peers {
+            for p in self.inner.peer_list() {
                 let _t = lock(&p.tx);
                 p.cv.notify_all();
             }
@@ -591,6 +668,40 @@ impl Net {
         let s = tx.session.as_ref()?;
         Some((s.conn.stream.local_addr().ok()?, s.conn.remote))
     }
+}
+
+/// Bound on the peers of one transport (the node's bound on members,
+/// node/peer.rs `MAX_MEMBERS`, is lower).
+pub const MAX_PEERS: usize = 1024;
+
+fn new_peer(id: u32, addrs: Vec<SocketAddr>) -> Arc<Peer> {
+    Arc::new(Peer {
+        id,
+        addrs: Mutex::new(addrs),
+        removed: AtomicBool::new(false),
+        rx: Mutex::new(RxState {
+            delivered: 0,
+            up: false,
+        }),
+        tx: Mutex::new(TxState {
+            incarnation: None,
+            next_seq: 1,
+            acked: 0,
+            queue: VecDeque::new(),
+            cursor: 1,
+            ack_out: 0,
+            ack_sent: 0,
+            ack_since: None,
+            session: None,
+        }),
+        cv: Condvar::new(),
+        dial_cv: Condvar::new(),
+    })
+}
+
+fn start_dialer(inner: &Arc<Inner>, p: Arc<Peer>) -> io::Result<()> {
+    let (i, id) = (inner.clone(), p.id);
+    inner.spawn(format!("udlm-net-dial-{id}"), move || conn::dialer(i, p))
 }
 
 impl Drop for Net {
