@@ -58,6 +58,10 @@ pub struct Spaces {
     remote: HashMap<u32, BTreeSet<Vec<u8>>>,
     /// The highest of our message numbers each node has acknowledged.
     acked: HashMap<u32, u64>,
+    /// The highest of our message numbers sent to each node: a node that
+    /// came up since gets numbers the others never see, and must not be
+    /// waited for by them (nor they for its numbers).
+    sent: HashMap<u32, u64>,
     /// Last error written to the log, so a failing disk does not flood it.
     last_error: Option<String>,
 }
@@ -236,11 +240,14 @@ impl Node {
         self.spaces.seq
     }
 
-    fn send_raw_to_all(&self, msg: &[u8]) {
-        let Some(p) = &self.peers else { return };
-        for &n in &self.cluster.nodes {
+    fn send_raw_to_all(&mut self, msg: &[u8]) {
+        let Some(p) = self.peers.clone() else { return };
+        let seq = self.spaces.seq;
+        let nodes = self.cluster.nodes.clone();
+        for n in nodes {
             if n != self.node_id {
                 let _ = p.send(n, msg.to_vec());
+                self.spaces.sent.insert(n, seq);
             }
         }
     }
@@ -248,9 +255,10 @@ impl Node {
     /// Whether every present node has acknowledged our messages up to
     /// `seq` (true at once in a one-node cluster).
     pub fn spaces_announced(&self, seq: u64) -> bool {
-        self.present_peers()
-            .iter()
-            .all(|n| self.spaces.acked.get(n).copied().unwrap_or(0) >= seq)
+        self.present_peers().iter().all(|n| {
+            let wanted = self.spaces.sent.get(n).copied().unwrap_or(0).min(seq);
+            self.spaces.acked.get(n).copied().unwrap_or(0) >= wanted
+        })
     }
 
     /// A session with `node` came up: it may have restarted, so tell it
@@ -264,6 +272,7 @@ impl Node {
             self.spaces.seq += 1;
             let _ = p.send(node, encode(TAG_JOIN, self.spaces.seq, Some(&n)));
         }
+        self.spaces.sent.insert(node, self.spaces.seq);
     }
 
     /// Handles `payload` from `from` if it is one of this module's
