@@ -8,6 +8,7 @@
 pub mod capi;
 pub mod client;
 pub mod cluster;
+pub mod control;
 pub mod engine;
 pub mod net;
 pub mod node;

@@ -80,6 +80,12 @@ pub enum Request {
         version: u32,
         query: Query,
     },
+    /// First packet of a control link: a membership change for `udlmd`
+    /// (control.rs has its layout and answer).
+    Control {
+        version: u32,
+        op: crate::control::Op,
+    },
 }
 
 /// What `udlm` may ask a node. The answer is a JSON document.
@@ -288,6 +294,12 @@ impl Request {
                 };
                 w
             }
+            Request::Control { version, op } => {
+                let mut w = Writer::new(crate::control::T_CONTROL);
+                w.u32(*version);
+                op.encode_into(&mut w.0);
+                w
+            }
         };
         debug_assert!(w.0.len() <= MAX_PACKET);
         w.0
@@ -366,6 +378,11 @@ impl Request {
                     _ => return Err(Malformed("unknown query")),
                 };
                 Request::Query { version, query }
+            }
+            crate::control::T_CONTROL => {
+                let version = r.u32()?;
+                let op = crate::control::Op::decode(r.take(r.0.len())?)?;
+                Request::Control { version, op }
             }
             _ => return Err(Malformed("unknown request type")),
         };
@@ -502,6 +519,18 @@ mod tests {
             Request::Query {
                 version: 1,
                 query: Query::Lockdump(b"ls".to_vec()),
+            },
+            Request::Control {
+                version: 2,
+                op: crate::control::Op::Add {
+                    id: 4,
+                    address: "10.0.0.4".into(),
+                    port: 21064,
+                },
+            },
+            Request::Control {
+                version: 2,
+                op: crate::control::Op::Fenced { id: 3 },
             },
         ]
     }

@@ -258,7 +258,7 @@ pub fn kill_process(pid: u32) {
     }
 }
 
-/// Blocks SIGTERM and SIGINT in the calling thread (and the threads it
+/// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (and the threads it
 /// starts afterwards), so that [`wait_termination_signal`] can take them.
 pub fn block_termination_signals() {
     // SAFETY: the set is initialised by sigemptyset before use.
@@ -267,11 +267,13 @@ pub fn block_termination_signals() {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGTERM);
         libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGHUP);
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
 }
 
-/// Waits for SIGTERM or SIGINT (blocked beforehand) and returns its number.
+/// Waits for SIGTERM, SIGINT or SIGHUP (the daemon's reload; blocked
+/// beforehand) and returns its number.
 pub fn wait_termination_signal() -> i32 {
     // SAFETY: the set is initialised before use; sig is a valid out pointer.
     unsafe {
@@ -279,6 +281,7 @@ pub fn wait_termination_signal() -> i32 {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGTERM);
         libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGHUP);
         let mut sig: libc::c_int = 0;
         loop {
             if libc::sigwait(&set, &mut sig) == 0 {

@@ -1,5 +1,7 @@
 //! `udlm`, the administration tool: what this host's node knows (`status`,
-//! `ls`, `lockdump`) and whether a config file is right (`config check`).
+//! `ls`, `lockdump`), whether a config file is right (`config check`), and
+//! which nodes the node works with (`node list|add|remove|fenced`,
+//! `reload`: the control protocol, udlm/control.rs).
 //!
 //! The node answers read-only queries over its local socket with JSON
 //! documents ([`udlm::client::query`]); `--json` prints them as they come,
@@ -38,13 +40,24 @@ commands:
   config check [FILE]  parse a config file and report every problem with its
                        line; without FILE, the config udlmd would read
                        (DLM_CONF, else /etc/dlm/dlm.conf, else none)
+  node list            the nodes this node works with: address, port, whether
+                       connected and a member; where membership comes from
+  node add ID ADDRESS [PORT]
+                       add node ID, listening at ADDRESS (IP or host name) and
+                       PORT (default: the config's port); tell every node
+  node remove ID       remove node ID, once it is stopped, dead past its lease,
+                       or declared fenced; tell every node
+  node fenced ID       node ID is dead and fenced: recover its locks now,
+                       without waiting for its lease
+  reload               read the config file again and apply the changes in its
+                       node lines (as SIGHUP does)
   help                 this text
 
 options:
   --json               print one JSON document for machines
   -h, --help           this text
 
-The node is found in DLM_RUN_DIR (default /run/udlm for root, else
+node and reload are for root and the user udlmd runs as. The node is found in DLM_RUN_DIR (default /run/udlm for root, else
 $XDG_RUNTIME_DIR/udlm). Exit status: 0 done, 1 failed, 2 wrong usage.
 See udlm(8).
 ";
@@ -85,6 +98,7 @@ enum Command {
     Lockdump(Vec<u8>),
     Leave(Vec<u8>),
     ConfigCheck(Option<PathBuf>),
+    Control(udlm::control::Op),
 }
 
 fn main() {
@@ -129,7 +143,7 @@ fn parse_args(args: &[std::ffi::OsString]) -> Result<(Command, bool), Failure> {
     }
     let Some((first, rest)) = words.split_first() else {
         return Err(Failure::usage(
-            "a command is missing: status, ls, lockdump, leave, config check or help.",
+            "a command is missing: status, ls, lockdump, leave, config check, node, reload or help.",
         ));
     };
     let extra = |n: usize, what: &str| -> Result<(), Failure> {
@@ -180,14 +194,91 @@ fn parse_args(args: &[std::ffi::OsString]) -> Result<(Command, bool), Failure> {
                 ))
             }
         },
+        b"reload" => {
+            extra(0, "no argument")?;
+            Command::Control(udlm::control::Op::Reload)
+        }
+        b"node" => Command::Control(node_command(rest)?),
         other => {
             return Err(Failure::usage(format!(
-            "unknown command '{}'; the commands are status, ls, lockdump, leave, config check and help.",
+            "unknown command '{}'; the commands are status, ls, lockdump, leave, config check, node, reload and help.",
             String::from_utf8_lossy(other)
         )))
         }
     };
     Ok((cmd, json))
+}
+
+/// `node list | add ID ADDRESS [PORT] | remove ID | fenced ID`.
+fn node_command(words: &[&std::ffi::OsStr]) -> Result<udlm::control::Op, Failure> {
+    use udlm::control::Op;
+    let verb = words.first().map(|w| w.to_string_lossy().into_owned());
+    let args = words.get(1..).unwrap_or(&[]);
+    let count = |n: std::ops::RangeInclusive<usize>, form: &str| -> Result<(), Failure> {
+        if n.contains(&args.len()) {
+            Ok(())
+        } else {
+            Err(Failure::usage(format!("the form is 'udlm node {form}'.")))
+        }
+    };
+    let id = |w: &std::ffi::OsStr| -> Result<u32, Failure> {
+        let t = w.to_string_lossy();
+        match t.parse::<u32>() {
+            Ok(v) if v > 0 && !t.starts_with('+') => Ok(v),
+            _ => Err(Failure::usage(format!(
+                "'{t}' is not a node id (a whole number from 1 to 4294967295)."
+            ))),
+        }
+    };
+    match verb.as_deref() {
+        Some("list") => {
+            count(0..=0, "list")?;
+            Ok(Op::List)
+        }
+        Some("add") => {
+            count(2..=3, "add ID ADDRESS [PORT]")?;
+            let address = args[1].to_string_lossy().into_owned();
+            let port = match args.get(2) {
+                None => 0,
+                Some(p) => {
+                    let t = p.to_string_lossy();
+                    match t.parse::<u16>() {
+                        Ok(v) if v > 0 && !t.starts_with('+') => v,
+                        _ => {
+                            return Err(Failure::usage(format!(
+                                "'{t}' is not a port (1 to 65535)."
+                            )))
+                        }
+                    }
+                }
+            };
+            if address.is_empty() || address.len() > udlm::control::MAX_ADDRESS_LEN {
+                return Err(Failure::usage(format!(
+                    "an address is 1 to {} characters long.",
+                    udlm::control::MAX_ADDRESS_LEN
+                )));
+            }
+            Ok(Op::Add {
+                id: id(args[0])?,
+                address,
+                port,
+            })
+        }
+        Some("remove") => {
+            count(1..=1, "remove ID")?;
+            Ok(Op::Remove { id: id(args[0])? })
+        }
+        Some("fenced") => {
+            count(1..=1, "fenced ID")?;
+            Ok(Op::Fenced { id: id(args[0])? })
+        }
+        Some(other) => Err(Failure::usage(format!(
+            "unknown node command '{other}'; they are list, add, remove and fenced."
+        ))),
+        None => Err(Failure::usage(
+            "'node' needs a command: list, add, remove or fenced.",
+        )),
+    }
 }
 
 /// The lockspace named after `verb`: present, and 1 to LOCKSPACE_LEN bytes.
@@ -223,7 +314,146 @@ fn run(cmd: Command, json: bool) -> Result<Output, Failure> {
         }
         Command::ConfigCheck(file) => Ok(config_check(file.as_deref(), json)),
         Command::Leave(name) => leave(&name, json),
+        Command::Control(op) => control(&op, json),
     }
+}
+
+/// A control request: the node's JSON as it comes with `--json`, else a
+/// sentence. A refusal is the node's sentence on stderr (and its JSON on
+/// stdout with `--json`), exit status 1.
+fn control(op: &udlm::control::Op, json: bool) -> Result<Output, Failure> {
+    use udlm::control::Op;
+    let text = match udlm::control::call(op) {
+        Ok(t) => t,
+        Err(r) => {
+            let sentence = Json::parse(&r.sentence)
+                .ok()
+                .and_then(|d| d.get("error").ok().and_then(|e| e.as_str().ok()).map(str::to_string))
+                .unwrap_or_else(|| r.sentence.clone());
+            let out = if json {
+                format!("{}\n", udlm::control::error_json(&sentence))
+            } else {
+                String::new()
+            };
+            return Ok(Output {
+                out,
+                err: format!("udlm: {sentence}\n"),
+                status: 1,
+            });
+        }
+    };
+    if json {
+        return Ok(Output {
+            out: format!("{}\n", text.trim_end()),
+            ..Output::default()
+        });
+    }
+    let doc = Json::parse(&text)
+        .map_err(|e| Failure::new(format!("the node's answer is not valid JSON ({e}).")))?;
+    let out = match op {
+        Op::List => format_nodes(&doc),
+        Op::Add { .. } => (|| {
+            Ok(format!(
+                "node {} added, at {}:{}; it joins once its udlmd runs and every node knows it\n",
+                doc.get("added")?.as_u64()?,
+                doc.get("address")?.as_str()?,
+                doc.get("port")?.as_u64()?
+            ))
+        })(),
+        Op::Remove { .. } => doc
+            .get("removed")
+            .and_then(|v| v.as_u64())
+            .map(|id| format!("node {id} removed; the others' recovery drops its locks\n")),
+        Op::Fenced { .. } => (|| {
+            Ok(format!(
+                "node {} is dead and fenced: recovery goes on without waiting for its lease (generation {}, {})\n",
+                doc.get("fenced")?.as_u64()?,
+                doc.get("generation")?.as_u64()?,
+                doc.get("state")?.as_str()?
+            ))
+        })(),
+        Op::Reload => format_reload(&doc),
+    }
+    .map_err(|e| Failure::new(format!("the node's answer is not what this udlm expects ({e}).")))?;
+    Ok(Output {
+        out,
+        ..Output::default()
+    })
+}
+
+fn id_list(v: &Json) -> Result<String, String> {
+    let ids: Result<Vec<String>, String> = v
+        .as_array()?
+        .iter()
+        .map(|m| m.as_u64().map(|v| v.to_string()))
+        .collect();
+    let ids = ids?;
+    Ok(if ids.is_empty() {
+        "none".to_string()
+    } else {
+        ids.join(" ")
+    })
+}
+
+fn format_reload(doc: &Json) -> Result<String, String> {
+    let mut o = String::new();
+    let _ = writeln!(o, "reloaded {}", doc.get("reloaded")?.as_str()?);
+    let _ = writeln!(o, "  nodes added:   {}", id_list(doc.get("added")?)?);
+    let _ = writeln!(o, "  nodes removed: {}", id_list(doc.get("removed")?)?);
+    let _ = writeln!(o, "  nodes moved:   {}", id_list(doc.get("changed")?)?);
+    for w in doc.get("not_applied")?.as_array()? {
+        let _ = writeln!(o, "  not applied: {}", w.as_str()?);
+    }
+    for w in doc.get("warnings")?.as_array()? {
+        let _ = writeln!(o, "  warning: {}", w.as_str()?);
+    }
+    Ok(o)
+}
+
+/// One line: where membership and quorum come from.
+fn membership_line(m: &Json) -> Result<String, String> {
+    let source = m.get("source")?.as_str()?;
+    let from = match (source, m.get("file")?.as_opt_str()?) {
+        ("config", Some(f)) => format!("config file {f}"),
+        ("config", None) => "no config file (one-node cluster)".to_string(),
+        (other, _) => other.to_string(),
+    };
+    Ok(format!(
+        "membership: {from}, changed by {}; liveness: {}; quorum: {}",
+        m.get("changes")?.as_str()?,
+        m.get("liveness")?.as_str()?,
+        m.get("quorum")?.as_str()?
+    ))
+}
+
+fn format_nodes(doc: &Json) -> Result<String, String> {
+    let mut o = String::new();
+    let _ = writeln!(o, "{}", membership_line(doc.get("membership")?)?);
+    let mut rows = vec![vec![
+        "ID".to_string(),
+        "ADDRESS".to_string(),
+        "PORT".to_string(),
+        "STATE".to_string(),
+        "MEMBER".to_string(),
+    ]];
+    for n in doc.get("nodes")?.as_array()? {
+        let state = if n.get("local")?.as_bool()? {
+            "this node"
+        } else if n.get("connected")?.as_bool()? {
+            "connected"
+        } else {
+            "not connected"
+        };
+        rows.push(vec![
+            n.get("id")?.as_u64()?.to_string(),
+            n.get("address")?.as_str()?.to_string(),
+            n.get("port")?.as_u64()?.to_string(),
+            state.to_string(),
+            if n.get("member")?.as_bool()? { "yes" } else { "no" }.to_string(),
+        ]);
+    }
+    table(&mut o, "", &rows, &[true, false, true, false, false]);
+    Ok(o)
 }
 
 /// `udlm leave LS`: what `dlm_tool leave` does on the kernel DLM — open the
@@ -328,6 +558,10 @@ fn format_status(doc: &Json) -> Result<String, String> {
         address.map(|a| format!(" at {a}")).unwrap_or_default()
     );
     let _ = writeln!(o, "cluster:    {cluster}");
+    // Absent from older nodes, null from a node that was not told.
+    if let Some(m) = doc.find("membership").filter(|m| **m != Json::Null) {
+        let _ = writeln!(o, "{}", membership_line(m)?);
+    }
     let quorum = doc.get("quorum")?;
     let have = quorum.get("have")?.as_bool()?;
     let seen = quorum.get("members_seen")?.as_u64()?;

@@ -8,6 +8,7 @@
 
 use std::sync::{Arc, Mutex};
 use udlm::cluster::config::Config;
+use udlm::node::control::{reload_on_signal, Control};
 use udlm::node::link::join_cluster;
 use udlm::node::server::{run_dir, serve, SOCKET_NAME};
 use udlm::node::{Node, NodeLimits};
@@ -139,7 +140,7 @@ fn main() {
     node.lock()
         .unwrap_or_else(|e| e.into_inner())
         .set_compat_view(dir.join("configfs"));
-    let _net = match join_cluster(&node, &cfg, local_id) {
+    let net = match join_cluster(&node, &cfg, local_id) {
         Ok(n) => n,
         Err(e) => {
             eprintln!("udlmd: cannot join the cluster: {e}");
@@ -151,6 +152,8 @@ fn main() {
     node.lock()
         .unwrap_or_else(|e| e.into_inner())
         .sync_compat_view();
+    // Membership from outside: `udlm node ...`, `udlm reload`, SIGHUP.
+    let control = Arc::new(Control::new(Arc::clone(&node), net, cfg.clone(), local_id));
     // The node's only clock: leases of lost peers, forgetting idle masters.
     let ticker = Arc::clone(&node);
     let _ = std::thread::Builder::new()
@@ -167,10 +170,15 @@ fn main() {
             drop(n);
         });
     let leaver = Arc::clone(&node);
+    let reloader = Arc::clone(&control);
     let _ = std::thread::Builder::new()
         .name("udlm-signal".into())
         .spawn(move || {
-            let sig = sys::wait_termination_signal();
+            let mut sig = sys::wait_termination_signal();
+            while sig == libc::SIGHUP {
+                reload_on_signal(&reloader);
+                sig = sys::wait_termination_signal();
+            }
             let farewell = {
                 let mut n = leaver.lock().unwrap_or_else(|e| e.into_inner());
                 // No node, no DLM: the configfs-compatible view empties.
@@ -196,7 +204,7 @@ fn main() {
         sock.display()
     );
     ready.signal();
-    if let Err(e) = serve(node, listener) {
+    if let Err(e) = serve(node, listener, Some(control)) {
         eprintln!("udlmd: accept failed: {e}");
         std::process::exit(1);
     }

@@ -39,6 +39,7 @@
 //!   master's error as its status, and is logged.
 
 pub mod configfs;
+pub mod control;
 pub mod link;
 pub mod peer;
 pub mod recovery;
@@ -369,6 +370,9 @@ pub struct Node {
     membership: recovery::Membership,
     /// Who has which lockspace, for the configfs-compatible view.
     spaces: configfs::Spaces,
+    /// Where membership and quorum come from, as JSON (node/control.rs);
+    /// empty when nobody said.
+    membership_source: String,
 }
 
 /// A lock request from a handle, as the C library sent it.
@@ -403,6 +407,21 @@ impl Node {
                 crate::cluster::config::DEFAULT_LEASE_MS,
             ),
             spaces: configfs::Spaces::default(),
+            membership_source: String::new(),
+        }
+    }
+
+    /// Says where membership and quorum come from (a JSON object), for
+    /// `udlm status`.
+    pub fn set_membership_source(&mut self, json: String) {
+        self.membership_source = json;
+    }
+
+    fn membership_source_json(&self) -> &str {
+        if self.membership_source.is_empty() {
+            "null"
+        } else {
+            &self.membership_source
         }
     }
 
@@ -1560,6 +1579,7 @@ impl Node {
             | PeerMsg::Start { .. }
             | PeerMsg::Barrier { .. }
             | PeerMsg::Leave
+            | PeerMsg::Fenced { .. }
             | PeerMsg::DirRecord { .. }
             | PeerMsg::DirHint { .. }
             | PeerMsg::RecLock { .. } => {}
@@ -1912,7 +1932,12 @@ impl Node {
                         members.join(",")
                     );
                 }
-                let _ = write!(o, "],\"recovery\":{{{}}}}}", self.membership_json());
+                let _ = write!(
+                    o,
+                    "],\"membership\":{},\"recovery\":{{{}}}}}",
+                    self.membership_source_json(),
+                    self.membership_json()
+                );
             }
             Query::Lockspaces => {
                 o.push_str("{\"lockspaces\":[");

@@ -156,6 +156,12 @@ pub enum PeerMsg {
     },
     /// The sender is shutting down cleanly: no need to wait for its lease.
     Leave,
+    /// The sender was told from outside (`udlm node fenced`, a fencing
+    /// system) that `node` is dead and fenced: its lease need not run out
+    /// before its locks are recovered (node/control.rs).
+    Fenced {
+        node: u32,
+    },
     /// Rebuilding the directory: the sender masters `name`.
     DirRecord {
         ls: Vec<u8>,
@@ -300,6 +306,7 @@ impl PeerMsg {
                 | PeerMsg::Start { .. }
                 | PeerMsg::Barrier { .. }
                 | PeerMsg::Leave
+                | PeerMsg::Fenced { .. }
         )
     }
 
@@ -327,7 +334,8 @@ impl PeerMsg {
             PeerMsg::Hello { .. }
             | PeerMsg::Start { .. }
             | PeerMsg::Barrier { .. }
-            | PeerMsg::Leave => &[],
+            | PeerMsg::Leave
+            | PeerMsg::Fenced { .. } => &[],
         }
     }
 
@@ -520,6 +528,11 @@ impl PeerMsg {
                 w.u8(21);
                 w.name(&[]);
             }
+            PeerMsg::Fenced { node } => {
+                w.u8(24);
+                w.name(&[]);
+                w.u32(*node);
+            }
             PeerMsg::DirRecord { ls, name } => {
                 w.u8(19);
                 w.name(ls);
@@ -668,6 +681,7 @@ impl PeerMsg {
                 phase: r.u8()?,
             },
             21 => PeerMsg::Leave,
+            24 => PeerMsg::Fenced { node: r.u32()? },
             19 => PeerMsg::DirRecord {
                 ls,
                 name: r.name(RESNAME_MAXLEN)?,
@@ -818,6 +832,7 @@ mod tests {
                 phase: 2,
             },
             PeerMsg::Leave,
+            PeerMsg::Fenced { node: 3 },
             PeerMsg::DirRecord {
                 ls: ls.clone(),
                 name: vec![],

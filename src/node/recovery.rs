@@ -78,6 +78,25 @@
 //! `self_fence=abort` (the default) every process that held one is killed;
 //! it joins again afresh once it sees a majority.
 //!
+//! Membership from outside (node/control.rs). The configured nodes may
+//! change while the node runs: a node *added* is one more configured node,
+//! which joins through the normal generations once its session comes up
+//! (it is fresh: it brings no locks). A node *removed* stops being
+//! configured; it is refused unless it may no longer be running (its
+//! session is down and its lease has run out, it left cleanly, or it was
+//! declared fenced), so its locks are dropped by the next generation only
+//! once it is known dead. A node *declared fenced* (`udlm node fenced`,
+//! as an external fencing system would) counts as gone at once, like one
+//! that left: recovery need not wait for its lease; the news is passed to
+//! every connected peer (`Fenced`), since each member holds its Stop
+//! marker while it still sees the node within its lease. A node told that
+//! it is itself fenced fences itself: the others are dropping its locks.
+//! Members may differ for a moment in the nodes they know: a `Start` that
+//! names a node this node does not know waits (as a deferred Start) until
+//! it is added here, and the directory is hashed over the generation's
+//! members, not over each node's configured list, so that every member
+//! computes the same masters.
+//!
 //! Safety. Two holders of incompatible locks could only exist if two
 //! masters granted the same name, or a dead node's lock were dropped while
 //! its holder still used it. The first cannot happen: masters change only
@@ -315,7 +334,8 @@ impl Node {
 
     /// The transport's session with `node` came up.
     pub fn peer_up(&mut self, node: u32, incarnation: u64) {
-        if !self.multi_node() || node == self.node_id {
+        // (A node removed a moment ago may still report in: ignored.)
+        if !self.multi_node() || node == self.node_id || !self.cluster.nodes.contains(&node) {
             return;
         }
         let m = &mut self.membership;
@@ -362,7 +382,7 @@ impl Node {
 
     /// The transport lost its session with `node` (it may come back).
     pub fn peer_down(&mut self, node: u32) {
-        if !self.multi_node() || node == self.node_id {
+        if !self.multi_node() || node == self.node_id || !self.cluster.nodes.contains(&node) {
             return;
         }
         let now = self.now_ms;
@@ -572,7 +592,14 @@ impl Node {
                 }
                 if gen > m.gen {
                     let lower_live = self.live_view().first().is_some_and(|&n| n < from);
-                    if lower_live {
+                    let unknown = self.unknown_members(&members);
+                    if !unknown.is_empty() {
+                        eprintln!(
+                            "udlmd: recovery generation {gen} (from node {from}) includes node(s) {unknown:?}, \
+                             which this node does not know; it waits until they are added here (udlm node add)"
+                        );
+                    }
+                    if lower_live || !unknown.is_empty() {
                         // The coordinator cannot see a node that this node
                         // sees: that node coordinates while it lives.
                         self.membership.deferred_start = Some((from, gen, members, fresh));
@@ -614,6 +641,15 @@ impl Node {
                 eprintln!("udlmd: node {from} is leaving the cluster");
                 self.membership.left.insert(from);
                 self.check_membership();
+            }
+            PeerMsg::Fenced { node } => {
+                if node == self.node_id {
+                    if self.membership.phase != Phase::Down {
+                        self.fence_self(&format!("node {from} says this node was fenced"));
+                    }
+                } else if self.cluster.nodes.contains(&node) && !self.peer_connected(node) {
+                    self.declare_fenced(node, from);
+                }
             }
             PeerMsg::Barrier {
                 gen,
@@ -822,6 +858,14 @@ impl Node {
         if self.live_view().first().is_some_and(|&n| n < from) {
             return;
         }
+        let waiting_for_nodes = self
+            .membership
+            .deferred_start
+            .as_ref()
+            .is_some_and(|(_, _, members, _)| !self.unknown_members(members).is_empty());
+        if waiting_for_nodes {
+            return;
+        }
         if let Some((from, gen, members, fresh)) = self.membership.deferred_start.take() {
             self.accept_start(from, gen, members, fresh);
         }
@@ -889,11 +933,16 @@ impl Node {
             return self.cluster.members(ls);
         }
         let members = &self.membership.members;
-        self.cluster
-            .members(ls)
-            .into_iter()
-            .filter(|(n, _)| members.contains(n))
-            .collect()
+        match self.cluster.placement(ls) {
+            Some((_, w)) if !w.is_empty() => w
+                .iter()
+                .copied()
+                .filter(|(n, _)| members.contains(n))
+                .collect(),
+            // Every member counts once, whether or not this node has it
+            // configured yet (members added at runtime; module doc).
+            _ => members.iter().map(|&n| (n, 1)).collect(),
+        }
     }
 
     /// Nobody originates old-generation messages any more: clear the
@@ -1643,6 +1692,110 @@ impl Node {
             m.fenced.insert(node);
             self.check_membership();
         }
+    }
+
+    // ----- membership changes from outside (node/control.rs) -------------
+
+    /// The members of `members` this node does not have configured.
+    fn unknown_members(&self, members: &[u32]) -> Vec<u32> {
+        members
+            .iter()
+            .copied()
+            .filter(|n| *n != self.node_id && !self.cluster.nodes.contains(n))
+            .collect()
+    }
+
+    /// Whether the transport's session with `node` is up.
+    pub fn peer_connected(&self, node: u32) -> bool {
+        matches!(
+            self.membership.peers.get(&node),
+            Some(PeerState::Up { .. })
+        )
+    }
+
+    /// Whether `node` may still be running with the locks it had: its
+    /// session is up, or was lost less than a lease ago, and it neither
+    /// left nor was declared fenced. A node never seen is not running.
+    pub fn node_may_be_running(&self, node: u32) -> bool {
+        self.may_be_running(node)
+    }
+
+    /// How long ago the session with `node` was lost (ms), if it is down.
+    pub fn node_down_for_ms(&self, node: u32) -> Option<u64> {
+        match self.membership.peers.get(&node) {
+            Some(PeerState::Down { since_ms }) => Some(self.now_ms.saturating_sub(*since_ms)),
+            _ => None,
+        }
+    }
+
+    /// Node `id` (reached at `address`, for reports) becomes a configured
+    /// node; it joins through the next generation once its session is up.
+    pub fn add_configured_node(&mut self, id: u32, address: String) {
+        if id == self.node_id || self.cluster.nodes.contains(&id) {
+            return;
+        }
+        self.cluster.nodes.push(id);
+        self.cluster.nodes.sort_unstable();
+        self.cluster.addresses.insert(id, address);
+        eprintln!("udlmd: node {id} added to the configured nodes");
+        self.check_membership();
+    }
+
+    /// Node `id` is no longer configured. The caller has checked that it
+    /// cannot be running ([`Node::node_may_be_running`]): the next
+    /// generation drops its locks, as a departed member's.
+    pub fn remove_configured_node(&mut self, id: u32) {
+        if id == self.node_id || !self.cluster.nodes.contains(&id) {
+            return;
+        }
+        self.cluster.nodes.retain(|&n| n != id);
+        self.cluster.addresses.remove(&id);
+        let m = &mut self.membership;
+        m.peers.remove(&id);
+        m.reports.remove(&id);
+        m.heard.remove(&id);
+        m.awaiting_exclusion.remove(&id);
+        eprintln!("udlmd: node {id} removed from the configured nodes");
+        self.release_stop_marker();
+        self.check_membership();
+    }
+
+    /// Node `id` is now reached at `address` (reports only; the transport
+    /// dials the new address).
+    pub fn set_node_address(&mut self, id: u32, address: String) {
+        if self.cluster.nodes.contains(&id) {
+            self.cluster.addresses.insert(id, address);
+        }
+    }
+
+    /// Node `node`, not connected here, is dead and fenced, as `by` says
+    /// (this node's id when told from outside): it counts as gone without
+    /// waiting for its lease, as a node that left does, and the fence
+    /// command need not run for it. The news goes to every connected peer.
+    pub fn declare_fenced(&mut self, node: u32, by: u32) {
+        let m = &mut self.membership;
+        let new = m.left.insert(node) | m.fenced.insert(node);
+        m.fence_wanted.remove(&node);
+        if !new {
+            return;
+        }
+        if by == self.node_id {
+            eprintln!("udlmd: node {node} is dead and fenced (told from outside)");
+        } else {
+            eprintln!("udlmd: node {node} is dead and fenced (told by node {by})");
+        }
+        let up: Vec<u32> = self
+            .membership
+            .peers
+            .iter()
+            .filter(|(&n, p)| n != node && n != by && matches!(p, PeerState::Up { .. }))
+            .map(|(&n, _)| n)
+            .collect();
+        for n in up {
+            self.send(n, PeerMsg::Fenced { node });
+        }
+        self.release_stop_marker();
+        self.check_membership();
     }
 
     /// For `udlm status`.

@@ -5,10 +5,12 @@
 //! gets a thread that reads its first packet. An `Open` (with the handle's
 //! event socket attached) makes it a handle: the thread serves one request
 //! at a time until the peer goes away, then closes the handle (releasing or
-//! orphaning its locks). A `Query` gets one answer. A peer that sends
+//! orphaning its locks). A `Query` gets one answer, and so does a
+//! `Control` (membership from outside, node/control.rs). A peer that sends
 //! garbage, an unknown version, or vanishes mid-request only loses its own
 //! connection.
 
+use super::control::Control;
 use super::sink::EventSink;
 use super::{LockArgs, Node};
 use crate::proto::{self, Request, MAX_PACKET, PROTOCOL_VERSION};
@@ -38,8 +40,13 @@ pub fn run_dir() -> PathBuf {
     }
 }
 
-/// Serves the node on `listener` until the process exits.
-pub fn serve(node: Arc<Mutex<Node>>, listener: OwnedFd) -> io::Result<()> {
+/// Serves the node on `listener` until the process exits; `control` takes
+/// the membership requests (none: they are refused).
+pub fn serve(
+    node: Arc<Mutex<Node>>,
+    listener: OwnedFd,
+    control: Option<Arc<Control>>,
+) -> io::Result<()> {
     loop {
         let conn = match sys::accept(&listener) {
             Ok(c) => c,
@@ -53,9 +60,10 @@ pub fn serve(node: Arc<Mutex<Node>>, listener: OwnedFd) -> io::Result<()> {
             Err(e) => return Err(e),
         };
         let node = Arc::clone(&node);
+        let control = control.clone();
         let _ = std::thread::Builder::new()
             .name("udlm-conn".into())
-            .spawn(move || serve_connection(node, conn));
+            .spawn(move || serve_connection(node, conn, control.as_deref()));
     }
 }
 
@@ -67,7 +75,7 @@ fn reply(conn: &OwnedFd, r: &proto::Reply) -> bool {
     sys::send(conn.as_raw_fd(), &proto::encode_reply(r), false).is_ok()
 }
 
-fn serve_connection(node: Arc<Mutex<Node>>, conn: OwnedFd) {
+fn serve_connection(node: Arc<Mutex<Node>>, conn: OwnedFd, control: Option<&Control>) {
     let Ok(creds) = sys::peer_creds(conn.as_raw_fd()) else {
         return;
     };
@@ -129,6 +137,22 @@ fn serve_connection(node: Arc<Mutex<Node>>, conn: OwnedFd) {
             }
             let answer = lock_node(&node).query(&query, creds);
             send_answer(&conn, answer);
+        }
+        Ok(Request::Control { version, op }) => {
+            if version != PROTOCOL_VERSION {
+                reply(&conn, &Err(Errno::Proto));
+                return;
+            }
+            let (status, text) = super::control::answer(control, &op, creds);
+            let head = crate::control::encode_head(status, text.len() as u64);
+            if sys::send(conn.as_raw_fd(), &head, false).is_err() {
+                return;
+            }
+            for chunk in text.as_bytes().chunks(proto::QUERY_CHUNK) {
+                if sys::send(conn.as_raw_fd(), chunk, false).is_err() {
+                    return;
+                }
+            }
         }
         Ok(_) | Err(_) => {
             reply(&conn, &Err(Errno::Proto));
@@ -291,6 +315,8 @@ pub fn handle_request(
             node.close(owner);
             Ok(0)
         }
-        Request::Open { .. } | Request::Query { .. } => Err(Errno::Proto),
+        Request::Open { .. } | Request::Query { .. } | Request::Control { .. } => {
+            Err(Errno::Proto)
+        }
     }
 }
