@@ -79,6 +79,7 @@ capi-test: build
 cluster-test: build
 	bash cluster-tests/run.sh
 	bash cluster-tests/recovery.sh
+	bash cluster-tests/membership.sh
 	bash cluster-tests/partition.sh
 	bash cluster-tests/remote-master.sh
 	bash cluster-tests/lvmlockd.sh
