@@ -1000,3 +1000,118 @@ fn rival_coordinators_converge() {
     assert_eq!(callbacks(&h1), vec![(false, x, G)]);
     assert_eq!(callbacks(&h2), vec![(false, y, libc::EAGAIN)]);
 }
+
+// ----- membership from outside (node/control.rs) ---------------------------
+
+/// A node told from outside that a lost node is dead and fenced (here a
+/// member that does not coordinate) passes the news on: the recovery runs
+/// at once, without the lease, and stands in for the fence command.
+#[test]
+fn a_node_declared_fenced_is_recovered_without_waiting_for_its_lease() {
+    let mut c = Cluster::with_fencing(3, true);
+    let h1 = c.open(1, b"ls");
+    let h3 = c.open(3, b"ls");
+    let x = c.lock(&h3, b"r", 5, 0);
+    assert_eq!(callbacks(&h3), vec![(false, x, G)]);
+    let w = c.lock(&h1, b"r", 5, 0);
+    assert_eq!(callbacks(&h3), vec![(true, x, G)]);
+    drop(h3);
+    c.crash(3, 10);
+    c.run();
+    c.tick_all(20);
+    assert_eq!(callbacks(&h1), vec![], "the lease runs");
+    c.nodes.get_mut(&2).unwrap().declare_fenced(3, 2);
+    c.run();
+    assert_eq!(
+        callbacks(&h1),
+        vec![(false, w, G)],
+        "granted long before the lease, told through node 2"
+    );
+    assert!(c.nodes[&1].fence_wanted().is_empty());
+}
+
+/// A node added while locks are held and a request waits joins through a
+/// generation, even though one member hears of it late (its Start waits
+/// there); nothing held is lost and it takes part in locking. Once dead
+/// past its lease it is removed, and the survivors keep their locks.
+#[test]
+fn a_node_added_at_runtime_joins_and_a_dead_one_is_removed() {
+    let mut c = Cluster::new(3);
+    let h1 = c.open(1, b"ls");
+    let h2 = c.open(2, b"ls");
+    let names: Vec<Vec<u8>> = (0..8).map(|i| format!("n-{i}").into_bytes()).collect();
+    let held: Vec<u32> = names.iter().map(|n| c.lock(&h1, n, 5, 0)).collect();
+    assert_eq!(callbacks(&h1).len(), names.len());
+    let waiting = c.lock(&h2, &names[0], 3, 0);
+    assert_eq!(callbacks(&h2), vec![]);
+    assert_eq!(callbacks(&h1), vec![(true, held[0], G)]);
+    // Node 4 starts with the four nodes configured; nodes 1 and 3 are told
+    // first, node 2 later.
+    let mut n4 = Node::new(4, NodeLimits::default());
+    n4.set_cluster(
+        ClusterView {
+            nodes: vec![1, 2, 3, 4],
+            two_node: true,
+            ..ClusterView::default()
+        },
+        Arc::new(Wire {
+            from: 4,
+            bus: Arc::clone(&c.bus),
+        }),
+    );
+    c.nodes.insert(4, n4);
+    for n in [1, 3] {
+        c.nodes
+            .get_mut(&n)
+            .unwrap()
+            .add_configured_node(4, "10.0.0.4:21064".into());
+    }
+    for (a, b) in [(1, 4), (4, 1), (3, 4), (4, 3), (4, 2)] {
+        c.nodes.get_mut(&a).unwrap().peer_up(b, u64::from(b));
+    }
+    c.run();
+    assert!(
+        c.nodes[&2].operations_blocked() || c.nodes[&4].operations_blocked(),
+        "the generation with node 4 waits for node 2 to know it"
+    );
+    c.nodes
+        .get_mut(&2)
+        .unwrap()
+        .add_configured_node(4, "10.0.0.4:21064".into());
+    c.nodes.get_mut(&2).unwrap().peer_up(4, 4);
+    c.run();
+    assert!(
+        c.nodes.values().all(|n| !n.operations_blocked()),
+        "all four are members"
+    );
+    assert_eq!(callbacks(&h2), vec![], "node 2 still waits behind node 1");
+    let h4 = c.open(4, b"ls");
+    for n in &names {
+        let t = c.lock(&h4, n, 5, lkf::NOQUEUE);
+        assert_eq!(callbacks(&h4), vec![(false, t, libc::EAGAIN)], "node 1 still holds it");
+    }
+    c.unlock(&h1, held[0]);
+    assert_eq!(callbacks(&h2), vec![(false, waiting, G)], "the waiter is granted");
+    let own = c.lock(&h4, b"node-4", 5, 0);
+    assert_eq!(callbacks(&h4), vec![(false, own, G)]);
+    let t = c.lock(&h1, b"node-4", 5, lkf::NOQUEUE);
+    assert_eq!(
+        callbacks(&h1),
+        vec![(false, held[0], UNLOCK), (false, t, libc::EAGAIN)]
+    );
+    // Node 4 dies; after its lease it is gone, and then removed.
+    drop(h4);
+    c.kill(4, LEASE_MS);
+    for n in 1..=3 {
+        assert!(!c.nodes[&n].node_may_be_running(4));
+        c.nodes.get_mut(&n).unwrap().remove_configured_node(4);
+    }
+    c.run();
+    assert!(c.nodes.values().all(|n| !n.operations_blocked()));
+    let again = c.lock(&h2, b"node-4", 5, 0);
+    assert_eq!(callbacks(&h2), vec![(false, again, G)], "node 4's lock went");
+    for n in &names[1..] {
+        let t = c.lock(&h2, n, 5, lkf::NOQUEUE);
+        assert_eq!(callbacks(&h2), vec![(false, t, libc::EAGAIN)], "node 1 keeps it");
+    }
+}
