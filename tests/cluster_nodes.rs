@@ -849,10 +849,10 @@ fn a_node_without_majority_stops_before_the_others_take_over() {
     assert_eq!(callbacks(&h1), vec![(false, blocked, G)]);
 }
 
-/// With a fence command configured, the survivors take a lost node's locks
-/// over only once the command has fenced it.
-#[test]
-fn a_lost_node_is_fenced_before_its_locks_go() {
+/// Three nodes with a fence command configured: node 3 holds EX on "r"
+/// (its handle closed, as if its process were gone) and node 1 waits for
+/// it with request `w`.
+fn ex_on_3_waited_for_by_1() -> (Cluster, Handle, u32) {
     let mut c = Cluster::with_fencing(3, true);
     let h1 = c.open(1, b"ls");
     let h3 = c.open(3, b"ls");
@@ -861,6 +861,14 @@ fn a_lost_node_is_fenced_before_its_locks_go() {
     let w = c.lock(&h1, b"r", 5, 0);
     assert_eq!(callbacks(&h3), vec![(true, x, G)]);
     drop(h3);
+    (c, h1, w)
+}
+
+/// With a fence command configured, the survivors take a lost node's locks
+/// over only once the command has fenced it.
+#[test]
+fn a_lost_node_is_fenced_before_its_locks_go() {
+    let (mut c, h1, w) = ex_on_3_waited_for_by_1();
     c.kill(3, LEASE_MS);
     c.tick_all(3 * LEASE_MS);
     assert_eq!(callbacks(&h1), vec![], "no recovery before fencing");
@@ -1008,14 +1016,7 @@ fn rival_coordinators_converge() {
 /// at once, without the lease, and stands in for the fence command.
 #[test]
 fn a_node_declared_fenced_is_recovered_without_waiting_for_its_lease() {
-    let mut c = Cluster::with_fencing(3, true);
-    let h1 = c.open(1, b"ls");
-    let h3 = c.open(3, b"ls");
-    let x = c.lock(&h3, b"r", 5, 0);
-    assert_eq!(callbacks(&h3), vec![(false, x, G)]);
-    let w = c.lock(&h1, b"r", 5, 0);
-    assert_eq!(callbacks(&h3), vec![(true, x, G)]);
-    drop(h3);
+    let (mut c, h1, w) = ex_on_3_waited_for_by_1();
     c.crash(3, 10);
     c.run();
     c.tick_all(20);

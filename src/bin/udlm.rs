@@ -342,43 +342,37 @@ fn control(op: &udlm::control::Op, json: bool) -> Result<Output, Failure> {
             });
         }
     };
-    if json {
-        return Ok(Output {
-            out: format!("{}\n", text.trim_end()),
-            ..Output::default()
-        });
-    }
-    let doc = Json::parse(&text)
-        .map_err(|e| Failure::new(format!("the node's answer is not valid JSON ({e}).")))?;
-    let out = match op {
-        Op::List => format_nodes(&doc),
-        Op::Add { .. } => (|| {
-            Ok(format!(
-                "node {} added, at {}:{}; it joins once its udlmd runs and every node knows it\n",
-                doc.get("added")?.as_u64()?,
-                doc.get("address")?.as_str()?,
-                doc.get("port")?.as_u64()?
-            ))
-        })(),
-        Op::Remove { .. } => doc
-            .get("removed")
-            .and_then(|v| v.as_u64())
-            .map(|id| format!("node {id} removed; the others' recovery drops its locks\n")),
-        Op::Fenced { .. } => (|| {
-            Ok(format!(
-                "node {} is dead and fenced: recovery goes on without waiting for its lease (generation {}, {})\n",
-                doc.get("fenced")?.as_u64()?,
-                doc.get("generation")?.as_u64()?,
-                doc.get("state")?.as_str()?
-            ))
-        })(),
-        Op::Reload => format_reload(&doc),
-    }
-    .map_err(|e| Failure::new(format!("the node's answer is not what this udlm expects ({e}).")))?;
-    Ok(Output {
-        out,
-        ..Output::default()
-    })
+    let format: fn(&Json) -> Result<String, String> = match op {
+        Op::List => format_nodes,
+        Op::Add { .. } => format_added,
+        Op::Remove { .. } => format_removed,
+        Op::Fenced { .. } => format_fenced,
+        Op::Reload => format_reload,
+    };
+    present(&text, json, format)
+}
+
+fn format_added(doc: &Json) -> Result<String, String> {
+    Ok(format!(
+        "node {} added, at {}:{}; it joins once its udlmd runs and every node knows it\n",
+        doc.get("added")?.as_u64()?,
+        doc.get("address")?.as_str()?,
+        doc.get("port")?.as_u64()?
+    ))
+}
+
+fn format_removed(doc: &Json) -> Result<String, String> {
+    let id = doc.get("removed")?.as_u64()?;
+    Ok(format!("node {id} removed; the others' recovery drops its locks\n"))
+}
+
+fn format_fenced(doc: &Json) -> Result<String, String> {
+    Ok(format!(
+        "node {} is dead and fenced: recovery goes on without waiting for its lease (generation {}, {})\n",
+        doc.get("fenced")?.as_u64()?,
+        doc.get("generation")?.as_u64()?,
+        doc.get("state")?.as_str()?
+    ))
 }
 
 fn id_list(v: &Json) -> Result<String, String> {
@@ -437,13 +431,7 @@ fn format_nodes(doc: &Json) -> Result<String, String> {
         "MEMBER".to_string(),
     ]];
     for n in doc.get("nodes")?.as_array()? {
-        let state = if n.get("local")?.as_bool()? {
-            "this node"
-        } else if n.get("connected")?.as_bool()? {
-            "connected"
-        } else {
-            "not connected"
-        };
+        let state = node_state(n.get("local")?.as_bool()?, n)?;
         rows.push(vec![
             n.get("id")?.as_u64()?.to_string(),
             n.get("address")?.as_str()?.to_string(),
@@ -489,6 +477,15 @@ fn node_query(
     format: fn(&Json) -> Result<String, String>,
 ) -> Result<Output, Failure> {
     let text = udlm::client::query(query).map_err(|e| query_failure(query, e))?;
+    present(&text, json, format)
+}
+
+/// A node's JSON answer: as it is with `--json`, else formatted for people.
+fn present(
+    text: &str,
+    json: bool,
+    format: fn(&Json) -> Result<String, String>,
+) -> Result<Output, Failure> {
     if json {
         let mut out = text.trim_end().to_string();
         out.push('\n');
@@ -497,7 +494,7 @@ fn node_query(
             ..Output::default()
         });
     }
-    let doc = Json::parse(&text)
+    let doc = Json::parse(text)
         .map_err(|e| Failure::new(format!("the node's answer is not valid JSON ({e}).")))?;
     let out = format(&doc).map_err(|e| {
         Failure::new(format!(
@@ -618,13 +615,7 @@ fn format_status(doc: &Json) -> Result<String, String> {
     ]];
     for n in nodes {
         let nid = n.get("id")?.as_u64()?;
-        let state = if nid == id {
-            "this node"
-        } else if n.get("connected")?.as_bool()? {
-            "connected"
-        } else {
-            "not connected"
-        };
+        let state = node_state(nid == id, n)?;
         rows.push(vec![
             nid.to_string(),
             n.get("address")?.as_opt_str()?.unwrap_or("-").to_string(),
@@ -653,6 +644,17 @@ fn format_status(doc: &Json) -> Result<String, String> {
         table(&mut o, "  ", &rows, &[false, false]);
     }
     Ok(o)
+}
+
+/// A node's state in the tables of `status` and `node list`.
+fn node_state(local: bool, n: &Json) -> Result<&'static str, String> {
+    Ok(if local {
+        "this node"
+    } else if n.get("connected")?.as_bool()? {
+        "connected"
+    } else {
+        "not connected"
+    })
 }
 
 fn format_lockspaces(doc: &Json) -> Result<String, String> {
@@ -1382,6 +1384,65 @@ impl JsonParser<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(words: &[&str]) -> Result<Command, String> {
+        let args: Vec<std::ffi::OsString> = words.iter().map(|w| w.into()).collect();
+        parse_args(&args).map(|(c, _)| c).map_err(|f| f.message)
+    }
+
+    #[test]
+    fn node_commands_parse_and_bad_ones_say_why() {
+        use udlm::control::Op;
+        let op = |w: &[&str]| match parse(w) {
+            Ok(Command::Control(op)) => Ok(op),
+            Ok(_) => Err("not a control command".to_string()),
+            Err(e) => Err(e),
+        };
+        assert_eq!(op(&["node", "list"]), Ok(Op::List));
+        assert_eq!(op(&["reload"]), Ok(Op::Reload));
+        assert_eq!(
+            op(&["node", "add", "4", "10.0.0.4"]),
+            Ok(Op::Add { id: 4, address: "10.0.0.4".into(), port: 0 })
+        );
+        assert_eq!(
+            op(&["--json", "node", "add", "4", "h4", "21065"]),
+            Ok(Op::Add { id: 4, address: "h4".into(), port: 21065 })
+        );
+        assert_eq!(op(&["node", "remove", "3"]), Ok(Op::Remove { id: 3 }));
+        assert_eq!(op(&["node", "fenced", "2"]), Ok(Op::Fenced { id: 2 }));
+        for (words, why) in [
+            (&["node"][..], "'node' needs a command"),
+            (&["node", "drop", "3"][..], "unknown node command 'drop'"),
+            (&["node", "remove"][..], "'udlm node remove ID'"),
+            (&["node", "remove", "0"][..], "'0' is not a node id"),
+            (&["node", "fenced", "+3"][..], "'+3' is not a node id"),
+            (&["node", "add", "4"][..], "'udlm node add ID ADDRESS [PORT]'"),
+            (&["node", "add", "4", "h", "0"][..], "'0' is not a port"),
+            (&["node", "add", "4", "h", "70000"][..], "'70000' is not a port"),
+            (&["reload", "now"][..], "one argument too many"),
+        ] {
+            let e = op(words).unwrap_err();
+            assert!(e.contains(why), "{words:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn node_list_and_status_say_where_membership_comes_from() {
+        let membership = r#"{"source":"config","file":"/etc/dlm/dlm.conf","changes":"udlm node add/remove","liveness":"udlm heartbeats and leases","quorum":"udlm: a majority of the configured nodes"}"#;
+        let doc = Json::parse(&format!(
+            r#"{{"local":1,"membership":{membership},"nodes":[{{"id":1,"address":"10.0.0.1","port":21064,"local":true,"connected":true,"member":true}},{{"id":2,"address":"10.0.0.2","port":21065,"local":false,"connected":false,"member":false}}]}}"#
+        ))
+        .unwrap();
+        let text = format_nodes(&doc).unwrap();
+        assert!(text.starts_with("membership: config file /etc/dlm/dlm.conf, changed by udlm node add/remove;"), "{text}");
+        assert!(text.contains(" 2  10.0.0.2  21065  not connected  no"), "{text}");
+        let status = Json::parse(&format!(
+            r#"{{"node_id":1,"address":null,"cluster_name":"c","nodes":[],"quorum":{{"have":true,"members_seen":1,"configured":1}},"lockspaces":[],"membership":{membership}}}"#
+        ))
+        .unwrap();
+        let text = format_status(&status).unwrap();
+        assert!(text.contains("\nmembership: config file /etc/dlm/dlm.conf"), "{text}");
+    }
 
     #[test]
     fn json_reads_the_status_shape() {

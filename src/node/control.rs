@@ -33,8 +33,13 @@
 //! take that lock while holding the transport's per-peer lock.
 
 use super::Node;
+
+/// JSON text of a string.
+fn json_str(s: &str) -> String {
+    super::json_str(s.as_bytes())
+}
 use crate::cluster::config::{Config, NodeEntry};
-use crate::control::{error_json, json_str, Op, Refusal};
+use crate::control::{error_json, Op, Refusal};
 use crate::net::Net;
 use crate::sys::PeerCreds;
 use std::fmt::Write as _;
@@ -542,5 +547,104 @@ pub fn reload_on_signal(control: &Control) {
     match control.reload() {
         Ok(text) => eprintln!("udlmd: SIGHUP: config reloaded: {text}"),
         Err(r) => eprintln!("udlmd: SIGHUP: config not reloaded: {}", r.sentence),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::NodeLimits;
+
+    const ROOT: PeerCreds = PeerCreds { pid: 1, uid: 0, gid: 0 };
+
+    /// A controller for node 1 of `text`, without a transport.
+    fn control(text: &str, path: &std::path::Path) -> Control {
+        std::fs::write(path, text).unwrap();
+        let (cfg, _) = Config::load(path).unwrap();
+        let node = Arc::new(Mutex::new(Node::new(1, NodeLimits::default())));
+        Control::new(node, None, cfg, 1)
+    }
+
+    fn conf(nodes: &[(u32, u16)]) -> String {
+        let mut t = String::from("cluster_name=t\n");
+        for (id, port) in nodes {
+            t.push_str(&format!("node id={id} addr=127.0.0.{id} port={port}\n"));
+        }
+        t
+    }
+
+    fn refused(c: &Control, op: Op) -> (i32, String) {
+        let r = c.handle(&op, ROOT).unwrap_err();
+        (r.errno, r.sentence)
+    }
+
+    #[test]
+    fn bad_requests_are_refused_with_a_sentence() {
+        let dir = std::env::temp_dir().join(format!("udlm-control-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("a.conf");
+        let c = control(&conf(&[(1, 7001), (2, 7002), (3, 7003)]), &path);
+        let other = PeerCreds { pid: 1, uid: 4242, gid: 4242 };
+        let r = c.handle(&Op::List, other).unwrap_err();
+        assert_eq!(r.errno, libc::EPERM);
+        assert!(r.sentence.contains("only root and the user udlmd runs as"), "{}", r.sentence);
+        let add = |id: u32, address: &str, port: u16| Op::Add { id, address: address.into(), port };
+        for (op, errno, words) in [
+            (add(2, "127.0.0.9", 0), libc::EEXIST, "node 2 is already configured, at 127.0.0.2:7002"),
+            (add(1, "127.0.0.9", 0), libc::EEXIST, "node 1 is this node"),
+            (add(5, "127.0.0.2", 7002), libc::EEXIST, "node 2 already listens at 127.0.0.2:7002"),
+            (add(5, "300.1.2.3", 0), libc::EINVAL, "bad address for node 5"),
+            (add(5, "-bad-", 0), libc::EINVAL, "bad address for node 5"),
+            (add(5, "0.0.0.0", 0), libc::EINVAL, "not a unicast address"),
+            (add(5, "127.0.0.5", 0), libc::ENOSYS, "started as a one-node cluster"),
+            (Op::Remove { id: 9 }, libc::ENOENT, "node 9 is not configured"),
+            (Op::Remove { id: 1 }, libc::EINVAL, "node 1 is this node"),
+            (Op::Fenced { id: 9 }, libc::ENOENT, "node 9 is not configured"),
+            (Op::Fenced { id: 1 }, libc::EINVAL, "cannot declare itself fenced"),
+        ] {
+            let (e, why) = refused(&c, op.clone());
+            assert_eq!(e, errno, "{op:?}: {why}");
+            assert!(why.contains(words), "{op:?}: {why}");
+        }
+        // A node never seen may go; then only this node and one other are
+        // left, and the last other one may not.
+        assert_eq!(c.handle(&Op::Remove { id: 3 }, ROOT).unwrap(), "{\"removed\":3}");
+        let (e, why) = refused(&c, Op::Remove { id: 2 });
+        assert_eq!(e, libc::EINVAL);
+        assert!(why.contains("would leave this node alone"), "{why}");
+        let list = c.handle(&Op::List, ROOT).unwrap();
+        assert!(list.starts_with("{\"local\":1,\"membership\":{\"source\":\"config\""), "{list}");
+        assert!(list.contains("\"id\":2,\"address\":\"127.0.0.2\",\"port\":7002") && !list.contains("\"id\":3"), "{list}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_reload_applies_the_node_differences_or_nothing() {
+        let dir = std::env::temp_dir().join(format!("udlm-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("a.conf");
+        let c = control(&conf(&[(1, 7001), (2, 7002), (3, 7003)]), &path);
+        // Node 3 moves, lease_ms changes (not applied).
+        let text = conf(&[(1, 7001), (2, 7002), (3, 7013)]) + "lease_ms=5000\n";
+        std::fs::write(&path, text).unwrap();
+        let r = c.handle(&Op::Reload, ROOT).unwrap();
+        assert!(r.contains("\"added\":[],\"removed\":[],\"changed\":[3]"), "{r}");
+        assert!(r.contains("lease_ms changed from 3000 to 5000; it takes effect when udlmd restarts"), "{r}");
+        assert!(c.handle(&Op::List, ROOT).unwrap().contains("\"id\":3,\"address\":\"127.0.0.3\",\"port\":7013"));
+        // This node moving, a file with errors, and a node added without a
+        // transport: refused, and nothing changes.
+        for (text, words) in [
+            (conf(&[(1, 7091), (2, 7002), (3, 7013)]), "a node's own address cannot change while it runs"),
+            (conf(&[(1, 7001), (2, 7002), (3, 7013)]) + "bogus=1\n", "error(s), so nothing was changed"),
+            (conf(&[(1, 7001), (2, 7002), (3, 7013), (4, 7004)]), "one-node cluster"),
+            (conf(&[(1, 7001)]), "would leave this node alone"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let (_, why) = refused(&c, Op::Reload);
+            assert!(why.contains(words), "{why}");
+        }
+        let list = c.handle(&Op::List, ROOT).unwrap();
+        assert!(list.contains("\"port\":7001") && list.contains("\"port\":7013") && !list.contains("\"id\":4"), "{list}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

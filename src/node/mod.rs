@@ -2310,7 +2310,7 @@ fn json_opt(s: Option<&String>) -> String {
 }
 
 /// A JSON string of (lossily decoded) bytes.
-fn json_str(b: &[u8]) -> String {
+pub(crate) fn json_str(b: &[u8]) -> String {
     let mut o = String::from("\"");
     for c in String::from_utf8_lossy(b).chars() {
         match c {
