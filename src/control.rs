@@ -168,7 +168,10 @@ pub fn encode_head(status: i32, len: u64) -> [u8; 12] {
 
 /// The answer to a refused request: `{"error": SENTENCE}`.
 pub fn error_json(sentence: &str) -> String {
-    format!("{{\"error\":{}}}", crate::node::json_str(sentence.as_bytes()))
+    format!(
+        "{{\"error\":{}}}",
+        crate::node::json_str(sentence.as_bytes())
+    )
 }
 
 /// Sends `op` to this host's node (`DLM_RUN_DIR`) and returns its answer:
@@ -185,7 +188,12 @@ pub fn call(op: &Op) -> Result<String, Refusal> {
             ),
         )
     })?;
-    let lost = || Refusal::new(libc::EPROTO, "the node closed the connection before it answered.");
+    let lost = || {
+        Refusal::new(
+            libc::EPROTO,
+            "the node closed the connection before it answered.",
+        )
+    };
     let req = Request::Control {
         version: PROTOCOL_VERSION,
         op: op.clone(),
@@ -275,10 +283,22 @@ mod tests {
             longer.push(0);
             assert!(Op::decode(&longer).is_err(), "{op:?} extended");
         }
-        assert_eq!(Op::decode(&[0]), Err(Malformed("unknown control operation")));
-        assert_eq!(Op::decode(&[6]), Err(Malformed("unknown control operation")));
-        assert_eq!(Op::decode(&[OP_REMOVE, 0, 0, 0, 0]), Err(Malformed("node id 0")));
-        assert_eq!(Op::decode(&[OP_FENCED, 0, 0, 0, 0]), Err(Malformed("node id 0")));
+        assert_eq!(
+            Op::decode(&[0]),
+            Err(Malformed("unknown control operation"))
+        );
+        assert_eq!(
+            Op::decode(&[6]),
+            Err(Malformed("unknown control operation"))
+        );
+        assert_eq!(
+            Op::decode(&[OP_REMOVE, 0, 0, 0, 0]),
+            Err(Malformed("node id 0"))
+        );
+        assert_eq!(
+            Op::decode(&[OP_FENCED, 0, 0, 0, 0]),
+            Err(Malformed("node id 0"))
+        );
         // An address: not empty, printable, no spaces.
         let add = |a: &[u8]| {
             let mut v = vec![OP_ADD, 4, 0, 0, 0, 0, 0, a.len() as u8];
@@ -301,7 +321,13 @@ mod tests {
 
     #[test]
     fn answers_are_json() {
-        assert_eq!(error_json("node \"4\"\n"), "{\"error\":\"node \\\"4\\\"\\u000a\"}");
-        assert_eq!(encode_head(libc::EPERM, 7)[..4], (libc::EPERM as u32).to_le_bytes());
+        assert_eq!(
+            error_json("node \"4\"\n"),
+            "{\"error\":\"node \\\"4\\\"\\u000a\"}"
+        );
+        assert_eq!(
+            encode_head(libc::EPERM, 7)[..4],
+            (libc::EPERM as u32).to_le_bytes()
+        );
     }
 }

@@ -104,7 +104,12 @@ fn parse_node(id: u32, address: &str, port: u16) -> Result<NodeEntry, Refusal> {
 }
 
 impl Control {
-    pub fn new(node: Arc<Mutex<Node>>, net: Option<Arc<Net>>, cfg: Config, local_id: u32) -> Control {
+    pub fn new(
+        node: Arc<Mutex<Node>>,
+        net: Option<Arc<Net>>,
+        cfg: Config,
+        local_id: u32,
+    ) -> Control {
         let source = membership_source(&cfg);
         lock(&node).set_membership_source(source);
         Control {
@@ -216,7 +221,10 @@ impl Control {
         if addrs.is_empty() {
             return Err(Refusal::new(
                 libc::EINVAL,
-                format!("bad address for node {}: '{}' does not resolve.", e.id, e.addr),
+                format!(
+                    "bad address for node {}: '{}' does not resolve.",
+                    e.id, e.addr
+                ),
             ));
         }
         Ok(addrs)
@@ -289,13 +297,26 @@ impl Control {
     }
 
     /// Node first, so that the session's coming up finds it configured.
-    fn apply_add(&self, cfg: &Config, e: &NodeEntry, addrs: Vec<SocketAddr>) -> Result<(), Refusal> {
+    fn apply_add(
+        &self,
+        cfg: &Config,
+        e: &NodeEntry,
+        addrs: Vec<SocketAddr>,
+    ) -> Result<(), Refusal> {
         let port = e.port.unwrap_or(cfg.port);
-        lock(&self.node).add_configured_node(e.id, addrs.first().map_or_else(|| shown(e, port), |a| a.to_string()));
+        lock(&self.node).add_configured_node(
+            e.id,
+            addrs
+                .first()
+                .map_or_else(|| shown(e, port), |a| a.to_string()),
+        );
         let net = self.net.as_ref().expect("checked");
         if let Err(err) = net.add_peer(e.id, addrs) {
             lock(&self.node).remove_configured_node(e.id);
-            return Err(Refusal::new(libc::EINVAL, format!("cannot add node {}: {err}.", e.id)));
+            return Err(Refusal::new(
+                libc::EINVAL,
+                format!("cannot add node {}: {err}.", e.id),
+            ));
         }
         Ok(())
     }
@@ -408,7 +429,12 @@ impl Control {
     }
 
     /// What a reload from `old` to `new` changes, or why it cannot.
-    fn plan_reload(&self, old: &Config, new: &Config, path: &std::path::Path) -> Result<ReloadPlan, Refusal> {
+    fn plan_reload(
+        &self,
+        old: &Config,
+        new: &Config,
+        path: &std::path::Path,
+    ) -> Result<ReloadPlan, Refusal> {
         let me = self.local_id;
         let (Some(mine_old), Some(mine_new)) = (old.node(me), new.node(me)) else {
             if old.nodes.len() <= 1 && new.nodes.len() <= 1 {
@@ -468,7 +494,9 @@ impl Control {
             .collect();
         for &id in &removed {
             self.check_removal(old, id, new.nodes.len().saturating_sub(1))
-                .map_err(|r| Refusal::new(r.errno, format!("{} Nothing was changed.", r.sentence)))?;
+                .map_err(|r| {
+                    Refusal::new(r.errno, format!("{} Nothing was changed.", r.sentence))
+                })?;
         }
         plan.removed = removed;
         let differs = |what: &str, a: String, b: String, plan: &mut ReloadPlan| {
@@ -478,19 +506,77 @@ impl Control {
                 ));
             }
         };
-        differs("cluster_name", old.cluster_name.clone(), new.cluster_name.clone(), &mut plan);
-        differs("key_file", format!("{:?}", old.key_file), format!("{:?}", new.key_file), &mut plan);
-        differs("heartbeat_ms", old.heartbeat_ms.to_string(), new.heartbeat_ms.to_string(), &mut plan);
-        differs("peer_timeout_ms", old.peer_timeout_ms.to_string(), new.peer_timeout_ms.to_string(), &mut plan);
-        differs("reconnect_ms", old.reconnect_ms.to_string(), new.reconnect_ms.to_string(), &mut plan);
-        differs("lease_ms", old.lease_ms.to_string(), new.lease_ms.to_string(), &mut plan);
-        differs("self_fence", old.self_fence_abort.to_string(), new.self_fence_abort.to_string(), &mut plan);
-        differs("fence_cmd", format!("{:?}", old.fence_cmd), format!("{:?}", new.fence_cmd), &mut plan);
-        differs("two_node", old.two_node.to_string(), new.two_node.to_string(), &mut plan);
-        let placement = |c: &Config| format!("{:?}{:?}", c.lockspaces.iter().map(|l| (&l.name, l.nodir)).collect::<Vec<_>>(), c.masters.iter().map(|m| (&m.ls, m.node, m.weight)).collect::<Vec<_>>());
+        differs(
+            "cluster_name",
+            old.cluster_name.clone(),
+            new.cluster_name.clone(),
+            &mut plan,
+        );
+        differs(
+            "key_file",
+            format!("{:?}", old.key_file),
+            format!("{:?}", new.key_file),
+            &mut plan,
+        );
+        differs(
+            "heartbeat_ms",
+            old.heartbeat_ms.to_string(),
+            new.heartbeat_ms.to_string(),
+            &mut plan,
+        );
+        differs(
+            "peer_timeout_ms",
+            old.peer_timeout_ms.to_string(),
+            new.peer_timeout_ms.to_string(),
+            &mut plan,
+        );
+        differs(
+            "reconnect_ms",
+            old.reconnect_ms.to_string(),
+            new.reconnect_ms.to_string(),
+            &mut plan,
+        );
+        differs(
+            "lease_ms",
+            old.lease_ms.to_string(),
+            new.lease_ms.to_string(),
+            &mut plan,
+        );
+        differs(
+            "self_fence",
+            old.self_fence_abort.to_string(),
+            new.self_fence_abort.to_string(),
+            &mut plan,
+        );
+        differs(
+            "fence_cmd",
+            format!("{:?}", old.fence_cmd),
+            format!("{:?}", new.fence_cmd),
+            &mut plan,
+        );
+        differs(
+            "two_node",
+            old.two_node.to_string(),
+            new.two_node.to_string(),
+            &mut plan,
+        );
+        let placement = |c: &Config| {
+            format!(
+                "{:?}{:?}",
+                c.lockspaces
+                    .iter()
+                    .map(|l| (&l.name, l.nodir))
+                    .collect::<Vec<_>>(),
+                c.masters
+                    .iter()
+                    .map(|m| (&m.ls, m.node, m.weight))
+                    .collect::<Vec<_>>()
+            )
+        };
         if placement(old) != placement(new) {
             plan.not_applied.push(
-                "lockspace or master lines changed; they take effect when udlmd restarts".to_string(),
+                "lockspace or master lines changed; they take effect when udlmd restarts"
+                    .to_string(),
             );
         }
         Ok(plan)
@@ -555,14 +641,23 @@ mod tests {
     use super::*;
     use crate::node::NodeLimits;
 
-    const ROOT: PeerCreds = PeerCreds { pid: 1, uid: 0, gid: 0 };
+    const ROOT: PeerCreds = PeerCreds {
+        pid: 1,
+        uid: 0,
+        gid: 0,
+    };
 
-    /// A controller for node 1 of `text`, without a transport.
-    fn control(text: &str, path: &std::path::Path) -> Control {
-        std::fs::write(path, text).unwrap();
-        let (cfg, _) = Config::load(path).unwrap();
+    /// A controller for node 1 of nodes 1 to 3 (ports 7001 to 7003),
+    /// without a transport, and the path of its config file in a fresh
+    /// directory named after `test`.
+    fn control(test: &str) -> (Control, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("udlm-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("a.conf");
+        std::fs::write(&path, conf(&[(1, 7001), (2, 7002), (3, 7003)])).unwrap();
+        let (cfg, _) = Config::load(&path).unwrap();
         let node = Arc::new(Mutex::new(Node::new(1, NodeLimits::default())));
-        Control::new(node, None, cfg, 1)
+        (Control::new(node, None, cfg, 1), path)
     }
 
     fn conf(nodes: &[(u32, u16)]) -> String {
@@ -580,27 +675,64 @@ mod tests {
 
     #[test]
     fn bad_requests_are_refused_with_a_sentence() {
-        let dir = std::env::temp_dir().join(format!("udlm-control-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("a.conf");
-        let c = control(&conf(&[(1, 7001), (2, 7002), (3, 7003)]), &path);
-        let other = PeerCreds { pid: 1, uid: 4242, gid: 4242 };
+        let (c, path) = control("control");
+        let other = PeerCreds {
+            pid: 1,
+            uid: 4242,
+            gid: 4242,
+        };
         let r = c.handle(&Op::List, other).unwrap_err();
         assert_eq!(r.errno, libc::EPERM);
-        assert!(r.sentence.contains("only root and the user udlmd runs as"), "{}", r.sentence);
-        let add = |id: u32, address: &str, port: u16| Op::Add { id, address: address.into(), port };
+        assert!(
+            r.sentence.contains("only root and the user udlmd runs as"),
+            "{}",
+            r.sentence
+        );
+        let add = |id: u32, address: &str, port: u16| Op::Add {
+            id,
+            address: address.into(),
+            port,
+        };
         for (op, errno, words) in [
-            (add(2, "127.0.0.9", 0), libc::EEXIST, "node 2 is already configured, at 127.0.0.2:7002"),
+            (
+                add(2, "127.0.0.9", 0),
+                libc::EEXIST,
+                "node 2 is already configured, at 127.0.0.2:7002",
+            ),
             (add(1, "127.0.0.9", 0), libc::EEXIST, "node 1 is this node"),
-            (add(5, "127.0.0.2", 7002), libc::EEXIST, "node 2 already listens at 127.0.0.2:7002"),
-            (add(5, "300.1.2.3", 0), libc::EINVAL, "bad address for node 5"),
+            (
+                add(5, "127.0.0.2", 7002),
+                libc::EEXIST,
+                "node 2 already listens at 127.0.0.2:7002",
+            ),
+            (
+                add(5, "300.1.2.3", 0),
+                libc::EINVAL,
+                "bad address for node 5",
+            ),
             (add(5, "-bad-", 0), libc::EINVAL, "bad address for node 5"),
             (add(5, "0.0.0.0", 0), libc::EINVAL, "not a unicast address"),
-            (add(5, "127.0.0.5", 0), libc::ENOSYS, "started as a one-node cluster"),
-            (Op::Remove { id: 9 }, libc::ENOENT, "node 9 is not configured"),
+            (
+                add(5, "127.0.0.5", 0),
+                libc::ENOSYS,
+                "started as a one-node cluster",
+            ),
+            (
+                Op::Remove { id: 9 },
+                libc::ENOENT,
+                "node 9 is not configured",
+            ),
             (Op::Remove { id: 1 }, libc::EINVAL, "node 1 is this node"),
-            (Op::Fenced { id: 9 }, libc::ENOENT, "node 9 is not configured"),
-            (Op::Fenced { id: 1 }, libc::EINVAL, "cannot declare itself fenced"),
+            (
+                Op::Fenced { id: 9 },
+                libc::ENOENT,
+                "node 9 is not configured",
+            ),
+            (
+                Op::Fenced { id: 1 },
+                libc::EINVAL,
+                "cannot declare itself fenced",
+            ),
         ] {
             let (e, why) = refused(&c, op.clone());
             assert_eq!(e, errno, "{op:?}: {why}");
@@ -608,35 +740,60 @@ mod tests {
         }
         // A node never seen may go; then only this node and one other are
         // left, and the last other one may not.
-        assert_eq!(c.handle(&Op::Remove { id: 3 }, ROOT).unwrap(), "{\"removed\":3}");
+        assert_eq!(
+            c.handle(&Op::Remove { id: 3 }, ROOT).unwrap(),
+            "{\"removed\":3}"
+        );
         let (e, why) = refused(&c, Op::Remove { id: 2 });
         assert_eq!(e, libc::EINVAL);
         assert!(why.contains("would leave this node alone"), "{why}");
         let list = c.handle(&Op::List, ROOT).unwrap();
-        assert!(list.starts_with("{\"local\":1,\"membership\":{\"source\":\"config\""), "{list}");
-        assert!(list.contains("\"id\":2,\"address\":\"127.0.0.2\",\"port\":7002") && !list.contains("\"id\":3"), "{list}");
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            list.starts_with("{\"local\":1,\"membership\":{\"source\":\"config\""),
+            "{list}"
+        );
+        assert!(
+            list.contains("\"id\":2,\"address\":\"127.0.0.2\",\"port\":7002")
+                && !list.contains("\"id\":3"),
+            "{list}"
+        );
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 
     #[test]
     fn a_reload_applies_the_node_differences_or_nothing() {
-        let dir = std::env::temp_dir().join(format!("udlm-reload-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("a.conf");
-        let c = control(&conf(&[(1, 7001), (2, 7002), (3, 7003)]), &path);
+        let (c, path) = control("reload");
         // Node 3 moves, lease_ms changes (not applied).
         let text = conf(&[(1, 7001), (2, 7002), (3, 7013)]) + "lease_ms=5000\n";
         std::fs::write(&path, text).unwrap();
         let r = c.handle(&Op::Reload, ROOT).unwrap();
-        assert!(r.contains("\"added\":[],\"removed\":[],\"changed\":[3]"), "{r}");
-        assert!(r.contains("lease_ms changed from 3000 to 5000; it takes effect when udlmd restarts"), "{r}");
-        assert!(c.handle(&Op::List, ROOT).unwrap().contains("\"id\":3,\"address\":\"127.0.0.3\",\"port\":7013"));
+        assert!(
+            r.contains("\"added\":[],\"removed\":[],\"changed\":[3]"),
+            "{r}"
+        );
+        assert!(
+            r.contains("lease_ms changed from 3000 to 5000; it takes effect when udlmd restarts"),
+            "{r}"
+        );
+        assert!(c
+            .handle(&Op::List, ROOT)
+            .unwrap()
+            .contains("\"id\":3,\"address\":\"127.0.0.3\",\"port\":7013"));
         // This node moving, a file with errors, and a node added without a
         // transport: refused, and nothing changes.
         for (text, words) in [
-            (conf(&[(1, 7091), (2, 7002), (3, 7013)]), "a node's own address cannot change while it runs"),
-            (conf(&[(1, 7001), (2, 7002), (3, 7013)]) + "bogus=1\n", "error(s), so nothing was changed"),
-            (conf(&[(1, 7001), (2, 7002), (3, 7013), (4, 7004)]), "one-node cluster"),
+            (
+                conf(&[(1, 7091), (2, 7002), (3, 7013)]),
+                "a node's own address cannot change while it runs",
+            ),
+            (
+                conf(&[(1, 7001), (2, 7002), (3, 7013)]) + "bogus=1\n",
+                "error(s), so nothing was changed",
+            ),
+            (
+                conf(&[(1, 7001), (2, 7002), (3, 7013), (4, 7004)]),
+                "one-node cluster",
+            ),
             (conf(&[(1, 7001)]), "would leave this node alone"),
         ] {
             std::fs::write(&path, text).unwrap();
@@ -644,7 +801,12 @@ mod tests {
             assert!(why.contains(words), "{why}");
         }
         let list = c.handle(&Op::List, ROOT).unwrap();
-        assert!(list.contains("\"port\":7001") && list.contains("\"port\":7013") && !list.contains("\"id\":4"), "{list}");
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            list.contains("\"port\":7001")
+                && list.contains("\"port\":7013")
+                && !list.contains("\"id\":4"),
+            "{list}"
+        );
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 }
