@@ -165,11 +165,15 @@ passed "$name"
 
 # ---------------------------------------------------------------------------
 name="node 4 added at runtime joins; held locks and the waiting request survive"
-for k in 1 2 3; do
+# Nodes 1 and 3 are told first and node 4 starts: the generation that
+# takes it in waits on node 2 until node 2 is told too.
+for k in 1 3; do
   out=$(u $k node add 4 "$net.4" "${PORT[4]}" 2>&1) || { echo "  node add on node $k: $out"; failed "$name"; }
 done
 echo "  $out"
 start 4 || failed "$name"
+sleep 1
+u 2 node add 4 "$net.4" "${PORT[4]}" > /dev/null || failed "$name"
 formed 20 1 2 3 4 || failed "$name"
 [ -e "$work/sync/granted-c" ] && { echo "  node 3's waiting PR was granted although node 1 holds EX"; failed "$name"; }
 try 4 r1 ex; rc=$?

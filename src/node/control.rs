@@ -122,6 +122,12 @@ impl Control {
         }
     }
 
+    /// Tells the node where its membership comes from now (the quorum
+    /// rule depends on the number of nodes).
+    fn describe(&self, cfg: &Config) {
+        lock(&self.node).set_membership_source(membership_source(cfg));
+    }
+
     /// Serves one request from a caller with `creds`: `Ok(json)` or the
     /// refusal with its sentence.
     pub fn handle(&self, op: &Op, creds: PeerCreds) -> Result<String, Refusal> {
@@ -293,6 +299,7 @@ impl Control {
             json_str(e.host())
         );
         cfg.nodes.push(e);
+        self.describe(&cfg);
         Ok(text)
     }
 
@@ -326,6 +333,7 @@ impl Control {
         self.check_removal(&cfg, id, cfg.nodes.len().saturating_sub(2))?;
         self.apply_remove(id);
         cfg.nodes.retain(|e| e.id != id);
+        self.describe(&cfg);
         Ok(format!("{{\"removed\":{id}}}"))
     }
 
@@ -412,6 +420,7 @@ impl Control {
         // restart, so the old ones are kept.
         cfg.nodes = new.nodes.clone();
         cfg.port = new.port;
+        self.describe(&cfg);
         let ids = |v: &mut dyn Iterator<Item = u32>| {
             v.map(|i| i.to_string()).collect::<Vec<_>>().join(",")
         };

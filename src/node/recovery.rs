@@ -941,7 +941,12 @@ impl Node {
                 .collect(),
             // Every member counts once, whether or not this node has it
             // configured yet (members added at runtime; module doc).
-            _ => members.iter().map(|&n| (n, 1)).collect(),
+            _ => {
+                let mut v: Vec<(u32, u32)> = members.iter().map(|&n| (n, 1)).collect();
+                v.sort_unstable();
+                v.dedup();
+                v
+            }
         }
     }
 
