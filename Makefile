@@ -80,6 +80,7 @@ cluster-test: build
 	bash cluster-tests/run.sh
 	bash cluster-tests/recovery.sh
 	bash cluster-tests/membership.sh
+	bash cluster-tests/corosync.sh
 	bash cluster-tests/partition.sh
 	bash cluster-tests/remote-master.sh
 	bash cluster-tests/lvmlockd.sh

@@ -91,6 +91,35 @@ impl Cluster {
         c
     }
 
+    /// Nodes 1 to 3 of a three-node cluster, `prepare`d, no session up
+    /// yet; only those in `running` run (the others are left out).
+    fn unconnected(running: &[u32], prepare: impl Fn(&mut Node)) -> Cluster {
+        let bus = Arc::new(Bus::default());
+        let mut nodes = HashMap::new();
+        for &id in running {
+            let mut node = Node::new(id, NodeLimits::default());
+            node.set_cluster(
+                ClusterView {
+                    nodes: vec![1, 2, 3],
+                    ..ClusterView::default()
+                },
+                Arc::new(Wire {
+                    from: id,
+                    bus: Arc::clone(&bus),
+                }),
+            );
+            prepare(&mut node);
+            nodes.insert(id, node);
+        }
+        Cluster {
+            nodes,
+            bus,
+            messages: 0,
+            cut: Default::default(),
+            held: VecDeque::new(),
+        }
+    }
+
     /// Every node sees every other one come up; the coordinator's first
     /// generation makes them all members.
     fn connect_all(&mut self) {
@@ -854,14 +883,21 @@ fn a_node_without_majority_stops_before_the_others_take_over() {
 /// it with request `w`.
 fn ex_on_3_waited_for_by_1() -> (Cluster, Handle, u32) {
     let mut c = Cluster::with_fencing(3, true);
+    let (h1, h3, w) = hold_on_3_wait_on_1(&mut c);
+    drop(h3);
+    (c, h1, w)
+}
+
+/// Node 3 holds EX on "r" (handle h3), node 1 waits for it with request
+/// `w` (handle h1): (h1, h3, w).
+fn hold_on_3_wait_on_1(c: &mut Cluster) -> (Handle, Handle, u32) {
     let h1 = c.open(1, b"ls");
     let h3 = c.open(3, b"ls");
     let x = c.lock(&h3, b"r", 5, 0);
     assert_eq!(callbacks(&h3), vec![(false, x, G)]);
     let w = c.lock(&h1, b"r", 5, 0);
     assert_eq!(callbacks(&h3), vec![(true, x, G)]);
-    drop(h3);
-    (c, h1, w)
+    (h1, h3, w)
 }
 
 /// With a fence command configured, the survivors take a lost node's locks
@@ -964,29 +1000,7 @@ fn two_node_survivor_recovers_alone_once_paired() {
 /// up one generation makes everybody a member.
 #[test]
 fn rival_coordinators_converge() {
-    let bus = Arc::new(Bus::default());
-    let mut nodes = HashMap::new();
-    for id in 1..=3u32 {
-        let mut node = Node::new(id, NodeLimits::default());
-        node.set_cluster(
-            ClusterView {
-                nodes: vec![1, 2, 3],
-                ..ClusterView::default()
-            },
-            Arc::new(Wire {
-                from: id,
-                bus: Arc::clone(&bus),
-            }),
-        );
-        nodes.insert(id, node);
-    }
-    let mut c = Cluster {
-        nodes,
-        bus,
-        messages: 0,
-        cut: Default::default(),
-        held: VecDeque::new(),
-    };
+    let mut c = Cluster::unconnected(&[1, 2, 3], |_| {});
     // 1-3 and 2-3 come up; 1-2 does not.
     for (a, b) in [(1, 3), (3, 1), (2, 3), (3, 2)] {
         c.nodes.get_mut(&a).unwrap().peer_up(b, u64::from(b));
@@ -1115,4 +1129,70 @@ fn a_node_added_at_runtime_joins_and_a_dead_one_is_removed() {
         let t = c.lock(&h2, n, 5, lkf::NOQUEUE);
         assert_eq!(callbacks(&h2), vec![(false, t, libc::EAGAIN)], "node 1 keeps it");
     }
+}
+
+// ----- an outside membership source (node/corosync.rs) ---------------------
+
+/// With an outside source (corosync), its quorum and group decide: a node
+/// out of the group counts as lost although its session is up; without
+/// quorum it fences itself after half its lease, and once it said it
+/// stopped the others recover without it; back in the group, it rejoins.
+#[test]
+fn an_outside_source_decides_quorum_and_liveness() {
+    let mut c = Cluster::new(3);
+    for n in 1..=3 {
+        let node = c.nodes.get_mut(&n).unwrap();
+        node.set_external_quorum(true);
+        node.set_external_group(&[1, 2, 3]);
+    }
+    c.run();
+    let (h1, h3, w) = hold_on_3_wait_on_1(&mut c);
+    // Node 3's corosync stops: the others see it leave the group, node 3
+    // loses quorum; every session stays up.
+    c.tick_all(100);
+    for n in [1, 2] {
+        c.nodes.get_mut(&n).unwrap().set_external_group(&[1, 2]);
+    }
+    c.nodes.get_mut(&3).unwrap().set_external_quorum(false);
+    c.run();
+    c.tick_all(100 + LEASE_MS / 2 - 1);
+    assert_eq!(callbacks(&h1), vec![], "node 3 may still hold r");
+    c.tick_all(100 + LEASE_MS / 2 + 1);
+    assert!(c.nodes[&3].operations_blocked(), "node 3 fenced itself");
+    assert_eq!(callbacks(&h3), vec![], "(its lock dropped; no completion)");
+    assert_eq!(
+        callbacks(&h1),
+        vec![(false, w, G)],
+        "granted once node 3 said it stopped, before its lease"
+    );
+    // Node 3's corosync is back.
+    c.nodes.get_mut(&3).unwrap().set_external_quorum(true);
+    for n in 1..=3 {
+        c.nodes.get_mut(&n).unwrap().set_external_group(&[1, 2, 3]);
+    }
+    c.run();
+    assert!(c.nodes.values().all(|n| !n.operations_blocked()));
+    let h3 = c.open(3, b"ls");
+    let y = c.lock(&h3, b"r", 5, lkf::NOQUEUE);
+    assert_eq!(callbacks(&h3), vec![(false, y, libc::EAGAIN)], "node 1 holds r");
+}
+
+/// With an outside source, a node in its group that this node cannot
+/// reach yet may hold locks: no generation goes on without it, even with
+/// quorum; once connected, both join.
+#[test]
+fn an_outside_source_group_member_not_reached_holds_generations_back() {
+    let mut c = Cluster::unconnected(&[1, 2], |node| {
+        node.set_external_quorum(true);
+        node.set_external_group(&[1, 2]);
+    });
+    c.run();
+    assert!(
+        c.nodes.values().all(|n| n.operations_blocked()),
+        "neither starts alone while the other is in the group"
+    );
+    c.nodes.get_mut(&1).unwrap().peer_up(2, 2);
+    c.nodes.get_mut(&2).unwrap().peer_up(1, 1);
+    c.run();
+    assert!(c.nodes.values().all(|n| !n.operations_blocked()));
 }

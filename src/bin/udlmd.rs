@@ -111,7 +111,9 @@ fn main() {
         let _ = std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666));
     }
     let _ = std::fs::write(dir.join("udlmd.pid"), format!("{}\n", std::process::id()));
-    let (cfg, warnings) = match Config::from_env() {
+    // (mut: corosync's node list may replace the file's.)
+    #[cfg_attr(not(feature = "corosync"), allow(unused_mut))]
+    let (mut cfg, warnings) = match Config::from_env() {
         Ok(c) => c,
         Err(errors) => {
             for e in errors {
@@ -123,6 +125,18 @@ fn main() {
     for w in warnings {
         eprintln!("udlmd: {w}");
     }
+    // corosync, when built in and running, says who the nodes are.
+    #[cfg(feature = "corosync")]
+    let corosync = udlm::node::corosync::read_nodelist();
+    #[cfg(feature = "corosync")]
+    if let Some(cs) = &corosync {
+        cfg.nodes = cs.nodes.clone();
+        eprintln!(
+            "udlmd: corosync runs: its node list ({} nodes) replaces the config's node lines; this is node {}",
+            cs.nodes.len(),
+            cs.local_id
+        );
+    }
     let local_id = match cfg.local_node_id() {
         Ok(id) => id,
         Err(e) => {
@@ -130,6 +144,16 @@ fn main() {
             std::process::exit(1);
         }
     };
+    #[cfg(feature = "corosync")]
+    if let Some(cs) = &corosync {
+        if local_id != cs.local_id {
+            eprintln!(
+                "udlmd: this is node {} for corosync but node {local_id} for udlm (DLM_NODEID or the addresses); they must agree",
+                cs.local_id
+            );
+            std::process::exit(1);
+        }
+    }
     // SIGTERM and SIGINT are taken by one thread (below), so that the node
     // can tell its peers it leaves; every thread started from here on
     // inherits the blocked mask.
@@ -153,7 +177,18 @@ fn main() {
         .unwrap_or_else(|e| e.into_inner())
         .sync_compat_view();
     // Membership from outside: `udlm node ...`, `udlm reload`, SIGHUP.
-    let control = Arc::new(Control::new(Arc::clone(&node), net, cfg.clone(), local_id));
+    let control = Control::new(Arc::clone(&node), net, cfg.clone(), local_id);
+    #[cfg(feature = "corosync")]
+    let control = if corosync.is_some() {
+        udlm::node::corosync::follow(Arc::clone(&node));
+        control.with_external(udlm::node::control::External {
+            source: udlm::node::corosync::membership_source(),
+            nodes: || udlm::node::corosync::read_nodelist().map(|c| c.nodes),
+        })
+    } else {
+        control
+    };
+    let control = Arc::new(control);
     // The node's only clock: leases of lost peers, forgetting idle masters.
     let ticker = Arc::clone(&node);
     let _ = std::thread::Builder::new()

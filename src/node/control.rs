@@ -28,6 +28,8 @@
 //! * Every list is bounded: at most [`MAX_NODES`] configured nodes (the
 //!   members a recovery message carries).
 //! * Only root and the daemon's own user may use any of it (SO_PEERCRED).
+//! * With corosync as the source (node/corosync.rs), a reload takes the
+//!   nodes from corosync's node list instead of the file's node lines.
 //!
 //! The transport is changed without the node's lock held: its handlers
 //! take that lock while holding the transport's per-peer lock.
@@ -60,6 +62,17 @@ pub struct Control {
     /// The config as applied: the file's, with the changes made since.
     /// Its mutex also serialises control requests.
     applied: Mutex<Config>,
+    /// An outside membership source (corosync): what `udlm status` says of
+    /// it, and where a reload reads the nodes instead of the file.
+    external: Option<External>,
+}
+
+/// An outside membership source.
+pub struct External {
+    /// JSON for `udlm status` and `udlm node list`.
+    pub source: String,
+    /// Its node list now (`None`: it cannot say).
+    pub nodes: fn() -> Option<Vec<NodeEntry>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -119,13 +132,25 @@ impl Control {
             // SAFETY: geteuid has no preconditions and cannot fail.
             euid: unsafe { libc::geteuid() },
             applied: Mutex::new(cfg),
+            external: None,
         }
+    }
+
+    /// Membership comes from `external` (corosync) rather than the file.
+    pub fn with_external(mut self, external: External) -> Control {
+        lock(&self.node).set_membership_source(external.source.clone());
+        self.external = Some(external);
+        self
     }
 
     /// Tells the node where its membership comes from now (the quorum
     /// rule depends on the number of nodes).
     fn describe(&self, cfg: &Config) {
-        lock(&self.node).set_membership_source(membership_source(cfg));
+        let source = match &self.external {
+            Some(e) => e.source.clone(),
+            None => membership_source(cfg),
+        };
+        lock(&self.node).set_membership_source(source);
     }
 
     /// Serves one request from a caller with `creds`: `Ok(json)` or the
@@ -388,7 +413,7 @@ impl Control {
                 "udlmd was started without a config file (a one-node cluster); there is nothing to reload.",
             ));
         };
-        let (new, warnings) = Config::load(&path).map_err(|errors| {
+        let (mut new, warnings) = Config::load(&path).map_err(|errors| {
             let lines: Vec<String> = errors.iter().take(5).map(|e| e.to_string()).collect();
             Refusal::new(
                 libc::EINVAL,
@@ -400,6 +425,14 @@ impl Control {
                 ),
             )
         })?;
+        if let Some(e) = &self.external {
+            new.nodes = (e.nodes)().ok_or_else(|| {
+                Refusal::new(
+                    libc::EIO,
+                    "the membership source (corosync) did not give its node list; nothing was changed.",
+                )
+            })?;
+        }
         let plan = self.plan_reload(&cfg, &new, &path)?;
         for (id, addrs, text) in &plan.changed {
             if let Some(net) = &self.net {

@@ -40,6 +40,8 @@
 
 pub mod configfs;
 pub mod control;
+#[cfg(feature = "corosync")]
+pub mod corosync;
 pub mod link;
 pub mod peer;
 pub mod recovery;

@@ -97,6 +97,16 @@
 //! members, not over each node's configured list, so that every member
 //! computes the same masters.
 //!
+//! An outside source (corosync, node/corosync.rs) may replace the
+//! majority rule and udlm's own idea of liveness: its quorum decides
+//! whether a coordinator may start a generation (and whether this node
+//! must fence itself), provided every node of its group is in the view (a
+//! group member not reached yet may hold locks); a node out of its group
+//! counts as lost from that moment even while its session is up, is
+//! dropped once it says it stopped or its lease has run out, and its word
+//! that it stopped is no reason for a new generation. A node without the
+//! source's quorum joins no generation.
+//!
 //! Safety. Two holders of incompatible locks could only exist if two
 //! masters granted the same name, or a dead node's lock were dropped while
 //! its holder still used it. The first cannot happen: masters change only
@@ -235,6 +245,15 @@ pub struct Membership {
     /// (connectivity that is not transitive): taken up once that node is
     /// gone from the view, unless a newer generation came first.
     deferred_start: Option<(u32, u64, Vec<u32>, Vec<u32>)>,
+    /// Quorum from an outside source (corosync's votequorum): when set, it
+    /// replaces the majority of connected nodes.
+    external_quorum: Option<bool>,
+    /// Nodes the outside source says are not running udlm (out of its
+    /// group), since when (ms): lost from then on, whatever the transport
+    /// says; their lease runs from then.
+    external_out: HashMap<u32, u64>,
+    /// The outside source's group (nodes where udlm runs), once heard.
+    external_group: Option<Vec<u32>>,
 }
 
 impl Membership {
@@ -271,6 +290,9 @@ impl Membership {
             deferred_start: None,
             held: Vec::new(),
             resync_locks: false,
+            external_quorum: None,
+            external_out: HashMap::new(),
+            external_group: None,
         }
     }
 
@@ -392,6 +414,23 @@ impl Node {
         self.check_membership();
     }
 
+    /// The state of the link with `node`, as far as liveness goes: an
+    /// outside membership source that has the node out of its group
+    /// overrides a session that is still up.
+    fn liveness(&self, node: u32) -> Option<PeerState> {
+        let m = &self.membership;
+        let link = m.peers.get(&node).copied();
+        match (m.external_out.get(&node), link) {
+            (Some(&out), Some(PeerState::Down { since_ms })) => Some(PeerState::Down {
+                since_ms: since_ms.min(out),
+            }),
+            (Some(&out), Some(PeerState::Up { .. })) => Some(PeerState::Down { since_ms: out }),
+            // Never seen here, and not in the group: not running udlm.
+            (Some(_), None) => None,
+            (None, link) => link,
+        }
+    }
+
     /// The nodes this node believes alive, itself included, sorted.
     fn live_view(&self) -> Vec<u32> {
         let m = &self.membership;
@@ -403,11 +442,17 @@ impl Node {
             .filter(|&n| {
                 n == self.node_id
                     || !m.left.contains(&n)
-                        && match m.peers.get(&n) {
+                        && match self.liveness(n) {
                             Some(PeerState::Up { .. }) => true,
+                            // (Out of the outside source's group, but still
+                            // connected: live until its lease ends, unless
+                            // it said it stopped.)
                             Some(PeerState::Down { since_ms }) => {
                                 m.members.contains(&n)
-                                    && self.now_ms.saturating_sub(*since_ms) < m.lease_ms
+                                    && self.now_ms.saturating_sub(since_ms) < m.lease_ms
+                                    && !(m.external_out.contains_key(&n)
+                                        && self.peer_connected(n)
+                                        && !m.reports.contains_key(&n))
                             }
                             None => false,
                         }
@@ -424,10 +469,10 @@ impl Node {
     fn may_be_running(&self, node: u32) -> bool {
         let m = &self.membership;
         !m.left.contains(&node)
-            && match m.peers.get(&node) {
+            && match self.liveness(node) {
                 Some(PeerState::Up { .. }) => true,
                 Some(PeerState::Down { since_ms }) => {
-                    self.now_ms.saturating_sub(*since_ms) < m.lease_ms
+                    self.now_ms.saturating_sub(since_ms) < m.lease_ms
                 }
                 None => false,
             }
@@ -436,6 +481,17 @@ impl Node {
     /// A majority of the configured nodes; in a two-node cluster
     /// (`two_node`), one node once both have been members together.
     fn quorate(&self, view: &[u32]) -> bool {
+        // With an outside source, its quorum, and every node of its group
+        // in the view: a node in the group that this node cannot reach yet
+        // may hold locks, so no generation goes on without it (a node
+        // starting alone is safe: the others run no udlm).
+        if let Some(q) = self.membership.external_quorum {
+            let group = self.membership.external_group.as_deref();
+            return q && group.is_some_and(|g| {
+                g.iter()
+                    .all(|n| view.contains(n) || !self.cluster.nodes.contains(n))
+            });
+        }
         view.len() * 2 > self.cluster.nodes.len() || self.two_node_alone()
     }
 
@@ -577,6 +633,13 @@ impl Node {
             } => {
                 let m = &mut self.membership;
                 m.max_gen_seen = m.max_gen_seen.max(gen);
+                if members.contains(&self.node_id) && m.external_quorum == Some(false) {
+                    // The outside source says this node has no quorum: it
+                    // takes part in no generation, and says so.
+                    let hello = self.hello();
+                    self.send(from, hello);
+                    return;
+                }
                 if !members.contains(&self.node_id) {
                     // A member of ours passes on a generation that leaves
                     // this node out: its locks are about to be dropped
@@ -632,7 +695,11 @@ impl Node {
                     m.reports.remove(&from);
                 }
                 let in_step = joined && settled == m.settled_gen && members == m.settled;
-                if !in_step || gen != m.gen {
+                // A node out of the outside source's group that says it
+                // stopped is news for no generation (it would only be left
+                // out again, and say so again).
+                let stopped_outside = !joined && m.external_out.contains_key(&from);
+                if (!in_step || gen != m.gen) && !stopped_outside {
                     m.resync = true;
                 }
                 self.check_membership();
@@ -1631,7 +1698,11 @@ impl Node {
                 n != self.node_id && matches!(m.peers.get(&n), Some(PeerState::Up { .. }))
             })
             .count();
-        if connected * 2 > self.cluster.nodes.len() || self.two_node_alone() {
+        let have = match m.external_quorum {
+            Some(q) => q,
+            None => connected * 2 > self.cluster.nodes.len() || self.two_node_alone(),
+        };
+        if have {
             self.membership.no_majority_since = None;
             return;
         }
@@ -1800,6 +1871,46 @@ impl Node {
             self.send(n, PeerMsg::Fenced { node });
         }
         self.release_stop_marker();
+        self.check_membership();
+    }
+
+    /// Quorum as the outside source (corosync's votequorum) says: from now
+    /// on it replaces the majority rule, for starting generations and for
+    /// this node's own fencing (after `lease_ms / 2` without quorum).
+    pub fn set_external_quorum(&mut self, quorate: bool) {
+        if self.membership.external_quorum != Some(quorate) {
+            eprintln!(
+                "udlmd: the membership source says this node is {}",
+                if quorate { "quorate" } else { "not quorate" }
+            );
+        }
+        self.membership.external_quorum = Some(quorate);
+        self.check_membership();
+    }
+
+    /// The nodes where udlm runs, as the outside source's group has them:
+    /// every other configured node counts as lost from now on (its lease
+    /// running), even while its session is up; one back in the group is
+    /// judged by its session again.
+    pub fn set_external_group(&mut self, group: &[u32]) {
+        let now = self.now_ms;
+        let me = self.node_id;
+        let nodes = self.cluster.nodes.clone();
+        let m = &mut self.membership;
+        let mut g = group.to_vec();
+        g.sort_unstable();
+        g.dedup();
+        m.external_group = Some(g);
+        for n in nodes {
+            if n == me || group.contains(&n) {
+                if m.external_out.remove(&n).is_some() {
+                    eprintln!("udlmd: node {n} is back in the membership source's group");
+                }
+            } else if !m.external_out.contains_key(&n) {
+                eprintln!("udlmd: node {n} is out of the membership source's group");
+                m.external_out.insert(n, now);
+            }
+        }
         self.check_membership();
     }
 
