@@ -155,8 +155,8 @@ fn main() {
         }
     }
     // SIGTERM and SIGINT are taken by one thread (below), so that the node
-    // can tell its peers it leaves; every thread started from here on
-    // inherits the blocked mask.
+    // can tell its peers it leaves, and SIGHUP (reload); every thread
+    // started from here on inherits the blocked mask.
     sys::block_termination_signals();
     let node = Arc::new(Mutex::new(Node::new(local_id, NodeLimits::default())));
     // The configfs-compatible view (node/configfs.rs), for programs written

@@ -1912,7 +1912,9 @@ impl Node {
                     .iter()
                     .filter(|n| **n == self.node_id || connected.contains(n))
                     .count();
-                let _ = write!(o, "],\"quorum\":{{\"have\":{},\"members_seen\":{seen},\"configured\":{}}},\"lockspaces\":[", seen * 2 > nodes.len(), nodes.len());
+                // (An outside source, corosync, has the last word.)
+                let have = self.external_quorum().unwrap_or(seen * 2 > nodes.len());
+                let _ = write!(o, "],\"quorum\":{{\"have\":{have},\"members_seen\":{seen},\"configured\":{}}},\"lockspaces\":[", nodes.len());
                 for (i, name) in self.lockspace_names().iter().enumerate() {
                     // A lockspace's members are the members of the current
                     // generation: every member may master or hold any of its

@@ -1888,6 +1888,11 @@ impl Node {
         self.check_membership();
     }
 
+    /// Quorum as the outside source last said (`None`: no such source).
+    pub fn external_quorum(&self) -> Option<bool> {
+        self.membership.external_quorum
+    }
+
     /// The nodes where udlm runs, as the outside source's group has them:
     /// every other configured node counts as lost from now on (its lease
     /// running), even while its session is up; one back in the group is
