@@ -250,8 +250,9 @@ pub struct Membership {
     external_quorum: Option<bool>,
     /// Nodes the outside source says are not running udlm (out of its
     /// group), since when (ms): lost from then on, whatever the transport
-    /// says; their lease runs from then.
-    external_out: HashMap<u32, u64>,
+    /// says; their lease runs from then. (A BTreeMap: a HashMap more per
+    /// node would shift the simulator's hash keys, hence every seed.)
+    external_out: BTreeMap<u32, u64>,
     /// The outside source's group (nodes where udlm runs), once heard.
     external_group: Option<Vec<u32>>,
 }
@@ -291,7 +292,7 @@ impl Membership {
             held: Vec::new(),
             resync_locks: false,
             external_quorum: None,
-            external_out: HashMap::new(),
+            external_out: BTreeMap::new(),
             external_group: None,
         }
     }
