@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+/// How often the embedded node's clock advances (udlmd ticks as often).
+const EMBEDDED_TICK: Duration = Duration::from_millis(100);
+
 /// How long a library call waits for a node it had to start.
 const DAEMON_START_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -33,10 +36,23 @@ pub struct Connection {
 fn embedded_node() -> &'static Arc<Mutex<Node>> {
     static NODE: OnceLock<Arc<Mutex<Node>>> = OnceLock::new();
     NODE.get_or_init(|| {
-        Arc::new(Mutex::new(Node::new(
+        let node = Arc::new(Mutex::new(Node::new(
             local_node_id(),
             NodeLimits::default(),
-        )))
+        )));
+        // The node's clock, as udlmd's tick thread: lock timeouts and the
+        // deadlock detector need it even without a daemon.
+        let ticker = Arc::downgrade(&node);
+        let _ = std::thread::Builder::new()
+            .name("udlm-tick".into())
+            .spawn(move || loop {
+                std::thread::sleep(EMBEDDED_TICK);
+                let Some(node) = ticker.upgrade() else {
+                    return;
+                };
+                lock_node(&node).tick(sys::monotonic_ms());
+            });
+        node
     })
 }
 

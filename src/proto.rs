@@ -17,7 +17,7 @@
 
 use crate::types::{Errno, Lvb, LOCKSPACE_LEN, LVB_LEN, RESNAME_MAXLEN};
 
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 /// The largest packet either side sends or accepts.
 pub const MAX_PACKET: usize = 512;
 
@@ -51,6 +51,10 @@ pub enum Request {
         lvb: Option<Lvb>,
         user: UserArgs,
         tid: u32,
+        /// `parent` of the call (a lock id in a hierarchical lockspace).
+        parent: u32,
+        /// `dlm_ls_lockx`'s timeout in centiseconds (with `LKF_TIMEOUT`).
+        timeout_cs: u64,
     },
     /// Unlock or cancel; `astarg` 0 keeps the lock's argument.
     Unlock {
@@ -240,6 +244,8 @@ impl Request {
                 lvb,
                 user,
                 tid,
+                parent,
+                timeout_cs,
             } => {
                 let mut w = Writer::new(T_LOCK);
                 w.u8(*mode).u32(*flags).u32(*lkid).bytes(name).lvb(lvb);
@@ -248,7 +254,9 @@ impl Request {
                     .u64(user.bast)
                     .u64(user.bastarg)
                     .u64(user.lksb)
-                    .u32(*tid);
+                    .u32(*tid)
+                    .u32(*parent)
+                    .u64(*timeout_cs);
                 w
             }
             Request::Unlock {
@@ -337,6 +345,8 @@ impl Request {
                     lvb,
                     user,
                     tid,
+                    parent: r.u32()?,
+                    timeout_cs: r.u64()?,
                 }
             }
             T_UNLOCK => Request::Unlock {
@@ -470,6 +480,8 @@ mod tests {
                     lksb: 5,
                 },
                 tid: 9,
+                parent: 7,
+                timeout_cs: 250,
             },
             Request::Lock {
                 mode: 0,
@@ -479,6 +491,8 @@ mod tests {
                 lvb: None,
                 user: UserArgs::default(),
                 tid: 0,
+                parent: 0,
+                timeout_cs: 0,
             },
             Request::Unlock {
                 lkid: 1,

@@ -173,6 +173,7 @@ impl Cluster {
             lvb: (flags & lkf::VALBLK != 0).then_some([7; 32]),
             user,
             tid: 1,
+            ..LockArgs::default()
         };
         let id = self
             .nodes
@@ -477,6 +478,7 @@ fn run_random(seed: u64) {
                     lvb: None,
                     user,
                     tid: 1,
+                    ..LockArgs::default()
                 };
                 let hd = &handles[h];
                 if let Ok(id) = c.nodes.get_mut(&hd.node).unwrap().lock(hd.owner, args) {
@@ -504,6 +506,7 @@ fn run_random(seed: u64) {
                         lvb: None,
                         user,
                         tid: 1,
+                        ..LockArgs::default()
                     };
                     let hd = &handles[h];
                     let _ = c.nodes.get_mut(&hd.node).unwrap().lock(hd.owner, args);

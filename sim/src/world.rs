@@ -2336,6 +2336,7 @@ impl Sim {
             lvb: valblk.then_some([0u8; 32]),
             user,
             tid: 1,
+            ..LockArgs::default()
         };
         let owner = self.handles[h].owner;
         let r = self.call(x, |n| n.lock(owner, args));
@@ -2461,6 +2462,7 @@ impl Sim {
             lvb,
             user,
             tid: 1,
+            ..LockArgs::default()
         };
         let owner = self.handles[h].owner;
         let r = self.call(x, |n| n.lock(owner, args));
@@ -2662,6 +2664,7 @@ impl Sim {
             lvb: None,
             user,
             tid: 1,
+            ..LockArgs::default()
         };
         let owner = self.handles[h].owner;
         let r = self.call(x, |n| n.lock(owner, args));

@@ -465,6 +465,11 @@ pub struct LockCall {
     pub astarg: *mut c_void,
     pub bast: AstFn,
     pub bastarg: *mut c_void,
+    /// The `parent` argument: a lock id in a hierarchical lockspace,
+    /// ignored elsewhere (as by the kernel).
+    pub parent: u32,
+    /// `dlm_ls_lockx`'s timeout in centiseconds; used with `LKF_TIMEOUT`.
+    pub timeout_cs: u64,
 }
 
 /// `dlm_ls_lock` and friends. `range` non-null is ENOSYS (spec §2.4).
@@ -540,6 +545,8 @@ pub unsafe fn ls_lock(
             lksb: lksb as usize as u64,
         },
         tid: sys::gettid(),
+        parent: call.parent,
+        timeout_cs: call.timeout_cs,
     };
     if call.ast.is_none() {
         return fail(Errno::Inval);
@@ -826,6 +833,8 @@ pub unsafe fn lock_resource(
         astarg: std::ptr::null_mut(),
         bast: None,
         bastarg: std::ptr::null_mut(),
+        parent: 0,
+        timeout_cs: 0,
     };
     // SAFETY: every pointer in call is valid for the call's duration.
     if unsafe { ls_lock(Flavor::Threaded, ls, call, std::ptr::null_mut()) } != 0 {

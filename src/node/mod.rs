@@ -208,6 +208,10 @@ struct LocalLock {
     /// The value block of the last completion that carried one (for
     /// recovering the resource's LVB, spec §8.5).
     lvb: Option<Lvb>,
+    /// When the waiting request or conversion ends with ETIMEDOUT
+    /// (`LKF_TIMEOUT` in a `UDLM_LSFL_TIMEOUT` lockspace); the entry in
+    /// [`Node::timers`] with another time is stale.
+    deadline_ms: Option<u64>,
 }
 
 /// A lock operation waiting for the directory's answer about its resource.
@@ -223,6 +227,9 @@ enum Parked {
 struct Lockspace {
     /// Opened on this node (not just state kept for other nodes).
     visible: bool,
+    /// The udlm extensions its creator asked for on this node
+    /// (`lsfl::UDLM_TIMEOUT`, `lsfl::UDLM_HIERARCHY`).
+    features: u32,
     /// Creations not yet matched by a release (spec §2.10).
     create_count: u32,
     perm: u32,
@@ -261,6 +268,7 @@ impl Lockspace {
     fn new(max_locks: u32) -> Lockspace {
         Lockspace {
             visible: false,
+            features: 0,
             create_count: 0,
             perm: 0o660,
             uid: 0,
@@ -369,10 +377,23 @@ pub struct Node {
     membership: recovery::Membership,
     /// Who has which lockspace, for the configfs-compatible view.
     spaces: configfs::Spaces,
+    /// Lock timeouts due, by time: (deadline, lockspace, lock id). An entry
+    /// whose lock has another deadline is stale and skipped.
+    timers: std::collections::BTreeSet<(u64, Vec<u8>, u32)>,
 }
 
+/// Most pending lock timeouts of one node; a request with `LKF_TIMEOUT`
+/// beyond it is refused with ENOMEM.
+pub const MAX_TIMERS: usize = 1 << 20;
+/// The longest `LKF_TIMEOUT` honoured (one day); longer ones are cut to it.
+pub const MAX_TIMEOUT_CS: u64 = 8_640_000;
+/// How long after sending a timeout to a remote master it is sent again if
+/// the lock still waits (the first may have gone to a master that lost the
+/// resource in a recovery).
+const TIMEOUT_RETRY_MS: u64 = 1000;
+
 /// A lock request from a handle, as the C library sent it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct LockArgs<'a> {
     pub mode: u8,
     pub flags: u32,
@@ -381,6 +402,11 @@ pub struct LockArgs<'a> {
     pub lvb: Option<Lvb>,
     pub user: UserArgs,
     pub tid: u32,
+    /// The call's `parent` (used in hierarchical lockspaces only).
+    pub parent: u32,
+    /// Centiseconds a request may wait with `LKF_TIMEOUT` (in lockspaces
+    /// created with `UDLM_LSFL_TIMEOUT` only).
+    pub timeout_cs: u64,
 }
 
 impl Node {
@@ -398,6 +424,7 @@ impl Node {
             out: Vec::new(),
             now_ms: 0,
             trace: std::env::var_os("UDLM_TRACE").is_some_and(|v| v == "1"),
+            timers: std::collections::BTreeSet::new(),
             membership: recovery::Membership::new(
                 node_id,
                 crate::cluster::config::DEFAULT_LEASE_MS,
@@ -468,7 +495,7 @@ impl Node {
                 ls.create_count = ls.create_count.saturating_add(1);
             }
             (false, None) => return Err(Errno::NoEnt),
-            (false, Some((mode, _))) => {
+            (false, Some((mode, flags))) => {
                 if !self.lockspaces.contains_key(name)
                     && self.lockspaces.len() >= self.limits.max_lockspaces
                 {
@@ -480,6 +507,7 @@ impl Node {
                     .entry(name.to_vec())
                     .or_insert_with(|| Lockspace::new(max));
                 ls.visible = true;
+                ls.features = flags & (lsfl::UDLM_TIMEOUT | lsfl::UDLM_HIERARCHY);
                 ls.create_count = 1;
                 ls.perm = if mode & 0o777 == 0 {
                     0o660
@@ -678,6 +706,18 @@ impl Node {
     pub fn lock(&mut self, owner: Owner, a: LockArgs<'_>) -> Result<u32, Errno> {
         let ls_name = self.ls_of(owner)?;
         let flags = a.flags & !lkf::WAIT;
+        let timed = flags & lkf::TIMEOUT != 0
+            && flags & lkf::ORPHAN == 0
+            && self
+                .lockspaces
+                .get(&ls_name)
+                .is_some_and(|l| l.features & lsfl::UDLM_TIMEOUT != 0);
+        if timed && self.timers.len() >= MAX_TIMERS {
+            self.prune_timers();
+            if self.timers.len() >= MAX_TIMERS {
+                return Err(Errno::NoMem);
+            }
+        }
         let r = if flags & lkf::CONVERT != 0 {
             self.convert(&ls_name, owner, &a, flags).map(|_| a.lkid)
         } else if flags & lkf::ORPHAN != 0 {
@@ -685,8 +725,104 @@ impl Node {
         } else {
             self.request(&ls_name, owner, &a, flags)
         };
+        if let Ok(id) = r {
+            let deadline = timed.then(|| self.now_ms + a.timeout_cs.min(MAX_TIMEOUT_CS) * 10);
+            self.set_deadline(&ls_name, id, deadline);
+        }
         self.flush(&ls_name);
         r
+    }
+
+    // ----- lock timeouts (udlm extension) ---------------------------------
+    //
+    // Decisions: the clock starts when the request or conversion is made
+    // (not when it is queued); a timeout of 0 (or none passed) ends a
+    // request not granted at once at the next tick, as the kernels that had
+    // timeouts did; the timer runs on the requesting node, which ends a
+    // waiting lock itself when it masters the resource and else asks the
+    // master; a grant that wins the race is kept.
+
+    fn set_deadline(&mut self, ls_name: &[u8], id: u32, deadline: Option<u64>) {
+        let Some(l) = self
+            .lockspaces
+            .get_mut(ls_name)
+            .and_then(|ls| ls.locks.get_mut(&id))
+        else {
+            return;
+        };
+        if let Some(old) = l.deadline_ms.take() {
+            self.timers.remove(&(old, ls_name.to_vec(), id));
+        }
+        if let Some(d) = deadline {
+            l.deadline_ms = Some(d);
+            self.timers.insert((d, ls_name.to_vec(), id));
+        }
+    }
+
+    /// Drops timer entries whose lock is gone or has another deadline.
+    fn prune_timers(&mut self) {
+        let lockspaces = &self.lockspaces;
+        self.timers.retain(|(d, ls, id)| {
+            lockspaces
+                .get(ls)
+                .and_then(|l| l.locks.get(id))
+                .is_some_and(|l| l.deadline_ms == Some(*d))
+        });
+    }
+
+    /// Ends the waiting requests and conversions whose timeout has come.
+    fn expire_timers(&mut self) {
+        let now = self.now_ms;
+        while let Some(first) = self.timers.first() {
+            if first.0 > now {
+                break;
+            }
+            let (deadline, ls_name, id) = self.timers.pop_first().expect("a timer");
+            let Some(ls) = self.lockspaces.get_mut(&ls_name) else {
+                continue;
+            };
+            let Some(l) = ls.locks.get_mut(&id) else {
+                continue;
+            };
+            if l.deadline_ms != Some(deadline) {
+                continue;
+            }
+            l.deadline_ms = None;
+            if l.orphan || l.releasing || l.overlap_unlock {
+                continue;
+            }
+            match l.master {
+                Master::Local(elkid) => {
+                    ls.engine.end_wait(LockId(elkid), Status::TimedOut);
+                }
+                Master::Unknown => {
+                    // Still waiting for the directory's answer: the request
+                    // never reached a master and simply ends here.
+                    let cb = Self::callback_for(l, false, Status::TimedOut.to_user(), 0, None);
+                    self.out.push((l.owner, (id, l.incarnation), cb.encode()));
+                    for parked in ls.lookups.values_mut() {
+                        parked.retain(|p| !matches!(p, Parked::Request { lkid, .. } if *lkid == id));
+                    }
+                    ls.free_id(id);
+                }
+                Master::Remote(m) => {
+                    if l.state == RemoteState::Granted || l.cancelling {
+                        continue;
+                    }
+                    let retry = now + TIMEOUT_RETRY_MS;
+                    l.deadline_ms = Some(retry);
+                    self.timers.insert((retry, ls_name.clone(), id));
+                    self.send(
+                        m,
+                        PeerMsg::Timeout {
+                            ls: ls_name.clone(),
+                            lkid: id,
+                        },
+                    );
+                }
+            }
+            self.flush(&ls_name);
+        }
     }
 
     fn request(
@@ -742,6 +878,7 @@ impl Node {
             convert: None,
             cancelling: false,
             lvb: None,
+            deadline_ms: None,
         };
         ls.locks.insert(id, lock);
         *ls.name_refs.entry(name).or_insert(0) += 1;
@@ -1384,6 +1521,12 @@ impl Node {
                 let owner = l.engine.lock_owner(LockId(elkid)).unwrap_or(Owner(0));
                 let _ = l.engine.deadlock_cancel(owner, LockId(elkid), flags);
             }
+            PeerMsg::Timeout { ls, lkid } => {
+                let l = self.lockspaces.get_mut(&ls).expect("lockspace");
+                if let Some(&elkid) = l.remote_index.get(&(from, lkid)) {
+                    l.engine.end_wait(LockId(elkid), Status::TimedOut);
+                }
+            }
             PeerMsg::CloseOwner { ls, owner } => {
                 let l = self.lockspaces.get_mut(&ls).expect("lockspace");
                 l.engine.close_owner(remote_owner(from, owner));
@@ -1755,6 +1898,9 @@ impl Node {
     /// directory node.
     pub fn tick(&mut self, now_ms: u64) {
         self.now_ms = now_ms;
+        if !self.operations_blocked() {
+            self.expire_timers();
+        }
         if self.cluster.nodes.len() <= 1 {
             return;
         }

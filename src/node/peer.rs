@@ -65,6 +65,12 @@ pub enum PeerMsg {
         lkid: u32,
         flags: u32,
     },
+    /// The requester's lock `lkid` ran out of its `LKF_TIMEOUT`: if it still
+    /// waits, end it with ETIMEDOUT (a granted lock stays as it is).
+    Timeout {
+        ls: Vec<u8>,
+        lkid: u32,
+    },
     /// The requester's handle `owner` closed.
     CloseOwner {
         ls: Vec<u8>,
@@ -311,6 +317,7 @@ impl PeerMsg {
             | PeerMsg::Convert { ls, .. }
             | PeerMsg::Unlock { ls, .. }
             | PeerMsg::DeadlockCancel { ls, .. }
+            | PeerMsg::Timeout { ls, .. }
             | PeerMsg::CloseOwner { ls, .. }
             | PeerMsg::OwnerClosed { ls, .. }
             | PeerMsg::Adopt { ls, .. }
@@ -404,6 +411,11 @@ impl PeerMsg {
                 w.name(ls);
                 w.u32(*lkid);
                 w.u32(*flags);
+            }
+            PeerMsg::Timeout { ls, lkid } => {
+                w.u8(24);
+                w.name(ls);
+                w.u32(*lkid);
             }
             PeerMsg::CloseOwner { ls, owner } => {
                 w.u8(7);
@@ -613,6 +625,10 @@ impl PeerMsg {
                 ls,
                 owner: r.u64()?,
             },
+            24 => PeerMsg::Timeout {
+                ls,
+                lkid: r.u32()?,
+            },
             22 => PeerMsg::OwnerClosed {
                 ls,
                 owner: r.u64()?,
@@ -749,6 +765,10 @@ mod tests {
                 ls: ls.clone(),
                 lkid: 1,
                 flags: 0,
+            },
+            PeerMsg::Timeout {
+                ls: ls.clone(),
+                lkid: 9,
             },
             PeerMsg::CloseOwner {
                 ls: ls.clone(),

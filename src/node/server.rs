@@ -257,8 +257,14 @@ pub fn handle_request(
             lvb,
             user,
             tid,
-        } => node
-            .lock(
+            parent,
+            timeout_cs,
+        } => {
+            if flags & crate::types::lkf::TIMEOUT != 0 {
+                // A timeout counts from this moment, not from the last tick.
+                node.advance_clock(crate::sys::monotonic_ms());
+            }
+            node.lock(
                 owner,
                 LockArgs {
                     mode,
@@ -268,9 +274,12 @@ pub fn handle_request(
                     lvb,
                     user,
                     tid,
+                    parent,
+                    timeout_cs,
                 },
             )
-            .map(u64::from),
+            .map(u64::from)
+        }
         Request::Unlock {
             lkid,
             flags,
