@@ -188,6 +188,9 @@ RUNDIR=$(mktemp -d "${TMPDIR:-/tmp}/udlm-run.XXXXXX") || die "mktemp failed"
 export DLM_RUN_DIR=$RUNDIR
 export DLM_DAEMON=$LIBDIR/udlmd
 export LD_LIBRARY_PATH=$LIBLINK${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# Deadlock detection looks after 1 s instead of 5 (the node started on
+# demand inherits it; x_deadlock_* scenarios read it to size their waits).
+export UDLM_DEADLOCK_DETECT_MS=${UDLM_DEADLOCK_DETECT_MS:-1000}
 if [ "$EMBEDDED" = 1 ]; then export DLM_EMBEDDED=1; else unset DLM_EMBEDDED; fi
 [ -x "$DLM_DAEMON" ] || [ "$EMBEDDED" = 1 ] || echo "run.sh: warning: $DLM_DAEMON is not an executable" >&2
 

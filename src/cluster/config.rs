@@ -120,6 +120,9 @@ pub struct Config {
     /// A peer unreachable this long is dead; a node without a majority this
     /// long stops granting (`lease_ms`).
     pub lease_ms: u64,
+    /// A request waiting this long makes udlm look for a deadlock cycle
+    /// (`deadlock_detect_ms`; 0 turns detection off; unset: the default).
+    pub deadlock_detect_ms: Option<u64>,
     /// The file this config was read from; `None` for the built-in one.
     pub source: Option<PathBuf>,
 }
@@ -245,6 +248,7 @@ impl Config {
             peer_timeout_ms: DEFAULT_PEER_TIMEOUT_MS,
             reconnect_ms: DEFAULT_RECONNECT_MS,
             lease_ms: DEFAULT_LEASE_MS,
+            deadlock_detect_ms: None,
             source,
         }
     }
@@ -547,6 +551,7 @@ enum Setting {
     PeerTimeoutMs,
     ReconnectMs,
     LeaseMs,
+    DeadlockDetectMs,
     SelfFence,
     FenceCmd,
     TwoNode,
@@ -562,6 +567,7 @@ impl Setting {
             "peer_timeout_ms" => Setting::PeerTimeoutMs,
             "reconnect_ms" => Setting::ReconnectMs,
             "lease_ms" => Setting::LeaseMs,
+            "deadlock_detect_ms" => Setting::DeadlockDetectMs,
             "self_fence" => Setting::SelfFence,
             "fence_cmd" => Setting::FenceCmd,
             "two_node" => Setting::TwoNode,
@@ -860,6 +866,11 @@ impl<'a> Parser<'a> {
             Setting::Port => {
                 if let Some(port) = self.number(line, key, value, 1, u64::from(u16::MAX)) {
                     self.config.port = port as u16;
+                }
+            }
+            Setting::DeadlockDetectMs => {
+                if let Some(ms) = self.number(line, key, value, 0, u64::MAX / 4) {
+                    self.config.deadlock_detect_ms = Some(ms);
                 }
             }
             Setting::HeartbeatMs

@@ -39,6 +39,7 @@
 //!   master's error as its status, and is logged.
 
 pub mod configfs;
+pub mod deadlock;
 pub mod link;
 pub mod peer;
 pub mod recovery;
@@ -77,6 +78,13 @@ impl Default for NodeLimits {
     }
 }
 
+/// `UDLM_DEADLOCK_DETECT_MS`, which wins over the config (for tests).
+fn detect_ms_from_env() -> Option<u64> {
+    std::env::var("UDLM_DEADLOCK_DETECT_MS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// How long a node keeps knowing the master of a name nobody here uses
 /// (and a master its mastership of a resource without locks).
 pub const RESOURCE_GRACE_MS: u64 = 10_000;
@@ -107,6 +115,8 @@ pub struct ClusterView {
     pub self_fence_abort: bool,
     /// A fence command must succeed before a lost node's locks go.
     pub fencing: bool,
+    /// `deadlock_detect_ms` when the config sets it (0: detection off).
+    pub deadlock_detect_ms: Option<u64>,
     /// A two-node cluster whose survivor goes on alone (`two_node`).
     pub two_node: bool,
 }
@@ -212,6 +222,8 @@ struct LocalLock {
     /// (`LKF_TIMEOUT` in a `UDLM_LSFL_TIMEOUT` lockspace); the entry in
     /// [`Node::timers`] with another time is stale.
     deadline_ms: Option<u64>,
+    /// When this waiting lock next makes its node ask for a deadlock round.
+    wait_check_ms: Option<u64>,
 }
 
 /// A lock operation waiting for the directory's answer about its resource.
@@ -377,10 +389,19 @@ pub struct Node {
     membership: recovery::Membership,
     /// Who has which lockspace, for the configfs-compatible view.
     spaces: configfs::Spaces,
-    /// Lock timeouts due, by time: (deadline, lockspace, lock id). An entry
-    /// whose lock has another deadline is stale and skipped.
-    timers: std::collections::BTreeSet<(u64, Vec<u8>, u32)>,
+    /// Lock timers due, by time: (when, kind, lockspace, lock id), kind
+    /// [`TIMER_TIMEOUT`] or [`TIMER_DEADLOCK_CHECK`]. An entry whose lock
+    /// has another time for that kind is stale and skipped.
+    timers: std::collections::BTreeSet<(u64, u8, Vec<u8>, u32)>,
+    /// How long a request waits before deadlock detection looks (0: never).
+    deadlock_detect_ms: u64,
+    detector: deadlock::Detector,
 }
+
+/// Timer kinds: the end of an `LKF_TIMEOUT`...
+const TIMER_TIMEOUT: u8 = 0;
+/// ...and a request waiting long enough to look for a deadlock.
+const TIMER_DEADLOCK_CHECK: u8 = 1;
 
 /// Most pending lock timeouts of one node; a request with `LKF_TIMEOUT`
 /// beyond it is refused with ENOMEM.
@@ -425,6 +446,8 @@ impl Node {
             now_ms: 0,
             trace: std::env::var_os("UDLM_TRACE").is_some_and(|v| v == "1"),
             timers: std::collections::BTreeSet::new(),
+            deadlock_detect_ms: detect_ms_from_env().unwrap_or(deadlock::DEFAULT_DETECT_MS),
+            detector: deadlock::Detector::default(),
             membership: recovery::Membership::new(
                 node_id,
                 crate::cluster::config::DEFAULT_LEASE_MS,
@@ -443,6 +466,9 @@ impl Node {
         }
         self.membership.self_fence_abort = cluster.self_fence_abort;
         self.membership.fencing = cluster.fencing;
+        if let (Some(ms), None) = (cluster.deadlock_detect_ms, detect_ms_from_env()) {
+            self.deadlock_detect_ms = ms;
+        }
         let multi = cluster.nodes.len() > 1;
         self.cluster = cluster;
         self.peers = Some(peers);
@@ -454,6 +480,9 @@ impl Node {
     /// Sets where names are mastered and how the cluster is described,
     /// without peers (a one-node cluster).
     pub fn set_view(&mut self, cluster: ClusterView) {
+        if let (Some(ms), None) = (cluster.deadlock_detect_ms, detect_ms_from_env()) {
+            self.deadlock_detect_ms = ms;
+        }
         self.cluster = cluster;
     }
 
@@ -727,9 +756,20 @@ impl Node {
         };
         if let Ok(id) = r {
             let deadline = timed.then(|| self.now_ms + a.timeout_cs.min(MAX_TIMEOUT_CS) * 10);
-            self.set_deadline(&ls_name, id, deadline);
+            self.set_timer(TIMER_TIMEOUT, &ls_name, id, deadline);
         }
         self.flush(&ls_name);
+        if let Ok(id) = r {
+            if self.deadlock_detect_ms > 0
+                && flags & lkf::ORPHAN == 0
+                && self.timers.len() < MAX_TIMERS
+            {
+                let check = self
+                    .lock_waits(&ls_name, id)
+                    .then(|| self.now_ms + self.deadlock_detect_ms);
+                self.set_timer(TIMER_DEADLOCK_CHECK, &ls_name, id, check);
+            }
+        }
         r
     }
 
@@ -742,7 +782,8 @@ impl Node {
     // waiting lock itself when it masters the resource and else asks the
     // master; a grant that wins the race is kept.
 
-    fn set_deadline(&mut self, ls_name: &[u8], id: u32, deadline: Option<u64>) {
+    /// Sets (or with None clears) lock `id`'s timer of `kind`.
+    fn set_timer(&mut self, kind: u8, ls_name: &[u8], id: u32, when: Option<u64>) {
         let Some(l) = self
             .lockspaces
             .get_mut(ls_name)
@@ -750,23 +791,55 @@ impl Node {
         else {
             return;
         };
-        if let Some(old) = l.deadline_ms.take() {
-            self.timers.remove(&(old, ls_name.to_vec(), id));
+        let slot = if kind == TIMER_TIMEOUT {
+            &mut l.deadline_ms
+        } else {
+            &mut l.wait_check_ms
+        };
+        if let Some(old) = slot.take() {
+            self.timers.remove(&(old, kind, ls_name.to_vec(), id));
         }
-        if let Some(d) = deadline {
-            l.deadline_ms = Some(d);
-            self.timers.insert((d, ls_name.to_vec(), id));
+        if let Some(t) = when {
+            *slot = Some(t);
+            self.timers.insert((t, kind, ls_name.to_vec(), id));
         }
     }
 
-    /// Drops timer entries whose lock is gone or has another deadline.
+    /// Lock `id`'s deadlock check came due: if it still waits, ask for a
+    /// round, and look again after as long.
+    fn deadlock_check_due(&mut self, ls_name: &[u8], id: u32, due: u64) {
+        let current = self
+            .lockspaces
+            .get_mut(ls_name)
+            .and_then(|ls| ls.locks.get_mut(&id))
+            .is_some_and(|l| l.wait_check_ms == Some(due));
+        if !current {
+            return;
+        }
+        if !self.lock_waits(ls_name, id) || self.deadlock_detect_ms == 0 {
+            self.set_timer(TIMER_DEADLOCK_CHECK, ls_name, id, None);
+            return;
+        }
+        self.ask_for_round(ls_name);
+        let next = self.now_ms + self.deadlock_detect_ms;
+        self.set_timer(TIMER_DEADLOCK_CHECK, ls_name, id, Some(next));
+    }
+
+    /// Drops timer entries whose lock is gone or has another time.
     fn prune_timers(&mut self) {
         let lockspaces = &self.lockspaces;
-        self.timers.retain(|(d, ls, id)| {
+        self.timers.retain(|(t, kind, ls, id)| {
             lockspaces
                 .get(ls)
                 .and_then(|l| l.locks.get(id))
-                .is_some_and(|l| l.deadline_ms == Some(*d))
+                .is_some_and(|l| {
+                    let slot = if *kind == TIMER_TIMEOUT {
+                        l.deadline_ms
+                    } else {
+                        l.wait_check_ms
+                    };
+                    slot == Some(*t)
+                })
         });
     }
 
@@ -777,7 +850,11 @@ impl Node {
             if first.0 > now {
                 break;
             }
-            let (deadline, ls_name, id) = self.timers.pop_first().expect("a timer");
+            let (deadline, kind, ls_name, id) = self.timers.pop_first().expect("a timer");
+            if kind == TIMER_DEADLOCK_CHECK {
+                self.deadlock_check_due(&ls_name, id, deadline);
+                continue;
+            }
             let Some(ls) = self.lockspaces.get_mut(&ls_name) else {
                 continue;
             };
@@ -811,7 +888,7 @@ impl Node {
                     }
                     let retry = now + TIMEOUT_RETRY_MS;
                     l.deadline_ms = Some(retry);
-                    self.timers.insert((retry, ls_name.clone(), id));
+                    self.timers.insert((retry, TIMER_TIMEOUT, ls_name.clone(), id));
                     self.send(
                         m,
                         PeerMsg::Timeout {
@@ -879,6 +956,7 @@ impl Node {
             cancelling: false,
             lvb: None,
             deadline_ms: None,
+            wait_check_ms: None,
         };
         ls.locks.insert(id, lock);
         *ls.name_refs.entry(name).or_insert(0) += 1;
@@ -1356,6 +1434,10 @@ impl Node {
         if !self.admit(from, payload) {
             return;
         }
+        if Self::is_deadlock_message(&msg) {
+            self.deadlock_message(from, msg);
+            return;
+        }
         let ls_name = msg.lockspace().to_vec();
         if !self.lockspaces.contains_key(&ls_name) {
             if self.lockspaces.len() >= self.limits.max_lockspaces {
@@ -1705,6 +1787,12 @@ impl Node {
             | PeerMsg::Leave
             | PeerMsg::DirRecord { .. }
             | PeerMsg::DirHint { .. }
+            | PeerMsg::DlAsk { .. }
+            | PeerMsg::DlCollect { .. }
+            | PeerMsg::DlEdges { .. }
+            | PeerMsg::DlConfirm { .. }
+            | PeerMsg::DlConfirmed { .. }
+            | PeerMsg::DlVictim { .. }
             | PeerMsg::RecLock { .. } => {}
         }
     }
@@ -1901,6 +1989,7 @@ impl Node {
         if !self.operations_blocked() {
             self.expire_timers();
         }
+        self.deadlock_tick();
         if self.cluster.nodes.len() <= 1 {
             return;
         }

@@ -18,6 +18,22 @@ use crate::types::{Lvb, LOCKSPACE_LEN, LVB_LEN, RESNAME_MAXLEN};
 /// Largest encoded peer message.
 pub const MAX_PEER_MESSAGE: usize = 512;
 
+/// Most wait-for edges in one `DlEdges` message.
+pub const MAX_EDGES_PER_MESSAGE: usize = 8;
+
+/// One wait-for edge as a master reports it to the deadlock detector
+/// (node/deadlock.rs): lock ids are the master's, owners are global
+/// (node and handle, see `global_owner`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EdgeWire {
+    pub waiter: u32,
+    pub waiter_owner: u64,
+    pub waiter_stamp: u64,
+    pub blocker: u32,
+    pub blocker_owner: u64,
+    pub blocker_stamp: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PeerMsg {
     /// Who masters `name`? Sent to the name's directory node.
@@ -70,6 +86,43 @@ pub enum PeerMsg {
     Timeout {
         ls: Vec<u8>,
         lkid: u32,
+    },
+    /// Deadlock detection (node/deadlock.rs): a lock of the sender has
+    /// waited long in `ls`; the detector (lowest member) runs a round.
+    DlAsk {
+        ls: Vec<u8>,
+    },
+    /// Detector to every member: report your wait-for edges of `ls`.
+    DlCollect {
+        ls: Vec<u8>,
+        round: u64,
+    },
+    /// A member's edges, in pieces; `last` ends its report.
+    DlEdges {
+        ls: Vec<u8>,
+        round: u64,
+        edges: Vec<EdgeWire>,
+        last: bool,
+    },
+    /// Detector to a master: does edge `index` of the cycle still hold?
+    DlConfirm {
+        ls: Vec<u8>,
+        round: u64,
+        index: u32,
+        edge: EdgeWire,
+    },
+    DlConfirmed {
+        ls: Vec<u8>,
+        round: u64,
+        index: u32,
+        ok: bool,
+    },
+    /// Detector to the victim's master: end the waiter of `edge` with
+    /// EDEADLK if the edge still holds.
+    DlVictim {
+        ls: Vec<u8>,
+        round: u64,
+        edge: EdgeWire,
     },
     /// The requester's handle `owner` closed.
     CloseOwner {
@@ -219,6 +272,14 @@ impl W {
             self.u32(id);
         }
     }
+    fn edge(&mut self, e: &EdgeWire) {
+        self.u32(e.waiter);
+        self.u64(e.waiter_owner);
+        self.u64(e.waiter_stamp);
+        self.u32(e.blocker);
+        self.u64(e.blocker_owner);
+        self.u64(e.blocker_stamp);
+    }
     fn lvb(&mut self, l: &Option<Lvb>) {
         match l {
             Some(v) => {
@@ -272,6 +333,16 @@ impl<'a> R<'a> {
         Ok(self.take(n)?.to_vec())
     }
     /// A sorted list of distinct node ids, at most [`MAX_MEMBERS`].
+    fn edge(&mut self) -> Result<EdgeWire, BadMessage> {
+        Ok(EdgeWire {
+            waiter: self.u32()?,
+            waiter_owner: self.u64()?,
+            waiter_stamp: self.u64()?,
+            blocker: self.u32()?,
+            blocker_owner: self.u64()?,
+            blocker_stamp: self.u64()?,
+        })
+    }
     fn members(&mut self) -> Result<Vec<u32>, BadMessage> {
         let n = self.u8()? as usize;
         if n > MAX_MEMBERS {
@@ -318,6 +389,12 @@ impl PeerMsg {
             | PeerMsg::Unlock { ls, .. }
             | PeerMsg::DeadlockCancel { ls, .. }
             | PeerMsg::Timeout { ls, .. }
+            | PeerMsg::DlAsk { ls }
+            | PeerMsg::DlCollect { ls, .. }
+            | PeerMsg::DlEdges { ls, .. }
+            | PeerMsg::DlConfirm { ls, .. }
+            | PeerMsg::DlConfirmed { ls, .. }
+            | PeerMsg::DlVictim { ls, .. }
             | PeerMsg::CloseOwner { ls, .. }
             | PeerMsg::OwnerClosed { ls, .. }
             | PeerMsg::Adopt { ls, .. }
@@ -416,6 +493,61 @@ impl PeerMsg {
                 w.u8(24);
                 w.name(ls);
                 w.u32(*lkid);
+            }
+            PeerMsg::DlAsk { ls } => {
+                w.u8(25);
+                w.name(ls);
+            }
+            PeerMsg::DlCollect { ls, round } => {
+                w.u8(26);
+                w.name(ls);
+                w.u64(*round);
+            }
+            PeerMsg::DlEdges {
+                ls,
+                round,
+                edges,
+                last,
+            } => {
+                debug_assert!(edges.len() <= MAX_EDGES_PER_MESSAGE);
+                w.u8(27);
+                w.name(ls);
+                w.u64(*round);
+                w.u8(*last as u8);
+                w.u8(edges.len().min(MAX_EDGES_PER_MESSAGE) as u8);
+                for e in edges.iter().take(MAX_EDGES_PER_MESSAGE) {
+                    w.edge(e);
+                }
+            }
+            PeerMsg::DlConfirm {
+                ls,
+                round,
+                index,
+                edge,
+            } => {
+                w.u8(28);
+                w.name(ls);
+                w.u64(*round);
+                w.u32(*index);
+                w.edge(edge);
+            }
+            PeerMsg::DlConfirmed {
+                ls,
+                round,
+                index,
+                ok,
+            } => {
+                w.u8(29);
+                w.name(ls);
+                w.u64(*round);
+                w.u32(*index);
+                w.u8(*ok as u8);
+            }
+            PeerMsg::DlVictim { ls, round, edge } => {
+                w.u8(30);
+                w.name(ls);
+                w.u64(*round);
+                w.edge(edge);
             }
             PeerMsg::CloseOwner { ls, owner } => {
                 w.u8(7);
@@ -629,6 +761,46 @@ impl PeerMsg {
                 ls,
                 lkid: r.u32()?,
             },
+            25 => PeerMsg::DlAsk { ls },
+            26 => PeerMsg::DlCollect {
+                ls,
+                round: r.u64()?,
+            },
+            27 => {
+                let round = r.u64()?;
+                let last = r.bool()?;
+                let n = r.u8()? as usize;
+                if n > MAX_EDGES_PER_MESSAGE {
+                    return Err(BadMessage("too many edges"));
+                }
+                let mut edges = Vec::with_capacity(n);
+                for _ in 0..n {
+                    edges.push(r.edge()?);
+                }
+                PeerMsg::DlEdges {
+                    ls,
+                    round,
+                    edges,
+                    last,
+                }
+            }
+            28 => PeerMsg::DlConfirm {
+                ls,
+                round: r.u64()?,
+                index: r.u32()?,
+                edge: r.edge()?,
+            },
+            29 => PeerMsg::DlConfirmed {
+                ls,
+                round: r.u64()?,
+                index: r.u32()?,
+                ok: r.bool()?,
+            },
+            30 => PeerMsg::DlVictim {
+                ls,
+                round: r.u64()?,
+                edge: r.edge()?,
+            },
             22 => PeerMsg::OwnerClosed {
                 ls,
                 owner: r.u64()?,
@@ -722,6 +894,17 @@ impl PeerMsg {
 mod tests {
     use super::*;
 
+    fn edge_sample() -> EdgeWire {
+        EdgeWire {
+            waiter: 1,
+            waiter_owner: u64::MAX,
+            waiter_stamp: 3,
+            blocker: u32::MAX,
+            blocker_owner: 5,
+            blocker_stamp: u64::MAX,
+        }
+    }
+
     fn samples() -> Vec<PeerMsg> {
         let ls = b"ls".to_vec();
         vec![
@@ -769,6 +952,40 @@ mod tests {
             PeerMsg::Timeout {
                 ls: ls.clone(),
                 lkid: 9,
+            },
+            PeerMsg::DlAsk { ls: ls.clone() },
+            PeerMsg::DlCollect {
+                ls: ls.clone(),
+                round: 3,
+            },
+            PeerMsg::DlEdges {
+                ls: ls.clone(),
+                round: 3,
+                edges: vec![],
+                last: true,
+            },
+            PeerMsg::DlEdges {
+                ls: vec![b'l'; LOCKSPACE_LEN],
+                round: u64::MAX,
+                edges: vec![edge_sample(); MAX_EDGES_PER_MESSAGE],
+                last: false,
+            },
+            PeerMsg::DlConfirm {
+                ls: ls.clone(),
+                round: 4,
+                index: 2,
+                edge: edge_sample(),
+            },
+            PeerMsg::DlConfirmed {
+                ls: ls.clone(),
+                round: 4,
+                index: 2,
+                ok: true,
+            },
+            PeerMsg::DlVictim {
+                ls: ls.clone(),
+                round: 4,
+                edge: edge_sample(),
             },
             PeerMsg::CloseOwner {
                 ls: ls.clone(),
