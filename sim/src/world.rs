@@ -21,6 +21,9 @@ use udlm::node::sink::EventSink;
 use udlm::node::{ClusterView, LockArgs, Node, NodeLimits, PeerLink};
 use udlm::proto::{Callback, UserArgs, CALLBACK_LEN};
 use udlm::sys::{self, PeerCreds};
+use udlm::engine::QueueKind;
+use udlm::node::deadlock::{global_owner, owner_parts};
+use udlm::node::peer::PeerMsg;
 use udlm::types::{lkf, sbf, Errno, Mode, Owner, Status};
 
 pub const LOCKSPACES: [&[u8]; 2] = [b"ls0", b"ls1"];
@@ -498,6 +501,70 @@ pub struct Sim {
     ctx: EventCtx,
     fences_pending: BTreeSet<u32>,
     stats: BTreeMap<&'static str, u64>,
+    /// Every lock of every node's engines just before the last call that
+    /// could end a deadlock search (node, lockspace, lock id): the global
+    /// view the no-false-deadlock check compares a cycle with.
+    wait_snapshot: Option<Snapshot>,
+    /// Cycles found, by (detector, lockspace, round), with the view of
+    /// their search, until confirmed.
+    deadlock_found: HashMap<(u32, Vec<u8>, u64), (Vec<(u32, udlm::node::peer::EdgeWire)>, usize, Snapshot)>,
+    /// EDEADLK completions that verified deadlock cycles allow, per (node,
+    /// handle owner id).
+    deadlock_allowed: HashMap<(u32, u64), u32>,
+}
+
+/// Why `cycle` is not a cycle of waits in the global state `snap`, if so.
+fn false_deadlock(
+    ls: &[u8],
+    cycle: &[(u32, udlm::node::peer::EdgeWire)],
+    snap: &Snapshot,
+) -> Option<String> {
+    let k = cycle.len();
+    if k < 2 {
+        return Some("a cycle of fewer than two edges".into());
+    }
+    let owners: BTreeSet<u64> = cycle.iter().map(|(_, e)| e.waiter_owner).collect();
+    if owners.len() != k {
+        return Some("an owner waits twice in the cycle".into());
+    }
+    for (i, (m, e)) in cycle.iter().enumerate() {
+        if e.blocker_owner != cycle[(i + 1) % k].1.waiter_owner {
+            return Some(format!("edge {i} does not lead to edge {}", (i + 1) % k));
+        }
+        let w = snap.get(&(*m, ls.to_vec(), e.waiter));
+        let b = snap.get(&(*m, ls.to_vec(), e.blocker));
+        let ok = match (w, b) {
+            (Some(w), Some(b)) => {
+                w.owner == e.waiter_owner
+                    && b.owner == e.blocker_owner
+                    && matches!(w.queue, QueueKind::Converting | QueueKind::Waiting)
+                    && match (b.granted, w.requested) {
+                        (Some(g), Some(r)) => !g.compatible(r),
+                        _ => false,
+                    }
+            }
+            _ => false,
+        };
+        if !ok {
+            return Some(format!(
+                "edge {i} (n{m} lock {} waits for lock {}) is not in the global state",
+                e.waiter, e.blocker
+            ));
+        }
+    }
+    None
+}
+
+/// Every lock of every engine: (node, lockspace, lock id) → what it is.
+type Snapshot = HashMap<(u32, Vec<u8>, u32), SnapLock>;
+
+/// One lock in [`Sim::wait_snapshot`].
+#[derive(Clone)]
+struct SnapLock {
+    owner: u64,
+    queue: QueueKind,
+    granted: Option<Mode>,
+    requested: Option<Mode>,
 }
 
 impl Sim {
@@ -568,6 +635,9 @@ impl Sim {
             ctx: EventCtx::default(),
             fences_pending: BTreeSet::new(),
             stats: BTreeMap::new(),
+            wait_snapshot: None,
+            deadlock_found: HashMap::new(),
+            deadlock_allowed: HashMap::new(),
             opts,
         };
         if faults {
@@ -687,6 +757,7 @@ impl Sim {
         let up = Arc::new(Mutex::new(BTreeSet::new()));
         self.slots[(id - 1) as usize].up = Arc::clone(&up);
         let mut node = Node::new(id, NodeLimits::default());
+        node.record_deadlock_searches();
         node.set_cluster(
             self.view(),
             Arc::new(Wire {
@@ -914,10 +985,91 @@ impl Sim {
         self.after_step();
     }
 
+    fn take_wait_snapshot(&mut self) {
+        let mut snap = HashMap::new();
+        for id in 1..=self.n as u32 {
+            let Some(node) = self.node_ref(id) else {
+                continue;
+            };
+            for ls in node.lockspace_names_with_state() {
+                let Some(engine) = node.lockspace_engine(&ls) else {
+                    continue;
+                };
+                for r in engine.resources() {
+                    for l in r.granted.iter().chain(&r.converting).chain(&r.waiting) {
+                        snap.insert(
+                            (id, ls.clone(), l.lkid.0),
+                            SnapLock {
+                                owner: global_owner(id, l.owner),
+                                queue: l.queue,
+                                granted: l.granted,
+                                requested: l.requested,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        self.wait_snapshot = Some(snap);
+    }
+
+    /// No false deadlock: a cycle node `id`'s detector found and then
+    /// confirmed must be a cycle of the global state just before the call
+    /// in which it was found (the protocol's claim, node/deadlock.rs). A
+    /// verified cycle allows one EDEADLK for its victim's handle.
+    fn check_deadlock_searches(&mut self, id: u32) {
+        use udlm::node::deadlock::DeadlockEvent;
+        let events = self
+            .call(id, |n| n.take_deadlock_searches())
+            .unwrap_or_default();
+        // A view serves only the call it was taken for.
+        let view = self.wait_snapshot.take();
+        for ev in events {
+            match ev {
+                DeadlockEvent::Found {
+                    ls,
+                    round,
+                    cycle,
+                    victim,
+                } => {
+                    self.stat("deadlock cycles found");
+                    let Some(snap) = view.clone() else {
+                        self.fail(format!("n{id} found a deadlock cycle with no view to check it"));
+                        return;
+                    };
+                    if self.deadlock_found.len() > 1000 {
+                        self.deadlock_found.clear();
+                    }
+                    self.deadlock_found
+                        .insert((id, ls, round), (cycle, victim, snap));
+                }
+                DeadlockEvent::Confirmed { ls, round } => {
+                    let Some((cycle, victim, snap)) = self.deadlock_found.remove(&(id, ls.clone(), round))
+                    else {
+                        self.fail(format!("n{id} confirmed a deadlock cycle it never found"));
+                        return;
+                    };
+                    self.stat("deadlock cycles confirmed");
+                    if let Some(why) = false_deadlock(&ls, &cycle, &snap) {
+                        self.fail(format!("n{id}: false deadlock: {why}"));
+                        return;
+                    }
+                    let (node, handle) = owner_parts(cycle[victim].1.waiter_owner);
+                    *self.deadlock_allowed.entry((node, handle)).or_insert(0) += 1;
+                }
+            }
+        }
+    }
+
     fn do_tick(&mut self, id: u32) {
         let local = self.local_ms(id);
         self.tr(|| format!("tick n{id} (local clock {local} ms)"));
+        // A tick may run a whole deadlock round alone (one member).
+        if self.node_ref(id).is_some_and(|n| n.is_deadlock_detector_alone()) {
+            self.take_wait_snapshot();
+        }
         self.call(id, |n| n.tick(local));
+        self.check_deadlock_searches(id);
         // In a quiet spell with every node up, ticks are sparse (they only
         // age idle masters); they are back to their pace before it ends.
         let quiet = self.now < self.lull_until && self.all_connected();
@@ -968,7 +1120,17 @@ impl Sim {
             self.tr(|| format!("deliver n{from} -> n{to}: {text}"));
         }
         self.stat("messages");
+        // The last report of a deadlock round starts the search: the state
+        // of this moment is what the cycle must be found in.
+        let report = matches!(
+            PeerMsg::decode(&m.payload),
+            Ok(PeerMsg::DlEdges { last: true, .. })
+        );
+        if report {
+            self.take_wait_snapshot();
+        }
         self.call(to, |n| n.on_peer_message(from, &m.payload));
+        self.check_deadlock_searches(to);
     }
 
     /// Moves what nodes sent onto the links.
@@ -1659,6 +1821,17 @@ impl Sim {
                 self.op_failed(li, conv);
             }
             EDEADLK => {
+                let handle = l.handle.map(|h| self.handles[h].owner.0);
+                let allowed = handle
+                    .and_then(|h| self.deadlock_allowed.get_mut(&(l.node, h)))
+                    .filter(|n| **n > 0);
+                if let Some(n) = allowed {
+                    // The victim of a verified deadlock cycle.
+                    *n -= 1;
+                    self.stat("deadlock victims");
+                    self.op_failed(li, conv);
+                    return;
+                }
                 if !conv || pflags & (lkf::CONVDEADLK | lkf::NOQUEUE) != 0 {
                     self.fail(format!(
                         "{who}: EDEADLK for a {} with flags {}",
@@ -2769,8 +2942,13 @@ impl Sim {
         self.slots.iter().all(|s| {
             s.notes.is_empty()
                 && s.node.as_ref().is_some_and(|n| !n.operations_blocked())
-        }) && self.links.iter().all(|l| l.is_empty())
-            && self.cut.iter().all(|&c| c == 0)
+        }) && self.links.iter().all(|l| {
+            // Deadlock rounds go on while someone waits (every
+            // deadlock_detect_ms): they are not movement.
+            l.iter().all(|m| {
+                PeerMsg::decode(&m.payload).is_ok_and(|p| Node::is_deadlock_message(&p))
+            })
+        }) && self.cut.iter().all(|&c| c == 0)
             && self.actions.is_empty()
     }
 

@@ -577,6 +577,12 @@ impl Engine {
         lk.sb_flags = 0;
         lk.cancel_status = Some(status);
         self.cancel_lock(l);
+        // Unlike a program's cancel, this one leaves no trace: the lock (a
+        // conversion's, still granted) may be cancelled or converted again
+        // as if its conversion had been refused.
+        if let Some(Some(lk)) = self.locks.get_mut(l as usize) {
+            lk.flags &= !lkf::CANCEL;
+        }
         true
     }
 

@@ -75,10 +75,34 @@ pub(super) struct Detector {
     asked_ms: HashMap<Vec<u8>, u64>,
     /// Deadlocks broken here, for status reports.
     pub victims: u64,
+    /// Cycles found and confirmed here, kept for the simulator's check
+    /// when it asked.
+    searches: Option<Vec<DeadlockEvent>>,
+}
+
+/// What the detector did, for the simulator: a cycle found by a search,
+/// and later (if every edge holds) its confirmation. A confirmed cycle must
+/// be one of the global state at the time of the search (module doc: each
+/// confirmed edge held from its report, before the search, to its
+/// confirmation, after it).
+#[derive(Clone, Debug)]
+pub enum DeadlockEvent {
+    Found {
+        ls: Vec<u8>,
+        round: u64,
+        /// The cycle's edges in order, each with the node that masters it.
+        cycle: Vec<(u32, EdgeWire)>,
+        /// The edge whose waiter is the victim.
+        victim: usize,
+    },
+    Confirmed {
+        ls: Vec<u8>,
+        round: u64,
+    },
 }
 
 /// The cluster-wide name of an engine owner on master `me`.
-pub(super) fn global_owner(me: u32, o: Owner) -> u64 {
+pub fn global_owner(me: u32, o: Owner) -> u64 {
     if is_local_owner(o) {
         remote_owner(me, o.0).0
     } else {
@@ -86,13 +110,16 @@ pub(super) fn global_owner(me: u32, o: Owner) -> u64 {
     }
 }
 
+/// The node and handle id of a cluster-wide owner name.
+pub fn owner_parts(g: u64) -> (u32, u64) {
+    (((g >> 40) & ((1 << 23) - 1)) as u32, g & ((1 << 40) - 1))
+}
+
 /// The engine owner on master `me` of a cluster-wide owner name.
 fn engine_owner(me: u32, g: u64) -> Owner {
-    let node = ((g >> 40) & ((1 << 23) - 1)) as u32;
-    if node == me {
-        Owner(g & ((1 << 40) - 1))
-    } else {
-        Owner(g)
+    match owner_parts(g) {
+        (node, handle) if node == me => Owner(handle),
+        _ => Owner(g),
     }
 }
 
@@ -223,7 +250,7 @@ impl Node {
     }
 
     /// Whether `msg` belongs to deadlock detection.
-    pub(super) fn is_deadlock_message(msg: &PeerMsg) -> bool {
+    pub fn is_deadlock_message(msg: &PeerMsg) -> bool {
         matches!(
             msg,
             PeerMsg::DlAsk { .. }
@@ -358,6 +385,12 @@ impl Node {
                 if pending.is_empty() {
                     let (master, edge) = cycle[*victim];
                     self.detector.rounds.remove(&ls);
+                    if let Some(log) = self.detector.searches.as_mut() {
+                        log.push(DeadlockEvent::Confirmed {
+                            ls: ls.clone(),
+                            round,
+                        });
+                    }
                     self.dl_send(master, PeerMsg::DlVictim { ls, round, edge });
                 }
             }
@@ -394,6 +427,14 @@ impl Node {
             .expect("a cycle has edges");
         let id = r.id;
         r.edges = Vec::new();
+        if let Some(log) = self.detector.searches.as_mut() {
+            log.push(DeadlockEvent::Found {
+                ls: ls.to_vec(),
+                round: id,
+                cycle: cycle.clone(),
+                victim,
+            });
+        }
         r.confirming = Some((cycle.clone(), (0..cycle.len() as u32).collect(), victim));
         for (i, (master, edge)) in cycle.into_iter().enumerate() {
             self.dl_send(
@@ -406,6 +447,26 @@ impl Node {
                 },
             );
         }
+    }
+
+    /// Whether this node would run a deadlock round all by itself (it is
+    /// the only member), within one call.
+    pub fn is_deadlock_detector_alone(&self) -> bool {
+        self.live_members() == [self.node_id]
+    }
+
+    /// Keeps every cycle found from now on for [`Node::take_deadlock_searches`]
+    /// (the simulator checks each against its global view).
+    pub fn record_deadlock_searches(&mut self) {
+        self.detector.searches.get_or_insert_with(Vec::new);
+    }
+
+    pub fn take_deadlock_searches(&mut self) -> Vec<DeadlockEvent> {
+        self.detector
+            .searches
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// Whether this node's lock `id` in `ls` still waits for a grant.

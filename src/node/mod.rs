@@ -1154,7 +1154,10 @@ impl Node {
         ids.sort_unstable();
         for id in ids {
             let l = &ls.locks[&id];
-            if l.name.as_bytes() != a.name {
+            // Orphans mastered here were the engine's to find above (its
+            // mode is the true one: a conversion may have been granted
+            // silently while the handle closed).
+            if l.name.as_bytes() != a.name || matches!(l.master, Master::Local(_)) {
                 continue;
             }
             if l.grmode as i32 != a.mode as i32 {
@@ -1178,8 +1181,11 @@ impl Node {
         l.flags = flags;
         l.pid = a.tid;
         // The master cancelled whatever was pending when it orphaned the
-        // lock: an orphan is simply granted.
+        // lock: an orphan is simply granted, with nothing to send again
+        // after a recovery.
         l.state = RemoteState::Granted;
+        l.convert = None;
+        l.cancelling = false;
         if let Master::Remote(m) = l.master {
             let msg = PeerMsg::Adopt {
                 ls: ls_name.to_vec(),
@@ -2301,6 +2307,14 @@ impl Node {
     }
 
     /// Names of the lockspaces that exist on this node.
+    /// Every lockspace this node keeps state for, opened here or not (a
+    /// node masters resources of lockspaces only others use).
+    pub fn lockspace_names_with_state(&self) -> Vec<Vec<u8>> {
+        let mut v: Vec<Vec<u8>> = self.lockspaces.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
     pub fn lockspace_names(&self) -> Vec<Vec<u8>> {
         let mut v: Vec<Vec<u8>> = self
             .lockspaces
