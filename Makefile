@@ -34,7 +34,7 @@ PC_VERSION ?= 4.0.0
 MAN_PAGES := $(sort $(wildcard man/man3/*.3 man/man5/*.5 man/man8/*.8))
 INSTALLED_FILES = $(LIBDIR)/libdlm.so.3.0 $(LIBDIR)/libdlm.so.3 $(LIBDIR)/libdlm.so \
   $(LIBDIR)/libdlm_lt.so.3.0 $(LIBDIR)/libdlm_lt.so.3 $(LIBDIR)/libdlm_lt.so \
-  $(INCLUDEDIR)/libdlm.h $(PKGCONFIGDIR)/libdlm.pc $(PKGCONFIGDIR)/libdlm_lt.pc \
+  $(INCLUDEDIR)/libdlm.h $(INCLUDEDIR)/udlm.h $(PKGCONFIGDIR)/libdlm.pc $(PKGCONFIGDIR)/libdlm_lt.pc \
   $(SBINDIR)/udlmd $(BINDIR)/udlm $(SYSTEMDUNITDIR)/udlmd.service \
   $(patsubst man/%,$(MANDIR)/%,$(MAN_PAGES))
 # libdir and includedir in the .pc files, relative to ${prefix} when inside it.
@@ -111,6 +111,7 @@ install:
 	  ln -sfn $$l.so.3 '$(DESTDIR)$(LIBDIR)'/$$l.so || exit 1; \
 	done
 	$(INSTALL) -m 0644 include/libdlm.h '$(DESTDIR)$(INCLUDEDIR)/libdlm.h'
+	$(INSTALL) -m 0644 include/udlm.h '$(DESTDIR)$(INCLUDEDIR)/udlm.h'
 	sed $(PC_SUBST) pkgconfig/libdlm.pc.in > '$(DESTDIR)$(PKGCONFIGDIR)/libdlm.pc'
 	sed $(PC_SUBST) pkgconfig/libdlm_lt.pc.in > '$(DESTDIR)$(PKGCONFIGDIR)/libdlm_lt.pc'
 	chmod 0644 '$(DESTDIR)$(PKGCONFIGDIR)/libdlm.pc' '$(DESTDIR)$(PKGCONFIGDIR)/libdlm_lt.pc'

@@ -1405,9 +1405,15 @@ mod tests {
     fn every_udlm_setting() {
         let text = with_nodes(
             "cluster_name=prod-1.a_b\nkey_file=/etc/udlm/key\nport=4000\n\
-             heartbeat_ms=250\npeer_timeout_ms=3000\nreconnect_ms=50\nlease_ms=7000\n",
+             heartbeat_ms=250\npeer_timeout_ms=3000\nreconnect_ms=50\nlease_ms=7000\n\
+             deadlock_detect_ms=250\n",
         );
         let (config, warnings) = parse_ok(&text);
+        assert_eq!(config.deadlock_detect_ms, Some(250));
+        let (off, _) = parse_ok(&with_nodes("deadlock_detect_ms=0\n"));
+        assert_eq!(off.deadlock_detect_ms, Some(0));
+        let (unset, _) = parse_ok(&with_nodes(""));
+        assert_eq!(unset.deadlock_detect_ms, None);
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(config.cluster_name, "prod-1.a_b");
         assert_eq!(config.key_file.as_deref(), Some(Path::new("/etc/udlm/key")));
