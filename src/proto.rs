@@ -79,6 +79,14 @@ pub enum Request {
     },
     /// Close this handle (its locks are released or orphaned).
     Close,
+    /// The query call (`udlm_query_*`): the resource `name`, or with
+    /// `lkid` non-zero the resource of that lock of this handle. Answered
+    /// like a [`Request::Query`]: the length, then the bytes of a
+    /// `node::inspect::ResourceView`.
+    Inspect {
+        lkid: u32,
+        name: Vec<u8>,
+    },
     /// First packet of a query link: a read-only question for `udlm`.
     Query {
         version: u32,
@@ -132,6 +140,7 @@ const T_PURGE: u8 = 6;
 const T_RELEASE: u8 = 7;
 const T_CLOSE: u8 = 8;
 const T_QUERY: u8 = 9;
+const T_INSPECT: u8 = 10;
 
 /// Decoding failure: the packet is not a valid message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -286,6 +295,11 @@ impl Request {
                 w
             }
             Request::Close => Writer::new(T_CLOSE),
+            Request::Inspect { lkid, name } => {
+                let mut w = Writer::new(T_INSPECT);
+                w.u32(*lkid).bytes(name);
+                w
+            }
             Request::Query { version, query } => {
                 let mut w = Writer::new(T_QUERY);
                 w.u32(*version);
@@ -367,6 +381,10 @@ impl Request {
             },
             T_RELEASE => Request::Release { force: r.u32()? },
             T_CLOSE => Request::Close,
+            T_INSPECT => Request::Inspect {
+                lkid: r.u32()?,
+                name: r.bytes(RESNAME_MAXLEN)?,
+            },
             T_QUERY => {
                 let version = r.u32()?;
                 let query = match r.u8()? {
@@ -502,6 +520,14 @@ mod tests {
                 lksb: 8,
             },
             Request::DeadlockCancel { lkid: 1, flags: 0 },
+            Request::Inspect {
+                lkid: 0,
+                name: vec![b'r'; 64],
+            },
+            Request::Inspect {
+                lkid: 7,
+                name: vec![],
+            },
             Request::Purge {
                 nodeid: 0,
                 pid: 5,

@@ -17,13 +17,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
+use udlm::engine::QueueKind;
+use udlm::node::deadlock::{global_owner, owner_parts};
+use udlm::node::peer::PeerMsg;
 use udlm::node::sink::EventSink;
 use udlm::node::{ClusterView, LockArgs, Node, NodeLimits, PeerLink};
 use udlm::proto::{Callback, UserArgs, CALLBACK_LEN};
 use udlm::sys::{self, PeerCreds};
-use udlm::engine::QueueKind;
-use udlm::node::deadlock::{global_owner, owner_parts};
-use udlm::node::peer::PeerMsg;
 use udlm::types::{lkf, sbf, Errno, Mode, Owner, Status};
 
 pub const LOCKSPACES: [&[u8]; 2] = [b"ls0", b"ls1"];
@@ -208,8 +208,15 @@ enum LState {
 
 #[derive(Clone, Copy, Debug)]
 enum Pending {
-    Request { mode: u8, flags: u32 },
-    Convert { mode: u8, flags: u32, tag: Option<u64> },
+    Request {
+        mode: u8,
+        flags: u32,
+    },
+    Convert {
+        mode: u8,
+        flags: u32,
+        tag: Option<u64>,
+    },
 }
 
 impl Pending {
@@ -388,8 +395,7 @@ fn lock_args_valid(mode: u8, flags: u32) -> bool {
         || (has(lkf::QUECVT) && !has(lkf::CONVERT))
         || (has(lkf::CONVDEADLK) && !has(lkf::CONVERT))
         || (has(lkf::CONVDEADLK) && has(lkf::NOQUEUE))
-        || (has(lkf::EXPEDITE)
-            && (has(lkf::CONVERT) || has(lkf::QUECVT) || has(lkf::NOQUEUE)))
+        || (has(lkf::EXPEDITE) && (has(lkf::CONVERT) || has(lkf::QUECVT) || has(lkf::NOQUEUE)))
         || (has(lkf::EXPEDITE) && mode != NL))
 }
 
@@ -411,9 +417,7 @@ fn matchable(items: &[u8], cands: &[u8]) -> bool {
         for c in 0..cands.len() {
             if cands[c] & (1 << items[i]) != 0 && !seen[c] {
                 seen[c] = true;
-                if owner[c].is_none()
-                    || augment(owner[c].unwrap(), items, cands, seen, owner)
-                {
+                if owner[c].is_none() || augment(owner[c].unwrap(), items, cands, seen, owner) {
                     owner[c] = Some(i);
                     return true;
                 }
@@ -507,7 +511,8 @@ pub struct Sim {
     wait_snapshot: Option<Snapshot>,
     /// Cycles found, by (detector, lockspace, round), with the view of
     /// their search, until confirmed.
-    deadlock_found: HashMap<(u32, Vec<u8>, u64), (Vec<(u32, udlm::node::peer::EdgeWire)>, usize, Snapshot)>,
+    deadlock_found:
+        HashMap<(u32, Vec<u8>, u64), (Vec<(u32, udlm::node::peer::EdgeWire)>, usize, Snapshot)>,
     /// EDEADLK completions that verified deadlock cycles allow, per (node,
     /// handle owner id).
     deadlock_allowed: HashMap<(u32, u64), u32>,
@@ -694,7 +699,10 @@ impl Sim {
         }
         let pid = format!("process {}", std::process::id());
         for line in text.lines() {
-            let l = format!("              log: {}", line.replace(&pid, "process <the sim>"));
+            let l = format!(
+                "              log: {}",
+                line.replace(&pid, "process <the sim>")
+            );
             self.trace.as_mut().unwrap().push(l);
         }
     }
@@ -712,10 +720,15 @@ impl Sim {
                 // The nodes' own view, for the diagnosis.
                 let mut lines = Vec::new();
                 for x in 1..=self.n as u32 {
-                    let Some(node) = self.node_ref(x) else { continue };
+                    let Some(node) = self.node_ref(x) else {
+                        continue;
+                    };
                     for ls in LOCKSPACES {
                         let d = node.query(&udlm::proto::Query::Lockdump(ls.to_vec()), creds());
-                        lines.push(format!("  n{x} lockdump {}: {d:?}", String::from_utf8_lossy(ls)));
+                        lines.push(format!(
+                            "  n{x} lockdump {}: {d:?}",
+                            String::from_utf8_lossy(ls)
+                        ));
                     }
                     let st = node.query(&udlm::proto::Query::Status, creds());
                     lines.push(format!("  n{x} status: {st:?}"));
@@ -1034,7 +1047,9 @@ impl Sim {
                 } => {
                     self.stat("deadlock cycles found");
                     let Some(snap) = view.clone() else {
-                        self.fail(format!("n{id} found a deadlock cycle with no view to check it"));
+                        self.fail(format!(
+                            "n{id} found a deadlock cycle with no view to check it"
+                        ));
                         return;
                     };
                     if self.deadlock_found.len() > 1000 {
@@ -1044,7 +1059,8 @@ impl Sim {
                         .insert((id, ls, round), (cycle, victim, snap));
                 }
                 DeadlockEvent::Confirmed { ls, round } => {
-                    let Some((cycle, victim, snap)) = self.deadlock_found.remove(&(id, ls.clone(), round))
+                    let Some((cycle, victim, snap)) =
+                        self.deadlock_found.remove(&(id, ls.clone(), round))
                     else {
                         self.fail(format!("n{id} confirmed a deadlock cycle it never found"));
                         return;
@@ -1065,7 +1081,10 @@ impl Sim {
         let local = self.local_ms(id);
         self.tr(|| format!("tick n{id} (local clock {local} ms)"));
         // A tick may run a whole deadlock round alone (one member).
-        if self.node_ref(id).is_some_and(|n| n.is_deadlock_detector_alone()) {
+        if self
+            .node_ref(id)
+            .is_some_and(|n| n.is_deadlock_detector_alone())
+        {
             self.take_wait_snapshot();
         }
         self.call(id, |n| n.tick(local));
@@ -1097,13 +1116,18 @@ impl Sim {
                 self.set_told(id, p, None);
                 // What the peer's earlier incarnation sent and we did not
                 // get is gone with that session.
-                let keep = self.node_ref(p).is_some().then(|| self.slots[(p - 1) as usize].inc);
+                let keep = self
+                    .node_ref(p)
+                    .is_some()
+                    .then(|| self.slots[(p - 1) as usize].inc);
                 let li = self.li(p, id);
                 self.links[li].retain(|m| Some(m.src_inc) == keep);
                 self.call(id, |n| n.peer_down(p));
             }
             Note::Up(p, inc) => {
-                self.tr(|| format!("n{id}: transport says session with n{p} is up (incarnation {inc:#x})"));
+                self.tr(|| {
+                    format!("n{id}: transport says session with n{p} is up (incarnation {inc:#x})")
+                });
                 self.set_told(id, p, Some(inc));
                 self.call(id, |n| n.peer_up(p, inc));
             }
@@ -1227,7 +1251,9 @@ impl Sim {
     /// The session between a and b is lost (both alive).
     fn session_down(&mut self, a: u32, b: u32) {
         for (x, y) in [(a, b), (b, a)] {
-            let d = self.rng.below(self.lease / self.opts.detect_skew_div.max(1) + 1);
+            let d = self
+                .rng
+                .below(self.lease / self.opts.detect_skew_div.max(1) + 1);
             self.notify_down(x, y, self.now + d);
         }
     }
@@ -1323,7 +1349,12 @@ impl Sim {
                 }
             }
             let dur = self.cut_duration(true);
-            self.tr(|| format!("FAULT: partition {side:?} from the rest for {} ms", dur / 1000));
+            self.tr(|| {
+                format!(
+                    "FAULT: partition {side:?} from the rest for {} ms",
+                    dur / 1000
+                )
+            });
             for &a in &ids {
                 for &b in &ids {
                     if a < b && side.contains(&a) != side.contains(&b) {
@@ -1350,7 +1381,12 @@ impl Sim {
             }
             let x = self.rng.pick(&victims);
             let down = self.downtime();
-            self.tr(|| format!("FAULT: n{x} shuts down cleanly (leave), restart in {} ms", down / 1000));
+            self.tr(|| {
+                format!(
+                    "FAULT: n{x} shuts down cleanly (leave), restart in {} ms",
+                    down / 1000
+                )
+            });
             self.call(x, |n| n.leave());
             self.flush_outbox();
             self.crash(x, true);
@@ -1399,7 +1435,8 @@ impl Sim {
                 if self.opts.avoid_known_bugs && busy {
                     // A node joining while others are cut off may exclude
                     // them at once (a known bug): later.
-                    self.actions.push((self.now + self.lease / 2, Action::Restart(x)));
+                    self.actions
+                        .push((self.now + self.lease / 2, Action::Restart(x)));
                 } else if !self.alive(x) {
                     self.restart(x);
                 }
@@ -1421,7 +1458,8 @@ impl Sim {
                     } else {
                         self.lease / 5 + self.rng.below(2 * self.lease)
                     };
-                    self.actions.push((self.now + down, Action::Restart(target)));
+                    self.actions
+                        .push((self.now + down, Action::Restart(target)));
                     self.stat("fenced");
                 } else {
                     self.tr(|| format!("fence_cmd {target} (asked by n{coordinator}): n{target} is already down"));
@@ -1493,8 +1531,8 @@ impl Sim {
                 self.links[outl].clear();
                 continue;
             }
-            let session = self.cut[outl] == 0
-                && self.slots[(y - 1) as usize].intended[xi].is_some();
+            let session =
+                self.cut[outl] == 0 && self.slots[(y - 1) as usize].intended[xi].is_some();
             if !session {
                 self.links[outl].clear();
                 continue;
@@ -1508,7 +1546,9 @@ impl Sim {
             };
             self.links[outl].truncate(keep);
             let last = self.links[outl].back().map_or(0, |m| m.at);
-            let d = self.rng.below(self.lease / self.opts.detect_skew_div.max(1) + 1);
+            let d = self
+                .rng
+                .below(self.lease / self.opts.detect_skew_div.max(1) + 1);
             let at = (self.now + d).max(last + 1);
             self.notify_down(y, x, at);
         }
@@ -1633,7 +1673,9 @@ impl Sim {
                 } else {
                     String::new()
                 },
-                cb.lvb.map(|v| format!(" {}", pf::lvb_text(&v))).unwrap_or_default()
+                cb.lvb
+                    .map(|v| format!(" {}", pf::lvb_text(&v)))
+                    .unwrap_or_default()
             )
         };
         self.tr(|| format!("  callback n{node} h{h} ls{ls} lock {}: {what}", cb.lkid));
@@ -1683,7 +1725,14 @@ impl Sim {
                 self.stat("known_bast_after_suppressed_grant");
                 return;
             }
-            self.fail(format!("{who}: BAST for a lock that was never granted{}", if overlap { " (its grant was suppressed by an overlapping force-unlock)" } else { "" }));
+            self.fail(format!(
+                "{who}: BAST for a lock that was never granted{}",
+                if overlap {
+                    " (its grant was suppressed by an overlapping force-unlock)"
+                } else {
+                    ""
+                }
+            ));
             return;
         }
         if l.user.bast == 0 {
@@ -1691,7 +1740,10 @@ impl Sim {
             // no BAST (the engine kept the routine a refused convert
             // dropped).
             if cb.func != 0 {
-                self.fail(format!("{who}: BAST with routine {:#x} after the program turned BASTs off", cb.func));
+                self.fail(format!(
+                    "{who}: BAST with routine {:#x} after the program turned BASTs off",
+                    cb.func
+                ));
             }
             self.stat("null_basts");
             return;
@@ -1709,7 +1761,10 @@ impl Sim {
         let f = cb.sb_flags;
         let (who, user) = {
             let l = &self.locks[li];
-            (format!("n{} lock {} ({})", l.node, l.lkid, pf::status(st)), l.user)
+            (
+                format!("n{} lock {} ({})", l.node, l.lkid, pf::status(st)),
+                l.user,
+            )
         };
         if cb.func != user.ast || cb.arg != user.astarg || cb.lksb != user.lksb {
             self.fail(format!(
@@ -1741,7 +1796,11 @@ impl Sim {
                     (Some(g), false) if g >= PW => {
                         // The unlock may also have emptied the resource,
                         // which drops the value it just wrote.
-                        self.lvbs[r].floor = if self.now < self.lvb_blind_until { None } else { u.tag };
+                        self.lvbs[r].floor = if self.now < self.lvb_blind_until {
+                            None
+                        } else {
+                            u.tag
+                        };
                         self.lvbs[r].maybe_reset = true;
                     }
                     (Some(g), true) if g >= PW => self.lvbs[r].floor = None,
@@ -1754,7 +1813,9 @@ impl Sim {
         if st == ENOLCK {
             let ok = l.gr.is_none() && matches!(l.pending, Some(Pending::Request { .. }));
             if !ok {
-                self.fail(format!("{who}: ENOLCK for a lock that is not a waiting request"));
+                self.fail(format!(
+                    "{who}: ENOLCK for a lock that is not a waiting request"
+                ));
                 return;
             }
             let (node, h) = (l.node, l.handle.unwrap_or(usize::MAX));
@@ -1919,7 +1980,10 @@ impl Sim {
                 }
                 Ok(Some((vls, vname, vt))) => {
                     if (vls, vname) != (ls, name) {
-                        self.fail(format!("{who}: LVB of another resource: {}", pf::lvb_text(v)));
+                        self.fail(format!(
+                            "{who}: LVB of another resource: {}",
+                            pf::lvb_text(v)
+                        ));
                         return;
                     }
                     if vt >= self.lvbs[r].next_tag {
@@ -2035,7 +2099,9 @@ impl Sim {
                 return;
             }
             if !enolck.is_empty() {
-                self.fail(format!("n{x}: ENOLCK without the node resetting (it keeps {pc} locks)"));
+                self.fail(format!(
+                    "n{x}: ENOLCK without the node resetting (it keeps {pc} locks)"
+                ));
             } else {
                 self.fail(format!(
                     "n{x}: the node no longer holds what its programs were granted: missing {:?}; node has {pc} process copies, programs know {definite} (+{maybe} maybe)",
@@ -2055,7 +2121,9 @@ impl Sim {
             for ni in 0..NAMES.len() {
                 let items: Vec<u8> = held
                     .iter()
-                    .filter(|(ls, name, _)| &ls[..] == LOCKSPACES[lsi] && name.as_bytes() == NAMES[ni])
+                    .filter(|(ls, name, _)| {
+                        &ls[..] == LOCKSPACES[lsi] && name.as_bytes() == NAMES[ni]
+                    })
                     .map(|(_, _, m)| *m as u8)
                     .collect();
                 if items.is_empty() {
@@ -2096,7 +2164,11 @@ impl Sim {
     /// self_fence=abort the programs that had locks are killed.
     fn apply_reset(&mut self, x: u32, enolck: &[usize]) {
         let mine = self.model_locks_of(x);
-        let mut victims: BTreeSet<usize> = enolck.iter().copied().filter(|&h| h != usize::MAX).collect();
+        let mut victims: BTreeSet<usize> = enolck
+            .iter()
+            .copied()
+            .filter(|&h| h != usize::MAX)
+            .collect();
         for &i in &mine {
             let l = &self.locks[i];
             if l.state == LState::Live || l.state == LState::Leaked {
@@ -2144,7 +2216,11 @@ impl Sim {
         }
         held.sort_unstable();
         let show = |m: u8| -> String {
-            (0..6u8).filter(|b| m & (1 << b) != 0).map(pf::mode).collect::<Vec<_>>().join("/")
+            (0..6u8)
+                .filter(|b| m & (1 << b) != 0)
+                .map(pf::mode)
+                .collect::<Vec<_>>()
+                .join("/")
         };
         for a in 0..held.len() {
             for b in a + 1..held.len() {
@@ -2182,7 +2258,9 @@ impl Sim {
                 let mut masters = Vec::new();
                 let mut anywhere = false;
                 for s in &self.slots {
-                    let Some(node) = s.node.as_ref() else { continue };
+                    let Some(node) = s.node.as_ref() else {
+                        continue;
+                    };
                     if node
                         .lockspace_engine(LOCKSPACES[lsi])
                         .is_some_and(|e| e.has_resource(NAMES[ni]))
@@ -2315,13 +2393,17 @@ impl Sim {
         let visible = self
             .node_ref(x)
             .is_some_and(|n| n.lockspace_names().iter().any(|v| &v[..] == LOCKSPACES[ls]));
-        let r = self.call(x, |n| n.open(LOCKSPACES[ls], create.then_some((0o600, 0)), creds()));
+        let r = self.call(x, |n| {
+            n.open(LOCKSPACES[ls], create.then_some((0o600, 0)), creds())
+        });
         let Some(r) = r else { return };
         self.stat("opens");
         match r {
             Ok((owner, token)) => {
                 if !create && !visible {
-                    self.fail(format!("n{x}: open of ls{ls}, which does not exist here, succeeded"));
+                    self.fail(format!(
+                        "n{x}: open of ls{ls}, which does not exist here, succeeded"
+                    ));
                     return;
                 }
                 let (ours, theirs) = match sys::seqpacket_pair() {
@@ -2351,7 +2433,9 @@ impl Sim {
             Err(Errno::NoEnt) if !create && !visible => {
                 self.tr(|| format!("op n{x}: open ls{ls} (no create) -> ENOENT"));
             }
-            Err(e) => self.fail(format!("n{x}: open of ls{ls} (create={create}) failed: {e}")),
+            Err(e) => self.fail(format!(
+                "n{x}: open of ls{ls} (create={create}) failed: {e}"
+            )),
         }
     }
 
@@ -2386,7 +2470,12 @@ impl Sim {
                     let gen = self.slots[(x - 1) as usize].gen;
                     for o in 0..self.handles.len() {
                         let hd = &self.handles[o];
-                        if hd.node == x && hd.gen == gen && hd.ls == ls && hd.fd.is_some() && !hd.detached {
+                        if hd.node == x
+                            && hd.gen == gen
+                            && hd.ls == ls
+                            && hd.fd.is_some()
+                            && !hd.detached
+                        {
                             self.handles[o].detached = true;
                             for li in self.locks_of_handle(o) {
                                 self.locks[li].state = LState::Leaked;
@@ -2436,7 +2525,12 @@ impl Sim {
                 }
                 l.orphan_modes = modes;
                 l.handle = None;
-                l.state = if l.gr.is_some() && l.unlock.is_none() && l.pending.is_none() && !l.uncertain && !l.gr_unknown {
+                l.state = if l.gr.is_some()
+                    && l.unlock.is_none()
+                    && l.pending.is_none()
+                    && !l.uncertain
+                    && !l.gr_unknown
+                {
                     LState::Orphan
                 } else {
                     LState::MaybeOrphan
@@ -2496,7 +2590,9 @@ impl Sim {
         }
         if self.rng.chance(2, 100) {
             // A call the rules refuse.
-            flags |= self.rng.pick(&[lkf::CONVDEADLK, lkf::QUECVT, lkf::CANCEL, lkf::EXPEDITE]);
+            flags |= self
+                .rng
+                .pick(&[lkf::CONVDEADLK, lkf::QUECVT, lkf::CANCEL, lkf::EXPEDITE]);
         }
         let valid = lock_args_valid(mode, flags);
         let bast_on = self.rng.chance(9, 10);
@@ -2515,13 +2611,21 @@ impl Sim {
         let r = self.call(x, |n| n.lock(owner, args));
         let Some(r) = r else { return };
         let d = self.handle_desc(h);
-        self.tr(|| format!("op {d}: lock r{name} {} flags={} -> {r:?}", pf::mode(mode), pf::flags(flags)));
+        self.tr(|| {
+            format!(
+                "op {d}: lock r{name} {} flags={} -> {r:?}",
+                pf::mode(mode),
+                pf::flags(flags)
+            )
+        });
         self.stat("requests");
         let detached = self.handles[h].detached;
         match r {
             Ok(id) => {
                 if detached || !valid {
-                    self.fail(format!("{d}: lock call accepted (valid={valid}, detached={detached})"));
+                    self.fail(format!(
+                        "{d}: lock call accepted (valid={valid}, detached={detached})"
+                    ));
                     return;
                 }
                 let gen = self.handles[h].gen;
@@ -2529,7 +2633,9 @@ impl Sim {
                 if let Some(&other) = self.index.get(&key) {
                     let st = self.locks[other].state;
                     if st != LState::MaybeOrphan {
-                        self.fail(format!("{d}: new lock got id {id}, still used by a lock in state {st:?}"));
+                        self.fail(format!(
+                            "{d}: new lock got id {id}, still used by a lock in state {st:?}"
+                        ));
                         return;
                     }
                     // A pending request of a closed handle: gone, not orphaned.
@@ -2560,7 +2666,9 @@ impl Sim {
             }
             Err(Errno::NoEnt) if detached => {}
             Err(Errno::Inval) if !valid => {}
-            Err(e) => self.fail(format!("{d}: lock call failed: {e} (valid={valid}, detached={detached})")),
+            Err(e) => self.fail(format!(
+                "{d}: lock call failed: {e} (valid={valid}, detached={detached})"
+            )),
         }
     }
 
@@ -2609,7 +2717,9 @@ impl Sim {
             flags |= lkf::IVVALBLK;
         }
         if self.rng.chance(2, 100) {
-            flags |= self.rng.pick(&[lkf::EXPEDITE, lkf::CONVDEADLK | lkf::NOQUEUE, lkf::CANCEL]);
+            flags |= self
+                .rng
+                .pick(&[lkf::EXPEDITE, lkf::CONVDEADLK | lkf::NOQUEUE, lkf::CANCEL]);
         }
         let valid = lock_args_valid(mode, flags);
         // A conversion from PW/EX writes the value it carries.
@@ -2647,7 +2757,8 @@ impl Sim {
                 gr.map_or("-", pf::mode),
                 pf::mode(mode),
                 pf::flags(flags),
-                lvb.map(|v| format!(" {}", pf::lvb_text(&v))).unwrap_or_default()
+                lvb.map(|v| format!(" {}", pf::lvb_text(&v)))
+                    .unwrap_or_default()
             )
         });
         self.stat("converts");
@@ -2725,7 +2836,11 @@ impl Sim {
         if invalid {
             flags |= lkf::CANCEL | lkf::FORCEUNLOCK;
         }
-        let astarg = if self.rng.chance(1, 2) { self.next_op_id() } else { 0 };
+        let astarg = if self.rng.chance(1, 2) {
+            self.next_op_id()
+        } else {
+            0
+        };
         let lksb = self.next_op_id();
         let lvb = tag.map(|t| lvb_encode(ls, name, t));
         let owner = self.handles[h].owner;
@@ -2737,7 +2852,8 @@ impl Sim {
                 "op {d}: {} lock {lkid} (r{name}) flags={}{} -> {r:?}",
                 ["unlock", "force-unlock", "cancel"][kind as usize],
                 pf::flags(flags),
-                lvb.map(|v| format!(" {}", pf::lvb_text(&v))).unwrap_or_default()
+                lvb.map(|v| format!(" {}", pf::lvb_text(&v)))
+                    .unwrap_or_default()
             )
         });
         self.stat("unlocks");
@@ -2815,7 +2931,11 @@ impl Sim {
         let (name, mode, valblk) = if !orphans.is_empty() && self.rng.chance(4, 5) {
             let o = &self.locks[self.rng.pick(&orphans)];
             let modes: Vec<u8> = (0..6).filter(|m| o.orphan_modes & (1 << m) != 0).collect();
-            let m = if modes.is_empty() { NL } else { self.rng.pick(&modes) };
+            let m = if modes.is_empty() {
+                NL
+            } else {
+                self.rng.pick(&modes)
+            };
             (o.name, m, o.valblk)
         } else {
             (
@@ -2857,7 +2977,9 @@ impl Sim {
                 let li = match self.index.get(&(x, gen, ls, id)) {
                     Some(&li) => li,
                     None => {
-                        self.fail(format!("{d}: adopted lock {id}, which is no orphan the programs know"));
+                        self.fail(format!(
+                            "{d}: adopted lock {id}, which is no orphan the programs know"
+                        ));
                         return;
                     }
                 };
@@ -2939,16 +3061,17 @@ impl Sim {
     }
 
     fn quiet(&self) -> bool {
-        self.slots.iter().all(|s| {
-            s.notes.is_empty()
-                && s.node.as_ref().is_some_and(|n| !n.operations_blocked())
-        }) && self.links.iter().all(|l| {
-            // Deadlock rounds go on while someone waits (every
-            // deadlock_detect_ms): they are not movement.
-            l.iter().all(|m| {
-                PeerMsg::decode(&m.payload).is_ok_and(|p| Node::is_deadlock_message(&p))
+        self.slots
+            .iter()
+            .all(|s| s.notes.is_empty() && s.node.as_ref().is_some_and(|n| !n.operations_blocked()))
+            && self.links.iter().all(|l| {
+                // Deadlock rounds go on while someone waits (every
+                // deadlock_detect_ms): they are not movement.
+                l.iter().all(|m| {
+                    PeerMsg::decode(&m.payload).is_ok_and(|p| Node::is_deadlock_message(&p))
+                })
             })
-        }) && self.cut.iter().all(|&c| c == 0)
+            && self.cut.iter().all(|&c| c == 0)
             && self.actions.is_empty()
     }
 
@@ -3007,7 +3130,8 @@ impl Sim {
         self.final_phase = true;
         self.lull_until = 0;
         self.tr(|| "FINALE: heal every link, restart every crashed node, run to quiescence".into());
-        self.actions.retain(|(_, a)| matches!(a, Action::Fence { .. }));
+        self.actions
+            .retain(|(_, a)| matches!(a, Action::Fence { .. }));
         for a in 1..=self.n as u32 {
             for b in a + 1..=self.n as u32 {
                 while self.is_cut(a, b) {
@@ -3020,7 +3144,9 @@ impl Sim {
                 continue;
             }
             if self.opts.avoid_known_bugs {
-                let at = self.now.max(self.slots[(x - 1) as usize].crashed_at + self.lease * 5 / 2);
+                let at = self
+                    .now
+                    .max(self.slots[(x - 1) as usize].crashed_at + self.lease * 5 / 2);
                 self.actions.push((at, Action::Restart(x)));
             } else {
                 self.restart(x);
@@ -3102,7 +3228,15 @@ impl Sim {
                 let l = &self.locks[i];
                 format!(
                     "n{} h{:?} ls{} r{} lock {} {:?} gr={:?} pending={:?} unlock={:?}",
-                    l.node, l.handle, l.ls, l.name, l.lkid, l.state, l.gr.map(pf::mode), l.pending, l.unlock
+                    l.node,
+                    l.handle,
+                    l.ls,
+                    l.name,
+                    l.lkid,
+                    l.state,
+                    l.gr.map(pf::mode),
+                    l.pending,
+                    l.unlock
                 )
             })
             .collect();
@@ -3191,18 +3325,26 @@ impl Sim {
             if l.state != LState::Live {
                 continue;
             }
-            let who = format!("n{} h{:?} lock {} (ls{} r{})", l.node, l.handle, l.lkid, l.ls, l.name);
+            let who = format!(
+                "n{} h{:?} lock {} (ls{} r{})",
+                l.node, l.handle, l.lkid, l.ls, l.name
+            );
             if l.unlock.is_some() {
                 self.fail(format!("{who}: its unlock never completed"));
                 return;
             }
             if l.cancel {
-                self.fail(format!("{who}: its cancel was never answered (pending {:?})", l.pending));
+                self.fail(format!(
+                    "{who}: its cancel was never answered (pending {:?})",
+                    l.pending
+                ));
                 return;
             }
             if let Some(p) = l.pending {
                 if p.flags() & lkf::NOQUEUE != 0 {
-                    self.fail(format!("{who}: its NOQUEUE operation {p:?} was never answered"));
+                    self.fail(format!(
+                        "{who}: its NOQUEUE operation {p:?} was never answered"
+                    ));
                     return;
                 }
             }
@@ -3210,16 +3352,24 @@ impl Sim {
         // Master copies by holder node, against the programs' locks.
         let mut engine: BTreeMap<(u32, usize, usize), Vec<u8>> = BTreeMap::new();
         for m in 1..=self.n as u32 {
-            let Some(node) = self.node_ref(m) else { continue };
+            let Some(node) = self.node_ref(m) else {
+                continue;
+            };
             for (lsi, ls) in LOCKSPACES.iter().enumerate() {
-                let Some(e) = node.lockspace_engine(ls) else { continue };
+                let Some(e) = node.lockspace_engine(ls) else {
+                    continue;
+                };
                 for r in e.resources() {
                     let Some(ni) = NAMES.iter().position(|n| *n == r.name.as_bytes()) else {
                         continue;
                     };
                     for li in r.granted.iter().chain(&r.converting).chain(&r.waiting) {
                         let o = li.owner.0;
-                        let holder = if o >> 63 == 0 { m } else { ((o >> 40) & 0x7f_ffff) as u32 };
+                        let holder = if o >> 63 == 0 {
+                            m
+                        } else {
+                            ((o >> 40) & 0x7f_ffff) as u32
+                        };
                         let mode = li.granted.map_or(NONE, |g| g as u8);
                         engine.entry((holder, lsi, ni)).or_default().push(mode);
                     }
@@ -3235,13 +3385,17 @@ impl Sim {
                 e.1 += 1;
             }
         }
-        let keys: BTreeSet<(u32, usize, usize)> = engine.keys().chain(model.keys()).copied().collect();
+        let keys: BTreeSet<(u32, usize, usize)> =
+            engine.keys().chain(model.keys()).copied().collect();
         for k in keys {
             let items = engine.get(&k).cloned().unwrap_or_default();
             let (cands, required) = model.get(&k).cloned().unwrap_or_default();
             let (h, ls, name) = k;
             if !matchable(&items, &cands) {
-                let im: Vec<&str> = items.iter().map(|&m| if m == NONE { "waiting" } else { pf::mode(m) }).collect();
+                let im: Vec<&str> = items
+                    .iter()
+                    .map(|&m| if m == NONE { "waiting" } else { pf::mode(m) })
+                    .collect();
                 self.fail(format!(
                     "masters hold locks of n{h} on ls{ls} r{name} ({im:?}) that its programs do not have (masks {cands:?}): a lock survived its owner"
                 ));

@@ -33,6 +33,9 @@ commands:
   lockdump LOCKSPACE   every resource of LOCKSPACE: its master, LVB, and the
                        granted, converting and waiting locks (id, modes, flags,
                        owner pid and node)
+  lockdump LOCKSPACE RESOURCE
+                       one resource as its master sees it, wherever that is
+                       (the query call of udlm.h(3))
   leave LOCKSPACE      destroy LOCKSPACE on this node, with its orphan locks
                        (dlm_tool leave; after lvmlockd died, say)
   config check [FILE]  parse a config file and report every problem with its
@@ -83,6 +86,8 @@ enum Command {
     Status,
     Ls,
     Lockdump(Vec<u8>),
+    /// `lockdump LS RESOURCE`: one resource as its master sees it.
+    Resource(Vec<u8>, Vec<u8>),
     Leave(Vec<u8>),
     ConfigCheck(Option<PathBuf>),
 }
@@ -154,9 +159,21 @@ fn parse_args(args: &[std::ffi::OsString]) -> Result<(Command, bool), Failure> {
             Command::Ls
         }
         b"lockdump" => {
-            extra(1, "one argument, the lockspace")?;
+            extra(2, "the lockspace and at most one resource name")?;
             let name = lockspace_arg("lockdump", rest.first().copied())?;
-            Command::Lockdump(name)
+            match rest.get(1) {
+                None => Command::Lockdump(name),
+                Some(r) => {
+                    let r = r.as_bytes().to_vec();
+                    if r.is_empty() || r.len() > udlm::types::RESNAME_MAXLEN {
+                        return Err(Failure::usage(format!(
+                            "a resource name is 1 to {} bytes long.",
+                            udlm::types::RESNAME_MAXLEN
+                        )));
+                    }
+                    Command::Resource(name, r)
+                }
+            }
         }
         b"leave" => {
             extra(1, "one argument, the lockspace")?;
@@ -223,7 +240,109 @@ fn run(cmd: Command, json: bool) -> Result<Output, Failure> {
         }
         Command::ConfigCheck(file) => Ok(config_check(file.as_deref(), json)),
         Command::Leave(name) => leave(&name, json),
+        Command::Resource(ls, name) => resource(&ls, &name, json),
     }
+}
+
+/// `udlm lockdump LS RESOURCE`: the query call (node/inspect.rs) through a
+/// handle of LS, so the resource's master answers wherever it is.
+fn resource(ls: &[u8], name: &[u8], json: bool) -> Result<Output, Failure> {
+    use udlm::node::inspect::{QUEUE_CONVERT, QUEUE_GRANTED};
+    // Never start a node just to ask it something.
+    udlm::client::query(&Query::Lockspaces).map_err(|e| query_failure(&Query::Lockspaces, e))?;
+    let lsname = String::from_utf8_lossy(ls).into_owned();
+    let conn = udlm::client::Connection::open(ls, None).map_err(|e| {
+        Failure::new(match e {
+            udlm::types::Errno::NoEnt => format!("there is no lockspace '{lsname}' on this node."),
+            udlm::types::Errno::Acces | udlm::types::Errno::Perm => {
+                format!("lockspace '{lsname}' does not let this user in.")
+            }
+            e => format!("cannot open lockspace '{lsname}': {}.", e.to_raw()),
+        })
+    })?;
+    let shown = String::from_utf8_lossy(name).into_owned();
+    let v = conn.inspect(0, name);
+    conn.close();
+    let v = v.map_err(|e| {
+        Failure::new(match e {
+            udlm::types::Errno::NoEnt => {
+                format!("no node masters '{shown}' in '{lsname}': it has no locks.")
+            }
+            udlm::types::Errno::Again => {
+                "the resource's master did not answer in time.".to_string()
+            }
+            e => format!("the query failed: errno {}.", e.to_raw()),
+        })
+    })?;
+    let mode = |m: i8| match m {
+        0 => "NL",
+        1 => "CR",
+        2 => "CW",
+        3 => "PR",
+        4 => "PW",
+        5 => "EX",
+        _ => "-",
+    };
+    let queue = |q: u8| match q {
+        QUEUE_GRANTED => "granted",
+        QUEUE_CONVERT => "converting",
+        _ => "waiting",
+    };
+    let lvb_hex: Option<String> = v
+        .lvb
+        .map(|b| b.iter().map(|x| format!("{x:02x}")).collect());
+    let mut out = String::new();
+    if json {
+        out.push_str(&format!(
+            "{{\"lockspace\":{},\"resource\":{},\"master\":{},\"lvb\":{},\"lvb_valid\":{},\"locks_total\":{},\"locks\":[",
+            json_string(&lsname),
+            json_string(&shown),
+            v.master,
+            lvb_hex.as_deref().map_or("null".to_string(), json_string),
+            v.lvb_valid,
+            v.nlocks
+        ));
+        for (i, l) in v.locks.iter().enumerate() {
+            out.push_str(&format!(
+                "{}{{\"node\":{},\"id\":{},\"queue\":\"{}\",\"granted\":{},\"requested\":{},\"flags\":\"{:#x}\",\"pid\":{},\"orphan\":{}}}",
+                if i == 0 { "" } else { "," },
+                l.node,
+                l.lkid,
+                queue(l.queue),
+                if l.granted < 0 { "null".into() } else { json_string(mode(l.granted)) },
+                if l.requested < 0 { "null".into() } else { json_string(mode(l.requested)) },
+                l.flags,
+                l.pid,
+                l.orphan
+            ));
+        }
+        out.push_str("]}\n");
+    } else {
+        out.push_str(&format!(
+            "resource '{shown}' of lockspace '{lsname}': master node {}, LVB {}{}, {} lock(s)\n",
+            v.master,
+            lvb_hex.as_deref().unwrap_or("none"),
+            if v.lvb_valid { "" } else { " (not valid)" },
+            v.nlocks
+        ));
+        for l in &v.locks {
+            out.push_str(&format!(
+                "  {:<10} node {} lock {:<6} granted {:<2} requested {:<2} flags {:#x} pid {}{}\n",
+                queue(l.queue),
+                l.node,
+                l.lkid,
+                mode(l.granted),
+                mode(l.requested),
+                l.flags,
+                l.pid,
+                if l.orphan { " orphan" } else { "" }
+            ));
+        }
+    }
+    Ok(Output {
+        out,
+        ..Output::default()
+    })
 }
 
 /// `udlm leave LS`: what `dlm_tool leave` does on the kernel DLM — open the

@@ -26,6 +26,8 @@
 //!   routine and argument (spec §2.6, case 41: libdlm returns 0 with the
 //!   final status in the lksb instead of hanging).
 
+pub mod ext;
+
 use crate::client::Connection;
 use crate::proto::{Callback, Request, UserArgs, CALLBACK_LEN};
 use crate::sys;
@@ -78,8 +80,12 @@ fn fail(e: Errno) -> c_int {
 
 // ----- handles ------------------------------------------------------------
 
-/// One open lockspace handle (`dlm_lshandle_t` points at it).
+/// One open lockspace handle (`dlm_lshandle_t` points at it). It begins
+/// with [`ext::HandleHead`], through which libudlm.so.1 finds the
+/// extension calls.
+#[repr(C)]
 pub struct LsHandle {
+    head: ext::HandleHead,
     conn: Mutex<Option<Connection>>,
     fd: c_int,
     /// Callbacks read from the event link but not yet delivered, grouped per
@@ -146,6 +152,10 @@ fn lookup(ls: *mut c_void) -> Option<Arc<LsHandle>> {
 fn register(conn: Connection) -> *mut c_void {
     let fd = conn.event_fd();
     let h = Arc::new(LsHandle {
+        head: ext::HandleHead {
+            magic: ext::HANDLE_MAGIC,
+            ops: &ext::EXT_OPS,
+        },
         conn: Mutex::new(Some(conn)),
         fd,
         pending: Mutex::new(Pending::default()),

@@ -1781,7 +1781,8 @@ master foo node=2 weight=1
         let (_, warnings) = parse_ok(&with_nodes("peer_timeout_ms=1000\nlease_ms=2000\n"));
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(
-            warnings[0].contains(":4: lease_ms (2000) is not more than twice peer_timeout_ms (1000)"),
+            warnings[0]
+                .contains(":4: lease_ms (2000) is not more than twice peer_timeout_ms (1000)"),
             "{warnings:?}"
         );
         let (_, warnings) = parse_ok(&with_nodes("peer_timeout_ms=1000\nlease_ms=2001\n"));

@@ -979,26 +979,36 @@ impl Engine {
     pub fn resources(&self) -> Vec<ResourceInfo> {
         let mut out = Vec::with_capacity(self.table.len());
         for r in self.resources.iter().flatten() {
-            let q = |k: QueueKind| -> Vec<LockInfo> {
-                let mut v = Vec::new();
-                let mut l = r.queues[k as usize].head;
-                while l != NIL {
-                    v.push(self.lock_info(l));
-                    l = self.lock(l).next;
-                }
-                v
-            };
-            out.push(ResourceInfo {
-                name: r.name,
-                lvb: r.lvb.as_deref().copied(),
-                lvb_valid: !r.valnotvalid,
-                granted: q(QueueKind::Granted),
-                converting: q(QueueKind::Converting),
-                waiting: q(QueueKind::Waiting),
-            });
+            out.push(self.resource_view(r));
         }
         out.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
         out
+    }
+
+    /// One resource and its locks, if it exists here.
+    pub fn resource_info(&self, name: &[u8]) -> Option<ResourceInfo> {
+        let r = self.find_resource(name)?;
+        Some(self.resource_view(self.res(r)))
+    }
+
+    fn resource_view(&self, r: &Resource) -> ResourceInfo {
+        let q = |k: QueueKind| -> Vec<LockInfo> {
+            let mut v = Vec::new();
+            let mut l = r.queues[k as usize].head;
+            while l != NIL {
+                v.push(self.lock_info(l));
+                l = self.lock(l).next;
+            }
+            v
+        };
+        ResourceInfo {
+            name: r.name,
+            lvb: r.lvb.as_deref().copied(),
+            lvb_valid: !r.valnotvalid,
+            granted: q(QueueKind::Granted),
+            converting: q(QueueKind::Converting),
+            waiting: q(QueueKind::Waiting),
+        }
     }
 
     /// One lock, for dumps and tests.

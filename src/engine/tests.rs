@@ -2175,12 +2175,11 @@ fn wait_edges_name_incompatible_holders_of_other_owners_only() {
     let d = h.req(O3, "r", Ex, lkf::NODLCKWT); // waits, but does not count
     let e2 = h.req(O4, "q", Ex, 0);
     h.ev();
-    let edges: Vec<(LockId, LockId)> = h
-        .e
-        .wait_edges(100)
-        .iter()
-        .map(|e| (e.waiter, e.blocker))
-        .collect();
+    let edges: Vec<(LockId, LockId)> =
+        h.e.wait_edges(100)
+            .iter()
+            .map(|e| (e.waiter, e.blocker))
+            .collect();
     assert_eq!(edges, vec![(c, b)]);
     let _ = (a, d, e2);
     // A holder with NODLCKBLK blocks nobody in the graph.

@@ -202,7 +202,10 @@ pub fn find_cycle(edges: &[(u32, EdgeWire)]) -> Option<Vec<usize>> {
 impl Node {
     /// The node that runs the deadlock rounds of every lockspace.
     fn detector_node(&self) -> u32 {
-        self.live_members().into_iter().min().unwrap_or(self.node_id)
+        self.live_members()
+            .into_iter()
+            .min()
+            .unwrap_or(self.node_id)
     }
 
     fn live_members(&self) -> Vec<u32> {
@@ -471,7 +474,11 @@ impl Node {
 
     /// Whether this node's lock `id` in `ls` still waits for a grant.
     pub(super) fn lock_waits(&self, ls: &[u8], id: u32) -> bool {
-        let Some(l) = self.lockspaces.get(ls).and_then(|l| l.locks.get(&id).map(|x| (l, x))) else {
+        let Some(l) = self
+            .lockspaces
+            .get(ls)
+            .and_then(|l| l.locks.get(&id).map(|x| (l, x)))
+        else {
             return false;
         };
         let (space, lock) = l;
@@ -546,11 +553,19 @@ mod tests {
     #[test]
     fn owner_names_round_trip_between_masters() {
         for me in [1u32, 7, 300] {
-            for o in [Owner(1), Owner(12345), remote_owner(2, 9), remote_owner(me + 1, 1)] {
+            for o in [
+                Owner(1),
+                Owner(12345),
+                remote_owner(2, 9),
+                remote_owner(me + 1, 1),
+            ] {
                 assert_eq!(engine_owner(me, global_owner(me, o)), o);
             }
         }
         // The same handle has the same name on every master.
-        assert_eq!(global_owner(3, Owner(5)), global_owner(4, remote_owner(3, 5)));
+        assert_eq!(
+            global_owner(3, Owner(5)),
+            global_owner(4, remote_owner(3, 5))
+        );
     }
 }

@@ -40,6 +40,7 @@
 
 pub mod configfs;
 pub mod deadlock;
+pub mod inspect;
 pub mod link;
 pub mod peer;
 pub mod recovery;
@@ -396,6 +397,8 @@ pub struct Node {
     /// How long a request waits before deadlock detection looks (0: never).
     deadlock_detect_ms: u64,
     detector: deadlock::Detector,
+    /// Queries waiting for a master's answer.
+    inspects: inspect::Inspects,
 }
 
 /// Timer kinds: the end of an `LKF_TIMEOUT`...
@@ -448,6 +451,7 @@ impl Node {
             timers: std::collections::BTreeSet::new(),
             deadlock_detect_ms: detect_ms_from_env().unwrap_or(deadlock::DEFAULT_DETECT_MS),
             detector: deadlock::Detector::default(),
+            inspects: inspect::Inspects::default(),
             membership: recovery::Membership::new(
                 node_id,
                 crate::cluster::config::DEFAULT_LEASE_MS,
@@ -614,7 +618,11 @@ impl Node {
                     Master::Local(e) => {
                         // Kept by the engine as an orphan: the process copy
                         // must say so too, should the resource move.
-                        if ls.engine.lock_info_by_id(LockId(e)).is_some_and(|i| i.orphan) {
+                        if ls
+                            .engine
+                            .lock_info_by_id(LockId(e))
+                            .is_some_and(|i| i.orphan)
+                        {
                             l.orphan = true;
                         }
                     }
@@ -639,7 +647,9 @@ impl Node {
                         // must not apply it to a later lock with this id.
                         let name = l.name;
                         if let Some(parked) = ls.lookups.get_mut(&name) {
-                            parked.retain(|p| !matches!(p, Parked::Request { lkid, .. } if *lkid == id));
+                            parked.retain(
+                                |p| !matches!(p, Parked::Request { lkid, .. } if *lkid == id),
+                            );
                         }
                         ls.free_id(id);
                     }
@@ -878,7 +888,8 @@ impl Node {
                     let cb = Self::callback_for(l, false, Status::TimedOut.to_user(), 0, None);
                     self.out.push((l.owner, (id, l.incarnation), cb.encode()));
                     for parked in ls.lookups.values_mut() {
-                        parked.retain(|p| !matches!(p, Parked::Request { lkid, .. } if *lkid == id));
+                        parked
+                            .retain(|p| !matches!(p, Parked::Request { lkid, .. } if *lkid == id));
                     }
                     ls.free_id(id);
                 }
@@ -888,7 +899,8 @@ impl Node {
                     }
                     let retry = now + TIMEOUT_RETRY_MS;
                     l.deadline_ms = Some(retry);
-                    self.timers.insert((retry, TIMER_TIMEOUT, ls_name.clone(), id));
+                    self.timers
+                        .insert((retry, TIMER_TIMEOUT, ls_name.clone(), id));
                     self.send(
                         m,
                         PeerMsg::Timeout {
@@ -1444,6 +1456,10 @@ impl Node {
             self.deadlock_message(from, msg);
             return;
         }
+        if Self::is_inspect_message(&msg) {
+            self.inspect_message(from, msg);
+            return;
+        }
         let ls_name = msg.lockspace().to_vec();
         if !self.lockspaces.contains_key(&ls_name) {
             if self.lockspaces.len() >= self.limits.max_lockspaces {
@@ -1550,13 +1566,10 @@ impl Node {
                     return self.refuse(from, &ls, lkid, Errno::NoEnt);
                 };
                 let owner = l.engine.lock_owner(LockId(elkid)).unwrap_or(Owner(0));
-                let already = l
-                    .engine
-                    .lock_info_by_id(LockId(elkid))
-                    .is_some_and(|i| {
-                        i.queue == crate::engine::QueueKind::Converting
-                            && i.requested.is_some_and(|r| r as u8 == mode)
-                    });
+                let already = l.engine.lock_info_by_id(LockId(elkid)).is_some_and(|i| {
+                    i.queue == crate::engine::QueueKind::Converting
+                        && i.requested.is_some_and(|r| r as u8 == mode)
+                });
                 if already {
                     // Sent again by a recovery: the conversion still waits.
                     return;
@@ -1799,6 +1812,8 @@ impl Node {
             | PeerMsg::DlConfirm { .. }
             | PeerMsg::DlConfirmed { .. }
             | PeerMsg::DlVictim { .. }
+            | PeerMsg::Inspect { .. }
+            | PeerMsg::InspectPart { .. }
             | PeerMsg::RecLock { .. } => {}
         }
     }
@@ -2084,7 +2099,10 @@ impl Node {
             && ls.recovered_lvb.is_empty()
             && ls.closing.is_empty()
             && !ls.masters.values().any(|&m| m == me)
-            && !self.handles.values().any(|h| h.ls.as_deref() == Some(ls_name));
+            && !self
+                .handles
+                .values()
+                .any(|h| h.ls.as_deref() == Some(ls_name));
         if unused {
             self.lockspaces.remove(ls_name);
         }

@@ -18,6 +18,9 @@ use crate::types::{Lvb, LOCKSPACE_LEN, LVB_LEN, RESNAME_MAXLEN};
 /// Largest encoded peer message.
 pub const MAX_PEER_MESSAGE: usize = 512;
 
+/// Most answer bytes in one `InspectPart` message.
+pub const INSPECT_PART_MAX: usize = 384;
+
 /// Most wait-for edges in one `DlEdges` message.
 pub const MAX_EDGES_PER_MESSAGE: usize = 8;
 
@@ -123,6 +126,24 @@ pub enum PeerMsg {
         ls: Vec<u8>,
         round: u64,
         edge: EdgeWire,
+    },
+    /// A query about `name` (node/inspect.rs) from node `origin`, passed
+    /// on `hops` times so far.
+    Inspect {
+        ls: Vec<u8>,
+        name: Vec<u8>,
+        token: u64,
+        origin: u32,
+        hops: u8,
+    },
+    /// A piece of the master's answer to query `token`; `found` false: no
+    /// node masters the name.
+    InspectPart {
+        ls: Vec<u8>,
+        token: u64,
+        found: bool,
+        data: Vec<u8>,
+        last: bool,
     },
     /// The requester's handle `owner` closed.
     CloseOwner {
@@ -255,6 +276,9 @@ impl W {
     fn u8(&mut self, v: u8) {
         self.0.push(v)
     }
+    fn u16(&mut self, v: u16) {
+        self.0.extend_from_slice(&v.to_le_bytes())
+    }
     fn u32(&mut self, v: u32) {
         self.0.extend_from_slice(&v.to_le_bytes())
     }
@@ -303,6 +327,10 @@ impl<'a> R<'a> {
     }
     fn u8(&mut self) -> Result<u8, BadMessage> {
         Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, BadMessage> {
+        let b = self.take(2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
     }
     fn bool(&mut self) -> Result<bool, BadMessage> {
         match self.u8()? {
@@ -395,6 +423,8 @@ impl PeerMsg {
             | PeerMsg::DlConfirm { ls, .. }
             | PeerMsg::DlConfirmed { ls, .. }
             | PeerMsg::DlVictim { ls, .. }
+            | PeerMsg::Inspect { ls, .. }
+            | PeerMsg::InspectPart { ls, .. }
             | PeerMsg::CloseOwner { ls, .. }
             | PeerMsg::OwnerClosed { ls, .. }
             | PeerMsg::Adopt { ls, .. }
@@ -548,6 +578,36 @@ impl PeerMsg {
                 w.name(ls);
                 w.u64(*round);
                 w.edge(edge);
+            }
+            PeerMsg::Inspect {
+                ls,
+                name,
+                token,
+                origin,
+                hops,
+            } => {
+                w.u8(31);
+                w.name(ls);
+                w.name(name);
+                w.u64(*token);
+                w.u32(*origin);
+                w.u8(*hops);
+            }
+            PeerMsg::InspectPart {
+                ls,
+                token,
+                found,
+                data,
+                last,
+            } => {
+                debug_assert!(data.len() <= INSPECT_PART_MAX);
+                w.u8(32);
+                w.name(ls);
+                w.u64(*token);
+                w.u8(*found as u8);
+                w.u8(*last as u8);
+                w.u16(data.len().min(INSPECT_PART_MAX) as u16);
+                w.0.extend_from_slice(&data[..data.len().min(INSPECT_PART_MAX)]);
             }
             PeerMsg::CloseOwner { ls, owner } => {
                 w.u8(7);
@@ -757,10 +817,7 @@ impl PeerMsg {
                 ls,
                 owner: r.u64()?,
             },
-            24 => PeerMsg::Timeout {
-                ls,
-                lkid: r.u32()?,
-            },
+            24 => PeerMsg::Timeout { ls, lkid: r.u32()? },
             25 => PeerMsg::DlAsk { ls },
             26 => PeerMsg::DlCollect {
                 ls,
@@ -801,6 +858,29 @@ impl PeerMsg {
                 round: r.u64()?,
                 edge: r.edge()?,
             },
+            31 => PeerMsg::Inspect {
+                ls,
+                name: r.name(RESNAME_MAXLEN)?,
+                token: r.u64()?,
+                origin: r.u32()?,
+                hops: r.u8()?,
+            },
+            32 => {
+                let token = r.u64()?;
+                let found = r.bool()?;
+                let last = r.bool()?;
+                let n = r.u16()? as usize;
+                if n > INSPECT_PART_MAX {
+                    return Err(BadMessage("answer piece too long"));
+                }
+                PeerMsg::InspectPart {
+                    ls,
+                    token,
+                    found,
+                    data: r.take(n)?.to_vec(),
+                    last,
+                }
+            }
             22 => PeerMsg::OwnerClosed {
                 ls,
                 owner: r.u64()?,
@@ -986,6 +1066,27 @@ mod tests {
                 ls: ls.clone(),
                 round: 4,
                 edge: edge_sample(),
+            },
+            PeerMsg::Inspect {
+                ls: ls.clone(),
+                name: vec![b'n'; RESNAME_MAXLEN],
+                token: u64::MAX,
+                origin: 3,
+                hops: 2,
+            },
+            PeerMsg::InspectPart {
+                ls: vec![b'l'; LOCKSPACE_LEN],
+                token: 1,
+                found: true,
+                data: vec![0xa5; INSPECT_PART_MAX],
+                last: false,
+            },
+            PeerMsg::InspectPart {
+                ls: ls.clone(),
+                token: 2,
+                found: false,
+                data: vec![],
+                last: true,
             },
             PeerMsg::CloseOwner {
                 ls: ls.clone(),

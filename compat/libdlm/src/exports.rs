@@ -134,7 +134,9 @@ pub unsafe extern "C" fn dlm_lock(
             capi::ls_lock(
                 FLAVOR,
                 ls,
-                async_call(mode, lksb, flags, name, namelen, astaddr, astarg, bastaddr, parent),
+                async_call(
+                    mode, lksb, flags, name, namelen, astaddr, astarg, bastaddr, parent,
+                ),
                 range,
             )
         }
@@ -325,7 +327,9 @@ pub unsafe extern "C" fn dlm_ls_lock(
         capi::ls_lock(
             FLAVOR,
             lockspace,
-            async_call(mode, lksb, flags, name, namelen, astaddr, astarg, bastaddr, parent),
+            async_call(
+                mode, lksb, flags, name, namelen, astaddr, astarg, bastaddr, parent,
+            ),
             range,
         )
     })
@@ -357,7 +361,9 @@ pub unsafe extern "C" fn dlm_ls_lockx(
     // udlm's detector works on lock owners and needs none.
     let _ = xid;
     guard(-1, || unsafe {
-        let mut call = async_call(mode, lksb, flags, name, namelen, astaddr, astarg, bastaddr, parent);
+        let mut call = async_call(
+            mode, lksb, flags, name, namelen, astaddr, astarg, bastaddr, parent,
+        );
         if !timeout.is_null() {
             // SAFETY: the caller passes null or a readable u64.
             call.timeout_cs = timeout.read_unaligned();
