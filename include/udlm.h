@@ -14,6 +14,8 @@
  *   - cluster-wide deadlock detection: a cycle of waiting requests (on any
  *     resources, on any nodes, conversions included) is broken by ending one
  *     request with EDEADLK; see udlm.h(3) for the choice of the victim.
+ *   - hierarchical locks: in a lockspace created with UDLM_LSFL_HIERARCHY,
+ *     the parent argument of the lock calls names a parent lock.
  *   - the query calls udlm_query_resource() and udlm_query_lock(): what a
  *     resource's master knows of it. They are in libudlm (link with -ludlm
  *     as well as -ldlm or -ldlm_lt) and work on udlm's lockspace handles.
@@ -33,7 +35,10 @@ extern "C" {
 
 /* LKF_TIMEOUT with dlm_ls_lockx()'s timeout takes effect. */
 #define UDLM_LSFL_TIMEOUT   0x00010000
-/* Reserved: the parent argument names a parent lock (hierarchical locks). */
+/* Hierarchical locks: a non-zero parent argument of the lock calls names a
+ * granted lock of the same handle, and the request locks a resource inside
+ * that lock's resource (a child of the same name under another parent is
+ * another resource). A lock with children cannot be unlocked (ENOTEMPTY). */
 #define UDLM_LSFL_HIERARCHY 0x00020000
 
 /* The sb_status of a request or conversion whose timeout ran out. */

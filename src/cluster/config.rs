@@ -490,6 +490,22 @@ pub fn name_hash(name: &[u8]) -> u32 {
     hash.wrapping_add(hash << 15)
 }
 
+/// Names of child resources in hierarchical lockspaces (node/hierarchy.rs)
+/// start with this byte and are [`CHILD_NAME_LEN`] bytes long; bytes 1..5
+/// hold their root's [`name_hash`], so that a whole tree has its root's
+/// directory node (and static master).
+pub const CHILD_NAME_MARK: u8 = 0xff;
+pub const CHILD_NAME_LEN: usize = 21;
+
+/// The hash that places `name`: its own, or its root's for a child name.
+pub fn placement_hash(name: &[u8]) -> u32 {
+    if name.len() == CHILD_NAME_LEN && name[0] == CHILD_NAME_MARK {
+        u32::from_le_bytes([name[1], name[2], name[3], name[4]])
+    } else {
+        name_hash(name)
+    }
+}
+
 /// The directory node of a resource among `members` (`(node id, weight)`,
 /// sorted by id, as [`Config::weights`] returns them), the kernel's scheme
 /// (spec §8.1): the upper 16 bits of the name's hash, modulo the total
@@ -503,7 +519,7 @@ pub fn directory_node(name: &[u8], members: &[(u32, u32)]) -> Option<u32> {
     if members.is_empty() {
         return None;
     }
-    let slot = u64::from(name_hash(name) >> 16);
+    let slot = u64::from(placement_hash(name) >> 16);
     let total_weight: u64 = members.iter().map(|&(_, weight)| u64::from(weight)).sum();
     if total_weight == 0 {
         let index = slot % members.len() as u64;

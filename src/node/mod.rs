@@ -40,6 +40,7 @@
 
 pub mod configfs;
 pub mod deadlock;
+pub mod hierarchy;
 pub mod inspect;
 pub mod link;
 pub mod peer;
@@ -225,6 +226,10 @@ struct LocalLock {
     deadline_ms: Option<u64>,
     /// When this waiting lock next makes its node ask for a deadlock round.
     wait_check_ms: Option<u64>,
+    /// Hierarchical lockspaces: the parent lock, and how many live locks
+    /// have this one as parent (node/hierarchy.rs).
+    parent: Option<u32>,
+    children: u32,
 }
 
 /// A lock operation waiting for the directory's answer about its resource.
@@ -323,6 +328,9 @@ impl Lockspace {
     /// Removes the process copy `id`, leaving the id unused but not free.
     fn forget_lock(&mut self, id: u32) -> Option<LocalLock> {
         let l = self.locks.remove(&id)?;
+        if let Some(pl) = l.parent.and_then(|p| self.locks.get_mut(&p)) {
+            pl.children = pl.children.saturating_sub(1);
+        }
         if let Some(n) = self.name_refs.get_mut(&l.name) {
             *n -= 1;
             if *n == 0 {
@@ -922,7 +930,7 @@ impl Node {
         flags: u32,
     ) -> Result<u32, Errno> {
         check_lock_args(a.mode as i32, flags)?;
-        let name = ResName::new(a.name).ok_or(Errno::Inval)?;
+        let (name, parent) = self.request_name(ls_name, owner, a)?;
         let master = self.master_of(ls_name, &name);
         let me = self.node_id;
         let ls = self.lockspaces.get_mut(ls_name).expect("lockspace");
@@ -933,7 +941,7 @@ impl Node {
                 pid: a.tid,
                 mode: a.mode as i32,
                 flags,
-                name: a.name,
+                name: name.as_bytes(),
                 lvb: a.lvb.as_ref(),
                 has_bast: a.user.bast != 0,
             };
@@ -969,9 +977,19 @@ impl Node {
             lvb: None,
             deadline_ms: None,
             wait_check_ms: None,
+            parent: None,
+            children: 0,
         };
         ls.locks.insert(id, lock);
         *ls.name_refs.entry(name).or_insert(0) += 1;
+        if let Some(p) = parent {
+            if let Some(l) = ls.locks.get_mut(&id) {
+                l.parent = Some(p);
+            }
+            if let Some(pl) = ls.locks.get_mut(&p) {
+                pl.children += 1;
+            }
+        }
         if let Some(e) = elkid {
             ls.holders.insert(e, Holder::Local(id));
             return Ok(id);
@@ -998,6 +1016,38 @@ impl Node {
             ),
         }
         Ok(id)
+    }
+
+    /// The resource a new request names, and its parent lock: in a
+    /// hierarchical lockspace a non-zero `parent` must be a granted lock of
+    /// the same handle, and the resource is a child of its resource
+    /// (node/hierarchy.rs); elsewhere `parent` is ignored, as by the kernel.
+    fn request_name(
+        &self,
+        ls_name: &[u8],
+        owner: Owner,
+        a: &LockArgs<'_>,
+    ) -> Result<(ResName, Option<u32>), Errno> {
+        let name = ResName::new(a.name).ok_or(Errno::Inval)?;
+        let ls = self.lockspaces.get(ls_name).expect("lockspace");
+        if ls.features & lsfl::UDLM_HIERARCHY == 0 {
+            return Ok((name, None));
+        }
+        if a.parent == 0 {
+            if hierarchy::is_child_name(a.name) {
+                return Err(Errno::Inval);
+            }
+            return Ok((name, None));
+        }
+        let p = ls
+            .locks
+            .get(&a.parent)
+            .filter(|p| p.owner == owner && !p.orphan && !p.releasing && p.grmode >= 0)
+            .ok_or(Errno::Inval)?;
+        if a.name.is_empty() {
+            return Err(Errno::Inval);
+        }
+        Ok((hierarchy::child_name(&p.name, a.name), Some(a.parent)))
     }
 
     fn send_request(
@@ -1254,6 +1304,10 @@ impl Node {
         }
         l.user.lksb = lksb;
         check_unlock_flags(flags)?;
+        if l.children > 0 && flags & lkf::CANCEL == 0 {
+            // Its children go first (node/hierarchy.rs).
+            return Err(Errno::NotEmpty);
+        }
         match l.master {
             Master::Local(elkid) => {
                 ls.engine
