@@ -125,11 +125,11 @@ has "status: node id" "$out" '^node: +1$'
 has "status: cluster name" "$out" '^cluster: +udlm$'
 has "status: quorum" "$out" '^quorum: +yes \(1 of 1 configured node seen\)$'
 has "status: this node in the node list" "$out" '^ +1 +- +this node$'
-has "status: the lockspace and its members" "$out" '^ +tooltest +1$'
+has "status: the lockspace, its members and how it is mastered" "$out" '^ +tooltest +1 +directory$'
 t "status --json: exit 0" 0 "$udlm" --json status
 is_json "status --json is JSON" "$out"
 has "status --json has the node, quorum and lockspace" "$out" \
-    '^\{"node_id":1,"address":null,"cluster_name":"udlm",.*"quorum":\{"have":true,"members_seen":1,"configured":1\},"lockspaces":\[\{"name":"tooltest","members":\[1\]\}\],"recovery":\{"generation":0,"coordinator":1,"members":\[1\],"state":"running","quorate":true,"live":\[1\],"fencing":\[\]\}\}$'
+    '^\{"node_id":1,"address":null,"cluster_name":"udlm",.*"quorum":\{"have":true,"members_seen":1,"configured":1\},"lockspaces":\[\{"name":"tooltest","members":\[1\],"mastering":"directory","extensions":\[\]\}\],"recovery":\{"generation":0,"coordinator":1,"members":\[1\],"state":"running","quorate":true,"live":\[1\],"fencing":\[\]\}\}$'
 
 echo "== udlm ls"
 t "ls: exit 0" 0 "$udlm" ls

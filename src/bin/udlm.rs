@@ -522,7 +522,11 @@ fn format_status(doc: &Json) -> Result<String, String> {
         let _ = writeln!(o, "lockspaces: none");
     } else {
         let _ = writeln!(o, "lockspaces:");
-        let mut rows = vec![vec!["NAME".to_string(), "MEMBERS".to_string()]];
+        let mut rows = vec![vec![
+            "NAME".to_string(),
+            "MEMBERS".to_string(),
+            "MASTERING".to_string(),
+        ]];
         for ls in lockspaces {
             let members: Result<Vec<String>, String> = ls
                 .get("members")?
@@ -530,12 +534,19 @@ fn format_status(doc: &Json) -> Result<String, String> {
                 .iter()
                 .map(|m| m.as_u64().map(|v| v.to_string()))
                 .collect();
+            // Static (`nodir=1`) or by directory; older nodes do not say.
+            let mastering = ls
+                .get("mastering")
+                .ok()
+                .and_then(|m| m.as_str().ok())
+                .unwrap_or("-");
             rows.push(vec![
                 ls.get("name")?.as_str()?.to_string(),
                 members?.join(" "),
+                mastering.to_string(),
             ]);
         }
-        table(&mut o, "  ", &rows, &[false, false]);
+        table(&mut o, "  ", &rows, &[false, false, false]);
     }
     Ok(o)
 }
@@ -1272,7 +1283,7 @@ mod tests {
     fn json_reads_the_status_shape() {
         let doc = Json::parse(
             r#"{"node_id":1,"address":"127.0.0.1:21064","cluster_name":"c","nodes":[{"id":1,"address":null,"connected":true}],
-               "quorum":{"have":true,"members_seen":1,"configured":1},"lockspaces":[{"name":"a\"b\u00e9\ud83d\ude00","members":[1,2]}]}"#,
+               "quorum":{"have":true,"members_seen":1,"configured":1},"lockspaces":[{"name":"a\"b\u00e9\ud83d\ude00","members":[1,2],"mastering":"static","extensions":[]}]}"#,
         )
         .unwrap();
         assert_eq!(doc.get("node_id").unwrap().as_u64().unwrap(), 1);
@@ -1286,6 +1297,7 @@ mod tests {
             text.contains("quorum:     yes (1 of 1 configured node seen)"),
             "{text}"
         );
+        assert!(text.contains("1 2      static"), "{text}");
     }
 
     #[test]

@@ -2217,12 +2217,24 @@ impl Node {
                     } else {
                         nodes.iter().map(|n| n.to_string()).collect()
                     };
+                    // Static mastering (`nodir=1`) and the udlm
+                    // extensions its creator here asked for.
+                    let features = self.lockspaces.get(name).map_or(0, |l| l.features);
+                    let mut ext = Vec::new();
+                    if features & lsfl::UDLM_TIMEOUT != 0 {
+                        ext.push("\"timeouts\"");
+                    }
+                    if features & lsfl::UDLM_HIERARCHY != 0 {
+                        ext.push("\"hierarchy\"");
+                    }
                     let _ = write!(
                         o,
-                        "{}{{\"name\":{},\"members\":[{}]}}",
+                        "{}{{\"name\":{},\"members\":[{}],\"mastering\":\"{}\",\"extensions\":[{}]}}",
                         if i > 0 { "," } else { "" },
                         json_str(name),
-                        members.join(",")
+                        members.join(","),
+                        if self.cluster.nodir(name) { "static" } else { "directory" },
+                        ext.join(",")
                     );
                 }
                 let _ = write!(o, "],\"recovery\":{{{}}}}}", self.membership_json());
