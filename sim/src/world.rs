@@ -511,8 +511,7 @@ pub struct Sim {
     wait_snapshot: Option<Snapshot>,
     /// Cycles found, by (detector, lockspace, round), with the view of
     /// their search, until confirmed.
-    deadlock_found:
-        HashMap<(u32, Vec<u8>, u64), (Vec<(u32, udlm::node::peer::EdgeWire)>, usize, Snapshot)>,
+    deadlock_found: HashMap<(u32, Vec<u8>, u64), FoundCycle>,
     /// EDEADLK completions that verified deadlock cycles allow, per (node,
     /// handle owner id).
     deadlock_allowed: HashMap<(u32, u64), u32>,
@@ -559,6 +558,10 @@ fn false_deadlock(
     }
     None
 }
+
+/// A cycle a detector found: its edges with their masters, the victim's
+/// edge, and the global view of the moment it was found.
+type FoundCycle = (Vec<(u32, udlm::node::peer::EdgeWire)>, usize, Snapshot);
 
 /// Every lock of every engine: (node, lockspace, lock id) → what it is.
 type Snapshot = HashMap<(u32, Vec<u8>, u32), SnapLock>;

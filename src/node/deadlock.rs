@@ -60,9 +60,17 @@ pub(super) struct Round {
     pending: BTreeSet<u32>,
     /// Edges reported, with the master that reported each.
     edges: Vec<(u32, EdgeWire)>,
-    /// The cycle being confirmed: its edges (master, edge), the indexes not
-    /// yet confirmed, and which edge's waiter is the victim.
-    confirming: Option<(Vec<(u32, EdgeWire)>, BTreeSet<u32>, usize)>,
+    confirming: Option<Confirming>,
+}
+
+/// A cycle being confirmed.
+struct Confirming {
+    /// Its edges in order, each with the node that masters it.
+    cycle: Vec<(u32, EdgeWire)>,
+    /// Indexes of the edges whose master has not confirmed yet.
+    pending: BTreeSet<u32>,
+    /// The edge whose waiter is the victim.
+    victim: usize,
 }
 
 /// Deadlock detection state of a node.
@@ -372,7 +380,12 @@ impl Node {
                 let Some(r) = self.detector.rounds.get_mut(&ls) else {
                     return;
                 };
-                let Some((cycle, pending, victim)) = r.confirming.as_mut() else {
+                let Some(Confirming {
+                    cycle,
+                    pending,
+                    victim,
+                }) = r.confirming.as_mut()
+                else {
                     return;
                 };
                 if r.id != round || cycle.get(index as usize).map(|c| c.0) != Some(from) {
@@ -438,7 +451,11 @@ impl Node {
                 victim,
             });
         }
-        r.confirming = Some((cycle.clone(), (0..cycle.len() as u32).collect(), victim));
+        r.confirming = Some(Confirming {
+            cycle: cycle.clone(),
+            pending: (0..cycle.len() as u32).collect(),
+            victim,
+        });
         for (i, (master, edge)) in cycle.into_iter().enumerate() {
             self.dl_send(
                 master,

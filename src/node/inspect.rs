@@ -356,9 +356,7 @@ impl Node {
                     l.engine.has_resource(&name) || l.masters.get(&rn) == Some(&me)
                 }) || (self.cluster.nodir(&ls)
                     && directory_node(&name, &self.weighted_members(&ls)) == Some(me));
-                let next = if masters_it {
-                    None
-                } else if hops >= MAX_HOPS {
+                let next = if masters_it || hops >= MAX_HOPS {
                     None
                 } else {
                     match directory_node(&name, &self.weighted_members(&ls)) {
