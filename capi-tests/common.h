@@ -386,6 +386,15 @@ static T_UNUSED void t_enable_wait(dlm_lshandle_t ls)
 #endif
 }
 
+/* How long udlm's deadlock detection waits (UDLM_DEADLOCK_DETECT_MS, which
+ * run.sh sets, else udlm's 5 s default); for the x_deadlock_* scenarios of
+ * udlm's extensions only. */
+static T_UNUSED int t_deadlock_detect_ms(void)
+{
+    const char *v = getenv("UDLM_DEADLOCK_DETECT_MS");
+    return v ? atoi(v) : 5000;
+}
+
 /* ------------------------------------------------------------ recorder */
 
 enum { EV_AST = 1, EV_BAST = 2 };

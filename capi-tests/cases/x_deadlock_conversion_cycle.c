@@ -7,12 +7,6 @@
 #include "../common.h"
 #include "../../include/udlm.h"
 
-static int detect_ms(void)
-{
-    const char *v = getenv("UDLM_DEADLOCK_DETECT_MS");
-    return v ? atoi(v) : 5000;
-}
-
 int main(void)
 {
     T_INIT();
@@ -31,13 +25,13 @@ int main(void)
 
     /* NODLCKWT: not counted as waiting, so no cycle */
     CHECK_OK(t_lock_nb(b, &b1, LKM_EXMODE, LKF_CONVERT | LKF_NODLCKWT, "R1"));
-    settle(2 * detect_ms() + 500 < 4000 ? 2 * detect_ms() + 500 : 4000);
+    settle(2 * t_deadlock_detect_ms() + 500 < 4000 ? 2 * t_deadlock_detect_ms() + 500 : 4000);
     CHECK_EQ(lk_asts(&b1), 1);
     CHECK_EQ(lk_asts(&a2), 0);
     /* take the conversion back, then make it again without the flag */
     UNLOCK_EXPECT(b, &b1, LKF_CANCEL, ECANCEL);
     CHECK_OK(t_lock_nb(b, &b1, LKM_EXMODE, LKF_CONVERT, "R1"));
-    CHECK(lk_wait(&b1, 3 * detect_ms() + 3000), "the deadlock was not broken");
+    CHECK(lk_wait(&b1, 3 * t_deadlock_detect_ms() + 3000), "the deadlock was not broken");
     CHECK_EQ(b1.lksb.sb_status, EDEADLK);
     CHECK_EQ(lk_asts(&a2), 0);
     /* B still holds R1 in PR: a PR probe passes, an EX probe does not */

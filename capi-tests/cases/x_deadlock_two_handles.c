@@ -7,14 +7,6 @@
 #include "../common.h"
 #include "../../include/udlm.h"
 
-/* UDLM_DEADLOCK_DETECT_MS (set by run.sh) or the 5 s default, plus slack */
-static int detect_wait_ms(void)
-{
-    const char *v = getenv("UDLM_DEADLOCK_DETECT_MS");
-    int ms = v ? atoi(v) : 5000;
-    return 3 * ms + 3000;
-}
-
 int main(void)
 {
     T_INIT();
@@ -32,7 +24,7 @@ int main(void)
     CHECK_OK(t_lock_nb(a, &a2, LKM_EXMODE, 0, "R2"));
     t0 = t_now_ms();
     CHECK_OK(t_lock_nb(b, &b1, LKM_EXMODE, 0, "R1"));
-    CHECK(lk_wait(&b1, detect_wait_ms()), "the deadlock was not broken");
+    CHECK(lk_wait(&b1, 3 * t_deadlock_detect_ms() + 3000), "the deadlock was not broken");
     dt = t_now_ms() - t0;
     printf("  cycle broken after %lld ms\n", dt);
     CHECK_EQ(b1.lksb.sb_status, EDEADLK);
