@@ -33,8 +33,9 @@ LDCONFIG ?= ldconfig
 PC_VERSION ?= 4.0.0
 MAN_PAGES := $(sort $(wildcard man/man3/*.3 man/man5/*.5 man/man8/*.8))
 INSTALLED_FILES = $(LIBDIR)/libdlm.so.3.0 $(LIBDIR)/libdlm.so.3 $(LIBDIR)/libdlm.so \
+  $(LIBDIR)/libudlm.so.1.0 $(LIBDIR)/libudlm.so.1 $(LIBDIR)/libudlm.so \
   $(LIBDIR)/libdlm_lt.so.3.0 $(LIBDIR)/libdlm_lt.so.3 $(LIBDIR)/libdlm_lt.so \
-  $(INCLUDEDIR)/libdlm.h $(PKGCONFIGDIR)/libdlm.pc $(PKGCONFIGDIR)/libdlm_lt.pc \
+  $(INCLUDEDIR)/libdlm.h $(INCLUDEDIR)/udlm.h $(PKGCONFIGDIR)/libdlm.pc $(PKGCONFIGDIR)/libdlm_lt.pc \
   $(SBINDIR)/udlmd $(BINDIR)/udlm $(SYSTEMDUNITDIR)/udlmd.service \
   $(patsubst man/%,$(MANDIR)/%,$(MAN_PAGES))
 # libdir and includedir in the .pc files, relative to ${prefix} when inside it.
@@ -97,7 +98,7 @@ install:
 	@if command -v $(CARGO) >/dev/null 2>&1; then \
 	  $(MAKE) --no-print-directory build PREFIX='$(PREFIX)'; \
 	else echo "install: $(CARGO) not found; installing what is built in $(INSTALL_FROM)"; fi
-	@for f in libdlm.so libdlm_lt.so udlmd udlm; do \
+	@for f in libdlm.so libdlm_lt.so libudlmext.so udlmd udlm; do \
 	  [ -f '$(INSTALL_FROM)'/$$f ] || { echo "install: $(INSTALL_FROM)/$$f is missing; run 'make PREFIX=$(PREFIX)' first" >&2; exit 1; }; \
 	done
 	@for f in libdlm.so libdlm_lt.so; do \
@@ -112,7 +113,11 @@ install:
 	  ln -sfn $$l.so.3.0 '$(DESTDIR)$(LIBDIR)'/$$l.so.3 && \
 	  ln -sfn $$l.so.3 '$(DESTDIR)$(LIBDIR)'/$$l.so || exit 1; \
 	done
+	$(INSTALL) -m 0755 '$(INSTALL_FROM)'/libudlmext.so '$(DESTDIR)$(LIBDIR)'/libudlm.so.1.0
+	ln -sfn libudlm.so.1.0 '$(DESTDIR)$(LIBDIR)'/libudlm.so.1
+	ln -sfn libudlm.so.1 '$(DESTDIR)$(LIBDIR)'/libudlm.so
 	$(INSTALL) -m 0644 include/libdlm.h '$(DESTDIR)$(INCLUDEDIR)/libdlm.h'
+	$(INSTALL) -m 0644 include/udlm.h '$(DESTDIR)$(INCLUDEDIR)/udlm.h'
 	sed $(PC_SUBST) pkgconfig/libdlm.pc.in > '$(DESTDIR)$(PKGCONFIGDIR)/libdlm.pc'
 	sed $(PC_SUBST) pkgconfig/libdlm_lt.pc.in > '$(DESTDIR)$(PKGCONFIGDIR)/libdlm_lt.pc'
 	chmod 0644 '$(DESTDIR)$(PKGCONFIGDIR)/libdlm.pc' '$(DESTDIR)$(PKGCONFIGDIR)/libdlm_lt.pc'

@@ -322,13 +322,14 @@ static T_UNUSED const char *t_ls_name(const char *sfx)
     return buf[k];
 }
 
-/* create (or join) the scenario's lockspace; fatal on failure */
-static T_UNUSED dlm_lshandle_t t_ls_create_sfx(const char *sfx)
+/* create (or join) the scenario's lockspace with dlm_new_lockspace flags;
+ * fatal on failure */
+static T_UNUSED dlm_lshandle_t t_ls_create_flags(const char *sfx, uint32_t flags)
 {
     const char *name = t_ls_name(sfx);
     dlm_lshandle_t ls;
     errno = 0;
-    ls = dlm_new_lockspace(name, 0600, 0);
+    ls = dlm_new_lockspace(name, 0600, flags);
     if (!ls) {
         int e = errno;
         t_failf(__FILE__, __LINE__, "dlm_new_lockspace(%s) -> NULL errno %d (%s)", name, e, strerror(e));
@@ -337,7 +338,8 @@ static T_UNUSED dlm_lshandle_t t_ls_create_sfx(const char *sfx)
     t_register_handle(ls);
     return ls;
 }
-#define t_ls_create() t_ls_create_sfx(NULL)
+#define t_ls_create_sfx(sfx) t_ls_create_flags((sfx), 0)
+#define t_ls_create() t_ls_create_flags(NULL, 0)
 
 static T_UNUSED dlm_lshandle_t t_ls_open_sfx(const char *sfx)
 {
@@ -382,6 +384,15 @@ static T_UNUSED void t_enable_wait(dlm_lshandle_t ls)
 #else
     (void)ls;
 #endif
+}
+
+/* How long udlm's deadlock detection waits (UDLM_DEADLOCK_DETECT_MS, which
+ * run.sh sets, else udlm's 5 s default); for the x_deadlock_* scenarios of
+ * udlm's extensions only. */
+static T_UNUSED int t_deadlock_detect_ms(void)
+{
+    const char *v = getenv("UDLM_DEADLOCK_DETECT_MS");
+    return v ? atoi(v) : 5000;
 }
 
 /* ------------------------------------------------------------ recorder */

@@ -158,6 +158,17 @@ if [ "$MODE" = symbols ]; then
             echo "PASS symbols $lib: no symbol version definitions"; pass=$((pass+1))
         fi
     done
+    # libudlm.so.1 (include/udlm.h): exactly the calls the header declares
+    ext=$LIBDIR/libudlmext.so
+    sed -n 's/^int \(udlm_[a-z_]*\)(.*/\1/p' "$REPO/include/udlm.h" | sort -u > "$WORK/udlm.want"
+    nm -D --defined-only "$ext" 2>/dev/null | awk '$2 ~ /^[TtWiVBDGRS]$/ {print $3}' | sort -u > "$WORK/udlm.ours"
+    so=$(readelf -d "$ext" 2>/dev/null | sed -n 's/.*(SONAME).*\[\(.*\)\].*/\1/p')
+    if [ -s "$WORK/udlm.want" ] && diff -u "$WORK/udlm.want" "$WORK/udlm.ours" > "$WORK/udlm.diff" && [ "$so" = libudlm.so.1 ]; then
+        echo "PASS symbols libudlm: $(tr '\n' ' ' < "$WORK/udlm.ours")(SONAME $so), as include/udlm.h declares"; pass=$((pass+1))
+    else
+        echo "FAIL symbols libudlm: SONAME '${so:-<none>}', exports differ from include/udlm.h (- header, + library):"
+        grep -E '^[-+][^-+]' "$WORK/udlm.diff"; fail=$((fail+1))
+    fi
     echo "$pass passed, $fail failed"
     [ $fail = 0 ]
     exit
@@ -173,6 +184,11 @@ ln -s "$LIBDIR/libdlm.so" "$LIBLINK/libdlm.so.3"
 ln -s "$LIBDIR/libdlm_lt.so" "$LIBLINK/libdlm_lt.so.3"
 ln -s "$LIBDIR/libdlm.so" "$LIBLINK/libdlm.so"
 ln -s "$LIBDIR/libdlm_lt.so" "$LIBLINK/libdlm_lt.so"
+# libudlm (include/udlm.h's calls), for scenarios marked "// NEEDS: libudlm"
+if [ -e "$LIBDIR/libudlmext.so" ]; then
+    ln -s "$LIBDIR/libudlmext.so" "$LIBLINK/libudlm.so.1"
+    ln -s "$LIBDIR/libudlmext.so" "$LIBLINK/libudlm.so"
+fi
 
 if [ "$HEADER" = ref ]; then
     ensure_ref
@@ -188,6 +204,9 @@ RUNDIR=$(mktemp -d "${TMPDIR:-/tmp}/udlm-run.XXXXXX") || die "mktemp failed"
 export DLM_RUN_DIR=$RUNDIR
 export DLM_DAEMON=$LIBDIR/udlmd
 export LD_LIBRARY_PATH=$LIBLINK${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# Deadlock detection looks after 1 s instead of 5 (the node started on
+# demand inherits it; x_deadlock_* scenarios read it to size their waits).
+export UDLM_DEADLOCK_DETECT_MS=${UDLM_DEADLOCK_DETECT_MS:-1000}
 if [ "$EMBEDDED" = 1 ]; then export DLM_EMBEDDED=1; else unset DLM_EMBEDDED; fi
 [ -x "$DLM_DAEMON" ] || [ "$EMBEDDED" = 1 ] || echo "run.sh: warning: $DLM_DAEMON is not an executable" >&2
 
@@ -256,7 +275,9 @@ run_one() {
         echo "skipped: multi-process scenario in embedded mode" > "$out.log"
         echo SKIP > "$out.res"; report "$name" "$lib"; return
     fi
-    if ! cc "${cflags[@]}" "${INC[@]}" -o "$bin" "$src" -L"$LINKDIR" $libflag > "$out.log" 2>&1; then
+    local extra=()
+    grep -q '^// *NEEDS: *libudlm' "$src" && extra=(-L"$LIBLINK" -ludlm)
+    if ! cc "${cflags[@]}" "${INC[@]}" -o "$bin" "$src" -L"$LINKDIR" $libflag "${extra[@]}" > "$out.log" 2>&1; then
         { echo "(compile failed)"; } >> "$out.log"
         echo FAIL > "$out.res"; report "$name" "$lib"; return
     fi

@@ -29,9 +29,10 @@ trap 'stop_nodes; rm -rf "$work"' EXIT
 
 mkdir -p "$work/lib" "$work/bin"
 ln -s "$rel/libdlm.so" "$work/lib/libdlm.so.3"
-for prog in counter lvb bast deadlock inflight orphan; do
+ln -s "$rel/libudlmext.so" "$work/lib/libudlm.so.1"
+for prog in counter lvb bast deadlock inflight orphan cycle tree; do
   cc -O1 -g -Wall -I"$top/include" -o "$work/bin/$prog" "$top/cluster-tests/$prog.c" \
-     -L"$work/lib" -l:libdlm.so.3 -pthread -D_REENTRANT || exit 1
+     -L"$work/lib" -l:libdlm.so.3 -l:libudlm.so.1 -pthread -D_REENTRANT || exit 1
 done
 
 # write_config NODES [KEYFILE] > file
@@ -118,6 +119,11 @@ EXTRA_CONF=$'lockspace name=* nodir=1\nmaster ls=* node=2' \
   scenario_pair "operations overlapping an in-flight remote request (EBUSY, FORCEUNLOCK, CANCEL)" 2 inflight
 EXTRA_CONF=$'lockspace name=* nodir=1\nmaster ls=* node=2' \
   scenario_pair "orphans of a dead process, mastered on another node: adopt, purge" 2 orphan
+EXTRA_CONF=deadlock_detect_ms=1000 \
+  scenario_pair "deadlock cycle of 2 nodes broken: node 2 gets EDEADLK, node 1 is granted" 2 cycle 2
+EXTRA_CONF=deadlock_detect_ms=1000 \
+  scenario_pair "deadlock cycle of 3 nodes broken: node 3 gets EDEADLK, nodes 1 and 2 are granted" 3 cycle 3
+scenario_pair "hierarchical lockspace with timeouts on 3 nodes: shared children, their LVB, ETIMEDOUT, queries" 3 tree
 scenario_wrong_key
 
 echo "$pass passed, $fail failed"

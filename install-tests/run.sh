@@ -66,7 +66,8 @@ done
 # targets: "path" for a file, "path -> target" for a symbolic link.
 expected() {
     printf '%s\n' \
-        'bin/udlm' 'sbin/udlmd' 'include/libdlm.h' \
+        'bin/udlm' 'sbin/udlmd' 'include/libdlm.h' 'include/udlm.h' \
+        'lib/libudlm.so.1.0' 'lib/libudlm.so.1 -> libudlm.so.1.0' 'lib/libudlm.so -> libudlm.so.1' \
         'lib/libdlm.so.3.0' 'lib/libdlm.so.3 -> libdlm.so.3.0' 'lib/libdlm.so -> libdlm.so.3' \
         'lib/libdlm_lt.so.3.0' 'lib/libdlm_lt.so.3 -> libdlm_lt.so.3.0' 'lib/libdlm_lt.so -> libdlm_lt.so.3' \
         'lib/pkgconfig/libdlm.pc' 'lib/pkgconfig/libdlm_lt.pc' \

@@ -125,11 +125,11 @@ has "status: node id" "$out" '^node: +1$'
 has "status: cluster name" "$out" '^cluster: +udlm$'
 has "status: quorum" "$out" '^quorum: +yes \(1 of 1 configured node seen\)$'
 has "status: this node in the node list" "$out" '^ +1 +- +this node$'
-has "status: the lockspace and its members" "$out" '^ +tooltest +1$'
+has "status: the lockspace, its members and how it is mastered" "$out" '^ +tooltest +1 +directory$'
 t "status --json: exit 0" 0 "$udlm" --json status
 is_json "status --json is JSON" "$out"
 has "status --json has the node, quorum and lockspace" "$out" \
-    '^\{"node_id":1,"address":null,"cluster_name":"udlm",.*"quorum":\{"have":true,"members_seen":1,"configured":1\},"lockspaces":\[\{"name":"tooltest","members":\[1\]\}\],"recovery":\{"generation":0,"coordinator":1,"members":\[1\],"state":"running","quorate":true,"live":\[1\],"fencing":\[\]\}\}$'
+    '^\{"node_id":1,"address":null,"cluster_name":"udlm",.*"quorum":\{"have":true,"members_seen":1,"configured":1\},"lockspaces":\[\{"name":"tooltest","members":\[1\],"mastering":"directory","extensions":\[\]\}\],"recovery":\{"generation":0,"coordinator":1,"members":\[1\],"state":"running","quorate":true,"live":\[1\],"fencing":\[\]\}\}$'
 
 echo "== udlm ls"
 t "ls: exit 0" 0 "$udlm" ls
@@ -155,6 +155,15 @@ is_json "lockdump --json is JSON" "$out"
 has "lockdump --json: res1's LVB and queues" "$out" \
     "\"name\":\"res1\",\"name_hex\":\"72657331\",\"master\":1,\"lvb\":\"$lvb\",\"lvb_valid\":true,\"granted\":\\[\\{\"id\":$A,\"granted\":\"PR\",\"requested\":null,\"flags\":\"0xc\",\"pid\":$holder_pid,\"node\":1\\}\\],\"converting\":\\[\\{\"id\":$B,\"granted\":\"PR\",\"requested\":\"EX\""
 has "lockdump --json: the binary name" "$out" '"name":"\\u0001z","name_hex":"017a"'
+t "lockdump LS RESOURCE (the query call): exit 0" 0 "$udlm" lockdump tooltest res1
+has "lockdump LS RESOURCE: master, LVB and count" "$out" "^resource 'res1' of lockspace 'tooltest': master node 1, LVB $lvb, 3 lock\\(s\\)\$"
+has "lockdump LS RESOURCE: B converting PR to EX" "$out" "^  converting +node 1 lock $B +granted PR requested EX flags 0x4 pid $holder_pid\$"
+has "lockdump LS RESOURCE: C waiting for EX" "$out" "^  waiting +node 1 lock $C +granted - +requested EX flags 0x0 pid $holder_pid\$"
+t "lockdump --json LS RESOURCE: exit 0" 0 "$udlm" lockdump --json tooltest res1
+is_json "lockdump --json LS RESOURCE is JSON" "$out"
+has "lockdump --json LS RESOURCE: C" "$out" "\\{\"node\":1,\"id\":$C,\"queue\":\"waiting\",\"granted\":null,\"requested\":\"EX\""
+t "lockdump of a resource nobody masters: exit 1" 1 "$udlm" lockdump tooltest nosuchres
+has "it says the resource has no locks" "$err" "no node masters 'nosuchres' in 'tooltest': it has no locks"
 t "lockdump of a lockspace that does not exist: exit 1" 1 "$udlm" lockdump nosuch
 has "it says there is no such lockspace" "$err" '^udlm: there is no lockspace named "nosuch" on this node'
 [ -z "$out" ] && ok "and prints nothing on stdout" || bad "and prints nothing on stdout"

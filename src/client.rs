@@ -4,7 +4,8 @@
 //! both give the handle a pollable event descriptor, so the C layer above
 //! cannot tell them apart.
 
-use crate::node::server::{handle_request, run_dir, SOCKET_NAME};
+use crate::node::inspect::{InspectTarget, ResourceView};
+use crate::node::server::{handle_request, inspect_wait, run_dir, SOCKET_NAME};
 use crate::node::sink::EventSink;
 use crate::node::{Node, NodeLimits};
 use crate::proto::{self, Reply, Request, PROTOCOL_VERSION};
@@ -15,6 +16,9 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+/// How often the embedded node's clock advances (udlmd ticks as often).
+const EMBEDDED_TICK: Duration = Duration::from_millis(100);
 
 /// How long a library call waits for a node it had to start.
 const DAEMON_START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,10 +37,23 @@ pub struct Connection {
 fn embedded_node() -> &'static Arc<Mutex<Node>> {
     static NODE: OnceLock<Arc<Mutex<Node>>> = OnceLock::new();
     NODE.get_or_init(|| {
-        Arc::new(Mutex::new(Node::new(
+        let node = Arc::new(Mutex::new(Node::new(
             local_node_id(),
             NodeLimits::default(),
-        )))
+        )));
+        // The node's clock, as udlmd's tick thread: lock timeouts and the
+        // deadlock detector need it even without a daemon.
+        let ticker = Arc::downgrade(&node);
+        let _ = std::thread::Builder::new()
+            .name("udlm-tick".into())
+            .spawn(move || loop {
+                std::thread::sleep(EMBEDDED_TICK);
+                let Some(node) = ticker.upgrade() else {
+                    return;
+                };
+                lock_node(&node).tick(sys::monotonic_ms());
+            });
+        node
     })
 }
 
@@ -126,6 +143,30 @@ impl Connection {
         }
     }
 
+    /// The query call (node/inspect.rs): the resource `name`, or with
+    /// `lkid` non-zero the resource of that lock of this handle.
+    pub fn inspect(&self, lkid: u32, name: &[u8]) -> Result<ResourceView, Errno> {
+        match &self.link {
+            Link::Daemon(fd) => {
+                let fd = fd.lock().unwrap_or_else(|e| e.into_inner());
+                let req = Request::Inspect {
+                    lkid,
+                    name: name.to_vec(),
+                };
+                let bytes = read_answer(&fd, &req)?;
+                ResourceView::decode(&bytes).map_err(|_| Errno::Proto)
+            }
+            Link::Embedded(owner) => {
+                let target = if lkid != 0 {
+                    InspectTarget::Lock(lkid)
+                } else {
+                    InspectTarget::Name(name.to_vec())
+                };
+                inspect_wait(embedded_node(), *owner, target)
+            }
+        }
+    }
+
     /// The descriptor a program polls for callbacks.
     pub fn event_fd(&self) -> RawFd {
         self.events.as_raw_fd()
@@ -157,13 +198,17 @@ impl Drop for Connection {
 pub fn query(what: &proto::Query) -> Result<String, Errno> {
     let sock = run_dir().join(SOCKET_NAME);
     let fd = sys::seqpacket_connect(&sock).map_err(|e| io_errno(&e))?;
-    let len = round_trip(
-        &fd,
-        &Request::Query {
-            version: PROTOCOL_VERSION,
-            query: what.clone(),
-        },
-    )?? as usize;
+    let req = Request::Query {
+        version: PROTOCOL_VERSION,
+        query: what.clone(),
+    };
+    String::from_utf8(read_answer(&fd, &req)?).map_err(|_| Errno::Proto)
+}
+
+/// Sends `req` and reads its answer: a reply with the length, then the
+/// bytes in packets.
+fn read_answer(fd: &OwnedFd, req: &Request) -> Result<Vec<u8>, Errno> {
+    let len = round_trip(fd, req)?? as usize;
     if len > proto::MAX_QUERY_ANSWER {
         return Err(Errno::Proto);
     }
@@ -171,11 +216,12 @@ pub fn query(what: &proto::Query) -> Result<String, Errno> {
     let mut buf = vec![0u8; proto::QUERY_CHUNK];
     while text.len() < len {
         match sys::recv(fd.as_raw_fd(), &mut buf, false) {
-            Ok(n) if n > 0 => text.extend_from_slice(&buf[..n]),
+            Ok(n) if n > 0 && text.len() + n <= len => text.extend_from_slice(&buf[..n]),
+            Ok(n) if n > 0 => return Err(Errno::Proto),
             _ => return Err(Errno::NotConn),
         }
     }
-    String::from_utf8(text).map_err(|_| Errno::Proto)
+    Ok(text)
 }
 
 fn round_trip(fd: &OwnedFd, req: &Request) -> Result<Reply, Errno> {

@@ -8,7 +8,7 @@
 //!
 //! Request (integers little-endian):
 //! ```text
-//! u8  10                 the control request type
+//! u8  11                 the control request type
 //! u32 version            the local protocol's version (proto::PROTOCOL_VERSION)
 //! u8  op                 1 list, 2 add, 3 remove, 4 reload, 5 fenced
 //! add:     u32 id, u16 port (0: the config's global port),
@@ -31,7 +31,7 @@ use crate::sys;
 use std::os::fd::AsRawFd;
 
 /// The local protocol's packet type of a control request.
-pub const T_CONTROL: u8 = 10;
+pub const T_CONTROL: u8 = 11;
 /// Longest address an `add` carries (an RFC 1123 host name's limit).
 pub const MAX_ADDRESS_LEN: usize = 253;
 /// Largest JSON answer to a control request.

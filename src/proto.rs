@@ -17,7 +17,7 @@
 
 use crate::types::{Errno, Lvb, LOCKSPACE_LEN, LVB_LEN, RESNAME_MAXLEN};
 
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 /// The largest packet either side sends or accepts.
 pub const MAX_PACKET: usize = 512;
 
@@ -51,6 +51,10 @@ pub enum Request {
         lvb: Option<Lvb>,
         user: UserArgs,
         tid: u32,
+        /// `parent` of the call (a lock id in a hierarchical lockspace).
+        parent: u32,
+        /// `dlm_ls_lockx`'s timeout in centiseconds (with `LKF_TIMEOUT`).
+        timeout_cs: u64,
     },
     /// Unlock or cancel; `astarg` 0 keeps the lock's argument.
     Unlock {
@@ -75,6 +79,14 @@ pub enum Request {
     },
     /// Close this handle (its locks are released or orphaned).
     Close,
+    /// The query call (`udlm_query_*`): the resource `name`, or with
+    /// `lkid` non-zero the resource of that lock of this handle. Answered
+    /// like a [`Request::Query`]: the length, then the bytes of a
+    /// `node::inspect::ResourceView`.
+    Inspect {
+        lkid: u32,
+        name: Vec<u8>,
+    },
     /// First packet of a query link: a read-only question for `udlm`.
     Query {
         version: u32,
@@ -134,6 +146,7 @@ const T_PURGE: u8 = 6;
 const T_RELEASE: u8 = 7;
 const T_CLOSE: u8 = 8;
 const T_QUERY: u8 = 9;
+const T_INSPECT: u8 = 10;
 
 /// Decoding failure: the packet is not a valid message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -246,6 +259,8 @@ impl Request {
                 lvb,
                 user,
                 tid,
+                parent,
+                timeout_cs,
             } => {
                 let mut w = Writer::new(T_LOCK);
                 w.u8(*mode).u32(*flags).u32(*lkid).bytes(name).lvb(lvb);
@@ -254,7 +269,9 @@ impl Request {
                     .u64(user.bast)
                     .u64(user.bastarg)
                     .u64(user.lksb)
-                    .u32(*tid);
+                    .u32(*tid)
+                    .u32(*parent)
+                    .u64(*timeout_cs);
                 w
             }
             Request::Unlock {
@@ -284,6 +301,11 @@ impl Request {
                 w
             }
             Request::Close => Writer::new(T_CLOSE),
+            Request::Inspect { lkid, name } => {
+                let mut w = Writer::new(T_INSPECT);
+                w.u32(*lkid).bytes(name);
+                w
+            }
             Request::Query { version, query } => {
                 let mut w = Writer::new(T_QUERY);
                 w.u32(*version);
@@ -349,6 +371,8 @@ impl Request {
                     lvb,
                     user,
                     tid,
+                    parent: r.u32()?,
+                    timeout_cs: r.u64()?,
                 }
             }
             T_UNLOCK => Request::Unlock {
@@ -369,6 +393,10 @@ impl Request {
             },
             T_RELEASE => Request::Release { force: r.u32()? },
             T_CLOSE => Request::Close,
+            T_INSPECT => Request::Inspect {
+                lkid: r.u32()?,
+                name: r.bytes(RESNAME_MAXLEN)?,
+            },
             T_QUERY => {
                 let version = r.u32()?;
                 let query = match r.u8()? {
@@ -487,6 +515,8 @@ mod tests {
                     lksb: 5,
                 },
                 tid: 9,
+                parent: 7,
+                timeout_cs: 250,
             },
             Request::Lock {
                 mode: 0,
@@ -496,6 +526,8 @@ mod tests {
                 lvb: None,
                 user: UserArgs::default(),
                 tid: 0,
+                parent: 0,
+                timeout_cs: 0,
             },
             Request::Unlock {
                 lkid: 1,
@@ -505,6 +537,14 @@ mod tests {
                 lksb: 8,
             },
             Request::DeadlockCancel { lkid: 1, flags: 0 },
+            Request::Inspect {
+                lkid: 0,
+                name: vec![b'r'; 64],
+            },
+            Request::Inspect {
+                lkid: 7,
+                name: vec![],
+            },
             Request::Purge {
                 nodeid: 0,
                 pid: 5,

@@ -121,6 +121,11 @@ pub mod lsfl {
     pub const NEWEXCL: u32 = 0x8;
     /// Kernel-internal; refused for user lockspaces.
     pub const SOFTIRQ: u32 = 0x10;
+    /// udlm extensions (include/udlm.h), in bits the kernel never used:
+    /// `LKF_TIMEOUT` takes effect in this lockspace.
+    pub const UDLM_TIMEOUT: u32 = 0x0001_0000;
+    /// The `parent` argument of a lock request names a parent lock.
+    pub const UDLM_HIERARCHY: u32 = 0x0002_0000;
 }
 
 /// The outcome of an operation as a libdlm caller sees it in `sb_status`
@@ -132,6 +137,9 @@ pub enum Status {
     Deadlock,
     Cancelled,
     Unlocked,
+    /// A request or conversion not granted within its `LKF_TIMEOUT`
+    /// (a udlm extension, opt-in per lockspace; see include/udlm.h).
+    TimedOut,
 }
 
 impl Status {
@@ -146,6 +154,7 @@ impl Status {
             Status::Deadlock => libc::EDEADLK,
             Status::Cancelled => Self::ECANCEL,
             Status::Unlocked => Self::EUNLOCK,
+            Status::TimedOut => libc::ETIMEDOUT,
         }
     }
 
@@ -156,6 +165,7 @@ impl Status {
             libc::EDEADLK => Status::Deadlock,
             Self::ECANCEL => Status::Cancelled,
             Self::EUNLOCK => Status::Unlocked,
+            libc::ETIMEDOUT => Status::TimedOut,
             _ => return None,
         })
     }

@@ -202,6 +202,7 @@ impl Cluster {
             lvb: (flags & lkf::VALBLK != 0).then_some([7; 32]),
             user,
             tid: 1,
+            ..LockArgs::default()
         };
         let id = self
             .nodes
@@ -506,6 +507,7 @@ fn run_random(seed: u64) {
                     lvb: None,
                     user,
                     tid: 1,
+                    ..LockArgs::default()
                 };
                 let hd = &handles[h];
                 if let Ok(id) = c.nodes.get_mut(&hd.node).unwrap().lock(hd.owner, args) {
@@ -533,6 +535,7 @@ fn run_random(seed: u64) {
                         lvb: None,
                         user,
                         tid: 1,
+                        ..LockArgs::default()
                     };
                     let hd = &handles[h];
                     let _ = c.nodes.get_mut(&hd.node).unwrap().lock(hd.owner, args);

@@ -87,6 +87,8 @@ fn lock_ex_noqueue(req: &std::os::fd::OwnedFd, name: &[u8]) -> u64 {
             ..UserArgs::default()
         },
         tid: 1,
+        parent: 0,
+        timeout_cs: 0,
     };
     call(req, &r).expect("reply").expect("lock accepted")
 }

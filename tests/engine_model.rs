@@ -1656,6 +1656,7 @@ impl Run {
                         Status::Deadlock => st.deadlock += 1,
                         Status::Cancelled => st.cancelled += 1,
                         Status::Unlocked => st.unlocked += 1,
+                        Status::TimedOut => return Err("ETIMEDOUT without any timeout set".into()),
                     }
                     st.demoted += (sb & sbf::DEMOTED != 0) as u64;
                     st.altmode += (sb & sbf::ALTMODE != 0) as u64;

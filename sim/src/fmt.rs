@@ -26,7 +26,10 @@ pub fn bytes_as_text(s: &str) -> String {
                 let parsed: Option<Vec<u8>> = if inner.trim().is_empty() {
                     Some(Vec::new())
                 } else {
-                    inner.split(',').map(|x| x.trim().parse::<u8>().ok()).collect()
+                    inner
+                        .split(',')
+                        .map(|x| x.trim().parse::<u8>().ok())
+                        .collect()
                 };
                 if let Some(v) = parsed {
                     if v.len() == 32 {

@@ -117,20 +117,25 @@ fn parse(args: Vec<String>) -> Result<Args, String> {
         let mut val = |name: &str| it.next().ok_or(format!("{name} needs a value"));
         match x.as_str() {
             "--seed" => a.seed = Some(val("--seed")?.parse().map_err(|e| format!("--seed: {e}"))?),
-            "--seeds" => {
-                a.seeds = Some(parse_range(&val("--seeds")?).ok_or("--seeds wants A..B")?)
-            }
+            "--seeds" => a.seeds = Some(parse_range(&val("--seeds")?).ok_or("--seeds wants A..B")?),
             "--soak" => a.soak = Some(val("--soak")?.parse().map_err(|e| format!("--soak: {e}"))?),
             "--jobs" => a.jobs = val("--jobs")?.parse().map_err(|e| format!("--jobs: {e}"))?,
             "--nodes" => {
-                a.opts.nodes = Some(val("--nodes")?.parse().map_err(|e| format!("--nodes: {e}"))?)
+                a.opts.nodes = Some(
+                    val("--nodes")?
+                        .parse()
+                        .map_err(|e| format!("--nodes: {e}"))?,
+                )
             }
             "--steps" => {
-                a.opts.max_steps = val("--steps")?.parse().map_err(|e| format!("--steps: {e}"))?
+                a.opts.max_steps = val("--steps")?
+                    .parse()
+                    .map_err(|e| format!("--steps: {e}"))?
             }
             "--skew-div" => {
-                a.opts.detect_skew_div =
-                    val("--skew-div")?.parse().map_err(|e| format!("--skew-div: {e}"))?
+                a.opts.detect_skew_div = val("--skew-div")?
+                    .parse()
+                    .map_err(|e| format!("--skew-div: {e}"))?
             }
             "--tail" => a.tail = Some(val("--tail")?.parse().map_err(|e| format!("--tail: {e}"))?),
             "--no-faults" => a.opts.faults = false,

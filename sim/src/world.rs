@@ -17,6 +17,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
+use udlm::engine::QueueKind;
+use udlm::node::deadlock::{global_owner, owner_parts};
+use udlm::node::peer::PeerMsg;
 use udlm::node::sink::EventSink;
 use udlm::node::{ClusterView, LockArgs, Node, NodeLimits, PeerLink};
 use udlm::proto::{Callback, UserArgs, CALLBACK_LEN};
@@ -205,8 +208,15 @@ enum LState {
 
 #[derive(Clone, Copy, Debug)]
 enum Pending {
-    Request { mode: u8, flags: u32 },
-    Convert { mode: u8, flags: u32, tag: Option<u64> },
+    Request {
+        mode: u8,
+        flags: u32,
+    },
+    Convert {
+        mode: u8,
+        flags: u32,
+        tag: Option<u64>,
+    },
 }
 
 impl Pending {
@@ -385,8 +395,7 @@ fn lock_args_valid(mode: u8, flags: u32) -> bool {
         || (has(lkf::QUECVT) && !has(lkf::CONVERT))
         || (has(lkf::CONVDEADLK) && !has(lkf::CONVERT))
         || (has(lkf::CONVDEADLK) && has(lkf::NOQUEUE))
-        || (has(lkf::EXPEDITE)
-            && (has(lkf::CONVERT) || has(lkf::QUECVT) || has(lkf::NOQUEUE)))
+        || (has(lkf::EXPEDITE) && (has(lkf::CONVERT) || has(lkf::QUECVT) || has(lkf::NOQUEUE)))
         || (has(lkf::EXPEDITE) && mode != NL))
 }
 
@@ -408,9 +417,7 @@ fn matchable(items: &[u8], cands: &[u8]) -> bool {
         for c in 0..cands.len() {
             if cands[c] & (1 << items[i]) != 0 && !seen[c] {
                 seen[c] = true;
-                if owner[c].is_none()
-                    || augment(owner[c].unwrap(), items, cands, seen, owner)
-                {
+                if owner[c].is_none() || augment(owner[c].unwrap(), items, cands, seen, owner) {
                     owner[c] = Some(i);
                     return true;
                 }
@@ -498,6 +505,74 @@ pub struct Sim {
     ctx: EventCtx,
     fences_pending: BTreeSet<u32>,
     stats: BTreeMap<&'static str, u64>,
+    /// Every lock of every node's engines just before the last call that
+    /// could end a deadlock search (node, lockspace, lock id): the global
+    /// view the no-false-deadlock check compares a cycle with.
+    wait_snapshot: Option<Snapshot>,
+    /// Cycles found, by (detector, lockspace, round), with the view of
+    /// their search, until confirmed.
+    deadlock_found: HashMap<(u32, Vec<u8>, u64), FoundCycle>,
+    /// EDEADLK completions that verified deadlock cycles allow, per (node,
+    /// handle owner id).
+    deadlock_allowed: HashMap<(u32, u64), u32>,
+}
+
+/// Why `cycle` is not a cycle of waits in the global state `snap`, if so.
+fn false_deadlock(
+    ls: &[u8],
+    cycle: &[(u32, udlm::node::peer::EdgeWire)],
+    snap: &Snapshot,
+) -> Option<String> {
+    let k = cycle.len();
+    if k < 2 {
+        return Some("a cycle of fewer than two edges".into());
+    }
+    let owners: BTreeSet<u64> = cycle.iter().map(|(_, e)| e.waiter_owner).collect();
+    if owners.len() != k {
+        return Some("an owner waits twice in the cycle".into());
+    }
+    for (i, (m, e)) in cycle.iter().enumerate() {
+        if e.blocker_owner != cycle[(i + 1) % k].1.waiter_owner {
+            return Some(format!("edge {i} does not lead to edge {}", (i + 1) % k));
+        }
+        let w = snap.get(&(*m, ls.to_vec(), e.waiter));
+        let b = snap.get(&(*m, ls.to_vec(), e.blocker));
+        let ok = match (w, b) {
+            (Some(w), Some(b)) => {
+                w.owner == e.waiter_owner
+                    && b.owner == e.blocker_owner
+                    && matches!(w.queue, QueueKind::Converting | QueueKind::Waiting)
+                    && match (b.granted, w.requested) {
+                        (Some(g), Some(r)) => !g.compatible(r),
+                        _ => false,
+                    }
+            }
+            _ => false,
+        };
+        if !ok {
+            return Some(format!(
+                "edge {i} (n{m} lock {} waits for lock {}) is not in the global state",
+                e.waiter, e.blocker
+            ));
+        }
+    }
+    None
+}
+
+/// A cycle a detector found: its edges with their masters, the victim's
+/// edge, and the global view of the moment it was found.
+type FoundCycle = (Vec<(u32, udlm::node::peer::EdgeWire)>, usize, Snapshot);
+
+/// Every lock of every engine: (node, lockspace, lock id) → what it is.
+type Snapshot = HashMap<(u32, Vec<u8>, u32), SnapLock>;
+
+/// One lock in [`Sim::wait_snapshot`].
+#[derive(Clone)]
+struct SnapLock {
+    owner: u64,
+    queue: QueueKind,
+    granted: Option<Mode>,
+    requested: Option<Mode>,
 }
 
 impl Sim {
@@ -568,6 +643,9 @@ impl Sim {
             ctx: EventCtx::default(),
             fences_pending: BTreeSet::new(),
             stats: BTreeMap::new(),
+            wait_snapshot: None,
+            deadlock_found: HashMap::new(),
+            deadlock_allowed: HashMap::new(),
             opts,
         };
         if faults {
@@ -624,7 +702,10 @@ impl Sim {
         }
         let pid = format!("process {}", std::process::id());
         for line in text.lines() {
-            let l = format!("              log: {}", line.replace(&pid, "process <the sim>"));
+            let l = format!(
+                "              log: {}",
+                line.replace(&pid, "process <the sim>")
+            );
             self.trace.as_mut().unwrap().push(l);
         }
     }
@@ -642,10 +723,15 @@ impl Sim {
                 // The nodes' own view, for the diagnosis.
                 let mut lines = Vec::new();
                 for x in 1..=self.n as u32 {
-                    let Some(node) = self.node_ref(x) else { continue };
+                    let Some(node) = self.node_ref(x) else {
+                        continue;
+                    };
                     for ls in LOCKSPACES {
                         let d = node.query(&udlm::proto::Query::Lockdump(ls.to_vec()), creds());
-                        lines.push(format!("  n{x} lockdump {}: {d:?}", String::from_utf8_lossy(ls)));
+                        lines.push(format!(
+                            "  n{x} lockdump {}: {d:?}",
+                            String::from_utf8_lossy(ls)
+                        ));
                     }
                     let st = node.query(&udlm::proto::Query::Status, creds());
                     lines.push(format!("  n{x} status: {st:?}"));
@@ -687,6 +773,7 @@ impl Sim {
         let up = Arc::new(Mutex::new(BTreeSet::new()));
         self.slots[(id - 1) as usize].up = Arc::clone(&up);
         let mut node = Node::new(id, NodeLimits::default());
+        node.record_deadlock_searches();
         node.set_cluster(
             self.view(),
             Arc::new(Wire {
@@ -914,10 +1001,97 @@ impl Sim {
         self.after_step();
     }
 
+    fn take_wait_snapshot(&mut self) {
+        let mut snap = HashMap::new();
+        for id in 1..=self.n as u32 {
+            let Some(node) = self.node_ref(id) else {
+                continue;
+            };
+            for ls in node.lockspace_names_with_state() {
+                let Some(engine) = node.lockspace_engine(&ls) else {
+                    continue;
+                };
+                for r in engine.resources() {
+                    for l in r.granted.iter().chain(&r.converting).chain(&r.waiting) {
+                        snap.insert(
+                            (id, ls.clone(), l.lkid.0),
+                            SnapLock {
+                                owner: global_owner(id, l.owner),
+                                queue: l.queue,
+                                granted: l.granted,
+                                requested: l.requested,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        self.wait_snapshot = Some(snap);
+    }
+
+    /// No false deadlock: a cycle node `id`'s detector found and then
+    /// confirmed must be a cycle of the global state just before the call
+    /// in which it was found (the protocol's claim, node/deadlock.rs). A
+    /// verified cycle allows one EDEADLK for its victim's handle.
+    fn check_deadlock_searches(&mut self, id: u32) {
+        use udlm::node::deadlock::DeadlockEvent;
+        let events = self
+            .call(id, |n| n.take_deadlock_searches())
+            .unwrap_or_default();
+        // A view serves only the call it was taken for.
+        let view = self.wait_snapshot.take();
+        for ev in events {
+            match ev {
+                DeadlockEvent::Found {
+                    ls,
+                    round,
+                    cycle,
+                    victim,
+                } => {
+                    self.stat("deadlock cycles found");
+                    let Some(snap) = view.clone() else {
+                        self.fail(format!(
+                            "n{id} found a deadlock cycle with no view to check it"
+                        ));
+                        return;
+                    };
+                    if self.deadlock_found.len() > 1000 {
+                        self.deadlock_found.clear();
+                    }
+                    self.deadlock_found
+                        .insert((id, ls, round), (cycle, victim, snap));
+                }
+                DeadlockEvent::Confirmed { ls, round } => {
+                    let Some((cycle, victim, snap)) =
+                        self.deadlock_found.remove(&(id, ls.clone(), round))
+                    else {
+                        self.fail(format!("n{id} confirmed a deadlock cycle it never found"));
+                        return;
+                    };
+                    self.stat("deadlock cycles confirmed");
+                    if let Some(why) = false_deadlock(&ls, &cycle, &snap) {
+                        self.fail(format!("n{id}: false deadlock: {why}"));
+                        return;
+                    }
+                    let (node, handle) = owner_parts(cycle[victim].1.waiter_owner);
+                    *self.deadlock_allowed.entry((node, handle)).or_insert(0) += 1;
+                }
+            }
+        }
+    }
+
     fn do_tick(&mut self, id: u32) {
         let local = self.local_ms(id);
         self.tr(|| format!("tick n{id} (local clock {local} ms)"));
+        // A tick may run a whole deadlock round alone (one member).
+        if self
+            .node_ref(id)
+            .is_some_and(|n| n.is_deadlock_detector_alone())
+        {
+            self.take_wait_snapshot();
+        }
         self.call(id, |n| n.tick(local));
+        self.check_deadlock_searches(id);
         // In a quiet spell with every node up, ticks are sparse (they only
         // age idle masters); they are back to their pace before it ends.
         let quiet = self.now < self.lull_until && self.all_connected();
@@ -945,13 +1119,18 @@ impl Sim {
                 self.set_told(id, p, None);
                 // What the peer's earlier incarnation sent and we did not
                 // get is gone with that session.
-                let keep = self.node_ref(p).is_some().then(|| self.slots[(p - 1) as usize].inc);
+                let keep = self
+                    .node_ref(p)
+                    .is_some()
+                    .then(|| self.slots[(p - 1) as usize].inc);
                 let li = self.li(p, id);
                 self.links[li].retain(|m| Some(m.src_inc) == keep);
                 self.call(id, |n| n.peer_down(p));
             }
             Note::Up(p, inc) => {
-                self.tr(|| format!("n{id}: transport says session with n{p} is up (incarnation {inc:#x})"));
+                self.tr(|| {
+                    format!("n{id}: transport says session with n{p} is up (incarnation {inc:#x})")
+                });
                 self.set_told(id, p, Some(inc));
                 self.call(id, |n| n.peer_up(p, inc));
             }
@@ -968,7 +1147,17 @@ impl Sim {
             self.tr(|| format!("deliver n{from} -> n{to}: {text}"));
         }
         self.stat("messages");
+        // The last report of a deadlock round starts the search: the state
+        // of this moment is what the cycle must be found in.
+        let report = matches!(
+            PeerMsg::decode(&m.payload),
+            Ok(PeerMsg::DlEdges { last: true, .. })
+        );
+        if report {
+            self.take_wait_snapshot();
+        }
         self.call(to, |n| n.on_peer_message(from, &m.payload));
+        self.check_deadlock_searches(to);
     }
 
     /// Moves what nodes sent onto the links.
@@ -1065,7 +1254,9 @@ impl Sim {
     /// The session between a and b is lost (both alive).
     fn session_down(&mut self, a: u32, b: u32) {
         for (x, y) in [(a, b), (b, a)] {
-            let d = self.rng.below(self.lease / self.opts.detect_skew_div.max(1) + 1);
+            let d = self
+                .rng
+                .below(self.lease / self.opts.detect_skew_div.max(1) + 1);
             self.notify_down(x, y, self.now + d);
         }
     }
@@ -1161,7 +1352,12 @@ impl Sim {
                 }
             }
             let dur = self.cut_duration(true);
-            self.tr(|| format!("FAULT: partition {side:?} from the rest for {} ms", dur / 1000));
+            self.tr(|| {
+                format!(
+                    "FAULT: partition {side:?} from the rest for {} ms",
+                    dur / 1000
+                )
+            });
             for &a in &ids {
                 for &b in &ids {
                     if a < b && side.contains(&a) != side.contains(&b) {
@@ -1188,7 +1384,12 @@ impl Sim {
             }
             let x = self.rng.pick(&victims);
             let down = self.downtime();
-            self.tr(|| format!("FAULT: n{x} shuts down cleanly (leave), restart in {} ms", down / 1000));
+            self.tr(|| {
+                format!(
+                    "FAULT: n{x} shuts down cleanly (leave), restart in {} ms",
+                    down / 1000
+                )
+            });
             self.call(x, |n| n.leave());
             self.flush_outbox();
             self.crash(x, true);
@@ -1237,7 +1438,8 @@ impl Sim {
                 if self.opts.avoid_known_bugs && busy {
                     // A node joining while others are cut off may exclude
                     // them at once (a known bug): later.
-                    self.actions.push((self.now + self.lease / 2, Action::Restart(x)));
+                    self.actions
+                        .push((self.now + self.lease / 2, Action::Restart(x)));
                 } else if !self.alive(x) {
                     self.restart(x);
                 }
@@ -1259,7 +1461,8 @@ impl Sim {
                     } else {
                         self.lease / 5 + self.rng.below(2 * self.lease)
                     };
-                    self.actions.push((self.now + down, Action::Restart(target)));
+                    self.actions
+                        .push((self.now + down, Action::Restart(target)));
                     self.stat("fenced");
                 } else {
                     self.tr(|| format!("fence_cmd {target} (asked by n{coordinator}): n{target} is already down"));
@@ -1331,8 +1534,8 @@ impl Sim {
                 self.links[outl].clear();
                 continue;
             }
-            let session = self.cut[outl] == 0
-                && self.slots[(y - 1) as usize].intended[xi].is_some();
+            let session =
+                self.cut[outl] == 0 && self.slots[(y - 1) as usize].intended[xi].is_some();
             if !session {
                 self.links[outl].clear();
                 continue;
@@ -1346,7 +1549,9 @@ impl Sim {
             };
             self.links[outl].truncate(keep);
             let last = self.links[outl].back().map_or(0, |m| m.at);
-            let d = self.rng.below(self.lease / self.opts.detect_skew_div.max(1) + 1);
+            let d = self
+                .rng
+                .below(self.lease / self.opts.detect_skew_div.max(1) + 1);
             let at = (self.now + d).max(last + 1);
             self.notify_down(y, x, at);
         }
@@ -1471,7 +1676,9 @@ impl Sim {
                 } else {
                     String::new()
                 },
-                cb.lvb.map(|v| format!(" {}", pf::lvb_text(&v))).unwrap_or_default()
+                cb.lvb
+                    .map(|v| format!(" {}", pf::lvb_text(&v)))
+                    .unwrap_or_default()
             )
         };
         self.tr(|| format!("  callback n{node} h{h} ls{ls} lock {}: {what}", cb.lkid));
@@ -1521,7 +1728,14 @@ impl Sim {
                 self.stat("known_bast_after_suppressed_grant");
                 return;
             }
-            self.fail(format!("{who}: BAST for a lock that was never granted{}", if overlap { " (its grant was suppressed by an overlapping force-unlock)" } else { "" }));
+            self.fail(format!(
+                "{who}: BAST for a lock that was never granted{}",
+                if overlap {
+                    " (its grant was suppressed by an overlapping force-unlock)"
+                } else {
+                    ""
+                }
+            ));
             return;
         }
         if l.user.bast == 0 {
@@ -1529,7 +1743,10 @@ impl Sim {
             // no BAST (the engine kept the routine a refused convert
             // dropped).
             if cb.func != 0 {
-                self.fail(format!("{who}: BAST with routine {:#x} after the program turned BASTs off", cb.func));
+                self.fail(format!(
+                    "{who}: BAST with routine {:#x} after the program turned BASTs off",
+                    cb.func
+                ));
             }
             self.stat("null_basts");
             return;
@@ -1547,7 +1764,10 @@ impl Sim {
         let f = cb.sb_flags;
         let (who, user) = {
             let l = &self.locks[li];
-            (format!("n{} lock {} ({})", l.node, l.lkid, pf::status(st)), l.user)
+            (
+                format!("n{} lock {} ({})", l.node, l.lkid, pf::status(st)),
+                l.user,
+            )
         };
         if cb.func != user.ast || cb.arg != user.astarg || cb.lksb != user.lksb {
             self.fail(format!(
@@ -1579,7 +1799,11 @@ impl Sim {
                     (Some(g), false) if g >= PW => {
                         // The unlock may also have emptied the resource,
                         // which drops the value it just wrote.
-                        self.lvbs[r].floor = if self.now < self.lvb_blind_until { None } else { u.tag };
+                        self.lvbs[r].floor = if self.now < self.lvb_blind_until {
+                            None
+                        } else {
+                            u.tag
+                        };
                         self.lvbs[r].maybe_reset = true;
                     }
                     (Some(g), true) if g >= PW => self.lvbs[r].floor = None,
@@ -1592,7 +1816,9 @@ impl Sim {
         if st == ENOLCK {
             let ok = l.gr.is_none() && matches!(l.pending, Some(Pending::Request { .. }));
             if !ok {
-                self.fail(format!("{who}: ENOLCK for a lock that is not a waiting request"));
+                self.fail(format!(
+                    "{who}: ENOLCK for a lock that is not a waiting request"
+                ));
                 return;
             }
             let (node, h) = (l.node, l.handle.unwrap_or(usize::MAX));
@@ -1659,6 +1885,17 @@ impl Sim {
                 self.op_failed(li, conv);
             }
             EDEADLK => {
+                let handle = l.handle.map(|h| self.handles[h].owner.0);
+                let allowed = handle
+                    .and_then(|h| self.deadlock_allowed.get_mut(&(l.node, h)))
+                    .filter(|n| **n > 0);
+                if let Some(n) = allowed {
+                    // The victim of a verified deadlock cycle.
+                    *n -= 1;
+                    self.stat("deadlock victims");
+                    self.op_failed(li, conv);
+                    return;
+                }
                 if !conv || pflags & (lkf::CONVDEADLK | lkf::NOQUEUE) != 0 {
                     self.fail(format!(
                         "{who}: EDEADLK for a {} with flags {}",
@@ -1746,7 +1983,10 @@ impl Sim {
                 }
                 Ok(Some((vls, vname, vt))) => {
                     if (vls, vname) != (ls, name) {
-                        self.fail(format!("{who}: LVB of another resource: {}", pf::lvb_text(v)));
+                        self.fail(format!(
+                            "{who}: LVB of another resource: {}",
+                            pf::lvb_text(v)
+                        ));
                         return;
                     }
                     if vt >= self.lvbs[r].next_tag {
@@ -1862,7 +2102,9 @@ impl Sim {
                 return;
             }
             if !enolck.is_empty() {
-                self.fail(format!("n{x}: ENOLCK without the node resetting (it keeps {pc} locks)"));
+                self.fail(format!(
+                    "n{x}: ENOLCK without the node resetting (it keeps {pc} locks)"
+                ));
             } else {
                 self.fail(format!(
                     "n{x}: the node no longer holds what its programs were granted: missing {:?}; node has {pc} process copies, programs know {definite} (+{maybe} maybe)",
@@ -1882,7 +2124,9 @@ impl Sim {
             for ni in 0..NAMES.len() {
                 let items: Vec<u8> = held
                     .iter()
-                    .filter(|(ls, name, _)| &ls[..] == LOCKSPACES[lsi] && name.as_bytes() == NAMES[ni])
+                    .filter(|(ls, name, _)| {
+                        &ls[..] == LOCKSPACES[lsi] && name.as_bytes() == NAMES[ni]
+                    })
                     .map(|(_, _, m)| *m as u8)
                     .collect();
                 if items.is_empty() {
@@ -1923,7 +2167,11 @@ impl Sim {
     /// self_fence=abort the programs that had locks are killed.
     fn apply_reset(&mut self, x: u32, enolck: &[usize]) {
         let mine = self.model_locks_of(x);
-        let mut victims: BTreeSet<usize> = enolck.iter().copied().filter(|&h| h != usize::MAX).collect();
+        let mut victims: BTreeSet<usize> = enolck
+            .iter()
+            .copied()
+            .filter(|&h| h != usize::MAX)
+            .collect();
         for &i in &mine {
             let l = &self.locks[i];
             if l.state == LState::Live || l.state == LState::Leaked {
@@ -1971,7 +2219,11 @@ impl Sim {
         }
         held.sort_unstable();
         let show = |m: u8| -> String {
-            (0..6u8).filter(|b| m & (1 << b) != 0).map(pf::mode).collect::<Vec<_>>().join("/")
+            (0..6u8)
+                .filter(|b| m & (1 << b) != 0)
+                .map(pf::mode)
+                .collect::<Vec<_>>()
+                .join("/")
         };
         for a in 0..held.len() {
             for b in a + 1..held.len() {
@@ -2009,7 +2261,9 @@ impl Sim {
                 let mut masters = Vec::new();
                 let mut anywhere = false;
                 for s in &self.slots {
-                    let Some(node) = s.node.as_ref() else { continue };
+                    let Some(node) = s.node.as_ref() else {
+                        continue;
+                    };
                     if node
                         .lockspace_engine(LOCKSPACES[lsi])
                         .is_some_and(|e| e.has_resource(NAMES[ni]))
@@ -2142,13 +2396,17 @@ impl Sim {
         let visible = self
             .node_ref(x)
             .is_some_and(|n| n.lockspace_names().iter().any(|v| &v[..] == LOCKSPACES[ls]));
-        let r = self.call(x, |n| n.open(LOCKSPACES[ls], create.then_some((0o600, 0)), creds()));
+        let r = self.call(x, |n| {
+            n.open(LOCKSPACES[ls], create.then_some((0o600, 0)), creds())
+        });
         let Some(r) = r else { return };
         self.stat("opens");
         match r {
             Ok((owner, token)) => {
                 if !create && !visible {
-                    self.fail(format!("n{x}: open of ls{ls}, which does not exist here, succeeded"));
+                    self.fail(format!(
+                        "n{x}: open of ls{ls}, which does not exist here, succeeded"
+                    ));
                     return;
                 }
                 let (ours, theirs) = match sys::seqpacket_pair() {
@@ -2178,7 +2436,9 @@ impl Sim {
             Err(Errno::NoEnt) if !create && !visible => {
                 self.tr(|| format!("op n{x}: open ls{ls} (no create) -> ENOENT"));
             }
-            Err(e) => self.fail(format!("n{x}: open of ls{ls} (create={create}) failed: {e}")),
+            Err(e) => self.fail(format!(
+                "n{x}: open of ls{ls} (create={create}) failed: {e}"
+            )),
         }
     }
 
@@ -2213,7 +2473,12 @@ impl Sim {
                     let gen = self.slots[(x - 1) as usize].gen;
                     for o in 0..self.handles.len() {
                         let hd = &self.handles[o];
-                        if hd.node == x && hd.gen == gen && hd.ls == ls && hd.fd.is_some() && !hd.detached {
+                        if hd.node == x
+                            && hd.gen == gen
+                            && hd.ls == ls
+                            && hd.fd.is_some()
+                            && !hd.detached
+                        {
                             self.handles[o].detached = true;
                             for li in self.locks_of_handle(o) {
                                 self.locks[li].state = LState::Leaked;
@@ -2263,7 +2528,12 @@ impl Sim {
                 }
                 l.orphan_modes = modes;
                 l.handle = None;
-                l.state = if l.gr.is_some() && l.unlock.is_none() && l.pending.is_none() && !l.uncertain && !l.gr_unknown {
+                l.state = if l.gr.is_some()
+                    && l.unlock.is_none()
+                    && l.pending.is_none()
+                    && !l.uncertain
+                    && !l.gr_unknown
+                {
                     LState::Orphan
                 } else {
                     LState::MaybeOrphan
@@ -2323,7 +2593,9 @@ impl Sim {
         }
         if self.rng.chance(2, 100) {
             // A call the rules refuse.
-            flags |= self.rng.pick(&[lkf::CONVDEADLK, lkf::QUECVT, lkf::CANCEL, lkf::EXPEDITE]);
+            flags |= self
+                .rng
+                .pick(&[lkf::CONVDEADLK, lkf::QUECVT, lkf::CANCEL, lkf::EXPEDITE]);
         }
         let valid = lock_args_valid(mode, flags);
         let bast_on = self.rng.chance(9, 10);
@@ -2336,18 +2608,27 @@ impl Sim {
             lvb: valblk.then_some([0u8; 32]),
             user,
             tid: 1,
+            ..LockArgs::default()
         };
         let owner = self.handles[h].owner;
         let r = self.call(x, |n| n.lock(owner, args));
         let Some(r) = r else { return };
         let d = self.handle_desc(h);
-        self.tr(|| format!("op {d}: lock r{name} {} flags={} -> {r:?}", pf::mode(mode), pf::flags(flags)));
+        self.tr(|| {
+            format!(
+                "op {d}: lock r{name} {} flags={} -> {r:?}",
+                pf::mode(mode),
+                pf::flags(flags)
+            )
+        });
         self.stat("requests");
         let detached = self.handles[h].detached;
         match r {
             Ok(id) => {
                 if detached || !valid {
-                    self.fail(format!("{d}: lock call accepted (valid={valid}, detached={detached})"));
+                    self.fail(format!(
+                        "{d}: lock call accepted (valid={valid}, detached={detached})"
+                    ));
                     return;
                 }
                 let gen = self.handles[h].gen;
@@ -2355,7 +2636,9 @@ impl Sim {
                 if let Some(&other) = self.index.get(&key) {
                     let st = self.locks[other].state;
                     if st != LState::MaybeOrphan {
-                        self.fail(format!("{d}: new lock got id {id}, still used by a lock in state {st:?}"));
+                        self.fail(format!(
+                            "{d}: new lock got id {id}, still used by a lock in state {st:?}"
+                        ));
                         return;
                     }
                     // A pending request of a closed handle: gone, not orphaned.
@@ -2386,7 +2669,9 @@ impl Sim {
             }
             Err(Errno::NoEnt) if detached => {}
             Err(Errno::Inval) if !valid => {}
-            Err(e) => self.fail(format!("{d}: lock call failed: {e} (valid={valid}, detached={detached})")),
+            Err(e) => self.fail(format!(
+                "{d}: lock call failed: {e} (valid={valid}, detached={detached})"
+            )),
         }
     }
 
@@ -2435,7 +2720,9 @@ impl Sim {
             flags |= lkf::IVVALBLK;
         }
         if self.rng.chance(2, 100) {
-            flags |= self.rng.pick(&[lkf::EXPEDITE, lkf::CONVDEADLK | lkf::NOQUEUE, lkf::CANCEL]);
+            flags |= self
+                .rng
+                .pick(&[lkf::EXPEDITE, lkf::CONVDEADLK | lkf::NOQUEUE, lkf::CANCEL]);
         }
         let valid = lock_args_valid(mode, flags);
         // A conversion from PW/EX writes the value it carries.
@@ -2461,6 +2748,7 @@ impl Sim {
             lvb,
             user,
             tid: 1,
+            ..LockArgs::default()
         };
         let owner = self.handles[h].owner;
         let r = self.call(x, |n| n.lock(owner, args));
@@ -2472,7 +2760,8 @@ impl Sim {
                 gr.map_or("-", pf::mode),
                 pf::mode(mode),
                 pf::flags(flags),
-                lvb.map(|v| format!(" {}", pf::lvb_text(&v))).unwrap_or_default()
+                lvb.map(|v| format!(" {}", pf::lvb_text(&v)))
+                    .unwrap_or_default()
             )
         });
         self.stat("converts");
@@ -2550,7 +2839,11 @@ impl Sim {
         if invalid {
             flags |= lkf::CANCEL | lkf::FORCEUNLOCK;
         }
-        let astarg = if self.rng.chance(1, 2) { self.next_op_id() } else { 0 };
+        let astarg = if self.rng.chance(1, 2) {
+            self.next_op_id()
+        } else {
+            0
+        };
         let lksb = self.next_op_id();
         let lvb = tag.map(|t| lvb_encode(ls, name, t));
         let owner = self.handles[h].owner;
@@ -2562,7 +2855,8 @@ impl Sim {
                 "op {d}: {} lock {lkid} (r{name}) flags={}{} -> {r:?}",
                 ["unlock", "force-unlock", "cancel"][kind as usize],
                 pf::flags(flags),
-                lvb.map(|v| format!(" {}", pf::lvb_text(&v))).unwrap_or_default()
+                lvb.map(|v| format!(" {}", pf::lvb_text(&v)))
+                    .unwrap_or_default()
             )
         });
         self.stat("unlocks");
@@ -2640,7 +2934,11 @@ impl Sim {
         let (name, mode, valblk) = if !orphans.is_empty() && self.rng.chance(4, 5) {
             let o = &self.locks[self.rng.pick(&orphans)];
             let modes: Vec<u8> = (0..6).filter(|m| o.orphan_modes & (1 << m) != 0).collect();
-            let m = if modes.is_empty() { NL } else { self.rng.pick(&modes) };
+            let m = if modes.is_empty() {
+                NL
+            } else {
+                self.rng.pick(&modes)
+            };
             (o.name, m, o.valblk)
         } else {
             (
@@ -2662,6 +2960,7 @@ impl Sim {
             lvb: None,
             user,
             tid: 1,
+            ..LockArgs::default()
         };
         let owner = self.handles[h].owner;
         let r = self.call(x, |n| n.lock(owner, args));
@@ -2681,7 +2980,9 @@ impl Sim {
                 let li = match self.index.get(&(x, gen, ls, id)) {
                     Some(&li) => li,
                     None => {
-                        self.fail(format!("{d}: adopted lock {id}, which is no orphan the programs know"));
+                        self.fail(format!(
+                            "{d}: adopted lock {id}, which is no orphan the programs know"
+                        ));
                         return;
                     }
                 };
@@ -2763,10 +3064,16 @@ impl Sim {
     }
 
     fn quiet(&self) -> bool {
-        self.slots.iter().all(|s| {
-            s.notes.is_empty()
-                && s.node.as_ref().is_some_and(|n| !n.operations_blocked())
-        }) && self.links.iter().all(|l| l.is_empty())
+        self.slots
+            .iter()
+            .all(|s| s.notes.is_empty() && s.node.as_ref().is_some_and(|n| !n.operations_blocked()))
+            && self.links.iter().all(|l| {
+                // Deadlock rounds go on while someone waits (every
+                // deadlock_detect_ms): they are not movement.
+                l.iter().all(|m| {
+                    PeerMsg::decode(&m.payload).is_ok_and(|p| Node::is_deadlock_message(&p))
+                })
+            })
             && self.cut.iter().all(|&c| c == 0)
             && self.actions.is_empty()
     }
@@ -2826,7 +3133,8 @@ impl Sim {
         self.final_phase = true;
         self.lull_until = 0;
         self.tr(|| "FINALE: heal every link, restart every crashed node, run to quiescence".into());
-        self.actions.retain(|(_, a)| matches!(a, Action::Fence { .. }));
+        self.actions
+            .retain(|(_, a)| matches!(a, Action::Fence { .. }));
         for a in 1..=self.n as u32 {
             for b in a + 1..=self.n as u32 {
                 while self.is_cut(a, b) {
@@ -2839,7 +3147,9 @@ impl Sim {
                 continue;
             }
             if self.opts.avoid_known_bugs {
-                let at = self.now.max(self.slots[(x - 1) as usize].crashed_at + self.lease * 5 / 2);
+                let at = self
+                    .now
+                    .max(self.slots[(x - 1) as usize].crashed_at + self.lease * 5 / 2);
                 self.actions.push((at, Action::Restart(x)));
             } else {
                 self.restart(x);
@@ -2921,7 +3231,15 @@ impl Sim {
                 let l = &self.locks[i];
                 format!(
                     "n{} h{:?} ls{} r{} lock {} {:?} gr={:?} pending={:?} unlock={:?}",
-                    l.node, l.handle, l.ls, l.name, l.lkid, l.state, l.gr.map(pf::mode), l.pending, l.unlock
+                    l.node,
+                    l.handle,
+                    l.ls,
+                    l.name,
+                    l.lkid,
+                    l.state,
+                    l.gr.map(pf::mode),
+                    l.pending,
+                    l.unlock
                 )
             })
             .collect();
@@ -3010,18 +3328,26 @@ impl Sim {
             if l.state != LState::Live {
                 continue;
             }
-            let who = format!("n{} h{:?} lock {} (ls{} r{})", l.node, l.handle, l.lkid, l.ls, l.name);
+            let who = format!(
+                "n{} h{:?} lock {} (ls{} r{})",
+                l.node, l.handle, l.lkid, l.ls, l.name
+            );
             if l.unlock.is_some() {
                 self.fail(format!("{who}: its unlock never completed"));
                 return;
             }
             if l.cancel {
-                self.fail(format!("{who}: its cancel was never answered (pending {:?})", l.pending));
+                self.fail(format!(
+                    "{who}: its cancel was never answered (pending {:?})",
+                    l.pending
+                ));
                 return;
             }
             if let Some(p) = l.pending {
                 if p.flags() & lkf::NOQUEUE != 0 {
-                    self.fail(format!("{who}: its NOQUEUE operation {p:?} was never answered"));
+                    self.fail(format!(
+                        "{who}: its NOQUEUE operation {p:?} was never answered"
+                    ));
                     return;
                 }
             }
@@ -3029,16 +3355,24 @@ impl Sim {
         // Master copies by holder node, against the programs' locks.
         let mut engine: BTreeMap<(u32, usize, usize), Vec<u8>> = BTreeMap::new();
         for m in 1..=self.n as u32 {
-            let Some(node) = self.node_ref(m) else { continue };
+            let Some(node) = self.node_ref(m) else {
+                continue;
+            };
             for (lsi, ls) in LOCKSPACES.iter().enumerate() {
-                let Some(e) = node.lockspace_engine(ls) else { continue };
+                let Some(e) = node.lockspace_engine(ls) else {
+                    continue;
+                };
                 for r in e.resources() {
                     let Some(ni) = NAMES.iter().position(|n| *n == r.name.as_bytes()) else {
                         continue;
                     };
                     for li in r.granted.iter().chain(&r.converting).chain(&r.waiting) {
                         let o = li.owner.0;
-                        let holder = if o >> 63 == 0 { m } else { ((o >> 40) & 0x7f_ffff) as u32 };
+                        let holder = if o >> 63 == 0 {
+                            m
+                        } else {
+                            ((o >> 40) & 0x7f_ffff) as u32
+                        };
                         let mode = li.granted.map_or(NONE, |g| g as u8);
                         engine.entry((holder, lsi, ni)).or_default().push(mode);
                     }
@@ -3054,13 +3388,17 @@ impl Sim {
                 e.1 += 1;
             }
         }
-        let keys: BTreeSet<(u32, usize, usize)> = engine.keys().chain(model.keys()).copied().collect();
+        let keys: BTreeSet<(u32, usize, usize)> =
+            engine.keys().chain(model.keys()).copied().collect();
         for k in keys {
             let items = engine.get(&k).cloned().unwrap_or_default();
             let (cands, required) = model.get(&k).cloned().unwrap_or_default();
             let (h, ls, name) = k;
             if !matchable(&items, &cands) {
-                let im: Vec<&str> = items.iter().map(|&m| if m == NONE { "waiting" } else { pf::mode(m) }).collect();
+                let im: Vec<&str> = items
+                    .iter()
+                    .map(|&m| if m == NONE { "waiting" } else { pf::mode(m) })
+                    .collect();
                 self.fail(format!(
                     "masters hold locks of n{h} on ls{ls} r{name} ({im:?}) that its programs do not have (masks {cands:?}): a lock survived its owner"
                 ));

@@ -24,7 +24,8 @@ use udlm::types::Errno;
 const USAGE: &str = "\
 usage: udlm [--json] COMMAND [ARGUMENTS]
 
-Shows what the udlm node of this host knows, and checks config files.
+Shows what the udlm node of this host knows, checks config files, and
+changes the nodes the node works with.
 
 commands:
   status               this node: its id and address, the cluster's nodes and
@@ -35,6 +36,9 @@ commands:
   lockdump LOCKSPACE   every resource of LOCKSPACE: its master, LVB, and the
                        granted, converting and waiting locks (id, modes, flags,
                        owner pid and node)
+  lockdump LOCKSPACE RESOURCE
+                       one resource as its master sees it, wherever that is
+                       (the query call of udlm.h(3))
   leave LOCKSPACE      destroy LOCKSPACE on this node, with its orphan locks
                        (dlm_tool leave; after lvmlockd died, say)
   config check [FILE]  parse a config file and report every problem with its
@@ -57,9 +61,9 @@ options:
   --json               print one JSON document for machines
   -h, --help           this text
 
-node and reload are for root and the user udlmd runs as. The node is found in DLM_RUN_DIR (default /run/udlm for root, else
-$XDG_RUNTIME_DIR/udlm). Exit status: 0 done, 1 failed, 2 wrong usage.
-See udlm(8).
+node and reload are for root and the user udlmd runs as. The node is found
+in DLM_RUN_DIR (default /run/udlm for root, else $XDG_RUNTIME_DIR/udlm).
+Exit status: 0 done, 1 failed, 2 wrong usage. See udlm(8).
 ";
 
 /// A failure: the sentence for stderr and the exit status.
@@ -96,6 +100,8 @@ enum Command {
     Status,
     Ls,
     Lockdump(Vec<u8>),
+    /// `lockdump LS RESOURCE`: one resource as its master sees it.
+    Resource(Vec<u8>, Vec<u8>),
     Leave(Vec<u8>),
     ConfigCheck(Option<PathBuf>),
     Control(udlm::control::Op),
@@ -168,9 +174,21 @@ fn parse_args(args: &[std::ffi::OsString]) -> Result<(Command, bool), Failure> {
             Command::Ls
         }
         b"lockdump" => {
-            extra(1, "one argument, the lockspace")?;
+            extra(2, "the lockspace and at most one resource name")?;
             let name = lockspace_arg("lockdump", rest.first().copied())?;
-            Command::Lockdump(name)
+            match rest.get(1) {
+                None => Command::Lockdump(name),
+                Some(r) => {
+                    let r = r.as_bytes().to_vec();
+                    if r.is_empty() || r.len() > udlm::types::RESNAME_MAXLEN {
+                        return Err(Failure::usage(format!(
+                            "a resource name is 1 to {} bytes long.",
+                            udlm::types::RESNAME_MAXLEN
+                        )));
+                    }
+                    Command::Resource(name, r)
+                }
+            }
         }
         b"leave" => {
             extra(1, "one argument, the lockspace")?;
@@ -315,7 +333,109 @@ fn run(cmd: Command, json: bool) -> Result<Output, Failure> {
         Command::ConfigCheck(file) => Ok(config_check(file.as_deref(), json)),
         Command::Leave(name) => leave(&name, json),
         Command::Control(op) => control(&op, json),
+        Command::Resource(ls, name) => resource(&ls, &name, json),
     }
+}
+
+/// `udlm lockdump LS RESOURCE`: the query call (node/inspect.rs) through a
+/// handle of LS, so the resource's master answers wherever it is.
+fn resource(ls: &[u8], name: &[u8], json: bool) -> Result<Output, Failure> {
+    use udlm::node::inspect::{QUEUE_CONVERT, QUEUE_GRANTED};
+    // Never start a node just to ask it something.
+    udlm::client::query(&Query::Lockspaces).map_err(|e| query_failure(&Query::Lockspaces, e))?;
+    let lsname = String::from_utf8_lossy(ls).into_owned();
+    let conn = udlm::client::Connection::open(ls, None).map_err(|e| {
+        Failure::new(match e {
+            udlm::types::Errno::NoEnt => format!("there is no lockspace '{lsname}' on this node."),
+            udlm::types::Errno::Acces | udlm::types::Errno::Perm => {
+                format!("lockspace '{lsname}' does not let this user in.")
+            }
+            e => format!("cannot open lockspace '{lsname}': {}.", e.to_raw()),
+        })
+    })?;
+    let shown = String::from_utf8_lossy(name).into_owned();
+    let v = conn.inspect(0, name);
+    conn.close();
+    let v = v.map_err(|e| {
+        Failure::new(match e {
+            udlm::types::Errno::NoEnt => {
+                format!("no node masters '{shown}' in '{lsname}': it has no locks.")
+            }
+            udlm::types::Errno::Again => {
+                "the resource's master did not answer in time.".to_string()
+            }
+            e => format!("the query failed: errno {}.", e.to_raw()),
+        })
+    })?;
+    let mode = |m: i8| match m {
+        0 => "NL",
+        1 => "CR",
+        2 => "CW",
+        3 => "PR",
+        4 => "PW",
+        5 => "EX",
+        _ => "-",
+    };
+    let queue = |q: u8| match q {
+        QUEUE_GRANTED => "granted",
+        QUEUE_CONVERT => "converting",
+        _ => "waiting",
+    };
+    let lvb_hex: Option<String> = v
+        .lvb
+        .map(|b| b.iter().map(|x| format!("{x:02x}")).collect());
+    let mut out = String::new();
+    if json {
+        out.push_str(&format!(
+            "{{\"lockspace\":{},\"resource\":{},\"master\":{},\"lvb\":{},\"lvb_valid\":{},\"locks_total\":{},\"locks\":[",
+            json_string(&lsname),
+            json_string(&shown),
+            v.master,
+            lvb_hex.as_deref().map_or("null".to_string(), json_string),
+            v.lvb_valid,
+            v.nlocks
+        ));
+        for (i, l) in v.locks.iter().enumerate() {
+            out.push_str(&format!(
+                "{}{{\"node\":{},\"id\":{},\"queue\":\"{}\",\"granted\":{},\"requested\":{},\"flags\":\"{:#x}\",\"pid\":{},\"orphan\":{}}}",
+                if i == 0 { "" } else { "," },
+                l.node,
+                l.lkid,
+                queue(l.queue),
+                if l.granted < 0 { "null".into() } else { json_string(mode(l.granted)) },
+                if l.requested < 0 { "null".into() } else { json_string(mode(l.requested)) },
+                l.flags,
+                l.pid,
+                l.orphan
+            ));
+        }
+        out.push_str("]}\n");
+    } else {
+        out.push_str(&format!(
+            "resource '{shown}' of lockspace '{lsname}': master node {}, LVB {}{}, {} lock(s)\n",
+            v.master,
+            lvb_hex.as_deref().unwrap_or("none"),
+            if v.lvb_valid { "" } else { " (not valid)" },
+            v.nlocks
+        ));
+        for l in &v.locks {
+            out.push_str(&format!(
+                "  {:<10} node {} lock {:<6} granted {:<2} requested {:<2} flags {:#x} pid {}{}\n",
+                queue(l.queue),
+                l.node,
+                l.lkid,
+                mode(l.granted),
+                mode(l.requested),
+                l.flags,
+                l.pid,
+                if l.orphan { " orphan" } else { "" }
+            ));
+        }
+    }
+    Ok(Output {
+        out,
+        ..Output::default()
+    })
 }
 
 /// A control request: the node's JSON as it comes with `--json`, else a
@@ -628,7 +748,11 @@ fn format_status(doc: &Json) -> Result<String, String> {
         let _ = writeln!(o, "lockspaces: none");
     } else {
         let _ = writeln!(o, "lockspaces:");
-        let mut rows = vec![vec!["NAME".to_string(), "MEMBERS".to_string()]];
+        let mut rows = vec![vec![
+            "NAME".to_string(),
+            "MEMBERS".to_string(),
+            "MASTERING".to_string(),
+        ]];
         for ls in lockspaces {
             let members: Result<Vec<String>, String> = ls
                 .get("members")?
@@ -636,12 +760,19 @@ fn format_status(doc: &Json) -> Result<String, String> {
                 .iter()
                 .map(|m| m.as_u64().map(|v| v.to_string()))
                 .collect();
+            // Static (`nodir=1`) or by directory; older nodes do not say.
+            let mastering = ls
+                .get("mastering")
+                .ok()
+                .and_then(|m| m.as_str().ok())
+                .unwrap_or("-");
             rows.push(vec![
                 ls.get("name")?.as_str()?.to_string(),
                 members?.join(" "),
+                mastering.to_string(),
             ]);
         }
-        table(&mut o, "  ", &rows, &[false, false]);
+        table(&mut o, "  ", &rows, &[false, false, false]);
     }
     Ok(o)
 }
@@ -1448,7 +1579,7 @@ mod tests {
     fn json_reads_the_status_shape() {
         let doc = Json::parse(
             r#"{"node_id":1,"address":"127.0.0.1:21064","cluster_name":"c","nodes":[{"id":1,"address":null,"connected":true}],
-               "quorum":{"have":true,"members_seen":1,"configured":1},"lockspaces":[{"name":"a\"b\u00e9\ud83d\ude00","members":[1,2]}]}"#,
+               "quorum":{"have":true,"members_seen":1,"configured":1},"lockspaces":[{"name":"a\"b\u00e9\ud83d\ude00","members":[1,2],"mastering":"static","extensions":[]}]}"#,
         )
         .unwrap();
         assert_eq!(doc.get("node_id").unwrap().as_u64().unwrap(), 1);
@@ -1462,6 +1593,7 @@ mod tests {
             text.contains("quorum:     yes (1 of 1 configured node seen)"),
             "{text}"
         );
+        assert!(text.contains("1 2      static"), "{text}");
     }
 
     #[test]

@@ -26,6 +26,8 @@
 //!   routine and argument (spec §2.6, case 41: libdlm returns 0 with the
 //!   final status in the lksb instead of hanging).
 
+pub mod ext;
+
 use crate::client::Connection;
 use crate::proto::{Callback, Request, UserArgs, CALLBACK_LEN};
 use crate::sys;
@@ -78,8 +80,12 @@ fn fail(e: Errno) -> c_int {
 
 // ----- handles ------------------------------------------------------------
 
-/// One open lockspace handle (`dlm_lshandle_t` points at it).
+/// One open lockspace handle (`dlm_lshandle_t` points at it). It begins
+/// with [`ext::HandleHead`], through which libudlm.so.1 finds the
+/// extension calls.
+#[repr(C)]
 pub struct LsHandle {
+    head: ext::HandleHead,
     conn: Mutex<Option<Connection>>,
     fd: c_int,
     /// Callbacks read from the event link but not yet delivered, grouped per
@@ -146,6 +152,10 @@ fn lookup(ls: *mut c_void) -> Option<Arc<LsHandle>> {
 fn register(conn: Connection) -> *mut c_void {
     let fd = conn.event_fd();
     let h = Arc::new(LsHandle {
+        head: ext::HandleHead {
+            magic: ext::HANDLE_MAGIC,
+            ops: &ext::EXT_OPS,
+        },
         conn: Mutex::new(Some(conn)),
         fd,
         pending: Mutex::new(Pending::default()),
@@ -465,6 +475,11 @@ pub struct LockCall {
     pub astarg: *mut c_void,
     pub bast: AstFn,
     pub bastarg: *mut c_void,
+    /// The `parent` argument: a lock id in a hierarchical lockspace,
+    /// ignored elsewhere (as by the kernel).
+    pub parent: u32,
+    /// `dlm_ls_lockx`'s timeout in centiseconds; used with `LKF_TIMEOUT`.
+    pub timeout_cs: u64,
 }
 
 /// `dlm_ls_lock` and friends. `range` non-null is ENOSYS (spec §2.4).
@@ -540,6 +555,8 @@ pub unsafe fn ls_lock(
             lksb: lksb as usize as u64,
         },
         tid: sys::gettid(),
+        parent: call.parent,
+        timeout_cs: call.timeout_cs,
     };
     if call.ast.is_none() {
         return fail(Errno::Inval);
@@ -826,6 +843,8 @@ pub unsafe fn lock_resource(
         astarg: std::ptr::null_mut(),
         bast: None,
         bastarg: std::ptr::null_mut(),
+        parent: 0,
+        timeout_cs: 0,
     };
     // SAFETY: every pointer in call is valid for the call's duration.
     if unsafe { ls_lock(Flavor::Threaded, ls, call, std::ptr::null_mut()) } != 0 {

@@ -120,6 +120,9 @@ pub struct Config {
     /// A peer unreachable this long is dead; a node without a majority this
     /// long stops granting (`lease_ms`).
     pub lease_ms: u64,
+    /// A request waiting this long makes udlm look for a deadlock cycle
+    /// (`deadlock_detect_ms`; 0 turns detection off; unset: the default).
+    pub deadlock_detect_ms: Option<u64>,
     /// The file this config was read from; `None` for the built-in one.
     pub source: Option<PathBuf>,
 }
@@ -245,6 +248,7 @@ impl Config {
             peer_timeout_ms: DEFAULT_PEER_TIMEOUT_MS,
             reconnect_ms: DEFAULT_RECONNECT_MS,
             lease_ms: DEFAULT_LEASE_MS,
+            deadlock_detect_ms: None,
             source,
         }
     }
@@ -486,6 +490,22 @@ pub fn name_hash(name: &[u8]) -> u32 {
     hash.wrapping_add(hash << 15)
 }
 
+/// Names of child resources in hierarchical lockspaces (node/hierarchy.rs)
+/// start with this byte and are [`CHILD_NAME_LEN`] bytes long; bytes 1..5
+/// hold their root's [`name_hash`], so that a whole tree has its root's
+/// directory node (and static master).
+pub const CHILD_NAME_MARK: u8 = 0xff;
+pub const CHILD_NAME_LEN: usize = 21;
+
+/// The hash that places `name`: its own, or its root's for a child name.
+pub fn placement_hash(name: &[u8]) -> u32 {
+    if name.len() == CHILD_NAME_LEN && name[0] == CHILD_NAME_MARK {
+        u32::from_le_bytes([name[1], name[2], name[3], name[4]])
+    } else {
+        name_hash(name)
+    }
+}
+
 /// The directory node of a resource among `members` (`(node id, weight)`,
 /// sorted by id, as [`Config::weights`] returns them), the kernel's scheme
 /// (spec §8.1): the upper 16 bits of the name's hash, modulo the total
@@ -499,7 +519,7 @@ pub fn directory_node(name: &[u8], members: &[(u32, u32)]) -> Option<u32> {
     if members.is_empty() {
         return None;
     }
-    let slot = u64::from(name_hash(name) >> 16);
+    let slot = u64::from(placement_hash(name) >> 16);
     let total_weight: u64 = members.iter().map(|&(_, weight)| u64::from(weight)).sum();
     if total_weight == 0 {
         let index = slot % members.len() as u64;
@@ -547,6 +567,7 @@ enum Setting {
     PeerTimeoutMs,
     ReconnectMs,
     LeaseMs,
+    DeadlockDetectMs,
     SelfFence,
     FenceCmd,
     TwoNode,
@@ -562,6 +583,7 @@ impl Setting {
             "peer_timeout_ms" => Setting::PeerTimeoutMs,
             "reconnect_ms" => Setting::ReconnectMs,
             "lease_ms" => Setting::LeaseMs,
+            "deadlock_detect_ms" => Setting::DeadlockDetectMs,
             "self_fence" => Setting::SelfFence,
             "fence_cmd" => Setting::FenceCmd,
             "two_node" => Setting::TwoNode,
@@ -860,6 +882,11 @@ impl<'a> Parser<'a> {
             Setting::Port => {
                 if let Some(port) = self.number(line, key, value, 1, u64::from(u16::MAX)) {
                     self.config.port = port as u16;
+                }
+            }
+            Setting::DeadlockDetectMs => {
+                if let Some(ms) = self.number(line, key, value, 0, u64::MAX / 4) {
+                    self.config.deadlock_detect_ms = Some(ms);
                 }
             }
             Setting::HeartbeatMs
@@ -1394,9 +1421,15 @@ mod tests {
     fn every_udlm_setting() {
         let text = with_nodes(
             "cluster_name=prod-1.a_b\nkey_file=/etc/udlm/key\nport=4000\n\
-             heartbeat_ms=250\npeer_timeout_ms=3000\nreconnect_ms=50\nlease_ms=7000\n",
+             heartbeat_ms=250\npeer_timeout_ms=3000\nreconnect_ms=50\nlease_ms=7000\n\
+             deadlock_detect_ms=250\n",
         );
         let (config, warnings) = parse_ok(&text);
+        assert_eq!(config.deadlock_detect_ms, Some(250));
+        let (off, _) = parse_ok(&with_nodes("deadlock_detect_ms=0\n"));
+        assert_eq!(off.deadlock_detect_ms, Some(0));
+        let (unset, _) = parse_ok(&with_nodes(""));
+        assert_eq!(unset.deadlock_detect_ms, None);
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(config.cluster_name, "prod-1.a_b");
         assert_eq!(config.key_file.as_deref(), Some(Path::new("/etc/udlm/key")));
@@ -1764,7 +1797,8 @@ master foo node=2 weight=1
         let (_, warnings) = parse_ok(&with_nodes("peer_timeout_ms=1000\nlease_ms=2000\n"));
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(
-            warnings[0].contains(":4: lease_ms (2000) is not more than twice peer_timeout_ms (1000)"),
+            warnings[0]
+                .contains(":4: lease_ms (2000) is not more than twice peer_timeout_ms (1000)"),
             "{warnings:?}"
         );
         let (_, warnings) = parse_ok(&with_nodes("peer_timeout_ms=1000\nlease_ms=2001\n"));

@@ -176,9 +176,15 @@ struct Lock {
     /// LVB rules, as in the kernel, where they are queued and then
     /// discarded) but none is emitted.
     muted: bool,
-    /// The next ECANCEL of this lock reports EDEADLK instead (spec §2.11).
-    deadlock_cancel: bool,
+    /// What the next ECANCEL of this lock reports instead: EDEADLK after
+    /// `dlm_ls_deadlock_cancel` (spec §2.11) or the deadlock detector,
+    /// ETIMEDOUT after an `LKF_TIMEOUT` expired.
+    cancel_status: Option<Status>,
     lvb: Option<Box<Lvb>>,
+    /// The engine's change counter at this lock's last change of queue,
+    /// mode or owner: two reads with the same stamp saw the lock unchanged
+    /// in between (what the deadlock detector's confirmation relies on).
+    stamp: u64,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -285,6 +291,19 @@ pub struct ResourceInfo {
     pub waiting: Vec<LockInfo>,
 }
 
+/// "Lock `waiter` cannot be granted while lock `blocker` holds its mode":
+/// one edge of the wait-for graph the deadlock detector searches. The
+/// stamps say in which state each lock was seen (see [`Engine::edge_holds`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct WaitEdge {
+    pub waiter: LockId,
+    pub waiter_owner: Owner,
+    pub waiter_stamp: u64,
+    pub blocker: LockId,
+    pub blocker_owner: Owner,
+    pub blocker_stamp: u64,
+}
+
 /// One lockspace's lock state on its master.
 pub struct Engine {
     table: HashTable<u32>,
@@ -301,6 +320,8 @@ pub struct Engine {
     next_owner_seq: u64,
     next_incarnation: u32,
     events: Vec<Event>,
+    /// Counts changes to locks; see `Lock::stamp`.
+    changes: u64,
 }
 
 impl Default for Engine {
@@ -334,6 +355,7 @@ impl Engine {
             next_owner_seq: 0,
             next_incarnation: 0,
             events: Vec::new(),
+            changes: 0,
         }
     }
 
@@ -416,7 +438,8 @@ impl Engine {
             orphan: false,
             dead: false,
             muted: false,
-            deadlock_cancel: false,
+            cancel_status: None,
+            stamp: 0,
             // A new lock's value block starts zeroed: the kernel ignores the
             // caller's bytes on a request (observed: a VALBLK read of a
             // never-written LVB gives zeros whatever the buffer held).
@@ -465,7 +488,7 @@ impl Engine {
         lk.pid = pid;
         lk.rqmode = mode as RawMode;
         lk.has_bast = has_bast;
-        lk.deadlock_cancel = false;
+        lk.cancel_status = None;
         if let Some(v) = lvb {
             match &mut lk.lvb {
                 Some(b) => **b = *v,
@@ -524,9 +547,121 @@ impl Engine {
         if !self.validate_unlock(l, flags)? {
             return Ok(());
         }
-        self.lock_mut(l).deadlock_cancel = true;
+        self.lock_mut(l).cancel_status = Some(Status::Deadlock);
         self.cancel_lock(l);
         Ok(())
+    }
+
+    /// Ends a request or conversion that is still waiting, whoever owns it,
+    /// as a cancel that reports `status` (`TimedOut` when its `LKF_TIMEOUT`
+    /// ran out, `Deadlock` for a victim of the deadlock detector). Returns
+    /// false, changing nothing, when the lock is granted, unknown, or
+    /// already being cancelled: the race with a grant is lost quietly.
+    pub fn end_wait(&mut self, lkid: LockId, status: Status) -> bool {
+        let Some(l) = self.live_lock(lkid) else {
+            return false;
+        };
+        let lk = self.lock(l);
+        if lk.orphan
+            || lk.dead
+            || lk.flags & lkf::CANCEL != 0
+            || !matches!(
+                lk.queue,
+                Some(QueueKind::Waiting) | Some(QueueKind::Converting)
+            )
+        {
+            return false;
+        }
+        let lk = self.lock_mut(l);
+        lk.flags |= lkf::CANCEL;
+        lk.sb_flags = 0;
+        lk.cancel_status = Some(status);
+        self.cancel_lock(l);
+        // Unlike a program's cancel, this one leaves no trace: the lock (a
+        // conversion's, still granted) may be cancelled or converted again
+        // as if its conversion had been refused.
+        if let Some(Some(lk)) = self.locks.get_mut(l as usize) {
+            lk.flags &= !lkf::CANCEL;
+        }
+        true
+    }
+
+    /// The wait-for edges of this engine, at most `limit` of them (the
+    /// detector may then miss a cycle, never invent one). Only certain
+    /// blocking counts: a waiting request or conversion and a lock of
+    /// another owner holding a mode incompatible with the requested one.
+    /// Queue order is left out (a request behind another could be granted
+    /// out of order with NOORDER or EXPEDITE). A waiter with
+    /// `LKF_NODLCKWT` does not count as waiting, a holder with
+    /// `LKF_NODLCKBLK` not as blocking; orphans and locks being cancelled
+    /// count as neither.
+    pub fn wait_edges(&self, limit: usize) -> Vec<WaitEdge> {
+        let mut out = Vec::new();
+        for res in self.resources.iter().flatten() {
+            if res.queues[QueueKind::Converting as usize].head == NIL
+                && res.queues[QueueKind::Waiting as usize].head == NIL
+            {
+                continue;
+            }
+            for wq in [QueueKind::Converting, QueueKind::Waiting] {
+                let mut w = res.queues[wq as usize].head;
+                while w != NIL {
+                    let wl = self.lock(w);
+                    let waits = wl.flags & (lkf::NODLCKWT | lkf::CANCEL) == 0
+                        && !wl.orphan
+                        && !wl.dead
+                        && wl.rqmode != IV;
+                    if waits {
+                        for hq in [QueueKind::Granted, QueueKind::Converting] {
+                            let mut h = res.queues[hq as usize].head;
+                            while h != NIL {
+                                let hl = self.lock(h);
+                                let blocks = h != w
+                                    && hl.owner != wl.owner
+                                    && hl.grmode != IV
+                                    && hl.flags & lkf::NODLCKBLK == 0
+                                    && !hl.dead
+                                    && !raw_compat(hl.grmode, wl.rqmode);
+                                if blocks {
+                                    if out.len() >= limit {
+                                        return out;
+                                    }
+                                    out.push(WaitEdge {
+                                        waiter: LockId(w + 1),
+                                        waiter_owner: wl.owner,
+                                        waiter_stamp: wl.stamp,
+                                        blocker: LockId(h + 1),
+                                        blocker_owner: hl.owner,
+                                        blocker_stamp: hl.stamp,
+                                    });
+                                }
+                                h = hl.next;
+                            }
+                        }
+                    }
+                    w = wl.next;
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether both locks of `e` are still in the state in which
+    /// [`Engine::wait_edges`] saw them; then the edge held without a break
+    /// from that reading until now.
+    pub fn edge_holds(&self, e: &WaitEdge) -> bool {
+        let same = |id: LockId, owner: Owner, stamp: u64| {
+            self.live_lock(id).is_some_and(|l| {
+                let lk = self.lock(l);
+                lk.stamp == stamp && lk.owner == owner && !lk.dead
+            })
+        };
+        let cancelling = self
+            .live_lock(e.waiter)
+            .is_some_and(|l| self.lock(l).flags & lkf::CANCEL != 0);
+        !cancelling
+            && same(e.waiter, e.waiter_owner, e.waiter_stamp)
+            && same(e.blocker, e.blocker_owner, e.blocker_stamp)
     }
 
     /// `LKF_ORPHAN` without `LKF_CONVERT`: adopt an orphan with exactly this
@@ -585,6 +720,7 @@ impl Engine {
             .ok_or(Errno::NoEnt)?;
         self.orphans.remove(i);
         let seq = self.next_owner_seq();
+        self.touch(l);
         let lk = self.lock_mut(l);
         lk.orphan = false;
         lk.owner = owner;
@@ -739,7 +875,8 @@ impl Engine {
             orphan: lock.orphan,
             dead: false,
             muted: false,
-            deadlock_cancel: false,
+            cancel_status: None,
+            stamp: 0,
             lvb: (lock.flags & lkf::VALBLK != 0).then(|| Box::new([0u8; LVB_LEN])),
         });
         self.res_mut(r).nlocks += 1;
@@ -842,26 +979,36 @@ impl Engine {
     pub fn resources(&self) -> Vec<ResourceInfo> {
         let mut out = Vec::with_capacity(self.table.len());
         for r in self.resources.iter().flatten() {
-            let q = |k: QueueKind| -> Vec<LockInfo> {
-                let mut v = Vec::new();
-                let mut l = r.queues[k as usize].head;
-                while l != NIL {
-                    v.push(self.lock_info(l));
-                    l = self.lock(l).next;
-                }
-                v
-            };
-            out.push(ResourceInfo {
-                name: r.name,
-                lvb: r.lvb.as_deref().copied(),
-                lvb_valid: !r.valnotvalid,
-                granted: q(QueueKind::Granted),
-                converting: q(QueueKind::Converting),
-                waiting: q(QueueKind::Waiting),
-            });
+            out.push(self.resource_view(r));
         }
         out.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
         out
+    }
+
+    /// One resource and its locks, if it exists here.
+    pub fn resource_info(&self, name: &[u8]) -> Option<ResourceInfo> {
+        let r = self.find_resource(name)?;
+        Some(self.resource_view(self.res(r)))
+    }
+
+    fn resource_view(&self, r: &Resource) -> ResourceInfo {
+        let q = |k: QueueKind| -> Vec<LockInfo> {
+            let mut v = Vec::new();
+            let mut l = r.queues[k as usize].head;
+            while l != NIL {
+                v.push(self.lock_info(l));
+                l = self.lock(l).next;
+            }
+            v
+        };
+        ResourceInfo {
+            name: r.name,
+            lvb: r.lvb.as_deref().copied(),
+            lvb_valid: !r.valnotvalid,
+            granted: q(QueueKind::Granted),
+            converting: q(QueueKind::Converting),
+            waiting: q(QueueKind::Waiting),
+        }
     }
 
     /// One lock, for dumps and tests.
@@ -1045,6 +1192,7 @@ impl Engine {
     }
 
     fn orphan_lock(&mut self, l: u32) {
+        self.touch(l);
         let r = self.lock(l).res;
         let before = self.lock(l).queue;
         let lk = self.lock_mut(l);
@@ -1119,6 +1267,7 @@ impl Engine {
             if lk.flags & lkf::CONVDEADLK != 0 {
                 lk.grmode = Mode::Nl as RawMode;
                 lk.sb_flags |= sbf::DEMOTED;
+                self.touch(l);
                 return (false, false);
             }
             return (false, true);
@@ -1394,15 +1543,18 @@ impl Engine {
 
     fn queue_completion(&mut self, l: u32, status: Status) {
         let lk = self.lock_mut(l);
-        let status = if status == Status::Cancelled && lk.deadlock_cancel {
-            lk.deadlock_cancel = false;
-            Status::Deadlock
-        } else {
-            status
+        let status = match lk.cancel_status.take() {
+            Some(s) if status == Status::Cancelled => s,
+            other => {
+                lk.cancel_status = other;
+                status
+            }
         };
         let end_of_life = match status {
             Status::Unlocked => true,
-            Status::Cancelled | Status::Deadlock | Status::Again => lk.grmode == IV,
+            Status::Cancelled | Status::Deadlock | Status::Again | Status::TimedOut => {
+                lk.grmode == IV
+            }
             Status::Granted => false,
         };
         if lk.orphan || lk.dead {
@@ -1494,6 +1646,11 @@ impl Engine {
             Some(Some(lk)) if lk.owner == owner && !lk.orphan => Ok(l),
             _ => Err(Errno::NoEnt),
         }
+    }
+
+    fn live_lock(&self, lkid: LockId) -> Option<u32> {
+        let l = lkid.0.checked_sub(1)?;
+        matches!(self.locks.get(l as usize), Some(Some(_))).then_some(l)
     }
 
     fn next_owner_seq(&mut self) -> u64 {
@@ -1597,7 +1754,15 @@ impl Engine {
         r
     }
 
+    /// Marks lock `l` as changed (see `Lock::stamp`).
+    fn touch(&mut self, l: u32) {
+        self.changes += 1;
+        let c = self.changes;
+        self.lock_mut(l).stamp = c;
+    }
+
     fn add_to_queue(&mut self, r: u32, l: u32, k: QueueKind, at_head: bool) {
+        self.touch(l);
         let before = match k {
             // Granted locks are kept ordered: a newly granted lock goes before
             // the first lock whose requested mode is lower than its mode,
@@ -1639,6 +1804,7 @@ impl Engine {
     }
 
     fn remove_from_queue(&mut self, r: u32, l: u32) {
+        self.touch(l);
         let (k, prev, next) = {
             let lk = self.lock_mut(l);
             let k = lk.queue.take().expect("lock on a queue");

@@ -2127,3 +2127,104 @@ fn bad_input_returns_an_errno_and_never_panics() {
     h.check();
     let _ = h.ev();
 }
+
+// ----- udlm extensions: ending waits (timeouts, deadlock victims) ---------
+
+#[test]
+fn end_wait_ends_a_waiting_request_with_the_given_status() {
+    let mut h = H::new();
+    let a = h.req(O1, "r", Ex, 0);
+    h.expect(&[ast(O1, a, Status::Granted)]);
+    let b = h.req(O2, "r", Ex, 0);
+    h.expect(&[bast(O1, a, Ex)]);
+    assert!(h.e.end_wait(b, Status::TimedOut));
+    h.check();
+    h.expect(&[ast(O2, b, Status::TimedOut).eol()]);
+    assert!(h.waiting("r").is_empty());
+    // Its id is dead: a second end, or one on a granted lock, does nothing.
+    assert!(!h.e.end_wait(b, Status::TimedOut));
+    assert!(!h.e.end_wait(a, Status::Deadlock));
+    h.none();
+}
+
+#[test]
+fn end_wait_reverts_a_conversion_to_its_granted_mode() {
+    let mut h = H::new();
+    let a = h.req(O1, "r", Pr, 0);
+    let b = h.req(O2, "r", Pr, 0);
+    h.ev();
+    h.conv(O1, a, Ex, 0);
+    h.expect(&[bast(O2, b, Ex)]);
+    assert!(h.e.end_wait(a, Status::Deadlock));
+    h.check();
+    h.expect(&[ast(O1, a, Status::Deadlock)]);
+    assert_eq!(h.granted("r"), vec![(a, Pr), (b, Pr)]);
+    // A lock already being cancelled is left to its cancel.
+    h.conv(O1, a, Ex, 0);
+    h.cancel(O1, a).unwrap();
+    assert!(!h.e.end_wait(a, Status::TimedOut));
+    h.expect(&[ast(O1, a, Status::Cancelled)]);
+}
+
+#[test]
+fn wait_edges_name_incompatible_holders_of_other_owners_only() {
+    let mut h = H::new();
+    let a = h.req(O1, "r", Pr, 0);
+    let b = h.req(O2, "r", Pr, 0);
+    let c = h.req(O1, "r", Ex, 0); // waits for b (a is its own owner's)
+    let d = h.req(O3, "r", Ex, lkf::NODLCKWT); // waits, but does not count
+    let e2 = h.req(O4, "q", Ex, 0);
+    h.ev();
+    let edges: Vec<(LockId, LockId)> =
+        h.e.wait_edges(100)
+            .iter()
+            .map(|e| (e.waiter, e.blocker))
+            .collect();
+    assert_eq!(edges, vec![(c, b)]);
+    let _ = (a, d, e2);
+    // A holder with NODLCKBLK blocks nobody in the graph.
+    let mut h = H::new();
+    let x = h.req(O1, "s", Ex, lkf::NODLCKBLK);
+    let y = h.req(O2, "s", Ex, 0);
+    h.ev();
+    assert!(h.e.wait_edges(100).is_empty());
+    let _ = (x, y);
+}
+
+#[test]
+fn an_edge_holds_until_either_lock_changes() {
+    let mut h = H::new();
+    let a = h.req(O1, "r", Pr, 0);
+    let b = h.req(O2, "r", Ex, 0);
+    let c = h.req(O3, "other", Ex, 0);
+    h.ev();
+    let e = h.e.wait_edges(10)[0];
+    assert_eq!((e.waiter, e.blocker), (b, a));
+    assert!(h.e.edge_holds(&e));
+    // Changes elsewhere do not matter.
+    h.conv(O3, c, Nl, 0);
+    h.ev();
+    assert!(h.e.edge_holds(&e));
+    // The blocker converting away and back breaks the edge even though the
+    // same locks block each other again.
+    h.conv(O1, a, Nl, 0);
+    h.ev();
+    assert!(!h.e.edge_holds(&e));
+    let mut h = H::new();
+    let a = h.req(O1, "r", Pr, 0);
+    let _b = h.req(O2, "r", Ex, 0);
+    h.ev();
+    let e = h.e.wait_edges(10)[0];
+    h.unlock(O1, a);
+    h.ev();
+    assert!(!h.e.edge_holds(&e));
+    // The limit bounds the answer.
+    let mut h = H::new();
+    h.req(O1, "r", Ex, 0);
+    for o in 2..6 {
+        h.req(Owner(o), "r", Ex, 0);
+    }
+    h.ev();
+    assert_eq!(h.e.wait_edges(100).len(), 4);
+    assert_eq!(h.e.wait_edges(2).len(), 2);
+}

@@ -98,6 +98,7 @@ pub fn cluster_view(cfg: &Config) -> ClusterView {
         self_fence_abort: cfg.self_fence_abort,
         fencing: cfg.fence_cmd.is_some(),
         two_node: cfg.two_node,
+        deadlock_detect_ms: cfg.deadlock_detect_ms,
     }
 }
 

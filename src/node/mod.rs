@@ -42,6 +42,9 @@ pub mod configfs;
 pub mod control;
 #[cfg(feature = "corosync")]
 pub mod corosync;
+pub mod deadlock;
+pub mod hierarchy;
+pub mod inspect;
 pub mod link;
 pub mod peer;
 pub mod recovery;
@@ -80,6 +83,13 @@ impl Default for NodeLimits {
     }
 }
 
+/// `UDLM_DEADLOCK_DETECT_MS`, which wins over the config (for tests).
+fn detect_ms_from_env() -> Option<u64> {
+    std::env::var("UDLM_DEADLOCK_DETECT_MS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// How long a node keeps knowing the master of a name nobody here uses
 /// (and a master its mastership of a resource without locks).
 pub const RESOURCE_GRACE_MS: u64 = 10_000;
@@ -110,6 +120,8 @@ pub struct ClusterView {
     pub self_fence_abort: bool,
     /// A fence command must succeed before a lost node's locks go.
     pub fencing: bool,
+    /// `deadlock_detect_ms` when the config sets it (0: detection off).
+    pub deadlock_detect_ms: Option<u64>,
     /// A two-node cluster whose survivor goes on alone (`two_node`).
     pub two_node: bool,
 }
@@ -211,6 +223,16 @@ struct LocalLock {
     /// The value block of the last completion that carried one (for
     /// recovering the resource's LVB, spec §8.5).
     lvb: Option<Lvb>,
+    /// When the waiting request or conversion ends with ETIMEDOUT
+    /// (`LKF_TIMEOUT` in a `UDLM_LSFL_TIMEOUT` lockspace); the entry in
+    /// [`Node::timers`] with another time is stale.
+    deadline_ms: Option<u64>,
+    /// When this waiting lock next makes its node ask for a deadlock round.
+    wait_check_ms: Option<u64>,
+    /// Hierarchical lockspaces: the parent lock, and how many live locks
+    /// have this one as parent (node/hierarchy.rs).
+    parent: Option<u32>,
+    children: u32,
 }
 
 /// A lock operation waiting for the directory's answer about its resource.
@@ -226,6 +248,9 @@ enum Parked {
 struct Lockspace {
     /// Opened on this node (not just state kept for other nodes).
     visible: bool,
+    /// The udlm extensions its creator asked for on this node
+    /// (`lsfl::UDLM_TIMEOUT`, `lsfl::UDLM_HIERARCHY`).
+    features: u32,
     /// Creations not yet matched by a release (spec §2.10).
     create_count: u32,
     perm: u32,
@@ -264,6 +289,7 @@ impl Lockspace {
     fn new(max_locks: u32) -> Lockspace {
         Lockspace {
             visible: false,
+            features: 0,
             create_count: 0,
             perm: 0o660,
             uid: 0,
@@ -305,6 +331,9 @@ impl Lockspace {
     /// Removes the process copy `id`, leaving the id unused but not free.
     fn forget_lock(&mut self, id: u32) -> Option<LocalLock> {
         let l = self.locks.remove(&id)?;
+        if let Some(pl) = l.parent.and_then(|p| self.locks.get_mut(&p)) {
+            pl.children = pl.children.saturating_sub(1);
+        }
         if let Some(n) = self.name_refs.get_mut(&l.name) {
             *n -= 1;
             if *n == 0 {
@@ -375,10 +404,34 @@ pub struct Node {
     /// Where membership and quorum come from, as JSON (node/control.rs);
     /// empty when nobody said.
     membership_source: String,
+    /// Lock timers due, by time: (when, kind, lockspace, lock id), kind
+    /// [`TIMER_TIMEOUT`] or [`TIMER_DEADLOCK_CHECK`]. An entry whose lock
+    /// has another time for that kind is stale and skipped.
+    timers: std::collections::BTreeSet<(u64, u8, Vec<u8>, u32)>,
+    /// How long a request waits before deadlock detection looks (0: never).
+    deadlock_detect_ms: u64,
+    detector: deadlock::Detector,
+    /// Queries waiting for a master's answer.
+    inspects: inspect::Inspects,
 }
 
+/// Timer kinds: the end of an `LKF_TIMEOUT`...
+const TIMER_TIMEOUT: u8 = 0;
+/// ...and a request waiting long enough to look for a deadlock.
+const TIMER_DEADLOCK_CHECK: u8 = 1;
+
+/// Most pending lock timeouts of one node; a request with `LKF_TIMEOUT`
+/// beyond it is refused with ENOMEM.
+pub const MAX_TIMERS: usize = 1 << 20;
+/// The longest `LKF_TIMEOUT` honoured (one day); longer ones are cut to it.
+pub const MAX_TIMEOUT_CS: u64 = 8_640_000;
+/// How long after sending a timeout to a remote master it is sent again if
+/// the lock still waits (the first may have gone to a master that lost the
+/// resource in a recovery).
+const TIMEOUT_RETRY_MS: u64 = 1000;
+
 /// A lock request from a handle, as the C library sent it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct LockArgs<'a> {
     pub mode: u8,
     pub flags: u32,
@@ -387,6 +440,11 @@ pub struct LockArgs<'a> {
     pub lvb: Option<Lvb>,
     pub user: UserArgs,
     pub tid: u32,
+    /// The call's `parent` (used in hierarchical lockspaces only).
+    pub parent: u32,
+    /// Centiseconds a request may wait with `LKF_TIMEOUT` (in lockspaces
+    /// created with `UDLM_LSFL_TIMEOUT` only).
+    pub timeout_cs: u64,
 }
 
 impl Node {
@@ -404,6 +462,10 @@ impl Node {
             out: Vec::new(),
             now_ms: 0,
             trace: std::env::var_os("UDLM_TRACE").is_some_and(|v| v == "1"),
+            timers: std::collections::BTreeSet::new(),
+            deadlock_detect_ms: detect_ms_from_env().unwrap_or(deadlock::DEFAULT_DETECT_MS),
+            detector: deadlock::Detector::default(),
+            inspects: inspect::Inspects::default(),
             membership: recovery::Membership::new(
                 node_id,
                 crate::cluster::config::DEFAULT_LEASE_MS,
@@ -437,6 +499,9 @@ impl Node {
         }
         self.membership.self_fence_abort = cluster.self_fence_abort;
         self.membership.fencing = cluster.fencing;
+        if let (Some(ms), None) = (cluster.deadlock_detect_ms, detect_ms_from_env()) {
+            self.deadlock_detect_ms = ms;
+        }
         let multi = cluster.nodes.len() > 1;
         self.cluster = cluster;
         self.peers = Some(peers);
@@ -448,6 +513,9 @@ impl Node {
     /// Sets where names are mastered and how the cluster is described,
     /// without peers (a one-node cluster).
     pub fn set_view(&mut self, cluster: ClusterView) {
+        if let (Some(ms), None) = (cluster.deadlock_detect_ms, detect_ms_from_env()) {
+            self.deadlock_detect_ms = ms;
+        }
         self.cluster = cluster;
     }
 
@@ -489,7 +557,7 @@ impl Node {
                 ls.create_count = ls.create_count.saturating_add(1);
             }
             (false, None) => return Err(Errno::NoEnt),
-            (false, Some((mode, _))) => {
+            (false, Some((mode, flags))) => {
                 if !self.lockspaces.contains_key(name)
                     && self.lockspaces.len() >= self.limits.max_lockspaces
                 {
@@ -501,6 +569,7 @@ impl Node {
                     .entry(name.to_vec())
                     .or_insert_with(|| Lockspace::new(max));
                 ls.visible = true;
+                ls.features = flags & (lsfl::UDLM_TIMEOUT | lsfl::UDLM_HIERARCHY);
                 ls.create_count = 1;
                 ls.perm = if mode & 0o777 == 0 {
                     0o660
@@ -578,7 +647,11 @@ impl Node {
                     Master::Local(e) => {
                         // Kept by the engine as an orphan: the process copy
                         // must say so too, should the resource move.
-                        if ls.engine.lock_info_by_id(LockId(e)).is_some_and(|i| i.orphan) {
+                        if ls
+                            .engine
+                            .lock_info_by_id(LockId(e))
+                            .is_some_and(|i| i.orphan)
+                        {
                             l.orphan = true;
                         }
                     }
@@ -603,7 +676,9 @@ impl Node {
                         // must not apply it to a later lock with this id.
                         let name = l.name;
                         if let Some(parked) = ls.lookups.get_mut(&name) {
-                            parked.retain(|p| !matches!(p, Parked::Request { lkid, .. } if *lkid == id));
+                            parked.retain(
+                                |p| !matches!(p, Parked::Request { lkid, .. } if *lkid == id),
+                            );
                         }
                         ls.free_id(id);
                     }
@@ -699,6 +774,18 @@ impl Node {
     pub fn lock(&mut self, owner: Owner, a: LockArgs<'_>) -> Result<u32, Errno> {
         let ls_name = self.ls_of(owner)?;
         let flags = a.flags & !lkf::WAIT;
+        let timed = flags & lkf::TIMEOUT != 0
+            && flags & lkf::ORPHAN == 0
+            && self
+                .lockspaces
+                .get(&ls_name)
+                .is_some_and(|l| l.features & lsfl::UDLM_TIMEOUT != 0);
+        if timed && self.timers.len() >= MAX_TIMERS {
+            self.prune_timers();
+            if self.timers.len() >= MAX_TIMERS {
+                return Err(Errno::NoMem);
+            }
+        }
         let r = if flags & lkf::CONVERT != 0 {
             self.convert(&ls_name, owner, &a, flags).map(|_| a.lkid)
         } else if flags & lkf::ORPHAN != 0 {
@@ -706,8 +793,154 @@ impl Node {
         } else {
             self.request(&ls_name, owner, &a, flags)
         };
+        if let Ok(id) = r {
+            let deadline = timed.then(|| self.now_ms + a.timeout_cs.min(MAX_TIMEOUT_CS) * 10);
+            self.set_timer(TIMER_TIMEOUT, &ls_name, id, deadline);
+        }
         self.flush(&ls_name);
+        if let Ok(id) = r {
+            if self.deadlock_detect_ms > 0
+                && flags & lkf::ORPHAN == 0
+                && self.timers.len() < MAX_TIMERS
+            {
+                let check = self
+                    .lock_waits(&ls_name, id)
+                    .then(|| self.now_ms + self.deadlock_detect_ms);
+                self.set_timer(TIMER_DEADLOCK_CHECK, &ls_name, id, check);
+            }
+        }
         r
+    }
+
+    // ----- lock timeouts (udlm extension) ---------------------------------
+    //
+    // Decisions: the clock starts when the request or conversion is made
+    // (not when it is queued); a timeout of 0 (or none passed) ends a
+    // request not granted at once at the next tick, as the kernels that had
+    // timeouts did; the timer runs on the requesting node, which ends a
+    // waiting lock itself when it masters the resource and else asks the
+    // master; a grant that wins the race is kept.
+
+    /// Sets (or with None clears) lock `id`'s timer of `kind`.
+    fn set_timer(&mut self, kind: u8, ls_name: &[u8], id: u32, when: Option<u64>) {
+        let Some(l) = self
+            .lockspaces
+            .get_mut(ls_name)
+            .and_then(|ls| ls.locks.get_mut(&id))
+        else {
+            return;
+        };
+        let slot = if kind == TIMER_TIMEOUT {
+            &mut l.deadline_ms
+        } else {
+            &mut l.wait_check_ms
+        };
+        if let Some(old) = slot.take() {
+            self.timers.remove(&(old, kind, ls_name.to_vec(), id));
+        }
+        if let Some(t) = when {
+            *slot = Some(t);
+            self.timers.insert((t, kind, ls_name.to_vec(), id));
+        }
+    }
+
+    /// Lock `id`'s deadlock check came due: if it still waits, ask for a
+    /// round, and look again after as long.
+    fn deadlock_check_due(&mut self, ls_name: &[u8], id: u32, due: u64) {
+        let current = self
+            .lockspaces
+            .get_mut(ls_name)
+            .and_then(|ls| ls.locks.get_mut(&id))
+            .is_some_and(|l| l.wait_check_ms == Some(due));
+        if !current {
+            return;
+        }
+        if !self.lock_waits(ls_name, id) || self.deadlock_detect_ms == 0 {
+            self.set_timer(TIMER_DEADLOCK_CHECK, ls_name, id, None);
+            return;
+        }
+        self.ask_for_round(ls_name);
+        let next = self.now_ms + self.deadlock_detect_ms;
+        self.set_timer(TIMER_DEADLOCK_CHECK, ls_name, id, Some(next));
+    }
+
+    /// Drops timer entries whose lock is gone or has another time.
+    fn prune_timers(&mut self) {
+        let lockspaces = &self.lockspaces;
+        self.timers.retain(|(t, kind, ls, id)| {
+            lockspaces
+                .get(ls)
+                .and_then(|l| l.locks.get(id))
+                .is_some_and(|l| {
+                    let slot = if *kind == TIMER_TIMEOUT {
+                        l.deadline_ms
+                    } else {
+                        l.wait_check_ms
+                    };
+                    slot == Some(*t)
+                })
+        });
+    }
+
+    /// Ends the waiting requests and conversions whose timeout has come.
+    fn expire_timers(&mut self) {
+        let now = self.now_ms;
+        while let Some(first) = self.timers.first() {
+            if first.0 > now {
+                break;
+            }
+            let (deadline, kind, ls_name, id) = self.timers.pop_first().expect("a timer");
+            if kind == TIMER_DEADLOCK_CHECK {
+                self.deadlock_check_due(&ls_name, id, deadline);
+                continue;
+            }
+            let Some(ls) = self.lockspaces.get_mut(&ls_name) else {
+                continue;
+            };
+            let Some(l) = ls.locks.get_mut(&id) else {
+                continue;
+            };
+            if l.deadline_ms != Some(deadline) {
+                continue;
+            }
+            l.deadline_ms = None;
+            if l.orphan || l.releasing || l.overlap_unlock {
+                continue;
+            }
+            match l.master {
+                Master::Local(elkid) => {
+                    ls.engine.end_wait(LockId(elkid), Status::TimedOut);
+                }
+                Master::Unknown => {
+                    // Still waiting for the directory's answer: the request
+                    // never reached a master and simply ends here.
+                    let cb = Self::callback_for(l, false, Status::TimedOut.to_user(), 0, None);
+                    self.out.push((l.owner, (id, l.incarnation), cb.encode()));
+                    for parked in ls.lookups.values_mut() {
+                        parked
+                            .retain(|p| !matches!(p, Parked::Request { lkid, .. } if *lkid == id));
+                    }
+                    ls.free_id(id);
+                }
+                Master::Remote(m) => {
+                    if l.state == RemoteState::Granted || l.cancelling {
+                        continue;
+                    }
+                    let retry = now + TIMEOUT_RETRY_MS;
+                    l.deadline_ms = Some(retry);
+                    self.timers
+                        .insert((retry, TIMER_TIMEOUT, ls_name.clone(), id));
+                    self.send(
+                        m,
+                        PeerMsg::Timeout {
+                            ls: ls_name.clone(),
+                            lkid: id,
+                        },
+                    );
+                }
+            }
+            self.flush(&ls_name);
+        }
     }
 
     fn request(
@@ -718,7 +951,7 @@ impl Node {
         flags: u32,
     ) -> Result<u32, Errno> {
         check_lock_args(a.mode as i32, flags)?;
-        let name = ResName::new(a.name).ok_or(Errno::Inval)?;
+        let (name, parent) = self.request_name(ls_name, owner, a)?;
         let master = self.master_of(ls_name, &name);
         let me = self.node_id;
         let ls = self.lockspaces.get_mut(ls_name).expect("lockspace");
@@ -729,7 +962,7 @@ impl Node {
                 pid: a.tid,
                 mode: a.mode as i32,
                 flags,
-                name: a.name,
+                name: name.as_bytes(),
                 lvb: a.lvb.as_ref(),
                 has_bast: a.user.bast != 0,
             };
@@ -763,9 +996,21 @@ impl Node {
             convert: None,
             cancelling: false,
             lvb: None,
+            deadline_ms: None,
+            wait_check_ms: None,
+            parent: None,
+            children: 0,
         };
         ls.locks.insert(id, lock);
         *ls.name_refs.entry(name).or_insert(0) += 1;
+        if let Some(p) = parent {
+            if let Some(l) = ls.locks.get_mut(&id) {
+                l.parent = Some(p);
+            }
+            if let Some(pl) = ls.locks.get_mut(&p) {
+                pl.children += 1;
+            }
+        }
         if let Some(e) = elkid {
             ls.holders.insert(e, Holder::Local(id));
             return Ok(id);
@@ -792,6 +1037,38 @@ impl Node {
             ),
         }
         Ok(id)
+    }
+
+    /// The resource a new request names, and its parent lock: in a
+    /// hierarchical lockspace a non-zero `parent` must be a granted lock of
+    /// the same handle, and the resource is a child of its resource
+    /// (node/hierarchy.rs); elsewhere `parent` is ignored, as by the kernel.
+    fn request_name(
+        &self,
+        ls_name: &[u8],
+        owner: Owner,
+        a: &LockArgs<'_>,
+    ) -> Result<(ResName, Option<u32>), Errno> {
+        let name = ResName::new(a.name).ok_or(Errno::Inval)?;
+        let ls = self.lockspaces.get(ls_name).expect("lockspace");
+        if ls.features & lsfl::UDLM_HIERARCHY == 0 {
+            return Ok((name, None));
+        }
+        if a.parent == 0 {
+            if hierarchy::is_child_name(a.name) {
+                return Err(Errno::Inval);
+            }
+            return Ok((name, None));
+        }
+        let p = ls
+            .locks
+            .get(&a.parent)
+            .filter(|p| p.owner == owner && !p.orphan && !p.releasing && p.grmode >= 0)
+            .ok_or(Errno::Inval)?;
+        if a.name.is_empty() {
+            return Err(Errno::Inval);
+        }
+        Ok((hierarchy::child_name(&p.name, a.name), Some(a.parent)))
     }
 
     fn send_request(
@@ -960,7 +1237,10 @@ impl Node {
         ids.sort_unstable();
         for id in ids {
             let l = &ls.locks[&id];
-            if l.name.as_bytes() != a.name {
+            // Orphans mastered here were the engine's to find above (its
+            // mode is the true one: a conversion may have been granted
+            // silently while the handle closed).
+            if l.name.as_bytes() != a.name || matches!(l.master, Master::Local(_)) {
                 continue;
             }
             if l.grmode as i32 != a.mode as i32 {
@@ -984,8 +1264,11 @@ impl Node {
         l.flags = flags;
         l.pid = a.tid;
         // The master cancelled whatever was pending when it orphaned the
-        // lock: an orphan is simply granted.
+        // lock: an orphan is simply granted, with nothing to send again
+        // after a recovery.
         l.state = RemoteState::Granted;
+        l.convert = None;
+        l.cancelling = false;
         if let Master::Remote(m) = l.master {
             let msg = PeerMsg::Adopt {
                 ls: ls_name.to_vec(),
@@ -1042,6 +1325,10 @@ impl Node {
         }
         l.user.lksb = lksb;
         check_unlock_flags(flags)?;
+        if l.children > 0 && flags & lkf::CANCEL == 0 {
+            // Its children go first (node/hierarchy.rs).
+            return Err(Errno::NotEmpty);
+        }
         match l.master {
             Master::Local(elkid) => {
                 ls.engine
@@ -1240,6 +1527,14 @@ impl Node {
         if !self.admit(from, payload) {
             return;
         }
+        if Self::is_deadlock_message(&msg) {
+            self.deadlock_message(from, msg);
+            return;
+        }
+        if Self::is_inspect_message(&msg) {
+            self.inspect_message(from, msg);
+            return;
+        }
         let ls_name = msg.lockspace().to_vec();
         if !self.lockspaces.contains_key(&ls_name) {
             if self.lockspaces.len() >= self.limits.max_lockspaces {
@@ -1346,13 +1641,10 @@ impl Node {
                     return self.refuse(from, &ls, lkid, Errno::NoEnt);
                 };
                 let owner = l.engine.lock_owner(LockId(elkid)).unwrap_or(Owner(0));
-                let already = l
-                    .engine
-                    .lock_info_by_id(LockId(elkid))
-                    .is_some_and(|i| {
-                        i.queue == crate::engine::QueueKind::Converting
-                            && i.requested.is_some_and(|r| r as u8 == mode)
-                    });
+                let already = l.engine.lock_info_by_id(LockId(elkid)).is_some_and(|i| {
+                    i.queue == crate::engine::QueueKind::Converting
+                        && i.requested.is_some_and(|r| r as u8 == mode)
+                });
                 if already {
                     // Sent again by a recovery: the conversion still waits.
                     return;
@@ -1404,6 +1696,12 @@ impl Node {
                 };
                 let owner = l.engine.lock_owner(LockId(elkid)).unwrap_or(Owner(0));
                 let _ = l.engine.deadlock_cancel(owner, LockId(elkid), flags);
+            }
+            PeerMsg::Timeout { ls, lkid } => {
+                let l = self.lockspaces.get_mut(&ls).expect("lockspace");
+                if let Some(&elkid) = l.remote_index.get(&(from, lkid)) {
+                    l.engine.end_wait(LockId(elkid), Status::TimedOut);
+                }
             }
             PeerMsg::CloseOwner { ls, owner } => {
                 let l = self.lockspaces.get_mut(&ls).expect("lockspace");
@@ -1584,6 +1882,14 @@ impl Node {
             | PeerMsg::Fenced { .. }
             | PeerMsg::DirRecord { .. }
             | PeerMsg::DirHint { .. }
+            | PeerMsg::DlAsk { .. }
+            | PeerMsg::DlCollect { .. }
+            | PeerMsg::DlEdges { .. }
+            | PeerMsg::DlConfirm { .. }
+            | PeerMsg::DlConfirmed { .. }
+            | PeerMsg::DlVictim { .. }
+            | PeerMsg::Inspect { .. }
+            | PeerMsg::InspectPart { .. }
             | PeerMsg::RecLock { .. } => {}
         }
     }
@@ -1777,6 +2083,10 @@ impl Node {
     /// directory node.
     pub fn tick(&mut self, now_ms: u64) {
         self.now_ms = now_ms;
+        if !self.operations_blocked() {
+            self.expire_timers();
+        }
+        self.deadlock_tick();
         if self.cluster.nodes.len() <= 1 {
             return;
         }
@@ -1865,7 +2175,10 @@ impl Node {
             && ls.recovered_lvb.is_empty()
             && ls.closing.is_empty()
             && !ls.masters.values().any(|&m| m == me)
-            && !self.handles.values().any(|h| h.ls.as_deref() == Some(ls_name));
+            && !self
+                .handles
+                .values()
+                .any(|h| h.ls.as_deref() == Some(ls_name));
         if unused {
             self.lockspaces.remove(ls_name);
         }
@@ -1928,12 +2241,24 @@ impl Node {
                     } else {
                         nodes.iter().map(|n| n.to_string()).collect()
                     };
+                    // Static mastering (`nodir=1`) and the udlm
+                    // extensions its creator here asked for.
+                    let features = self.lockspaces.get(name).map_or(0, |l| l.features);
+                    let mut ext = Vec::new();
+                    if features & lsfl::UDLM_TIMEOUT != 0 {
+                        ext.push("\"timeouts\"");
+                    }
+                    if features & lsfl::UDLM_HIERARCHY != 0 {
+                        ext.push("\"hierarchy\"");
+                    }
                     let _ = write!(
                         o,
-                        "{}{{\"name\":{},\"members\":[{}]}}",
+                        "{}{{\"name\":{},\"members\":[{}],\"mastering\":\"{}\",\"extensions\":[{}]}}",
                         if i > 0 { "," } else { "" },
                         json_str(name),
-                        members.join(",")
+                        members.join(","),
+                        if self.cluster.nodir(name) { "static" } else { "directory" },
+                        ext.join(",")
                     );
                 }
                 let _ = write!(
@@ -2095,6 +2420,14 @@ impl Node {
     }
 
     /// Names of the lockspaces that exist on this node.
+    /// Every lockspace this node keeps state for, opened here or not (a
+    /// node masters resources of lockspaces only others use).
+    pub fn lockspace_names_with_state(&self) -> Vec<Vec<u8>> {
+        let mut v: Vec<Vec<u8>> = self.lockspaces.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
     pub fn lockspace_names(&self) -> Vec<Vec<u8>> {
         let mut v: Vec<Vec<u8>> = self
             .lockspaces

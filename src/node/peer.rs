@@ -18,6 +18,25 @@ use crate::types::{Lvb, LOCKSPACE_LEN, LVB_LEN, RESNAME_MAXLEN};
 /// Largest encoded peer message.
 pub const MAX_PEER_MESSAGE: usize = 512;
 
+/// Most answer bytes in one `InspectPart` message.
+pub const INSPECT_PART_MAX: usize = 384;
+
+/// Most wait-for edges in one `DlEdges` message.
+pub const MAX_EDGES_PER_MESSAGE: usize = 8;
+
+/// One wait-for edge as a master reports it to the deadlock detector
+/// (node/deadlock.rs): lock ids are the master's, owners are global
+/// (node and handle, see `global_owner`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EdgeWire {
+    pub waiter: u32,
+    pub waiter_owner: u64,
+    pub waiter_stamp: u64,
+    pub blocker: u32,
+    pub blocker_owner: u64,
+    pub blocker_stamp: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PeerMsg {
     /// Who masters `name`? Sent to the name's directory node.
@@ -64,6 +83,67 @@ pub enum PeerMsg {
         ls: Vec<u8>,
         lkid: u32,
         flags: u32,
+    },
+    /// The requester's lock `lkid` ran out of its `LKF_TIMEOUT`: if it still
+    /// waits, end it with ETIMEDOUT (a granted lock stays as it is).
+    Timeout {
+        ls: Vec<u8>,
+        lkid: u32,
+    },
+    /// Deadlock detection (node/deadlock.rs): a lock of the sender has
+    /// waited long in `ls`; the detector (lowest member) runs a round.
+    DlAsk {
+        ls: Vec<u8>,
+    },
+    /// Detector to every member: report your wait-for edges of `ls`.
+    DlCollect {
+        ls: Vec<u8>,
+        round: u64,
+    },
+    /// A member's edges, in pieces; `last` ends its report.
+    DlEdges {
+        ls: Vec<u8>,
+        round: u64,
+        edges: Vec<EdgeWire>,
+        last: bool,
+    },
+    /// Detector to a master: does edge `index` of the cycle still hold?
+    DlConfirm {
+        ls: Vec<u8>,
+        round: u64,
+        index: u32,
+        edge: EdgeWire,
+    },
+    DlConfirmed {
+        ls: Vec<u8>,
+        round: u64,
+        index: u32,
+        ok: bool,
+    },
+    /// Detector to the victim's master: end the waiter of `edge` with
+    /// EDEADLK if the edge still holds.
+    DlVictim {
+        ls: Vec<u8>,
+        round: u64,
+        edge: EdgeWire,
+    },
+    /// A query about `name` (node/inspect.rs) from node `origin`, passed
+    /// on `hops` times so far.
+    Inspect {
+        ls: Vec<u8>,
+        name: Vec<u8>,
+        token: u64,
+        origin: u32,
+        hops: u8,
+    },
+    /// A piece of the master's answer to query `token`; `found` false: no
+    /// node masters the name.
+    InspectPart {
+        ls: Vec<u8>,
+        token: u64,
+        found: bool,
+        data: Vec<u8>,
+        last: bool,
     },
     /// The requester's handle `owner` closed.
     CloseOwner {
@@ -202,6 +282,9 @@ impl W {
     fn u8(&mut self, v: u8) {
         self.0.push(v)
     }
+    fn u16(&mut self, v: u16) {
+        self.0.extend_from_slice(&v.to_le_bytes())
+    }
     fn u32(&mut self, v: u32) {
         self.0.extend_from_slice(&v.to_le_bytes())
     }
@@ -218,6 +301,14 @@ impl W {
         for &id in m.iter().take(MAX_MEMBERS) {
             self.u32(id);
         }
+    }
+    fn edge(&mut self, e: &EdgeWire) {
+        self.u32(e.waiter);
+        self.u64(e.waiter_owner);
+        self.u64(e.waiter_stamp);
+        self.u32(e.blocker);
+        self.u64(e.blocker_owner);
+        self.u64(e.blocker_stamp);
     }
     fn lvb(&mut self, l: &Option<Lvb>) {
         match l {
@@ -242,6 +333,10 @@ impl<'a> R<'a> {
     }
     fn u8(&mut self) -> Result<u8, BadMessage> {
         Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, BadMessage> {
+        let b = self.take(2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
     }
     fn bool(&mut self) -> Result<bool, BadMessage> {
         match self.u8()? {
@@ -272,6 +367,16 @@ impl<'a> R<'a> {
         Ok(self.take(n)?.to_vec())
     }
     /// A sorted list of distinct node ids, at most [`MAX_MEMBERS`].
+    fn edge(&mut self) -> Result<EdgeWire, BadMessage> {
+        Ok(EdgeWire {
+            waiter: self.u32()?,
+            waiter_owner: self.u64()?,
+            waiter_stamp: self.u64()?,
+            blocker: self.u32()?,
+            blocker_owner: self.u64()?,
+            blocker_stamp: self.u64()?,
+        })
+    }
     fn members(&mut self) -> Result<Vec<u32>, BadMessage> {
         let n = self.u8()? as usize;
         if n > MAX_MEMBERS {
@@ -318,6 +423,15 @@ impl PeerMsg {
             | PeerMsg::Convert { ls, .. }
             | PeerMsg::Unlock { ls, .. }
             | PeerMsg::DeadlockCancel { ls, .. }
+            | PeerMsg::Timeout { ls, .. }
+            | PeerMsg::DlAsk { ls }
+            | PeerMsg::DlCollect { ls, .. }
+            | PeerMsg::DlEdges { ls, .. }
+            | PeerMsg::DlConfirm { ls, .. }
+            | PeerMsg::DlConfirmed { ls, .. }
+            | PeerMsg::DlVictim { ls, .. }
+            | PeerMsg::Inspect { ls, .. }
+            | PeerMsg::InspectPart { ls, .. }
             | PeerMsg::CloseOwner { ls, .. }
             | PeerMsg::OwnerClosed { ls, .. }
             | PeerMsg::Adopt { ls, .. }
@@ -412,6 +526,96 @@ impl PeerMsg {
                 w.name(ls);
                 w.u32(*lkid);
                 w.u32(*flags);
+            }
+            PeerMsg::Timeout { ls, lkid } => {
+                w.u8(24);
+                w.name(ls);
+                w.u32(*lkid);
+            }
+            PeerMsg::DlAsk { ls } => {
+                w.u8(25);
+                w.name(ls);
+            }
+            PeerMsg::DlCollect { ls, round } => {
+                w.u8(26);
+                w.name(ls);
+                w.u64(*round);
+            }
+            PeerMsg::DlEdges {
+                ls,
+                round,
+                edges,
+                last,
+            } => {
+                debug_assert!(edges.len() <= MAX_EDGES_PER_MESSAGE);
+                w.u8(27);
+                w.name(ls);
+                w.u64(*round);
+                w.u8(*last as u8);
+                w.u8(edges.len().min(MAX_EDGES_PER_MESSAGE) as u8);
+                for e in edges.iter().take(MAX_EDGES_PER_MESSAGE) {
+                    w.edge(e);
+                }
+            }
+            PeerMsg::DlConfirm {
+                ls,
+                round,
+                index,
+                edge,
+            } => {
+                w.u8(28);
+                w.name(ls);
+                w.u64(*round);
+                w.u32(*index);
+                w.edge(edge);
+            }
+            PeerMsg::DlConfirmed {
+                ls,
+                round,
+                index,
+                ok,
+            } => {
+                w.u8(29);
+                w.name(ls);
+                w.u64(*round);
+                w.u32(*index);
+                w.u8(*ok as u8);
+            }
+            PeerMsg::DlVictim { ls, round, edge } => {
+                w.u8(30);
+                w.name(ls);
+                w.u64(*round);
+                w.edge(edge);
+            }
+            PeerMsg::Inspect {
+                ls,
+                name,
+                token,
+                origin,
+                hops,
+            } => {
+                w.u8(31);
+                w.name(ls);
+                w.name(name);
+                w.u64(*token);
+                w.u32(*origin);
+                w.u8(*hops);
+            }
+            PeerMsg::InspectPart {
+                ls,
+                token,
+                found,
+                data,
+                last,
+            } => {
+                debug_assert!(data.len() <= INSPECT_PART_MAX);
+                w.u8(32);
+                w.name(ls);
+                w.u64(*token);
+                w.u8(*found as u8);
+                w.u8(*last as u8);
+                w.u16(data.len().min(INSPECT_PART_MAX) as u16);
+                w.0.extend_from_slice(&data[..data.len().min(INSPECT_PART_MAX)]);
             }
             PeerMsg::CloseOwner { ls, owner } => {
                 w.u8(7);
@@ -529,7 +733,7 @@ impl PeerMsg {
                 w.name(&[]);
             }
             PeerMsg::Fenced { node } => {
-                w.u8(24);
+                w.u8(33);
                 w.name(&[]);
                 w.u32(*node);
             }
@@ -626,6 +830,70 @@ impl PeerMsg {
                 ls,
                 owner: r.u64()?,
             },
+            24 => PeerMsg::Timeout { ls, lkid: r.u32()? },
+            25 => PeerMsg::DlAsk { ls },
+            26 => PeerMsg::DlCollect {
+                ls,
+                round: r.u64()?,
+            },
+            27 => {
+                let round = r.u64()?;
+                let last = r.bool()?;
+                let n = r.u8()? as usize;
+                if n > MAX_EDGES_PER_MESSAGE {
+                    return Err(BadMessage("too many edges"));
+                }
+                let mut edges = Vec::with_capacity(n);
+                for _ in 0..n {
+                    edges.push(r.edge()?);
+                }
+                PeerMsg::DlEdges {
+                    ls,
+                    round,
+                    edges,
+                    last,
+                }
+            }
+            28 => PeerMsg::DlConfirm {
+                ls,
+                round: r.u64()?,
+                index: r.u32()?,
+                edge: r.edge()?,
+            },
+            29 => PeerMsg::DlConfirmed {
+                ls,
+                round: r.u64()?,
+                index: r.u32()?,
+                ok: r.bool()?,
+            },
+            30 => PeerMsg::DlVictim {
+                ls,
+                round: r.u64()?,
+                edge: r.edge()?,
+            },
+            31 => PeerMsg::Inspect {
+                ls,
+                name: r.name(RESNAME_MAXLEN)?,
+                token: r.u64()?,
+                origin: r.u32()?,
+                hops: r.u8()?,
+            },
+            32 => {
+                let token = r.u64()?;
+                let found = r.bool()?;
+                let last = r.bool()?;
+                let n = r.u16()? as usize;
+                if n > INSPECT_PART_MAX {
+                    return Err(BadMessage("answer piece too long"));
+                }
+                PeerMsg::InspectPart {
+                    ls,
+                    token,
+                    found,
+                    data: r.take(n)?.to_vec(),
+                    last,
+                }
+            }
             22 => PeerMsg::OwnerClosed {
                 ls,
                 owner: r.u64()?,
@@ -681,7 +949,7 @@ impl PeerMsg {
                 phase: r.u8()?,
             },
             21 => PeerMsg::Leave,
-            24 => PeerMsg::Fenced { node: r.u32()? },
+            33 => PeerMsg::Fenced { node: r.u32()? },
             19 => PeerMsg::DirRecord {
                 ls,
                 name: r.name(RESNAME_MAXLEN)?,
@@ -719,6 +987,17 @@ impl PeerMsg {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn edge_sample() -> EdgeWire {
+        EdgeWire {
+            waiter: 1,
+            waiter_owner: u64::MAX,
+            waiter_stamp: 3,
+            blocker: u32::MAX,
+            blocker_owner: 5,
+            blocker_stamp: u64::MAX,
+        }
+    }
 
     fn samples() -> Vec<PeerMsg> {
         let ls = b"ls".to_vec();
@@ -763,6 +1042,65 @@ mod tests {
                 ls: ls.clone(),
                 lkid: 1,
                 flags: 0,
+            },
+            PeerMsg::Timeout {
+                ls: ls.clone(),
+                lkid: 9,
+            },
+            PeerMsg::DlAsk { ls: ls.clone() },
+            PeerMsg::DlCollect {
+                ls: ls.clone(),
+                round: 3,
+            },
+            PeerMsg::DlEdges {
+                ls: ls.clone(),
+                round: 3,
+                edges: vec![],
+                last: true,
+            },
+            PeerMsg::DlEdges {
+                ls: vec![b'l'; LOCKSPACE_LEN],
+                round: u64::MAX,
+                edges: vec![edge_sample(); MAX_EDGES_PER_MESSAGE],
+                last: false,
+            },
+            PeerMsg::DlConfirm {
+                ls: ls.clone(),
+                round: 4,
+                index: 2,
+                edge: edge_sample(),
+            },
+            PeerMsg::DlConfirmed {
+                ls: ls.clone(),
+                round: 4,
+                index: 2,
+                ok: true,
+            },
+            PeerMsg::DlVictim {
+                ls: ls.clone(),
+                round: 4,
+                edge: edge_sample(),
+            },
+            PeerMsg::Inspect {
+                ls: ls.clone(),
+                name: vec![b'n'; RESNAME_MAXLEN],
+                token: u64::MAX,
+                origin: 3,
+                hops: 2,
+            },
+            PeerMsg::InspectPart {
+                ls: vec![b'l'; LOCKSPACE_LEN],
+                token: 1,
+                found: true,
+                data: vec![0xa5; INSPECT_PART_MAX],
+                last: false,
+            },
+            PeerMsg::InspectPart {
+                ls: ls.clone(),
+                token: 2,
+                found: false,
+                data: vec![],
+                last: true,
             },
             PeerMsg::CloseOwner {
                 ls: ls.clone(),

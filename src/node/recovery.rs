@@ -893,7 +893,9 @@ impl Node {
     /// Sends this node's Stop marker once no node left out by the current
     /// generation may still be running with locks.
     fn release_stop_marker(&mut self) {
-        if self.membership.phase != Phase::Stopping || self.membership.stop_marker_sent(self.node_id) {
+        if self.membership.phase != Phase::Stopping
+            || self.membership.stop_marker_sent(self.node_id)
+        {
             return;
         }
         let still: BTreeSet<u32> = self

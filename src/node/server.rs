@@ -11,6 +11,7 @@
 //! connection.
 
 use super::control::Control;
+use super::inspect::{InspectStep, InspectTarget, ResourceView, INSPECT_WAIT_MS};
 use super::sink::EventSink;
 use super::{LockArgs, Node};
 use crate::proto::{self, Request, MAX_PACKET, PROTOCOL_VERSION};
@@ -181,9 +182,54 @@ fn announce_lockspace(node: &Mutex<Node>) {
     }
 }
 
+/// Runs the query of handle `owner` (node/inspect.rs), waiting for a remote
+/// master's answer with the node unlocked, at most
+/// [`super::inspect::INSPECT_WAIT_MS`] (then EAGAIN); during a recovery it
+/// waits like a lock call.
+pub fn inspect_wait(
+    node: &Mutex<Node>,
+    owner: crate::types::Owner,
+    target: InspectTarget,
+) -> Result<ResourceView, Errno> {
+    let start = std::time::Instant::now();
+    let waited_out =
+        |s: &std::time::Instant| s.elapsed().as_millis() >= u128::from(INSPECT_WAIT_MS);
+    let mut n = lock_node(node);
+    while n.operations_blocked() {
+        drop(n);
+        if waited_out(&start) {
+            return Err(Errno::Again);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        n = lock_node(node);
+    }
+    let token = match n.inspect(owner, target) {
+        InspectStep::Done(r) => return r,
+        InspectStep::Pending(t) => t,
+    };
+    loop {
+        if let Some(r) = n.inspect_answer(token) {
+            return r;
+        }
+        if waited_out(&start) {
+            n.inspect_abandon(token);
+            return Err(Errno::Again);
+        }
+        drop(n);
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        n = lock_node(node);
+    }
+}
+
 /// A query's answer: a reply carrying its length, then the JSON text in
 /// packets of at most [`proto::QUERY_CHUNK`] bytes.
 fn send_answer(conn: &OwnedFd, answer: Result<String, Errno>) {
+    send_bytes(conn, answer.map(String::into_bytes))
+}
+
+/// An answer of bytes: a reply carrying the length, then the bytes in
+/// packets of at most [`proto::QUERY_CHUNK`] bytes.
+fn send_bytes(conn: &OwnedFd, answer: Result<Vec<u8>, Errno>) {
     let text = match answer {
         Ok(t) if t.len() <= proto::MAX_QUERY_ANSWER => t,
         Ok(_) => {
@@ -198,7 +244,7 @@ fn send_answer(conn: &OwnedFd, answer: Result<String, Errno>) {
     if !reply(conn, &Ok(text.len() as u64)) {
         return;
     }
-    for chunk in text.as_bytes().chunks(proto::QUERY_CHUNK) {
+    for chunk in text.chunks(proto::QUERY_CHUNK) {
         if sys::send(conn.as_raw_fd(), chunk, false).is_err() {
             return;
         }
@@ -226,6 +272,19 @@ fn serve_requests(
                 return;
             }
         };
+        if let Request::Inspect { lkid, name } = req {
+            let target = if lkid != 0 {
+                InspectTarget::Lock(lkid)
+            } else {
+                InspectTarget::Name(name)
+            };
+            let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                inspect_wait(node, owner, target)
+            }))
+            .unwrap_or(Err(Errno::Io));
+            send_bytes(conn, answer.map(|v| v.encode()));
+            continue;
+        }
         let mut done = false;
         let waits = matches!(
             req,
@@ -281,8 +340,14 @@ pub fn handle_request(
             lvb,
             user,
             tid,
-        } => node
-            .lock(
+            parent,
+            timeout_cs,
+        } => {
+            if flags & crate::types::lkf::TIMEOUT != 0 {
+                // A timeout counts from this moment, not from the last tick.
+                node.advance_clock(crate::sys::monotonic_ms());
+            }
+            node.lock(
                 owner,
                 LockArgs {
                     mode,
@@ -292,9 +357,12 @@ pub fn handle_request(
                     lvb,
                     user,
                     tid,
+                    parent,
+                    timeout_cs,
                 },
             )
-            .map(u64::from),
+            .map(u64::from)
+        }
         Request::Unlock {
             lkid,
             flags,
@@ -315,8 +383,10 @@ pub fn handle_request(
             node.close(owner);
             Ok(0)
         }
-        Request::Open { .. } | Request::Query { .. } | Request::Control { .. } => {
-            Err(Errno::Proto)
-        }
+        // A query needs the node unlocked while it waits (inspect_wait).
+        Request::Open { .. }
+        | Request::Query { .. }
+        | Request::Inspect { .. }
+        | Request::Control { .. } => Err(Errno::Proto),
     }
 }

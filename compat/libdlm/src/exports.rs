@@ -25,6 +25,7 @@ fn async_call(
     ast: Routine,
     astarg: *mut c_void,
     bast: Routine,
+    parent: u32,
 ) -> LockCall {
     LockCall {
         mode,
@@ -36,6 +37,8 @@ fn async_call(
         astarg,
         bast,
         bastarg: astarg,
+        parent,
+        timeout_cs: 0,
     }
 }
 
@@ -49,6 +52,7 @@ fn wait_call(
     namelen: c_uint,
     bastarg: *mut c_void,
     bast: Routine,
+    parent: u32,
 ) -> LockCall {
     LockCall {
         mode,
@@ -60,6 +64,8 @@ fn wait_call(
         astarg: std::ptr::null_mut(),
         bast,
         bastarg,
+        parent,
+        timeout_cs: 0,
     }
 }
 
@@ -118,8 +124,8 @@ pub unsafe extern "C" fn dlm_lock(
     bastaddr: Option<unsafe extern "C" fn(*mut c_void)>,
     range: *mut c_void,
 ) -> c_int {
-    // The kernel never used `parent` (spec §2.4).
-    let _ = parent;
+    // `parent` matters only in a hierarchical lockspace (include/udlm.h);
+    // elsewhere it is ignored, as by the kernel (spec §2.4).
     guard(-1, || {
         let Some(ls) = default_lockspace() else {
             return -1;
@@ -128,7 +134,9 @@ pub unsafe extern "C" fn dlm_lock(
             capi::ls_lock(
                 FLAVOR,
                 ls,
-                async_call(mode, lksb, flags, name, namelen, astaddr, astarg, bastaddr),
+                async_call(
+                    mode, lksb, flags, name, namelen, astaddr, astarg, bastaddr, parent,
+                ),
                 range,
             )
         }
@@ -168,8 +176,8 @@ pub unsafe extern "C" fn dlm_lock_wait(
     bastaddr: Option<unsafe extern "C" fn(*mut c_void)>,
     range: *mut c_void,
 ) -> c_int {
-    // The kernel never used `parent` (spec §2.4).
-    let _ = parent;
+    // `parent` matters only in a hierarchical lockspace (include/udlm.h);
+    // elsewhere it is ignored, as by the kernel (spec §2.4).
     guard(-1, || {
         let Some(ls) = default_lockspace() else {
             return -1;
@@ -178,7 +186,7 @@ pub unsafe extern "C" fn dlm_lock_wait(
             capi::ls_lock(
                 FLAVOR,
                 ls,
-                wait_call(mode, lksb, flags, name, namelen, bastarg, bastaddr),
+                wait_call(mode, lksb, flags, name, namelen, bastarg, bastaddr, parent),
                 range,
             )
         }
@@ -315,22 +323,25 @@ pub unsafe extern "C" fn dlm_ls_lock(
     bastaddr: Option<unsafe extern "C" fn(*mut c_void)>,
     range: *mut c_void,
 ) -> c_int {
-    let _ = parent;
     guard(-1, || unsafe {
         capi::ls_lock(
             FLAVOR,
             lockspace,
-            async_call(mode, lksb, flags, name, namelen, astaddr, astarg, bastaddr),
+            async_call(
+                mode, lksb, flags, name, namelen, astaddr, astarg, bastaddr, parent,
+            ),
             range,
         )
     })
 }
 
-/// `dlm_ls_lock` with a transaction id and a timeout, both accepted and
-/// ignored (lock timeouts left Linux in 6.4).
+/// `dlm_ls_lock` with a transaction id and a timeout. The transaction id is
+/// ignored, as by the kernel. The timeout (centiseconds) takes effect with
+/// `LKF_TIMEOUT` in a lockspace created with `UDLM_LSFL_TIMEOUT`
+/// (include/udlm.h); elsewhere it is ignored, as by kernels since 6.4.
 ///
 /// # Safety
-/// As `dlm_lock`.
+/// As `dlm_lock`; `timeout` must be null or point to a readable `u64`.
 #[no_mangle]
 pub unsafe extern "C" fn dlm_ls_lockx(
     lockspace: dlm_lshandle_t,
@@ -346,16 +357,18 @@ pub unsafe extern "C" fn dlm_ls_lockx(
     xid: *mut u64,
     timeout: *mut u64,
 ) -> c_int {
-    // The transaction id fed a deadlock detector that no longer exists, and
-    // lock timeouts left Linux in 6.4: both are accepted and ignored.
-    let _ = (parent, xid, timeout);
+    // The transaction id fed dlm_controld's long-dead deadlock detector;
+    // udlm's detector works on lock owners and needs none.
+    let _ = xid;
     guard(-1, || unsafe {
-        capi::ls_lock(
-            FLAVOR,
-            lockspace,
-            async_call(mode, lksb, flags, name, namelen, astaddr, astarg, bastaddr),
-            std::ptr::null_mut(),
-        )
+        let mut call = async_call(
+            mode, lksb, flags, name, namelen, astaddr, astarg, bastaddr, parent,
+        );
+        if !timeout.is_null() {
+            // SAFETY: the caller passes null or a readable u64.
+            call.timeout_cs = timeout.read_unaligned();
+        }
+        capi::ls_lock(FLAVOR, lockspace, call, std::ptr::null_mut())
     })
 }
 
@@ -393,12 +406,11 @@ pub unsafe extern "C" fn dlm_ls_lock_wait(
     bastaddr: Option<unsafe extern "C" fn(*mut c_void)>,
     range: *mut c_void,
 ) -> c_int {
-    let _ = parent;
     guard(-1, || unsafe {
         capi::ls_lock(
             FLAVOR,
             lockspace,
-            wait_call(mode, lksb, flags, name, namelen, bastarg, bastaddr),
+            wait_call(mode, lksb, flags, name, namelen, bastarg, bastaddr, parent),
             range,
         )
     })
