@@ -129,7 +129,7 @@ has "status: the lockspace, its members and how it is mastered" "$out" '^ +toolt
 t "status --json: exit 0" 0 "$udlm" --json status
 is_json "status --json is JSON" "$out"
 has "status --json has the node, quorum and lockspace" "$out" \
-    '^\{"node_id":1,"address":null,"cluster_name":"udlm",.*"quorum":\{"have":true,"members_seen":1,"configured":1\},"lockspaces":\[\{"name":"tooltest","members":\[1\],"mastering":"directory","extensions":\[\]\}\],"recovery":\{"generation":0,"coordinator":1,"members":\[1\],"state":"running","quorate":true,"live":\[1\],"fencing":\[\]\}\}$'
+    '^\{"node_id":1,"address":null,"cluster_name":"udlm",.*"quorum":\{"have":true,"members_seen":1,"configured":1\},"lockspaces":\[\{"name":"tooltest","members":\[1\],"mastering":"directory","extensions":\[\]\}\],"membership":\{"source":"config",.*\},"recovery":\{"generation":0,"coordinator":1,"members":\[1\],"state":"running","quorate":true,"live":\[1\],"fencing":\[\]\}\}$'
 
 echo "== udlm ls"
 t "ls: exit 0" 0 "$udlm" ls
