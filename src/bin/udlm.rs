@@ -448,7 +448,12 @@ fn control(op: &udlm::control::Op, json: bool) -> Result<Output, Failure> {
         Err(r) => {
             let sentence = Json::parse(&r.sentence)
                 .ok()
-                .and_then(|d| d.get("error").ok().and_then(|e| e.as_str().ok()).map(str::to_string))
+                .and_then(|d| {
+                    d.get("error")
+                        .ok()
+                        .and_then(|e| e.as_str().ok())
+                        .map(str::to_string)
+                })
                 .unwrap_or_else(|| r.sentence.clone());
             let out = if json {
                 format!("{}\n", udlm::control::error_json(&sentence))
@@ -483,7 +488,9 @@ fn format_added(doc: &Json) -> Result<String, String> {
 
 fn format_removed(doc: &Json) -> Result<String, String> {
     let id = doc.get("removed")?.as_u64()?;
-    Ok(format!("node {id} removed; the others' recovery drops its locks\n"))
+    Ok(format!(
+        "node {id} removed; the others' recovery drops its locks\n"
+    ))
 }
 
 fn format_fenced(doc: &Json) -> Result<String, String> {
@@ -557,7 +564,12 @@ fn format_nodes(doc: &Json) -> Result<String, String> {
             n.get("address")?.as_str()?.to_string(),
             n.get("port")?.as_u64()?.to_string(),
             state.to_string(),
-            if n.get("member")?.as_bool()? { "yes" } else { "no" }.to_string(),
+            if n.get("member")?.as_bool()? {
+                "yes"
+            } else {
+                "no"
+            }
+            .to_string(),
         ]);
     }
     table(&mut o, "", &rows, &[true, false, true, false, false]);
@@ -1533,11 +1545,19 @@ mod tests {
         assert_eq!(op(&["reload"]), Ok(Op::Reload));
         assert_eq!(
             op(&["node", "add", "4", "10.0.0.4"]),
-            Ok(Op::Add { id: 4, address: "10.0.0.4".into(), port: 0 })
+            Ok(Op::Add {
+                id: 4,
+                address: "10.0.0.4".into(),
+                port: 0
+            })
         );
         assert_eq!(
             op(&["--json", "node", "add", "4", "h4", "21065"]),
-            Ok(Op::Add { id: 4, address: "h4".into(), port: 21065 })
+            Ok(Op::Add {
+                id: 4,
+                address: "h4".into(),
+                port: 21065
+            })
         );
         assert_eq!(op(&["node", "remove", "3"]), Ok(Op::Remove { id: 3 }));
         assert_eq!(op(&["node", "fenced", "2"]), Ok(Op::Fenced { id: 2 }));
@@ -1547,9 +1567,15 @@ mod tests {
             (&["node", "remove"][..], "'udlm node remove ID'"),
             (&["node", "remove", "0"][..], "'0' is not a node id"),
             (&["node", "fenced", "+3"][..], "'+3' is not a node id"),
-            (&["node", "add", "4"][..], "'udlm node add ID ADDRESS [PORT]'"),
+            (
+                &["node", "add", "4"][..],
+                "'udlm node add ID ADDRESS [PORT]'",
+            ),
             (&["node", "add", "4", "h", "0"][..], "'0' is not a port"),
-            (&["node", "add", "4", "h", "70000"][..], "'70000' is not a port"),
+            (
+                &["node", "add", "4", "h", "70000"][..],
+                "'70000' is not a port",
+            ),
             (&["reload", "now"][..], "one argument too many"),
         ] {
             let e = op(words).unwrap_err();
@@ -1565,14 +1591,25 @@ mod tests {
         ))
         .unwrap();
         let text = format_nodes(&doc).unwrap();
-        assert!(text.starts_with("membership: config file /etc/dlm/dlm.conf, changed by udlm node add/remove;"), "{text}");
-        assert!(text.contains(" 2  10.0.0.2  21065  not connected  no"), "{text}");
+        assert!(
+            text.starts_with(
+                "membership: config file /etc/dlm/dlm.conf, changed by udlm node add/remove;"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(" 2  10.0.0.2  21065  not connected  no"),
+            "{text}"
+        );
         let status = Json::parse(&format!(
             r#"{{"node_id":1,"address":null,"cluster_name":"c","nodes":[],"quorum":{{"have":true,"members_seen":1,"configured":1}},"lockspaces":[],"membership":{membership}}}"#
         ))
         .unwrap();
         let text = format_status(&status).unwrap();
-        assert!(text.contains("\nmembership: config file /etc/dlm/dlm.conf"), "{text}");
+        assert!(
+            text.contains("\nmembership: config file /etc/dlm/dlm.conf"),
+            "{text}"
+        );
     }
 
     #[test]

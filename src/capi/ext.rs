@@ -9,7 +9,7 @@
 //! library that made the handle. A pointer that does not start with the
 //! magic (a handle of the real libdlm, say) is refused with ENOSYS.
 
-use super::{guard, lookup, set_errno};
+use super::{fail, guard, lookup};
 use crate::node::inspect::ResourceView;
 use crate::types::{Errno, LVB_LEN, RESNAME_MAXLEN};
 use std::ffi::{c_char, c_int, c_uint, c_void};
@@ -149,10 +149,6 @@ unsafe extern "C" fn ext_query(
     max_locks: c_uint,
 ) -> c_int {
     guard(-1, || {
-        let fail = |e: Errno| {
-            set_errno(e.to_raw());
-            -1
-        };
         if res.is_null() || (locks.is_null() && max_locks > 0) {
             return fail(Errno::Inval);
         }

@@ -562,20 +562,15 @@ impl Engine {
             return false;
         };
         let lk = self.lock(l);
-        if lk.orphan
-            || lk.dead
-            || lk.flags & lkf::CANCEL != 0
-            || !matches!(
-                lk.queue,
-                Some(QueueKind::Waiting) | Some(QueueKind::Converting)
-            )
-        {
+        if lk.orphan || lk.dead || lk.queue.is_none() {
             return false;
         }
-        let lk = self.lock_mut(l);
-        lk.flags |= lkf::CANCEL;
-        lk.sb_flags = 0;
-        lk.cancel_status = Some(status);
+        // As a program's cancel: refused if one is under way, nothing to
+        // do for a granted lock.
+        if self.validate_unlock(l, lkf::CANCEL) != Ok(true) {
+            return false;
+        }
+        self.lock_mut(l).cancel_status = Some(status);
         self.cancel_lock(l);
         // Unlike a program's cancel, this one leaves no trace: the lock (a
         // conversion's, still granted) may be cancelled or converted again

@@ -276,7 +276,9 @@ impl Node {
     }
 
     /// The master of `name` when known here without asking (cached, this
-    /// node's own, static, or the only node).
+    /// node's own, static, or the only node). Unlike `Node::master_of` it
+    /// never makes a master or starts a look-up: a query must change
+    /// nothing.
     fn known_master(&self, ls_name: &[u8], name: &ResName) -> Option<u32> {
         let me = self.node_id;
         if self.cluster.nodes.len() <= 1 {
@@ -352,10 +354,7 @@ impl Node {
                 let Some(rn) = ResName::new(&name) else {
                     return;
                 };
-                let masters_it = self.lockspaces.get(&ls).is_some_and(|l| {
-                    l.engine.has_resource(&name) || l.masters.get(&rn) == Some(&me)
-                }) || (self.cluster.nodir(&ls)
-                    && directory_node(&name, &self.weighted_members(&ls)) == Some(me));
+                let masters_it = self.known_master(&ls, &rn) == Some(me);
                 let next = if masters_it || hops >= MAX_HOPS {
                     None
                 } else {

@@ -328,6 +328,18 @@ impl Lockspace {
         }
     }
 
+    /// Ends lock `id`, whose request is still waiting for the directory's
+    /// answer (it never reached a master): its parked request goes, and so
+    /// does the lock.
+    fn end_parked_request(&mut self, id: u32) {
+        if let Some(name) = self.locks.get(&id).map(|l| l.name) {
+            if let Some(parked) = self.lookups.get_mut(&name) {
+                parked.retain(|p| !matches!(p, Parked::Request { lkid, .. } if *lkid == id));
+            }
+        }
+        self.free_id(id);
+    }
+
     /// Removes the process copy `id`, leaving the id unused but not free.
     fn forget_lock(&mut self, id: u32) -> Option<LocalLock> {
         let l = self.locks.remove(&id)?;
@@ -674,13 +686,7 @@ impl Node {
                     Master::Unknown => {
                         // Its request waits for the directory: that answer
                         // must not apply it to a later lock with this id.
-                        let name = l.name;
-                        if let Some(parked) = ls.lookups.get_mut(&name) {
-                            parked.retain(
-                                |p| !matches!(p, Parked::Request { lkid, .. } if *lkid == id),
-                            );
-                        }
-                        ls.free_id(id);
+                        ls.end_parked_request(id);
                     }
                 }
             }
@@ -916,11 +922,7 @@ impl Node {
                     // never reached a master and simply ends here.
                     let cb = Self::callback_for(l, false, Status::TimedOut.to_user(), 0, None);
                     self.out.push((l.owner, (id, l.incarnation), cb.encode()));
-                    for parked in ls.lookups.values_mut() {
-                        parked
-                            .retain(|p| !matches!(p, Parked::Request { lkid, .. } if *lkid == id));
-                    }
-                    ls.free_id(id);
+                    ls.end_parked_request(id);
                 }
                 Master::Remote(m) => {
                     if l.state == RemoteState::Granted || l.cancelling {
@@ -1355,11 +1357,7 @@ impl Node {
                 let key = (lkid, l.incarnation);
                 self.out.push((owner, key, cb.encode()));
                 let ls = self.lockspaces.get_mut(ls_name).expect("lockspace");
-                for parked in ls.lookups.values_mut() {
-                    parked
-                        .retain(|p| !matches!(p, Parked::Request { lkid: id, .. } if *id == lkid));
-                }
-                ls.free_id(lkid);
+                ls.end_parked_request(lkid);
                 Ok(0)
             }
             Master::Remote(m) => {

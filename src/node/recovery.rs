@@ -488,10 +488,11 @@ impl Node {
         // starting alone is safe: the others run no udlm).
         if let Some(q) = self.membership.external_quorum {
             let group = self.membership.external_group.as_deref();
-            return q && group.is_some_and(|g| {
-                g.iter()
-                    .all(|n| view.contains(n) || !self.cluster.nodes.contains(n))
-            });
+            return q
+                && group.is_some_and(|g| {
+                    g.iter()
+                        .all(|n| view.contains(n) || !self.cluster.nodes.contains(n))
+                });
         }
         view.len() * 2 > self.cluster.nodes.len() || self.two_node_alone()
     }
@@ -1786,10 +1787,7 @@ impl Node {
 
     /// Whether the transport's session with `node` is up.
     pub fn peer_connected(&self, node: u32) -> bool {
-        matches!(
-            self.membership.peers.get(&node),
-            Some(PeerState::Up { .. })
-        )
+        matches!(self.membership.peers.get(&node), Some(PeerState::Up { .. }))
     }
 
     /// Whether `node` may still be running with the locks it had: its
