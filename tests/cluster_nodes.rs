@@ -1106,10 +1106,18 @@ fn a_node_added_at_runtime_joins_and_a_dead_one_is_removed() {
     let h4 = c.open(4, b"ls");
     for n in &names {
         let t = c.lock(&h4, n, 5, lkf::NOQUEUE);
-        assert_eq!(callbacks(&h4), vec![(false, t, libc::EAGAIN)], "node 1 still holds it");
+        assert_eq!(
+            callbacks(&h4),
+            vec![(false, t, libc::EAGAIN)],
+            "node 1 still holds it"
+        );
     }
     c.unlock(&h1, held[0]);
-    assert_eq!(callbacks(&h2), vec![(false, waiting, G)], "the waiter is granted");
+    assert_eq!(
+        callbacks(&h2),
+        vec![(false, waiting, G)],
+        "the waiter is granted"
+    );
     let own = c.lock(&h4, b"node-4", 5, 0);
     assert_eq!(callbacks(&h4), vec![(false, own, G)]);
     let t = c.lock(&h1, b"node-4", 5, lkf::NOQUEUE);
@@ -1127,10 +1135,18 @@ fn a_node_added_at_runtime_joins_and_a_dead_one_is_removed() {
     c.run();
     assert!(c.nodes.values().all(|n| !n.operations_blocked()));
     let again = c.lock(&h2, b"node-4", 5, 0);
-    assert_eq!(callbacks(&h2), vec![(false, again, G)], "node 4's lock went");
+    assert_eq!(
+        callbacks(&h2),
+        vec![(false, again, G)],
+        "node 4's lock went"
+    );
     for n in &names[1..] {
         let t = c.lock(&h2, n, 5, lkf::NOQUEUE);
-        assert_eq!(callbacks(&h2), vec![(false, t, libc::EAGAIN)], "node 1 keeps it");
+        assert_eq!(
+            callbacks(&h2),
+            vec![(false, t, libc::EAGAIN)],
+            "node 1 keeps it"
+        );
     }
 }
 
@@ -1177,7 +1193,11 @@ fn an_outside_source_decides_quorum_and_liveness() {
     assert!(c.nodes.values().all(|n| !n.operations_blocked()));
     let h3 = c.open(3, b"ls");
     let y = c.lock(&h3, b"r", 5, lkf::NOQUEUE);
-    assert_eq!(callbacks(&h3), vec![(false, y, libc::EAGAIN)], "node 1 holds r");
+    assert_eq!(
+        callbacks(&h3),
+        vec![(false, y, libc::EAGAIN)],
+        "node 1 holds r"
+    );
 }
 
 /// With an outside source, a node in its group that this node cannot
