@@ -3,6 +3,7 @@
 # DLM_RUN_DIR and DLM_NODEID, listening on 127.0.0.<id>; C programs built
 # against libdlm.h run on each node with udlm's libdlm.so.3 first in
 # LD_LIBRARY_PATH. Prints one line per scenario and "N passed, N failed".
+# ONLY=WORD runs only the scenarios whose program or title contains WORD.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 rel=$(cd "${LIBDIR:-$top/target/release}" && pwd)
@@ -69,8 +70,12 @@ result() { # name rc
   if [ "$2" = 0 ]; then echo "PASS $1"; pass=$((pass+1)); else echo "FAIL $1"; fail=$((fail+1)); fi
 }
 
+# selected TITLE PROG: whether ONLY lets this scenario run
+selected() { [ -z "${ONLY:-}" ] || [[ "$1 $2" == *"$ONLY"* ]]; }
+
 scenario_counter() { # nodes increments
   local n=$1 inc=$2 rc=0
+  selected "counter" "counter" || return 0
   rm -rf "$work/sync"; mkdir -p "$work/sync"; echo 0 > "$work/counter"
   start_nodes "$n" || { result "counter on $n nodes" 1; return; }
   local pids=()
@@ -85,6 +90,7 @@ scenario_counter() { # nodes increments
 scenario_pair() { # name nodes prog args...
   local name=$1 n=$2 prog=$3; shift 3
   local rc=0 pids=()
+  selected "$name" "$prog" || return 0
   rm -rf "$work/sync"; mkdir -p "$work/sync"
   start_nodes "$n" || { result "$name" 1; return; }
   for k in $(seq 1 "$n"); do on "$k" "$work/bin/$prog" "$@" & pids+=($!); done
@@ -95,6 +101,7 @@ scenario_pair() { # name nodes prog args...
 
 scenario_wrong_key() {
   local rc=0
+  selected "wrong key" "key" || return 0
   port=$((port + 1))
   head -c 32 /dev/urandom > "$work/key1"; head -c 32 /dev/urandom > "$work/key2"
   write_config 2 "$work/key1" > "$work/dlm-k1.conf"

@@ -1,5 +1,7 @@
 /* udlm's extensions across 3 nodes (include/udlm.h): a hierarchical
- * lockspace with lock timeouts. Every node holds the root "vol" in NL.
+ * lockspace with lock timeouts. Every node holds the root "vol" in NL,
+ * node 2 first, so that node 2 masters it and with it the whole tree (the
+ * children node 1 asks for first, too: checked through the query).
  * Node 1 takes the child "meta" in EX and writes its LVB; nodes 2 and 3 ask
  * for the same child in PR under their own root locks and wait; node 3 also
  * asks for child "data" of node 1's EX with a 30 cs timeout and gets
@@ -27,8 +29,11 @@ int main(void)
 	if (!ls) die("dlm_new_lockspace: %s", strerror(errno));
 	if (dlm_ls_pthread_init(ls)) die("dlm_ls_pthread_init");
 
+	/* node 2 asks first, so that it masters the root and the tree */
+	if (me != 2) await("root-2", 30);
 	if (dlm_ls_lock_wait(ls, LKM_NLMODE, &root, 0, "vol", 3, 0, NULL, NULL, NULL) || root.sb_status)
 		die("root NL: %d", root.sb_status);
+	if (me == 2) mark("root-2");
 	if (me == 1) {
 		meta.sb_lvbptr = lvb;
 		if (dlm_ls_lock_wait(ls, LKM_EXMODE, &meta, LKF_VALBLK, "meta", 4, root.sb_lkid, NULL, NULL, NULL) || meta.sb_status)
@@ -77,6 +82,9 @@ int main(void)
 			if (one.nodeid != 2 || one.queue != UDLM_QUEUE_WAIT || one.rqmode != LKM_PRMODE)
 				die("child query: node %u queue %d rqmode %d", one.nodeid, one.queue, one.rqmode);
 			if (res.nlocks < 2) die("child query: %u locks", res.nlocks);
+			if (root_master != 2 || res.master_nodeid != root_master)
+				die("tree not mastered at its root: root by node %u, child (first asked by node 1) by node %u",
+				    root_master, res.master_nodeid);
 			say("queried: root mastered by node %u, child by node %u with %u locks", root_master,
 			    res.master_nodeid, res.nlocks);
 			mark("tree-queried");

@@ -214,6 +214,32 @@ impl Cluster {
         id
     }
 
+    /// A lock call inside the parent lock `parent` (hierarchical lockspaces).
+    fn lock_with_parent(&mut self, h: &Handle, name: &[u8], mode: u8, parent: u32) -> u32 {
+        let args = LockArgs {
+            mode,
+            name,
+            user: UserArgs {
+                ast: 1,
+                astarg: 2,
+                bast: 3,
+                bastarg: 4,
+                lksb: 5,
+            },
+            tid: 1,
+            parent,
+            ..LockArgs::default()
+        };
+        let id = self
+            .nodes
+            .get_mut(&h.node)
+            .unwrap()
+            .lock(h.owner, args)
+            .expect("lock accepted");
+        self.run();
+        id
+    }
+
     /// Node `dead` stops (its process is gone): the others lose their
     /// sessions with it, and after the lease the coordinator recovers.
     fn kill(&mut self, dead: u32, lease_ms: u64) {
@@ -1218,4 +1244,75 @@ fn an_outside_source_group_member_not_reached_holds_generations_back() {
     c.nodes.get_mut(&2).unwrap().peer_up(1, 1);
     c.run();
     assert!(c.nodes.values().all(|n| !n.operations_blocked()));
+}
+
+/// A hierarchical lockspace: a child resource is mastered where its parent
+/// resource is, even when another node asks for it first, whichever node is
+/// the directory node of the tree (the asker, the parent's master, or a
+/// third node); the directory stays the authority, so every later asker
+/// finds the same master.
+#[test]
+fn a_tree_is_mastered_where_its_root_is() {
+    use udlm::cluster::config::directory_node;
+    use udlm::node::hierarchy::child_name;
+    use udlm::types::{lsfl, ResName};
+    let mut c = Cluster::new(3);
+    let open = |c: &mut Cluster, node: u32| {
+        let n = c.nodes.get_mut(&node).unwrap();
+        let (owner, token) = n
+            .open(b"tree", Some((0o600, lsfl::UDLM_HIERARCHY)), CREDS)
+            .unwrap();
+        let (ours, theirs) = sys::seqpacket_pair().unwrap();
+        n.attach(token, EventSink::new(theirs), CREDS).unwrap();
+        Handle {
+            node,
+            owner,
+            events: ours,
+        }
+    };
+    let hs: Vec<Handle> = (1..=3).map(|n| open(&mut c, n)).collect();
+    let members = [(1, 1), (2, 1), (3, 1)];
+    let mut directories = std::collections::BTreeSet::new();
+    for i in 0..12 {
+        let root = format!("root-{i}");
+        let dir = directory_node(root.as_bytes(), &members).unwrap();
+        directories.insert(dir);
+        // Node 2 asks first and masters the root.
+        let r2 = c.lock(&hs[1], root.as_bytes(), 0, 0);
+        let r1 = c.lock(&hs[0], root.as_bytes(), 0, 0);
+        let r3 = c.lock(&hs[2], root.as_bytes(), 0, 0);
+        assert!(c.masters(2, b"tree", root.as_bytes()));
+        let child = child_name(&ResName::new(root.as_bytes()).unwrap(), b"leaf");
+        let a = c.lock_with_parent(&hs[0], b"leaf", 5, r1);
+        assert_eq!(callbacks(&hs[0]), vec![(false, r1, G), (false, a, G)]);
+        assert!(
+            c.masters(2, b"tree", child.as_bytes()),
+            "root-{i} (directory node {dir}): the child asked for by node 1 is mastered by node 2"
+        );
+        assert!(!c.masters(1, b"tree", child.as_bytes()));
+        // Node 3 finds the same master; its request waits behind node 1's EX.
+        let b = c.lock_with_parent(&hs[2], b"leaf", 5, r3);
+        assert_eq!(callbacks(&hs[2]), vec![(false, r3, G)]);
+        c.unlock(&hs[0], a);
+        assert_eq!(callbacks(&hs[2]), vec![(false, b, G)]);
+        assert!(!c.masters(3, b"tree", child.as_bytes()));
+        // Known now: a second lock inside the tree costs one round trip.
+        let before = c.messages;
+        let again = c.lock_with_parent(&hs[0], b"leaf", 0, r1);
+        assert_eq!(c.messages - before, 2);
+        for (h, id) in [(&hs[0], again), (&hs[2], b)] {
+            c.unlock(h, id);
+        }
+        for (h, id) in [(&hs[0], r1), (&hs[1], r2), (&hs[2], r3)] {
+            c.unlock(h, id);
+        }
+        for h in &hs {
+            callbacks(h);
+        }
+    }
+    assert_eq!(
+        directories.len(),
+        3,
+        "every position of the directory node was tried"
+    );
 }

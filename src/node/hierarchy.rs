@@ -11,7 +11,12 @@
 //! detection apply unchanged), two children of different parents never
 //! share a resource, and every resource of a tree has its root's directory
 //! node and, with static mastering, its root's master
-//! (`cluster::config::placement_hash`).
+//! (`cluster::config::placement_hash`). With a directory, a child that has
+//! no master yet is given its parent's master (`Node::master_near`,
+//! `PeerMsg::LookupNear`): the directory stays the one authority for every
+//! name, it only takes the parent's master instead of the first asker.
+//! When that master fails, a recovery gives each of its resources its
+//! directory node as master, which is one node for the whole tree.
 //!
 //! Rules kept on the requesting node: the parent must be a granted lock of
 //! the caller's handle (EINVAL otherwise); a lock with children cannot be

@@ -954,7 +954,12 @@ impl Node {
     ) -> Result<u32, Errno> {
         check_lock_args(a.mode as i32, flags)?;
         let (name, parent) = self.request_name(ls_name, owner, a)?;
-        let master = self.master_of(ls_name, &name);
+        let near = parent.and_then(|p| match self.lockspaces[ls_name].locks[&p].master {
+            Master::Local(_) => Some(self.node_id),
+            Master::Remote(m) => Some(m),
+            Master::Unknown => None,
+        });
+        let master = self.master_near(ls_name, &name, near);
         let me = self.node_id;
         let ls = self.lockspaces.get_mut(ls_name).expect("lockspace");
         let local_master = master == Some(me);
@@ -1573,6 +1578,58 @@ impl Node {
                 };
                 self.resolved(&ls, rn, master);
             }
+            PeerMsg::LookupNear { ls, name, near } => {
+                let Some(rn) = ResName::new(&name) else {
+                    return;
+                };
+                let members = self.weighted_members(&ls);
+                let l = self.lockspaces.get_mut(&ls).expect("lockspace");
+                let master = match l.directory.get(&rn) {
+                    Some(&m) => m,
+                    None if near != from
+                        && near != me
+                        && members.iter().any(|&(m, _)| m == near) =>
+                    {
+                        l.directory.insert(rn, near);
+                        self.assign(&ls, &rn, near, from);
+                        return;
+                    }
+                    None => {
+                        let m = if near == me { me } else { from };
+                        l.directory.insert(rn, m);
+                        m
+                    }
+                };
+                if master == me {
+                    l.masters.insert(rn, me);
+                }
+                self.send(from, PeerMsg::LookupReply { ls, name, master });
+            }
+            PeerMsg::Assign { ls, name, asker } => {
+                let Some(rn) = ResName::new(&name) else {
+                    return;
+                };
+                if self.operations_blocked() {
+                    // Sent before a recovery that clears the directory and
+                    // makes the asker look again: mastering it now would
+                    // leave a master the rebuilt directory does not know.
+                    return;
+                }
+                let l = self.lockspaces.get_mut(&ls).expect("lockspace");
+                l.masters.insert(rn, me);
+                if asker == me {
+                    self.resolved(&ls, rn, me);
+                } else {
+                    self.send(
+                        asker,
+                        PeerMsg::LookupReply {
+                            ls,
+                            name,
+                            master: me,
+                        },
+                    );
+                }
+            }
             PeerMsg::Request {
                 ls,
                 name,
@@ -1976,7 +2033,15 @@ impl Node {
 
     /// The master of `name`, when known without asking anyone.
     fn master_of(&mut self, ls_name: &[u8], name: &ResName) -> Option<u32> {
+        self.master_near(ls_name, name, None)
+    }
+
+    /// [`Node::master_of`] for a resource inside a tree: `near`, the master
+    /// of its parent resource, becomes its master if it has none yet (the
+    /// directory decides, as for any name: `LookupNear`).
+    fn master_near(&mut self, ls_name: &[u8], name: &ResName, near: Option<u32>) -> Option<u32> {
         let me = self.node_id;
+        let near = near.filter(|&n| n != me);
         if self.cluster.nodes.len() <= 1 {
             return Some(me);
         }
@@ -1992,19 +2057,43 @@ impl Node {
             return Some(dir);
         }
         if dir == me {
+            match (ls.directory.get(name), near) {
+                (None, Some(n)) if members.iter().any(|&(m, _)| m == n) => {
+                    if !ls.lookups.contains_key(name) {
+                        ls.lookups.insert(*name, Vec::new());
+                        ls.directory.insert(*name, n);
+                        self.assign(ls_name, name, n, me);
+                    }
+                    return None;
+                }
+                _ => {}
+            }
             let m = *ls.directory.entry(*name).or_insert(me);
             ls.masters.insert(*name, m);
             return Some(m);
         }
         if !ls.lookups.contains_key(name) {
             ls.lookups.insert(*name, Vec::new());
-            let msg = PeerMsg::Lookup {
-                ls: ls_name.to_vec(),
-                name: name.as_bytes().to_vec(),
+            let ls = ls_name.to_vec();
+            let name = name.as_bytes().to_vec();
+            let msg = match near {
+                Some(near) => PeerMsg::LookupNear { ls, name, near },
+                None => PeerMsg::Lookup { ls, name },
             };
             self.send(dir, msg);
         }
         None
+    }
+
+    /// As the directory node of `name`: makes `master` its master, which
+    /// answers `asker`'s look-up itself.
+    fn assign(&mut self, ls_name: &[u8], name: &ResName, master: u32, asker: u32) {
+        let msg = PeerMsg::Assign {
+            ls: ls_name.to_vec(),
+            name: name.as_bytes().to_vec(),
+            asker,
+        };
+        self.send(master, msg);
     }
 
     fn park(&mut self, ls_name: &[u8], name: ResName, p: Parked) {

@@ -49,6 +49,23 @@ pub enum PeerMsg {
         name: Vec<u8>,
         master: u32,
     },
+    /// A `Lookup` for a resource inside a tree (node/hierarchy.rs): when
+    /// `name` has no master yet, the directory makes `near` (the master of
+    /// the parent resource, as the asker knows it) its master, if `near` is
+    /// a member, so that a tree stays where its root is.
+    LookupNear {
+        ls: Vec<u8>,
+        name: Vec<u8>,
+        near: u32,
+    },
+    /// From the directory node: the receiver masters `name` from now on
+    /// and answers `asker`'s look-up itself (with a `LookupReply`), so that
+    /// the asker's request cannot overtake the news.
+    Assign {
+        ls: Vec<u8>,
+        name: Vec<u8>,
+        asker: u32,
+    },
     /// A new lock on a resource this node masters.
     Request {
         ls: Vec<u8>,
@@ -419,6 +436,8 @@ impl PeerMsg {
         match self {
             PeerMsg::Lookup { ls, .. }
             | PeerMsg::LookupReply { ls, .. }
+            | PeerMsg::LookupNear { ls, .. }
+            | PeerMsg::Assign { ls, .. }
             | PeerMsg::Request { ls, .. }
             | PeerMsg::Convert { ls, .. }
             | PeerMsg::Unlock { ls, .. }
@@ -466,6 +485,18 @@ impl PeerMsg {
                 w.name(ls);
                 w.name(name);
                 w.u32(*master);
+            }
+            PeerMsg::LookupNear { ls, name, near } => {
+                w.u8(34);
+                w.name(ls);
+                w.name(name);
+                w.u32(*near);
+            }
+            PeerMsg::Assign { ls, name, asker } => {
+                w.u8(35);
+                w.name(ls);
+                w.name(name);
+                w.u32(*asker);
             }
             PeerMsg::Request {
                 ls,
@@ -794,6 +825,16 @@ impl PeerMsg {
                 name: r.name(RESNAME_MAXLEN)?,
                 master: r.u32()?,
             },
+            34 => PeerMsg::LookupNear {
+                ls,
+                name: r.name(RESNAME_MAXLEN)?,
+                near: r.u32()?,
+            },
+            35 => PeerMsg::Assign {
+                ls,
+                name: r.name(RESNAME_MAXLEN)?,
+                asker: r.u32()?,
+            },
             3 => PeerMsg::Request {
                 ls,
                 name: r.name(RESNAME_MAXLEN)?,
@@ -1010,6 +1051,16 @@ mod tests {
                 ls: ls.clone(),
                 name: vec![7; 64],
                 master: 3,
+            },
+            PeerMsg::LookupNear {
+                ls: ls.clone(),
+                name: vec![0xFF; 21],
+                near: 2,
+            },
+            PeerMsg::Assign {
+                ls: ls.clone(),
+                name: vec![1; 64],
+                asker: u32::MAX,
             },
             PeerMsg::Request {
                 ls: ls.clone(),
