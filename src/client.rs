@@ -5,7 +5,7 @@
 //! cannot tell them apart.
 
 use crate::node::inspect::{InspectTarget, ResourceView};
-use crate::node::server::{handle_request, inspect_wait, run_dir, SOCKET_NAME};
+use crate::node::server::{handle_request, inspect_wait, lock_when_ready, run_dir, SOCKET_NAME};
 use crate::node::sink::EventSink;
 use crate::node::{Node, NodeLimits};
 use crate::proto::{self, Reply, Request, PROTOCOL_VERSION};
@@ -133,12 +133,12 @@ impl Connection {
             }
             Link::Embedded(owner) => {
                 let mut done = false;
-                handle_request(
-                    &mut lock_node(embedded_node()),
-                    *owner,
-                    req.clone(),
-                    &mut done,
-                )
+                let mut n = if req.is_lock_call() {
+                    lock_when_ready(embedded_node(), *owner, req)
+                } else {
+                    lock_node(embedded_node())
+                };
+                handle_request(&mut n, *owner, req.clone(), &mut done)
             }
         }
     }

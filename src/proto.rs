@@ -235,6 +235,18 @@ impl<'a> Reader<'a> {
 }
 
 impl Request {
+    /// A lock call: it waits while a recovery blocks operations, as the
+    /// kernel's do (node/server.rs `lock_when_ready`).
+    pub fn is_lock_call(&self) -> bool {
+        matches!(
+            self,
+            Request::Lock { .. }
+                | Request::Unlock { .. }
+                | Request::DeadlockCancel { .. }
+                | Request::Purge { .. }
+        )
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let w = match self {
             Request::Open {

@@ -1290,6 +1290,27 @@ impl Node {
         Ok(id)
     }
 
+    /// Whether an adoption (`LKF_ORPHAN`) of `name` by handle `owner` should
+    /// wait: an orphan of that name mastered elsewhere had a conversion
+    /// pending when its handle closed, and its master has not yet said what
+    /// became of it (`OrphanMode`, `OwnerClosed`), so its mode is not known.
+    pub fn adoption_unsettled(&self, owner: Owner, name: &[u8]) -> bool {
+        let Some(ls) = self
+            .handles
+            .get(&owner)
+            .and_then(|h| h.ls.as_ref())
+            .and_then(|n| self.lockspaces.get(n))
+        else {
+            return false;
+        };
+        ls.locks.values().any(|l| {
+            l.orphan
+                && l.state != RemoteState::Granted
+                && matches!(l.master, Master::Remote(_))
+                && l.name.as_bytes() == name
+        })
+    }
+
     /// Unlock or cancel. `astarg` 0 keeps the lock's argument; the lksb of
     /// the call becomes the lock's (spec §2.5). Returns 1 when no callback
     /// will follow (a cancel with nothing to cancel), else 0.
@@ -1760,12 +1781,68 @@ impl Node {
             }
             PeerMsg::CloseOwner { ls, owner } => {
                 let l = self.lockspaces.get_mut(&ls).expect("lockspace");
-                l.engine.close_owner(remote_owner(from, owner));
+                let closing = remote_owner(from, owner);
+                let granted = |l: &Lockspace, e: u32| {
+                    l.engine
+                        .lock_info_by_id(LockId(e))
+                        .map(|i| i.granted.map_or(-1, |m| m as i8))
+                };
+                let mut before: Vec<(u32, u32, Option<i8>)> = l
+                    .remote_index
+                    .iter()
+                    .filter(|(&(n, _), &e)| {
+                        n == from && l.engine.lock_owner(LockId(e)) == Some(closing)
+                    })
+                    .map(|(&(_, id), &e)| (id, e, granted(l, e)))
+                    .collect();
+                before.sort_unstable();
+                l.engine.close_owner(closing);
+                // The owner's node knows each orphan's mode as it last heard
+                // it; releasing the other locks may have granted a pending
+                // conversion silently, and orphaning cancels the others.
+                for (id, e, was) in before {
+                    let l = &self.lockspaces[&ls];
+                    let orphaned = l
+                        .engine
+                        .lock_info_by_id(LockId(e))
+                        .is_some_and(|i| i.orphan && i.owner == closing);
+                    let now = granted(l, e);
+                    if orphaned && now != was {
+                        let mode = now.unwrap_or(-1);
+                        self.send(
+                            from,
+                            PeerMsg::OrphanMode {
+                                ls: ls.clone(),
+                                lkid: id,
+                                mode,
+                            },
+                        );
+                    }
+                }
                 self.send(from, PeerMsg::OwnerClosed { ls, owner });
+            }
+            PeerMsg::OrphanMode { ls, lkid, mode } => {
+                if let Some(l) = self
+                    .lockspaces
+                    .get_mut(&ls)
+                    .and_then(|l| l.locks.get_mut(&lkid))
+                    .filter(|l| l.orphan && l.master == Master::Remote(from))
+                {
+                    l.grmode = mode;
+                }
             }
             PeerMsg::OwnerClosed { ls, owner } => {
                 let l = self.lockspaces.get_mut(&ls).expect("lockspace");
                 l.release_retired(Some(owner), from);
+                // Its orphans there are settled: whatever was pending when
+                // the handle closed has been granted or cancelled.
+                for c in l.locks.values_mut() {
+                    if c.orphan && c.owner.0 == owner && c.master == Master::Remote(from) {
+                        c.state = RemoteState::Granted;
+                        c.convert = None;
+                        c.cancelling = false;
+                    }
+                }
             }
             PeerMsg::Adopt {
                 ls,

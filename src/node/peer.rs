@@ -174,6 +174,14 @@ pub enum PeerMsg {
         ls: Vec<u8>,
         owner: u64,
     },
+    /// Sent before `OwnerClosed`: closing the handle left the sender's
+    /// lock `lkid` an orphan in granted mode `mode`, another mode than
+    /// before the close (a conversion granted or cancelled on the way).
+    OrphanMode {
+        ls: Vec<u8>,
+        lkid: u32,
+        mode: i8,
+    },
     /// The orphan `lkid` of the sender was adopted by its handle `owner`.
     Adopt {
         ls: Vec<u8>,
@@ -453,6 +461,7 @@ impl PeerMsg {
             | PeerMsg::InspectPart { ls, .. }
             | PeerMsg::CloseOwner { ls, .. }
             | PeerMsg::OwnerClosed { ls, .. }
+            | PeerMsg::OrphanMode { ls, .. }
             | PeerMsg::Adopt { ls, .. }
             | PeerMsg::PurgeOrphans { ls, .. }
             | PeerMsg::Cast { ls, .. }
@@ -657,6 +666,12 @@ impl PeerMsg {
                 w.u8(22);
                 w.name(ls);
                 w.u64(*owner);
+            }
+            PeerMsg::OrphanMode { ls, lkid, mode } => {
+                w.u8(36);
+                w.name(ls);
+                w.u32(*lkid);
+                w.u8(*mode as u8);
             }
             PeerMsg::Adopt {
                 ls,
@@ -939,6 +954,11 @@ impl PeerMsg {
                 ls,
                 owner: r.u64()?,
             },
+            36 => PeerMsg::OrphanMode {
+                ls,
+                lkid: r.u32()?,
+                mode: r.u8()? as i8,
+            },
             8 => PeerMsg::Adopt {
                 ls,
                 lkid: r.u32()?,
@@ -1160,6 +1180,11 @@ mod tests {
             PeerMsg::OwnerClosed {
                 ls: ls.clone(),
                 owner: 5,
+            },
+            PeerMsg::OrphanMode {
+                ls: ls.clone(),
+                lkid: 9,
+                mode: 5,
             },
             PeerMsg::Adopt {
                 ls: ls.clone(),

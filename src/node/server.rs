@@ -286,23 +286,13 @@ fn serve_requests(
             continue;
         }
         let mut done = false;
-        let waits = matches!(
-            req,
-            Request::Lock { .. }
-                | Request::Unlock { .. }
-                | Request::DeadlockCancel { .. }
-                | Request::Purge { .. }
-        );
+        let waits = req.is_lock_call();
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut n = lock_node(node);
-            // During a recovery lock calls wait, as the kernel blocks them
-            // (node/recovery.rs); recoveries are rare and short, so the
-            // thread simply looks again a little later.
-            while waits && n.operations_blocked() {
-                drop(n);
-                std::thread::sleep(std::time::Duration::from_millis(2));
-                n = lock_node(node);
-            }
+            let mut n = if waits {
+                lock_when_ready(node, owner, &req)
+            } else {
+                lock_node(node)
+            };
             let released = matches!(req, Request::Release { .. });
             let r = handle_request(&mut n, owner, req, &mut done);
             if released {
@@ -320,6 +310,43 @@ fn serve_requests(
         if !reply(conn, &r) || done {
             return;
         }
+    }
+}
+
+/// How long an adoption waits for a remote master to settle the mode of an
+/// orphan whose handle just closed ([`Node::adoption_unsettled`]) before it
+/// goes by the mode last heard: one round trip normally.
+pub const ADOPT_SETTLE_WAIT_MS: u64 = 5_000;
+
+/// Locks the node for lock call `req` of handle `owner` once the call can
+/// run: during a recovery lock calls wait, as the kernel blocks them
+/// (node/recovery.rs), and an adoption waits for its orphan's mode to be
+/// settled. Both are rare and short, so the thread simply looks again a
+/// little later.
+pub fn lock_when_ready<'a>(
+    node: &'a Mutex<Node>,
+    owner: crate::types::Owner,
+    req: &Request,
+) -> std::sync::MutexGuard<'a, Node> {
+    let start = std::time::Instant::now();
+    let adopting = match req {
+        Request::Lock { flags, name, .. } if flags & crate::types::lkf::ORPHAN != 0 => {
+            Some(name.as_slice())
+        }
+        _ => None,
+    };
+    let mut n = lock_node(node);
+    loop {
+        let unsettled = adopting.is_some_and(|name| {
+            n.adoption_unsettled(owner, name)
+                && start.elapsed().as_millis() < u128::from(ADOPT_SETTLE_WAIT_MS)
+        });
+        if !n.operations_blocked() && !unsettled {
+            return n;
+        }
+        drop(n);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        n = lock_node(node);
     }
 }
 
