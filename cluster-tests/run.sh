@@ -130,6 +130,8 @@ EXTRA_CONF=deadlock_detect_ms=1000 \
   scenario_pair "deadlock cycle of 2 nodes broken: node 2 gets EDEADLK, node 1 is granted" 2 cycle 2
 EXTRA_CONF=deadlock_detect_ms=1000 \
   scenario_pair "deadlock cycle of 3 nodes broken: node 3 gets EDEADLK, nodes 1 and 2 are granted" 3 cycle 3
+EXTRA_CONF=deadlock_detect_ms=1000 \
+  scenario_pair "deadlock cycle of conversions on 3 nodes: node 3's conversion gets EDEADLK, stays NL" 3 cycle 3 conv
 scenario_pair "hierarchical lockspace with timeouts on 3 nodes: shared children, their LVB, ETIMEDOUT, queries" 3 tree
 scenario_wrong_key
 
