@@ -7,7 +7,11 @@
  * asks for child "data" of node 1's EX with a 30 cs timeout and gets
  * ETIMEDOUT. Node 2 queries the child through its waiting lock and the
  * root by name: one master, every node's lock. Then node 1 converts its
- * child down, writing the LVB, and both readers are granted and read it. */
+ * child down, writing the LVB, and both readers are granted and read it.
+ * Queries by name from a node that has never used the name: node 1 holds
+ * EX on q0..q7 (it masters them); node 3 asks about each. Their directory
+ * nodes are 2 (q0 q1 q5 q6), 1 (q2 q3) and 3 (q4 q7): answered through the
+ * directory, by the master directly, and with node 3's own record. */
 #include "common.h"
 #include "../include/udlm.h"
 
@@ -22,7 +26,8 @@ int main(void)
 {
 	int me = node_id();
 	char lvb[DLM_LVB_LEN] = {0};
-	struct dlm_lksb root = {0}, meta = {0}, data = {0};
+	struct dlm_lksb root = {0}, meta = {0}, data = {0}, q[8];
+	char qname[8];
 	struct udlm_resource_info res;
 	struct udlm_lock_info locks[8], one;
 	dlm_lshandle_t ls = dlm_new_lockspace("treels", 0600, UDLM_LSFL_HIERARCHY | UDLM_LSFL_TIMEOUT);
@@ -35,6 +40,12 @@ int main(void)
 		die("root NL: %d", root.sb_status);
 	if (me == 2) mark("root-2");
 	if (me == 1) {
+		for (int i = 0; i < 8; i++) {
+			memset(&q[i], 0, sizeof q[i]);
+			snprintf(qname, sizeof qname, "q%d", i);
+			if (dlm_ls_lock_wait(ls, LKM_EXMODE, &q[i], 0, qname, 2, 0, NULL, NULL, NULL) || q[i].sb_status)
+				die("EX on %s: %d", qname, q[i].sb_status);
+		}
 		meta.sb_lvbptr = lvb;
 		if (dlm_ls_lock_wait(ls, LKM_EXMODE, &meta, LKF_VALBLK, "meta", 4, root.sb_lkid, NULL, NULL, NULL) || meta.sb_status)
 			die("child meta EX: %d", meta.sb_status);
@@ -49,6 +60,8 @@ int main(void)
 		say("child written and converted down");
 		await("tree-read-2", 30);
 		await("tree-read-3", 30);
+		await("tree-named-3", 30);
+		for (int i = 0; i < 8; i++) dlm_ls_unlock_wait(ls, q[i].sb_lkid, 0, &q[i]);
 		dlm_ls_unlock_wait(ls, data.sb_lkid, 0, &data);
 		dlm_ls_unlock_wait(ls, meta.sb_lkid, 0, &meta);
 	} else {
@@ -65,6 +78,18 @@ int main(void)
 			wait_status(&data, 10);
 			if (data.sb_status != ETIMEDOUT) die("child data ended with %d, expected ETIMEDOUT", data.sb_status);
 			say("request inside the tree timed out after 30 cs");
+			for (int i = 0; i < 8; i++) {
+				snprintf(qname, sizeof qname, "q%d", i);
+				int k = udlm_query_resource(ls, qname, 2, &res, locks, 8);
+				if (k != 1 || res.nlocks != 1 || res.master_nodeid != 1 || locks[0].nodeid != 1 ||
+				    locks[0].grmode != LKM_EXMODE || locks[0].queue != UDLM_QUEUE_GRANTED)
+					die("query of %s from node 3: %d entries, %u locks, master %u, node %u mode %d",
+					    qname, k, res.nlocks, res.master_nodeid, locks[0].nodeid, locks[0].grmode);
+			}
+			if (udlm_query_resource(ls, "nobody", 6, &res, locks, 8) != -1 || errno != ENOENT)
+				die("query of a name nobody locks: expected ENOENT, got %s", strerror(errno));
+			say("queried q0..q7 (mastered by node 1) by name, and an unused name: ENOENT");
+			mark("tree-named-3");
 			await("tree-queried", 30);
 			mark("tree-timedout");
 		}
