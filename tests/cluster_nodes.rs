@@ -1316,3 +1316,81 @@ fn a_tree_is_mastered_where_its_root_is() {
         "every position of the directory node was tried"
     );
 }
+
+/// Lock timeouts with a remote master: when the master that was told to end
+/// the wait dies before it does, the request is sent again to the new master
+/// after the recovery and the timeout is sent again after `TIMEOUT_RETRY_MS`
+/// (1 s): the request still ends with ETIMEDOUT instead of waiting forever.
+#[test]
+fn a_timeout_lost_with_its_master_is_sent_again() {
+    use udlm::types::lsfl;
+    let mut c = Cluster::new(3);
+    let open = |c: &mut Cluster, node: u32| {
+        let n = c.nodes.get_mut(&node).unwrap();
+        let (owner, token) = n
+            .open(b"tmo", Some((0o600, lsfl::UDLM_TIMEOUT)), CREDS)
+            .unwrap();
+        let (ours, theirs) = sys::seqpacket_pair().unwrap();
+        n.attach(token, EventSink::new(theirs), CREDS).unwrap();
+        Handle {
+            node,
+            owner,
+            events: ours,
+        }
+    };
+    let h1 = open(&mut c, 1);
+    let h2 = open(&mut c, 2);
+    let h3 = open(&mut c, 3);
+    // Node 3 asks first and masters "r"; node 2 holds it in EX.
+    let n3 = c.lock(&h3, b"r", 0, 0);
+    let x = c.lock(&h2, b"r", 5, 0);
+    assert_eq!(callbacks(&h3), vec![(false, n3, G)]);
+    assert_eq!(callbacks(&h2), vec![(false, x, G)]);
+    let args = LockArgs {
+        mode: 5,
+        flags: lkf::TIMEOUT,
+        name: b"r",
+        user: UserArgs {
+            ast: 1,
+            astarg: 2,
+            bast: 3,
+            bastarg: 4,
+            lksb: 5,
+        },
+        tid: 1,
+        timeout_cs: 50,
+        ..LockArgs::default()
+    };
+    let w = c.nodes.get_mut(&1).unwrap().lock(h1.owner, args).unwrap();
+    c.run();
+    assert_eq!(callbacks(&h1), vec![]);
+    // The deadline passes: node 1 tells node 3, which dies before it reads it.
+    c.nodes.get_mut(&1).unwrap().tick(600);
+    drop(h3);
+    c.crash(3, 600);
+    c.run();
+    assert_eq!(
+        callbacks(&h1),
+        vec![],
+        "the message to end the wait was lost"
+    );
+    c.tick_all(600 + LEASE_MS + 2);
+    assert!(c.nodes.values().all(|n| !n.operations_blocked()));
+    assert_eq!(
+        callbacks(&h1),
+        vec![],
+        "sent again to the new master, waiting"
+    );
+    c.tick_all(600 + LEASE_MS + 1_100);
+    assert_eq!(callbacks(&h1), vec![(false, w, libc::ETIMEDOUT)]);
+    // Node 2's EX is untouched; after it goes, "r" is free for node 1.
+    c.unlock(&h2, x);
+    let got = callbacks(&h2);
+    // (BASTs for node 1's request: from the old master and the new one.)
+    assert_eq!(got.last(), Some(&(false, x, UNLOCK)));
+    assert!(got[..got.len() - 1]
+        .iter()
+        .all(|&(blocking, id, _)| blocking && id == x));
+    let y = c.lock(&h1, b"r", 5, lkf::NOQUEUE);
+    assert_eq!(callbacks(&h1), vec![(false, y, G)]);
+}
