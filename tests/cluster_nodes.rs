@@ -1394,3 +1394,40 @@ fn a_timeout_lost_with_its_master_is_sent_again() {
     let y = c.lock(&h1, b"r", 5, lkf::NOQUEUE);
     assert_eq!(callbacks(&h1), vec![(false, y, G)]);
 }
+
+/// An orphan adopted after its handle closed with a conversion pending on a
+/// remote master: the master cancelled that conversion when it orphaned the
+/// lock, so a recovery that follows must not send it again, and the adopter
+/// must never see it granted.
+#[test]
+fn an_adopted_orphan_forgets_the_conversion_its_old_handle_left() {
+    let mut c = Cluster::new(3);
+    let h1 = c.open(1, b"ls");
+    let h2 = c.open(2, b"ls");
+    let h3 = c.open(3, b"ls");
+    // Node 3 masters "r"; node 2 holds it in EX.
+    let n3 = c.lock(&h3, b"r", 0, 0);
+    let x = c.lock(&h2, b"r", 5, 0);
+    let _ = (callbacks(&h3), callbacks(&h2));
+    // Node 1: a PERSISTENT NL lock, converting to EX behind node 2's EX.
+    let p = c.lock(&h1, b"r", 0, lkf::PERSISTENT);
+    c.lock_with(&h1, b"r", 5, lkf::CONVERT | lkf::PERSISTENT, p);
+    assert_eq!(callbacks(&h1), vec![(false, p, G)]);
+    // Its handle closes: an orphan in NL, the conversion cancelled.
+    c.nodes.get_mut(&1).unwrap().close(h1.owner);
+    c.run();
+    let a = c.open(1, b"ls");
+    let adopted = c.lock(&a, b"r", 0, lkf::ORPHAN | lkf::PERSISTENT);
+    assert_eq!(adopted, p);
+    // The master dies; node 2's EX and node 1's NL move to the new master.
+    let _ = n3;
+    drop(h3);
+    c.kill(3, LEASE_MS);
+    let _ = callbacks(&h2);
+    c.unlock(&h2, x);
+    assert_eq!(callbacks(&h2), vec![(false, x, UNLOCK)]);
+    assert_eq!(callbacks(&a), vec![], "no conversion was pending any more");
+    // Still NL: EX NOQUEUE from node 2 would conflict with an EX, not NL.
+    let y = c.lock(&h2, b"r", 5, lkf::NOQUEUE);
+    assert_eq!(callbacks(&h2), vec![(false, y, G)]);
+}
