@@ -337,6 +337,16 @@ impl Node {
         })
     }
 
+    /// An answer for `origin`, which may be this node itself: the question
+    /// went round and came back after this node became the master.
+    fn inspect_reply(&mut self, origin: u32, part: PeerMsg) {
+        if origin == self.node_id {
+            self.inspect_message(origin, part);
+        } else {
+            self.send(origin, part);
+        }
+    }
+
     pub(super) fn is_inspect_message(msg: &PeerMsg) -> bool {
         matches!(msg, PeerMsg::Inspect { .. } | PeerMsg::InspectPart { .. })
     }
@@ -364,7 +374,9 @@ impl Node {
                             .get(&ls)
                             .and_then(|l| l.directory.get(&rn).copied())
                             .filter(|&m| m != me),
-                        Some(d) if d != from => Some(d),
+                        // Back to the directory only when it asked from its
+                        // cache (hops 0): its own record may know better.
+                        Some(d) if d != from || hops == 0 => Some(d),
                         _ => None,
                     }
                 };
@@ -387,7 +399,7 @@ impl Node {
                     None
                 };
                 let Some(view) = view else {
-                    self.send(
+                    self.inspect_reply(
                         origin,
                         PeerMsg::InspectPart {
                             ls,
@@ -403,7 +415,7 @@ impl Node {
                 let parts: Vec<&[u8]> = bytes.chunks(INSPECT_PART_BYTES).collect();
                 let n = parts.len();
                 for (i, p) in parts.into_iter().enumerate() {
-                    self.send(
+                    self.inspect_reply(
                         origin,
                         PeerMsg::InspectPart {
                             ls: ls.clone(),
