@@ -8,7 +8,7 @@ use crate::node::inspect::{InspectTarget, ResourceView};
 use crate::node::server::{handle_request, inspect_wait, lock_when_ready, run_dir, SOCKET_NAME};
 use crate::node::sink::EventSink;
 use crate::node::{Node, NodeLimits};
-use crate::proto::{self, Reply, Request, PROTOCOL_VERSION};
+use crate::proto::{self, Callback, Reply, Request, CALLBACK_LEN, PROTOCOL_VERSION};
 use crate::sys;
 use crate::types::{Errno, Owner};
 use std::io;
@@ -124,12 +124,19 @@ impl Connection {
         })
     }
 
-    /// Sends one request and waits for its reply.
+    /// Sends one request (one that asks for no inline completion) and
+    /// waits for its reply.
     pub fn call(&self, req: &Request) -> Reply {
+        self.call_with(req).0
+    }
+
+    /// Sends one request and waits for its reply, which may carry the
+    /// operation's completion (`proto::InlineAsk`).
+    pub fn call_with(&self, req: &Request) -> (Reply, Option<Callback>) {
         match &self.link {
             Link::Daemon(fd) => {
                 let fd = fd.lock().unwrap_or_else(|e| e.into_inner());
-                round_trip(&fd, req).unwrap_or(Err(Errno::NotConn))
+                round_trip(&fd, req).unwrap_or((Err(Errno::NotConn), None))
             }
             Link::Embedded(owner) => {
                 let mut done = false;
@@ -138,7 +145,8 @@ impl Connection {
                 } else {
                     lock_node(embedded_node())
                 };
-                handle_request(&mut n, *owner, req.clone(), &mut done)
+                let (reply, completion) = handle_request(&mut n, *owner, req.clone(), &mut done);
+                (reply, completion.and_then(|p| Callback::decode(&p).ok()))
             }
         }
     }
@@ -208,7 +216,7 @@ pub fn query(what: &proto::Query) -> Result<String, Errno> {
 /// Sends `req` and reads its answer: a reply with the length, then the
 /// bytes in packets.
 fn read_answer(fd: &OwnedFd, req: &Request) -> Result<Vec<u8>, Errno> {
-    let len = round_trip(fd, req)?? as usize;
+    let len = round_trip(fd, req)?.0? as usize;
     if len > proto::MAX_QUERY_ANSWER {
         return Err(Errno::Proto);
     }
@@ -224,9 +232,13 @@ fn read_answer(fd: &OwnedFd, req: &Request) -> Result<Vec<u8>, Errno> {
     Ok(text)
 }
 
-fn round_trip(fd: &OwnedFd, req: &Request) -> Result<Reply, Errno> {
+fn round_trip(fd: &OwnedFd, req: &Request) -> Result<(Reply, Option<Callback>), Errno> {
     sys::send(fd.as_raw_fd(), &req.encode(), false).map_err(|_| Errno::NotConn)?;
-    receive_reply(fd)
+    let mut buf = [0u8; 12 + CALLBACK_LEN + 1];
+    match sys::recv(fd.as_raw_fd(), &mut buf, false) {
+        Ok(n) if n > 0 => proto::decode_reply_with(&buf[..n]).map_err(|_| Errno::Proto),
+        _ => Err(Errno::NotConn),
+    }
 }
 
 fn receive_reply(fd: &OwnedFd) -> Result<Reply, Errno> {

@@ -17,9 +17,24 @@
 
 use crate::types::{Errno, Lvb, LOCKSPACE_LEN, LVB_LEN, RESNAME_MAXLEN};
 
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 /// The largest packet either side sends or accepts.
 pub const MAX_PACKET: usize = 512;
+
+/// A `_wait` call asks for its completion in the reply instead of on the
+/// event link, when that changes nothing a program could see: the handle
+/// has read and delivered every callback the node ever queued for it
+/// (`seen`, the count of callback packets it has read, equals the node's
+/// count of packets queued), the operation's completion is the only
+/// callback the call produces for the handle, and it would run `func`, the
+/// library's own no-op completion routine of `_wait` calls. Otherwise the
+/// completion goes on the event link as always. This saves the `_wait`
+/// call a second packet and a wake-up of whoever reads the link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InlineAsk {
+    pub seen: u64,
+    pub func: u64,
+}
 
 /// What a program passed with an operation, echoed back in its callbacks.
 /// Meaningful only inside that program; the node never dereferences them.
@@ -55,6 +70,7 @@ pub enum Request {
         parent: u32,
         /// `dlm_ls_lockx`'s timeout in centiseconds (with `LKF_TIMEOUT`).
         timeout_cs: u64,
+        inline: Option<InlineAsk>,
     },
     /// Unlock or cancel; `astarg` 0 keeps the lock's argument.
     Unlock {
@@ -63,6 +79,7 @@ pub enum Request {
         lvb: Option<Lvb>,
         astarg: u64,
         lksb: u64,
+        inline: Option<InlineAsk>,
     },
     DeadlockCancel {
         lkid: u32,
@@ -189,6 +206,12 @@ impl Writer {
         }
         self
     }
+    fn inline(&mut self, i: &Option<InlineAsk>) -> &mut Self {
+        match i {
+            Some(a) => self.u8(1).u64(a.seen).u64(a.func),
+            None => self.u8(0),
+        }
+    }
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -223,6 +246,16 @@ impl<'a> Reader<'a> {
             0 => Ok(None),
             1 => Ok(Some(self.take(LVB_LEN)?.try_into().unwrap())),
             _ => Err(Malformed("bad lvb tag")),
+        }
+    }
+    fn inline(&mut self) -> Result<Option<InlineAsk>, Malformed> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(InlineAsk {
+                seen: self.u64()?,
+                func: self.u64()?,
+            })),
+            _ => Err(Malformed("bad inline tag")),
         }
     }
     fn end(&self) -> Result<(), Malformed> {
@@ -273,6 +306,7 @@ impl Request {
                 tid,
                 parent,
                 timeout_cs,
+                inline,
             } => {
                 let mut w = Writer::new(T_LOCK);
                 w.u8(*mode).u32(*flags).u32(*lkid).bytes(name).lvb(lvb);
@@ -284,6 +318,7 @@ impl Request {
                     .u32(*tid)
                     .u32(*parent)
                     .u64(*timeout_cs);
+                w.inline(inline);
                 w
             }
             Request::Unlock {
@@ -292,9 +327,11 @@ impl Request {
                 lvb,
                 astarg,
                 lksb,
+                inline,
             } => {
                 let mut w = Writer::new(T_UNLOCK);
                 w.u32(*lkid).u32(*flags).lvb(lvb).u64(*astarg).u64(*lksb);
+                w.inline(inline);
                 w
             }
             Request::DeadlockCancel { lkid, flags } => {
@@ -385,6 +422,7 @@ impl Request {
                     tid,
                     parent: r.u32()?,
                     timeout_cs: r.u64()?,
+                    inline: r.inline()?,
                 }
             }
             T_UNLOCK => Request::Unlock {
@@ -393,6 +431,7 @@ impl Request {
                 lvb: r.lvb()?,
                 astarg: r.u64()?,
                 lksb: r.u64()?,
+                inline: r.inline()?,
             },
             T_DEADLOCK_CANCEL => Request::DeadlockCancel {
                 lkid: r.u32()?,
@@ -428,6 +467,29 @@ impl Request {
         };
         r.end()?;
         Ok(req)
+    }
+}
+
+/// A reply followed by the completion of its operation ([`InlineAsk`]):
+/// 12 + [`CALLBACK_LEN`] bytes.
+pub fn encode_reply_with(reply: &Reply, completion: &[u8; CALLBACK_LEN]) -> Vec<u8> {
+    let mut b = encode_reply(reply).to_vec();
+    b.extend_from_slice(completion);
+    b
+}
+
+/// A reply, with the completion that came inline if any.
+pub fn decode_reply_with(p: &[u8]) -> Result<(Reply, Option<Callback>), Malformed> {
+    match p.len() {
+        12 => Ok((decode_reply(p)?, None)),
+        n if n == 12 + CALLBACK_LEN => {
+            let cb = Callback::decode(&p[12..])?;
+            if cb.blocking {
+                return Err(Malformed("a blocking callback as a completion"));
+            }
+            Ok((decode_reply(&p[..12])?, Some(cb)))
+        }
+        _ => Err(Malformed("bad reply length")),
     }
 }
 
@@ -529,6 +591,10 @@ mod tests {
                 tid: 9,
                 parent: 7,
                 timeout_cs: 250,
+                inline: Some(InlineAsk {
+                    seen: u64::MAX,
+                    func: 0x5555_1234,
+                }),
             },
             Request::Lock {
                 mode: 0,
@@ -540,6 +606,7 @@ mod tests {
                 tid: 0,
                 parent: 0,
                 timeout_cs: 0,
+                inline: None,
             },
             Request::Unlock {
                 lkid: 1,
@@ -547,6 +614,15 @@ mod tests {
                 lvb: None,
                 astarg: 0,
                 lksb: 8,
+                inline: None,
+            },
+            Request::Unlock {
+                lkid: 1,
+                flags: 2,
+                lvb: Some([1; 32]),
+                astarg: 0,
+                lksb: 8,
+                inline: Some(InlineAsk { seen: 3, func: 9 }),
             },
             Request::DeadlockCancel { lkid: 1, flags: 0 },
             Request::Inspect {
@@ -643,7 +719,17 @@ mod tests {
         assert!(Callback::decode(&bad).is_err());
         for r in [Ok(5u64), Err(Errno::Busy), Err(Errno::NoEnt)] {
             assert_eq!(decode_reply(&encode_reply(&r)).unwrap(), r);
+            assert_eq!(decode_reply_with(&encode_reply(&r)).unwrap(), (r, None));
+            let with = encode_reply_with(&r, &c.encode());
+            assert_eq!(decode_reply_with(&with).unwrap(), (r, Some(c)));
+            assert!(decode_reply_with(&with[..with.len() - 1]).is_err());
         }
+        // A BAST is never a completion.
+        let bast = Callback {
+            blocking: true,
+            ..c
+        };
+        assert!(decode_reply_with(&encode_reply_with(&Ok(1), &bast.encode())).is_err());
     }
 
     /// Random bytes and random mutations of valid packets: errors, never

@@ -23,8 +23,9 @@ impl Drop for Daemon {
     }
 }
 
-fn start_daemon() -> Daemon {
-    let dir = std::env::temp_dir().join(format!("udlm-daemon-test-{}", std::process::id()));
+/// A daemon of its own for test `tag` (tests run in parallel).
+fn start_daemon(tag: &str) -> Daemon {
+    let dir = std::env::temp_dir().join(format!("udlm-daemon-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_udlmd"))
@@ -89,8 +90,103 @@ fn lock_ex_noqueue(req: &std::os::fd::OwnedFd, name: &[u8]) -> u64 {
         tid: 1,
         parent: 0,
         timeout_cs: 0,
+        inline: None,
     };
     call(req, &r).expect("reply").expect("lock accepted")
+}
+
+/// A lock call asking for its completion inline: the reply and the
+/// completion it carried, if any.
+fn lock_inline(
+    req: &std::os::fd::OwnedFd,
+    name: &[u8],
+    mode: u8,
+    seen: u64,
+) -> (proto::Reply, Option<proto::Callback>) {
+    let r = Request::Lock {
+        mode,
+        flags: 0,
+        lkid: 0,
+        name: name.to_vec(),
+        lvb: None,
+        user: UserArgs {
+            ast: 77,
+            bast: 78,
+            ..UserArgs::default()
+        },
+        tid: 1,
+        parent: 0,
+        timeout_cs: 0,
+        inline: Some(proto::InlineAsk { seen, func: 77 }),
+    };
+    sys::send(req.as_raw_fd(), &r.encode(), false).unwrap();
+    let mut buf = [0u8; 256];
+    let n = sys::recv(req.as_raw_fd(), &mut buf, false).unwrap();
+    proto::decode_reply_with(&buf[..n]).unwrap()
+}
+
+fn link_is_empty(ev: &std::os::fd::OwnedFd) -> bool {
+    !sys::poll_one(ev.as_raw_fd(), false, 100).unwrap()
+}
+
+/// The completion of a `_wait` call comes back in its reply only while the
+/// handle has read every callback queued for it, and only when it is the
+/// call's sole callback for the handle; otherwise the event link carries it
+/// in order, exactly as without the request to inline.
+#[test]
+fn a_completion_comes_inline_only_when_nothing_else_is_pending() {
+    let d = start_daemon("inline");
+    let (req1, ev1) = open(&d, b"inline");
+    let (req2, ev2) = open(&d, b"inline");
+    // Nothing queued yet: granted at once, in the reply.
+    let (r, cb) = lock_inline(&req1, b"a", 5, 0);
+    let id = r.expect("lock accepted") as u32;
+    let cb = cb.expect("completion inline");
+    assert_eq!((cb.lkid, cb.status, cb.func), (id, 0, 77));
+    assert!(
+        link_is_empty(&ev1),
+        "the completion is not also on the link"
+    );
+    // Handle 2 waits behind it; handle 1 gets a BAST on its link.
+    let (r, cb) = lock_inline(&req2, b"a", 5, 0);
+    r.expect("queued");
+    assert!(cb.is_none(), "not granted: nothing inline");
+    assert!(!link_is_empty(&ev1), "the BAST");
+    // Handle 1 has not read the BAST (seen 0 of 1): its next grant goes on
+    // the link, after the BAST.
+    let (r, cb) = lock_inline(&req1, b"b", 5, 0);
+    r.expect("lock accepted");
+    assert!(cb.is_none(), "a callback is pending: no inline completion");
+    let mut buf = [0u8; 128];
+    let n = sys::recv(ev1.as_raw_fd(), &mut buf, false).unwrap();
+    assert!(proto::Callback::decode(&buf[..n]).unwrap().blocking);
+    let n = sys::recv(ev1.as_raw_fd(), &mut buf, false).unwrap();
+    assert!(!proto::Callback::decode(&buf[..n]).unwrap().blocking);
+    // Read both now (seen 2): inline again.
+    let (r, cb) = lock_inline(&req1, b"c", 5, 2);
+    r.expect("lock accepted");
+    assert!(cb.is_some());
+    // A completion for another routine than the one named stays on the link.
+    let r = Request::Lock {
+        mode: 5,
+        flags: 0,
+        lkid: 0,
+        name: b"d".to_vec(),
+        lvb: None,
+        user: UserArgs {
+            ast: 5,
+            ..UserArgs::default()
+        },
+        tid: 1,
+        parent: 0,
+        timeout_cs: 0,
+        inline: Some(proto::InlineAsk { seen: 2, func: 77 }),
+    };
+    sys::send(req1.as_raw_fd(), &r.encode(), false).unwrap();
+    let n = sys::recv(req1.as_raw_fd(), &mut buf, false).unwrap();
+    assert!(proto::decode_reply_with(&buf[..n]).unwrap().1.is_none());
+    assert_eq!(first_status(&ev1), 0);
+    drop(ev2);
 }
 
 /// The status of the first callback on an event link.
@@ -106,7 +202,7 @@ fn first_status(ev: &std::os::fd::OwnedFd) -> i32 {
 
 #[test]
 fn bad_clients_cost_the_daemon_nothing() {
-    let d = start_daemon();
+    let d = start_daemon("bad-clients");
 
     // Garbage as a first packet: refused, the connection closes.
     let c = connect(&d);

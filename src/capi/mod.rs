@@ -29,12 +29,13 @@
 pub mod ext;
 
 use crate::client::Connection;
-use crate::proto::{Callback, Request, UserArgs, CALLBACK_LEN};
+use crate::proto::{Callback, InlineAsk, Request, UserArgs, CALLBACK_LEN};
 use crate::sys;
 use crate::types::{lkf, Errno, Lvb, Status, LOCKSPACE_LEN, LVB_LEN, RESNAME_MAXLEN};
 use std::collections::{HashMap, VecDeque};
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::{JoinHandle, ThreadId};
 
@@ -91,6 +92,8 @@ pub struct LsHandle {
     /// Callbacks read from the event link but not yet delivered, grouped per
     /// lock like the kernel's per-handle list (spec §4.4).
     pending: Mutex<Pending>,
+    /// Callbacks taken off `pending` whose routine is still running.
+    delivering: AtomicU32,
     ast_thread: Mutex<Option<AstThread>>,
 }
 
@@ -102,6 +105,8 @@ struct AstThread {
 #[derive(Default)]
 struct Pending {
     locks: VecDeque<((u32, u32), VecDeque<Callback>)>,
+    /// Packets ever read from the event link (`proto::InlineAsk::seen`).
+    received: u64,
 }
 
 impl Pending {
@@ -159,6 +164,7 @@ fn register(conn: Connection) -> *mut c_void {
         conn: Mutex::new(Some(conn)),
         fd,
         pending: Mutex::new(Pending::default()),
+        delivering: AtomicU32::new(0),
         ast_thread: Mutex::new(None),
     });
     let ptr = Arc::as_ptr(&h) as *mut c_void;
@@ -177,11 +183,28 @@ fn unregister(ls: *mut c_void) -> Option<Arc<LsHandle>> {
 
 impl LsHandle {
     fn call(&self, req: &Request) -> Result<u64, Errno> {
+        self.call_with(req).0
+    }
+
+    /// [`LsHandle::call`] for a request that may ask for its completion
+    /// inline ([`InlineAsk`]).
+    fn call_with(&self, req: &Request) -> (Result<u64, Errno>, Option<Callback>) {
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         match conn.as_ref() {
-            Some(c) => c.call(req),
-            None => Err(Errno::NotConn),
+            Some(c) => c.call_with(req),
+            None => (Err(Errno::NotConn), None),
         }
+    }
+
+    /// What a `_wait` call may ask: its completion inline, when every
+    /// callback read so far has been delivered and none is running (so
+    /// that taking it out of the event link's order changes nothing).
+    fn inline_ask(&self) -> Option<InlineAsk> {
+        let p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        (p.locks.is_empty() && self.delivering.load(Ordering::SeqCst) == 0).then(|| InlineAsk {
+            seen: p.received,
+            func: sync_ast as *const () as usize as u64,
+        })
     }
 
     fn on_ast_thread(&self) -> bool {
@@ -205,6 +228,7 @@ impl LsHandle {
             match sys::recv(self.fd, &mut buf, true) {
                 Ok(0) => return false,
                 Ok(n) => {
+                    pending.received += 1;
                     if let Ok(cb) = Callback::decode(&buf[..n]) {
                         pending.push(cb);
                     }
@@ -234,15 +258,16 @@ impl LsHandle {
                 Some(cb) => Some(cb),
                 None if !alive => return Err(Errno::NotConn),
                 None if drain => None,
-                None => match self.read_one()? {
-                    Some(cb) => Some(cb),
-                    None => None,
-                },
+                None => self.read_one(&mut p)?,
             }
+            .inspect(|_| {
+                self.delivering.fetch_add(1, Ordering::SeqCst);
+            })
         };
         if let Some(cb) = next {
             // SAFETY: the callback carries pointers this process passed.
             unsafe { deliver(&cb) };
+            self.delivering.fetch_sub(1, Ordering::SeqCst);
             return Ok(true);
         }
         if !block {
@@ -255,12 +280,13 @@ impl LsHandle {
     }
 
     /// Reads one callback without blocking; Ok(None) when none is there.
-    fn read_one(&self) -> Result<Option<Callback>, Errno> {
+    fn read_one(&self, pending: &mut Pending) -> Result<Option<Callback>, Errno> {
         let mut buf = [0u8; CALLBACK_LEN + 1];
         loop {
             match sys::recv(self.fd, &mut buf, true) {
                 Ok(0) => return Err(Errno::NotConn),
                 Ok(n) => {
+                    pending.received += 1;
                     if let Ok(cb) = Callback::decode(&buf[..n]) {
                         return Ok(Some(cb));
                     }
@@ -557,15 +583,25 @@ pub unsafe fn ls_lock(
         tid: sys::gettid(),
         parent: call.parent,
         timeout_cs: call.timeout_cs,
+        inline: if wait && (convert || call.flags & lkf::ORPHAN == 0) {
+            h.inline_ask()
+        } else {
+            None
+        },
     };
     if call.ast.is_none() {
         return fail(Errno::Inval);
     }
-    match h.call(&req) {
+    let (reply, completion) = h.call_with(&req);
+    match reply {
         Ok(id) => {
             if !convert {
                 // SAFETY: lksb checked non-null.
                 unsafe { std::ptr::addr_of_mut!((*lksb).sb_lkid).write_volatile(id as u32) };
+            }
+            if let Some(cb) = completion {
+                // SAFETY: the completion carries this call's own lksb.
+                unsafe { deliver(&cb) };
             }
             if !wait || (!convert && call.flags & lkf::ORPHAN != 0) {
                 return 0;
@@ -621,8 +657,14 @@ pub unsafe fn ls_unlock(
         lvb,
         astarg: if wait { 0 } else { astarg as usize as u64 },
         lksb: lksb as usize as u64,
+        inline: if wait { h.inline_ask() } else { None },
     };
-    match h.call(&req) {
+    let (reply, completion) = h.call_with(&req);
+    if let Some(cb) = &completion {
+        // SAFETY: the completion carries this call's own lksb.
+        unsafe { deliver(cb) };
+    }
+    match reply {
         Ok(silent) => {
             if !wait || silent == 1 {
                 return 0;

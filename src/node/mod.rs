@@ -56,7 +56,7 @@ use crate::engine::{
     check_lock_args, check_unlock_flags, quecvt_legal, Engine, Event, Request as EngineRequest,
     DEFAULT_MAX_LOCKS,
 };
-use crate::proto::{Callback, UserArgs};
+use crate::proto::{Callback, InlineAsk, UserArgs};
 use crate::sys::PeerCreds;
 use crate::types::{lkf, lsfl, Errno, LockId, Lvb, Mode, Owner, ResName, Status, LOCKSPACE_LEN};
 use peer::PeerMsg;
@@ -235,6 +235,15 @@ struct LocalLock {
     children: u32,
 }
 
+/// See [`Node::begin_inline`].
+struct InlineSlot {
+    owner: Owner,
+    ask: InlineAsk,
+    held: Option<Packet>,
+    /// Something else went to the handle during the call: no inlining.
+    spoiled: bool,
+}
+
 /// A lock operation waiting for the directory's answer about its resource.
 enum Parked {
     Request {
@@ -358,12 +367,21 @@ impl Lockspace {
     /// Takes lock `id` away from its handle, keeping the id in reserve
     /// until its master `master` has forgotten it.
     fn retire_id(&mut self, id: u32, master: u32) {
+        let Some(owner) = self.locks.get(&id).map(|l| l.owner.0) else {
+            return;
+        };
+        self.retire_id_until(id, master, owner);
+    }
+
+    /// [`Lockspace::retire_id`] until `master` confirms the close of `key`
+    /// (`OwnerClosed`).
+    fn retire_id_until(&mut self, id: u32, master: u32, key: u64) {
         if master == 0 {
             // Between masters during a recovery: nobody to wait for.
             return self.free_id(id);
         }
-        if let Some(l) = self.forget_lock(id) {
-            self.closing.insert(id, (l.owner.0, master));
+        if self.forget_lock(id).is_some() {
+            self.closing.insert(id, (key, master));
         }
     }
 
@@ -406,6 +424,9 @@ pub struct Node {
     events: Vec<Event>,
     /// Callbacks to hand to event links at the end of the current input.
     out: Vec<(Owner, (u32, u32), Packet)>,
+    /// The `_wait` call being served, whose completion may go back in its
+    /// reply instead of on the event link ([`InlineAsk`]).
+    inline: Option<InlineSlot>,
     /// The time of the last tick, in ms (only ever compared with itself).
     now_ms: u64,
     /// Log every message from other nodes (`UDLM_TRACE=1`).
@@ -472,6 +493,7 @@ impl Node {
             next_owner: 1,
             events: Vec::new(),
             out: Vec::new(),
+            inline: None,
             now_ms: 0,
             trace: std::env::var_os("UDLM_TRACE").is_some_and(|v| v == "1"),
             timers: std::collections::BTreeSet::new(),
@@ -1217,12 +1239,24 @@ impl Node {
         match local {
             Ok(elkid) => {
                 if let Some(Holder::Local(id)) = ls.holders.get(&elkid.0).copied() {
+                    let granted = ls
+                        .engine
+                        .lock_info_by_id(elkid)
+                        .and_then(|i| i.granted)
+                        .map_or(-1, |m| m as i8);
                     if let Some(l) = ls.locks.get_mut(&id) {
                         l.owner = owner;
                         l.orphan = false;
                         l.user = a.user;
                         l.flags = flags;
                         l.pid = a.tid;
+                        // A request granted silently while the old handle
+                        // closed was never seen here: the engine says how
+                        // the orphan stands (a parent must be granted).
+                        l.grmode = granted;
+                        l.state = RemoteState::Granted;
+                        l.request = None;
+                        l.convert = None;
                     }
                     return Ok(id);
                 }
@@ -1495,8 +1529,12 @@ impl Node {
     }
 
     /// Releases silently (FORCEUNLOCK|IVVALBLK, no callback) the remotely
-    /// mastered locks that `which` selects.
+    /// mastered locks that `which` selects. Their ids stay in reserve until
+    /// each master confirms, after the unlocks, the close of a fresh owner
+    /// key that names this release: whatever it still sends about the old
+    /// locks (a grant on its way) arrives before that.
     fn release_remote_locks(&mut self, ls_name: &[u8], which: impl Fn(&LocalLock) -> bool) {
+        let key = self.next_owner;
         let Some(ls) = self.lockspaces.get_mut(ls_name) else {
             return;
         };
@@ -1509,11 +1547,19 @@ impl Node {
             })
             .collect();
         victims.sort_unstable();
-        for &(id, _) in &victims {
-            ls.free_id(id);
+        if victims.is_empty() {
+            return;
         }
+        for &(id, m) in &victims {
+            ls.retire_id_until(id, m, key);
+        }
+        self.next_owner += 1;
         let flags = lkf::FORCEUNLOCK | lkf::IVVALBLK;
+        let mut masters: Vec<u32> = Vec::new();
         for (id, m) in victims {
+            if !masters.contains(&m) {
+                masters.push(m);
+            }
             self.send(
                 m,
                 PeerMsg::Unlock {
@@ -1522,6 +1568,15 @@ impl Node {
                     flags,
                     lvb: None,
                     silent: true,
+                },
+            );
+        }
+        for m in masters {
+            self.send(
+                m,
+                PeerMsg::CloseOwner {
+                    ls: ls_name.to_vec(),
+                    owner: key,
                 },
             );
         }
@@ -2785,9 +2840,56 @@ impl Node {
             let Some(sink) = self.handles.get(&owner).and_then(|h| h.sink.clone()) else {
                 continue;
             };
-            let packets: Vec<Packet> = locks.into_iter().flat_map(|(_, v)| v).collect();
+            let mut packets: Vec<Packet> = locks.into_iter().flat_map(|(_, v)| v).collect();
+            if let Some(slot) = self.inline.as_mut().filter(|s| s.owner == owner) {
+                let completion = |p: &Packet| p[0] == 0 && p[48..56] == slot.ask.func.to_le_bytes();
+                if slot.held.is_none()
+                    && !slot.spoiled
+                    && packets.len() == 1
+                    && completion(&packets[0])
+                    && sink.read_all(slot.ask.seen)
+                {
+                    slot.held = packets.pop();
+                    continue;
+                }
+                // Anything else for the handle: what was held goes first.
+                slot.spoiled = true;
+                if let Some(h) = slot.held.take() {
+                    packets.insert(0, h);
+                }
+            }
             sink.send(&packets);
         }
+    }
+
+    /// A `_wait` call of handle `owner` begins ([`InlineAsk`]): until
+    /// [`Node::end_inline`], a completion that is the first and only
+    /// callback for the handle is held back instead of sent.
+    pub fn begin_inline(&mut self, owner: Owner, ask: InlineAsk) {
+        // What an earlier call that never ended (a panic) held goes now.
+        self.end_inline(0);
+        self.inline = Some(InlineSlot {
+            owner,
+            ask,
+            held: None,
+            spoiled: false,
+        });
+    }
+
+    /// The call of [`Node::begin_inline`] is over: the completion of its
+    /// lock `lkid` to put in the reply, if it was held back; anything else
+    /// held goes on the event link.
+    pub fn end_inline(&mut self, lkid: u32) -> Option<Packet> {
+        self.deliver_callbacks();
+        let slot = self.inline.take()?;
+        let held = slot.held?;
+        if held[4..8] == lkid.to_le_bytes() {
+            return Some(held);
+        }
+        if let Some(sink) = self.handles.get(&slot.owner).and_then(|h| h.sink.clone()) {
+            sink.send(&[held]);
+        }
+        None
     }
 }
 

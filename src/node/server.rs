@@ -12,7 +12,7 @@
 
 use super::control::Control;
 use super::inspect::{InspectStep, InspectTarget, ResourceView, INSPECT_WAIT_MS};
-use super::sink::EventSink;
+use super::sink::{EventSink, Packet};
 use super::{LockArgs, Node};
 use crate::proto::{self, Request, MAX_PACKET, PROTOCOL_VERSION};
 use crate::sys;
@@ -74,6 +74,13 @@ fn lock_node(node: &Mutex<Node>) -> std::sync::MutexGuard<'_, Node> {
 
 fn reply(conn: &OwnedFd, r: &proto::Reply) -> bool {
     sys::send(conn.as_raw_fd(), &proto::encode_reply(r), false).is_ok()
+}
+
+fn reply_with(conn: &OwnedFd, r: &proto::Reply, completion: Option<Packet>) -> bool {
+    match completion {
+        Some(c) => sys::send(conn.as_raw_fd(), &proto::encode_reply_with(r, &c), false).is_ok(),
+        None => reply(conn, r),
+    }
 }
 
 fn serve_connection(node: Arc<Mutex<Node>>, conn: OwnedFd, control: Option<&Control>) {
@@ -305,9 +312,11 @@ fn serve_requests(
         }))
         .unwrap_or_else(|_| {
             eprintln!("udlmd: internal error while serving a request");
-            Err(Errno::Io)
+            // A completion held back for the failed call goes on the link.
+            lock_node(node).end_inline(0);
+            (Err(Errno::Io), None)
         });
-        if !reply(conn, &r) || done {
+        if !reply_with(conn, &r.0, r.1) || done {
             return;
         }
     }
@@ -351,8 +360,34 @@ pub fn lock_when_ready<'a>(
 }
 
 /// Applies one request of an opened handle. `done` is set when the handle
-/// ends with it (release).
+/// ends with it (release). With the reply comes the operation's completion
+/// when the call asked for it inline and could have it ([`InlineAsk`]).
 pub fn handle_request(
+    node: &mut Node,
+    owner: crate::types::Owner,
+    req: Request,
+    done: &mut bool,
+) -> (proto::Reply, Option<Packet>) {
+    let inline = match &req {
+        Request::Lock { inline, .. } | Request::Unlock { inline, .. } => *inline,
+        _ => None,
+    };
+    let target = match &req {
+        Request::Unlock { lkid, .. } => Some(*lkid),
+        _ => None,
+    };
+    if let Some(ask) = inline {
+        node.begin_inline(owner, ask);
+    }
+    let reply = apply_request(node, owner, req, done);
+    let completion = inline.and_then(|_| {
+        let lkid = target.or(reply.ok().map(|v| v as u32)).unwrap_or(0);
+        node.end_inline(lkid)
+    });
+    (reply, completion)
+}
+
+fn apply_request(
     node: &mut Node,
     owner: crate::types::Owner,
     req: Request,
@@ -369,6 +404,7 @@ pub fn handle_request(
             tid,
             parent,
             timeout_cs,
+            inline: _,
         } => {
             if flags & crate::types::lkf::TIMEOUT != 0 {
                 // A timeout counts from this moment, not from the last tick.
@@ -396,6 +432,7 @@ pub fn handle_request(
             lvb,
             astarg,
             lksb,
+            inline: _,
         } => node.unlock(owner, lkid, flags, lvb, astarg, lksb),
         Request::DeadlockCancel { lkid, flags } => {
             node.deadlock_cancel(owner, lkid, flags).map(|_| 0)

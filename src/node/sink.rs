@@ -30,6 +30,9 @@ struct SinkState {
     backlog: VecDeque<Packet>,
     flusher: bool,
     broken: bool,
+    /// Packets ever queued for the handle and not discarded: compared with
+    /// the count the handle has read (`proto::InlineAsk`).
+    queued: u64,
 }
 
 impl EventSink {
@@ -47,6 +50,7 @@ impl EventSink {
         if st.broken {
             return;
         }
+        st.queued += packets.len() as u64;
         let mut rest = packets;
         if st.backlog.is_empty() {
             while let Some((p, tail)) = rest.split_first() {
@@ -85,11 +89,16 @@ impl EventSink {
 
     /// Forgets callbacks not yet handed to the socket (purge, spec §2.11).
     pub fn discard_backlog(&self) {
-        self.state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .backlog
-            .clear();
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.queued -= st.backlog.len() as u64;
+        st.backlog.clear();
+    }
+
+    /// Whether the handle has read everything ever queued for it: `seen`
+    /// packets. A broken link is never quiet.
+    pub fn read_all(&self, seen: u64) -> bool {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        !st.broken && st.queued == seen
     }
 
     fn flush(&self) {
