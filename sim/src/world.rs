@@ -19,16 +19,31 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use udlm::engine::QueueKind;
 use udlm::node::deadlock::{global_owner, owner_parts};
+use udlm::node::hierarchy::child_name;
+use udlm::node::inspect::{InspectStep, InspectTarget, ResourceView};
 use udlm::node::peer::PeerMsg;
 use udlm::node::sink::EventSink;
 use udlm::node::{ClusterView, LockArgs, Node, NodeLimits, PeerLink};
 use udlm::proto::{Callback, UserArgs, CALLBACK_LEN};
 use udlm::sys::{self, PeerCreds};
-use udlm::types::{lkf, sbf, Errno, Mode, Owner, Status};
+use udlm::types::{lkf, lsfl, sbf, Errno, Mode, Owner, ResName, Status};
 
 pub const LOCKSPACES: [&[u8]; 2] = [b"ls0", b"ls1"];
 pub const NAMES: [&[u8]; 4] = [b"r0", b"r1", b"r2", b"r3"];
-const NRES: usize = LOCKSPACES.len() * NAMES.len();
+/// The names a child request gives inside its parent's resource.
+const CHILD_NAMES: [&[u8]; 2] = [b"c0", b"c1"];
+/// Deepest child resource the workload makes (the roots are depth 0).
+const MAX_DEPTH: u8 = 2;
+/// Resource indices: NAMES first, then the child resources derived so far
+/// (at most 4 + 8 + 16 with two child names and depth 2).
+const MAX_RES: usize = 32;
+const NRES: usize = LOCKSPACES.len() * MAX_RES;
+/// Lockspace flags of the lockspace that has the udlm extensions on.
+const EXT_LSFL: u32 = lsfl::UDLM_TIMEOUT | lsfl::UDLM_HIERARCHY;
+const ETIMEDOUT: i32 = libc::ETIMEDOUT;
+/// How long the node waits before it sends a lock's timeout to its master
+/// again (node/mod.rs `TIMEOUT_RETRY_MS`, private).
+const TIMEOUT_RETRY_MS: u64 = 1000;
 
 const NL: u8 = 0;
 const CW: u8 = 2;
@@ -171,6 +186,8 @@ struct Slot {
     /// The last state queued for each peer (up with incarnation, or down).
     intended: Vec<Option<u64>>,
     crashed_at: u64,
+    /// The local clock value of the node's last tick (its `now_ms`).
+    last_tick_local: u64,
     /// Shared with the node's `Wire`: peers told up.
     up: Arc<Mutex<BTreeSet<u32>>>,
 }
@@ -269,6 +286,19 @@ struct LockM {
     /// reported, as in the kernel). Until its next grant it is at its old
     /// mode or NL.
     gr_unknown: bool,
+    /// Hierarchical lockspace: the parent lock (model index).
+    parent: Option<usize>,
+    /// The pending operation has an `LKF_TIMEOUT` that counts: the
+    /// requester's clock (its `now_ms`) must reach this before ETIMEDOUT.
+    timeout_at: Option<u64>,
+    /// Changes whenever the program calls on the lock or hears of it (the
+    /// query checks judge only locks left alone while the query ran).
+    version: u64,
+    /// Modes the lock was granted before conversions its master may not
+    /// have heard of yet (a conversion down completes on the requesting
+    /// node at once); cleared by a conversion up, which the master grants
+    /// after the earlier ones on the same link.
+    stale: u8,
 }
 
 impl LockM {
@@ -321,6 +351,27 @@ impl LockM {
                 m
             }
         }
+    }
+
+    /// The granted modes (bit NONE: not granted) its master may show while
+    /// the program hears nothing of it: a pending operation may already
+    /// be granted, in an alternate mode, or demoted to NL.
+    fn master_modes(&self) -> u8 {
+        let mut m = self.mask() | self.stale;
+        if let Some(p) = self.pending {
+            m |= 1 << p.mode();
+            let f = p.flags();
+            if f & lkf::ALTPR != 0 {
+                m |= 1 << PR;
+            }
+            if f & lkf::ALTCW != 0 {
+                m |= 1 << CW;
+            }
+            if f & lkf::CONVDEADLK != 0 {
+                m |= 1 << NL;
+            }
+        }
+        m
     }
 
     fn settled(&self) -> bool {
@@ -515,6 +566,39 @@ pub struct Sim {
     /// EDEADLK completions that verified deadlock cycles allow, per (node,
     /// handle owner id).
     deadlock_allowed: HashMap<(u32, u64), u32>,
+    /// The extensions' decisions come from a stream of their own, so that
+    /// the older decisions keep their draws as far as possible.
+    xrng: Rng,
+    /// The lockspace created with UDLM_LSFL_TIMEOUT | UDLM_LSFL_HIERARCHY.
+    ext_ls: usize,
+    /// Resource names by index: NAMES, then child names as derived.
+    res: Vec<Vec<u8>>,
+    res_ix: HashMap<Vec<u8>, usize>,
+    /// (parent resource, child name index) -> resource.
+    child_ix: BTreeMap<(usize, usize), usize>,
+    res_depth: Vec<u8>,
+    /// Counts faults, transport notifications, restarts and resets: the
+    /// query checks that compare an answer with the programs' view hold
+    /// only when nothing of the kind happened while the query ran.
+    epoch: u64,
+    /// Queries waiting for their answer.
+    queries: Vec<QueryM>,
+}
+
+/// A query in flight, with what the programs knew when it was asked.
+struct QueryM {
+    node: u32,
+    gen: u32,
+    h: usize,
+    ls: usize,
+    name: usize,
+    /// A lock query: this lock (model index) only.
+    only: Option<usize>,
+    token: u64,
+    asked_at: u64,
+    epoch: u64,
+    /// Every model lock on the resource when asked, with its version.
+    versions: Vec<(usize, u64)>,
 }
 
 /// Why `cycle` is not a cycle of waits in the global state `snap`, if so.
@@ -603,6 +687,8 @@ impl Sim {
         let op_mean = lease / rng.range(15, 40);
         let faults = opts.faults && !rng.chance(1, 10);
         let end_random = lease * rng.range(3, 7);
+        let mut xrng = Rng::new(seed ^ 0x7e57_0e47_5ee1_d0e5);
+        let ext_ls = xrng.below(LOCKSPACES.len() as u64) as usize;
         let mut sim = Sim {
             seed,
             rng,
@@ -646,6 +732,18 @@ impl Sim {
             wait_snapshot: None,
             deadlock_found: HashMap::new(),
             deadlock_allowed: HashMap::new(),
+            xrng,
+            ext_ls,
+            res: NAMES.iter().map(|n| n.to_vec()).collect(),
+            res_ix: NAMES
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.to_vec(), i))
+                .collect(),
+            child_ix: BTreeMap::new(),
+            res_depth: vec![0; NAMES.len()],
+            epoch: 0,
+            queries: Vec::new(),
             opts,
         };
         if faults {
@@ -661,7 +759,7 @@ impl Sim {
             .map(|s| format!("n{}:{:+.1}%", s.id, s.rate_ppm as f64 / 10_000.0))
             .collect();
         format!(
-            "seed {}: {} nodes, lease {} ms, tick {} ms, latency ~{} us, fencing={}, nodir ls1={}, weights ls0={:?}, op every ~{} ms, faults={}, random phase {} ms, clocks [{}]",
+            "seed {}: {} nodes, lease {} ms, tick {} ms, latency ~{} us, fencing={}, nodir ls1={}, weights ls0={:?}, timeouts+hierarchy ls{}, op every ~{} ms, faults={}, random phase {} ms, clocks [{}]",
             self.seed,
             self.n,
             self.lease_ms,
@@ -670,6 +768,7 @@ impl Sim {
             self.fencing,
             self.nodir,
             self.weights,
+            self.ext_ls,
             self.op_mean / 1000,
             self.next_fault != u64::MAX,
             self.end_random / 1000,
@@ -860,6 +959,7 @@ impl Sim {
                 told: vec![None; self.n],
                 intended: vec![None; self.n],
                 crashed_at: 0,
+                last_tick_local: 0,
                 up: Arc::new(Mutex::new(BTreeSet::new())),
             });
         }
@@ -1090,6 +1190,7 @@ impl Sim {
         {
             self.take_wait_snapshot();
         }
+        self.slots[(id - 1) as usize].last_tick_local = local;
         self.call(id, |n| n.tick(local));
         self.check_deadlock_searches(id);
         // In a quiet spell with every node up, ticks are sparse (they only
@@ -1113,6 +1214,7 @@ impl Sim {
         let Some((_, note)) = self.slots[(id - 1) as usize].notes.pop_front() else {
             return;
         };
+        self.epoch += 1;
         match note {
             Note::Down(p) => {
                 self.tr(|| format!("n{id}: transport says session with n{p} is down"));
@@ -1165,8 +1267,17 @@ impl Sim {
         let sent: Vec<(u32, u32, Vec<u8>)> =
             std::mem::take(&mut *self.out.0.lock().unwrap_or_else(|e| e.into_inner()));
         for (from, to, payload) in sent {
+            if to == from && self.opts.avoid_known_bugs {
+                // Known (FINDINGS P): a query whose path leads back to the
+                // asking node answers it by a message to itself.
+                let text = pf::peer_msg(&payload);
+                self.tr(|| format!("  n{from} -> n{to} (to itself, dropped: known bug P): {text}"));
+                self.stat("known_message_to_self");
+                continue;
+            }
             if to == from || to == 0 || to as usize > self.n {
-                self.fail(format!("n{from} sent a message to node {to}"));
+                let text = pf::peer_msg(&payload);
+                self.fail(format!("n{from} sent a message to node {to}: {text}"));
                 continue;
             }
             if !self.alive(to) {
@@ -1262,6 +1373,7 @@ impl Sim {
     }
 
     fn add_cut(&mut self, a: u32, b: u32) {
+        self.epoch += 1;
         let (i, j) = (self.li(a, b), self.li(b, a));
         self.cut[i] += 1;
         self.cut[j] += 1;
@@ -1271,6 +1383,7 @@ impl Sim {
     }
 
     fn remove_cut(&mut self, a: u32, b: u32) {
+        self.epoch += 1;
         let (i, j) = (self.li(a, b), self.li(b, a));
         if self.cut[i] == 0 {
             return;
@@ -1453,6 +1566,7 @@ impl Sim {
                 target,
             } => {
                 self.fences_pending.remove(&target);
+                self.epoch += 1;
                 if self.alive(target) {
                     self.tr(|| format!("fence_cmd {target} (asked by n{coordinator}): n{target} is powered off"));
                     self.crash(target, false);
@@ -1477,14 +1591,15 @@ impl Sim {
     /// Node x stops at once (its programs with it). With `graceful`, what
     /// it sent reaches the peers.
     fn crash(&mut self, x: u32, graceful: bool) {
+        self.epoch += 1;
         let xi = (x - 1) as usize;
         // Resources it mastered may lose their value blocks.
         if let Some(node) = self.slots[xi].node.as_ref() {
             for (lsi, ls) in LOCKSPACES.iter().enumerate() {
                 if let Some(e) = node.lockspace_engine(ls) {
-                    for (ni, name) in NAMES.iter().enumerate() {
+                    for (ni, name) in self.res.iter().enumerate() {
                         if e.has_resource(name) {
-                            let lv = &mut self.lvbs[lsi * NAMES.len() + ni];
+                            let lv = &mut self.lvbs[lsi * MAX_RES + ni];
                             lv.maybe_reset = true;
                             if self.opts.avoid_known_bugs {
                                 // Known: the new master may rebuild an older
@@ -1566,6 +1681,7 @@ impl Sim {
             s.inc = inc;
             s.gen += 1;
             s.started = self.now;
+            s.last_tick_local = 0;
         }
         let node = self.new_node(x);
         let tick = self.rng.below(self.tick_us);
@@ -1578,6 +1694,7 @@ impl Sim {
             }
         }
         self.last_restart = self.now;
+        self.epoch += 1;
         self.stat("restarts");
     }
 
@@ -1585,6 +1702,10 @@ impl Sim {
 
     fn after_step(&mut self) {
         self.flush_outbox();
+        if self.any_blocked() {
+            // A recovery: the query checks skip this stretch.
+            self.epoch += 1;
+        }
         let touched = self.touched.clone();
         for &x in &touched {
             self.drain_node(x);
@@ -1601,6 +1722,7 @@ impl Sim {
                 self.drain_node(x);
             }
         }
+        self.poll_queries();
         self.tr_logs();
         if self.failure.is_none() {
             self.check_global();
@@ -1657,6 +1779,7 @@ impl Sim {
 
     fn end_lock(&mut self, li: usize) {
         let k = self.locks[li].key();
+        self.locks[li].version += 1;
         self.locks[li].state = LState::Ended;
         self.index.remove(&k);
     }
@@ -1690,6 +1813,7 @@ impl Sim {
             ));
             return;
         };
+        self.locks[li].version += 1;
         let l = &self.locks[li];
         if l.handle != Some(h) || !matches!(l.state, LState::Live | LState::Leaked) {
             let st = l.state;
@@ -1791,7 +1915,7 @@ impl Sim {
                 return;
             }
             // An unlock from PW/EX writes the value it carried.
-            let r = l.ls * NAMES.len() + l.name;
+            let r = l.ls * MAX_RES + l.name;
             // (IVVALBLK of the last conversion stays in the lock's flags
             // and turns the write into an invalidation.)
             if u.flags & lkf::VALBLK != 0 && (u.flags | l.flags) & lkf::IVVALBLK == 0 {
@@ -1871,6 +1995,11 @@ impl Sim {
                 let unsure = demoted || l.gr_unknown;
                 self.check_lvb_on_grant(li, cb, p, prev, new, unsure);
                 let l = &mut self.locks[li];
+                match prev {
+                    Some(g) if rq > g => l.stale = 0,
+                    Some(g) => l.stale |= 1 << g,
+                    None => {}
+                }
                 l.gr = Some(new);
                 l.uncertain = false;
                 l.gr_unknown = false;
@@ -1906,6 +2035,35 @@ impl Sim {
                 }
                 self.op_failed(li, conv);
             }
+            ETIMEDOUT => {
+                let (node, ls, timeout_at) = (l.node, l.ls, l.timeout_at);
+                if pflags & lkf::TIMEOUT == 0 || ls != self.ext_ls {
+                    self.fail(format!(
+                        "{who}: ETIMEDOUT for a {} with flags {} in ls{ls} (timeouts on in ls{})",
+                        if conv { "conversion" } else { "request" },
+                        pf::flags(pflags),
+                        self.ext_ls
+                    ));
+                    return;
+                }
+                let clock = self.slots[(node - 1) as usize].last_tick_local;
+                if let Some(t) = timeout_at.filter(|&t| clock < t) {
+                    self.fail(format!(
+                        "{who}: ETIMEDOUT at local clock {clock} ms, before its timeout ({t} ms)"
+                    ));
+                    return;
+                }
+                self.stat("timeouts");
+                // Like a cancel: a CONVDEADLK conversion may have been
+                // demoted before it ended.
+                if demoted {
+                    self.locks[li].gr = Some(NL);
+                }
+                self.op_failed(li, conv);
+                if conv && !demoted && pflags & lkf::CONVDEADLK != 0 {
+                    self.locks[li].gr_unknown = true;
+                }
+            }
             ECANCEL => {
                 if !l.cancel {
                     self.fail(format!("{who}: ECANCEL without a cancel"));
@@ -1938,6 +2096,7 @@ impl Sim {
         if conv {
             let l = &mut self.locks[li];
             l.pending = None;
+            l.timeout_at = None;
             l.cancel = false;
             l.uncertain = false;
         } else {
@@ -1958,7 +2117,7 @@ impl Sim {
     ) {
         let l = &self.locks[li];
         let (ls, name) = (l.ls, l.name);
-        let r = ls * NAMES.len() + name;
+        let r = ls * MAX_RES + name;
         let who = format!("n{} lock {} on ls{ls} r{name}", l.node, l.lkid);
         let valblk = p.flags() & lkf::VALBLK != 0;
         let t = transfer(prev, new);
@@ -2085,7 +2244,7 @@ impl Sim {
         let mut have: BTreeMap<(usize, usize, u8), usize> = BTreeMap::new();
         for (ls, name, mode) in &held {
             let lsi = LOCKSPACES.iter().position(|l| *l == &ls[..]);
-            let ni = NAMES.iter().position(|n| *n == name.as_bytes());
+            let ni = self.res_ix.get(name.as_bytes()).copied();
             if let (Some(lsi), Some(ni)) = (lsi, ni) {
                 *have.entry((lsi, ni, *mode as u8)).or_insert(0) += 1;
             }
@@ -2121,11 +2280,11 @@ impl Sim {
         }
         // What the node believes held must be something the programs have.
         for lsi in 0..LOCKSPACES.len() {
-            for ni in 0..NAMES.len() {
+            for ni in 0..self.res.len() {
                 let items: Vec<u8> = held
                     .iter()
                     .filter(|(ls, name, _)| {
-                        &ls[..] == LOCKSPACES[lsi] && name.as_bytes() == NAMES[ni]
+                        &ls[..] == LOCKSPACES[lsi] && name.as_bytes() == &self.res[ni][..]
                     })
                     .map(|(_, _, m)| *m as u8)
                     .collect();
@@ -2183,6 +2342,7 @@ impl Sim {
         let phase = self.node_ref(x).map(|n| n.phase().name()).unwrap_or("dead");
         self.tr(|| format!("n{x} RESET (phase now {phase:?}): self_fence=abort kills the programs of handles {victims:?}"));
         self.stat("resets");
+        self.epoch += 1;
         for i in mine {
             self.end_lock(i);
         }
@@ -2257,7 +2417,7 @@ impl Sim {
         // One master per resource among running nodes; value blocks of
         // resources with no locks anywhere are gone.
         for lsi in 0..LOCKSPACES.len() {
-            for ni in 0..NAMES.len() {
+            for ni in 0..self.res.len() {
                 let mut masters = Vec::new();
                 let mut anywhere = false;
                 for s in &self.slots {
@@ -2266,7 +2426,7 @@ impl Sim {
                     };
                     if node
                         .lockspace_engine(LOCKSPACES[lsi])
-                        .is_some_and(|e| e.has_resource(NAMES[ni]))
+                        .is_some_and(|e| e.has_resource(&self.res[ni]))
                     {
                         anywhere = true;
                         if !node.operations_blocked() {
@@ -2281,7 +2441,7 @@ impl Sim {
                     return;
                 }
                 if !anywhere {
-                    self.lvbs[lsi * NAMES.len() + ni].maybe_reset = true;
+                    self.lvbs[lsi * MAX_RES + ni].maybe_reset = true;
                 }
             }
         }
@@ -2352,6 +2512,10 @@ impl Sim {
             // again later.
             return;
         }
+        if self.xrng.chance(1, 12) {
+            self.op_query(h);
+            return;
+        }
         let locks = self.locks_of_handle(h);
         let pick = |s: &mut Sim| -> Option<usize> {
             (!locks.is_empty()).then(|| locks[s.rng.below(locks.len() as u64) as usize])
@@ -2393,11 +2557,12 @@ impl Sim {
     fn op_open(&mut self, x: u32) {
         let ls = self.rng.below(2) as usize;
         let create = self.rng.chance(4, 5);
+        let flags = self.ls_flags(ls);
         let visible = self
             .node_ref(x)
             .is_some_and(|n| n.lockspace_names().iter().any(|v| &v[..] == LOCKSPACES[ls]));
         let r = self.call(x, |n| {
-            n.open(LOCKSPACES[ls], create.then_some((0o600, 0)), creds())
+            n.open(LOCKSPACES[ls], create.then_some((0o600, flags)), creds())
         });
         let Some(r) = r else { return };
         self.stat("opens");
@@ -2501,6 +2666,7 @@ impl Sim {
             .collect();
         for li in ids {
             let l = &mut self.locks[li];
+            l.version += 1;
             if l.state == LState::Leaked {
                 continue;
             }
@@ -2600,15 +2766,42 @@ impl Sim {
         let valid = lock_args_valid(mode, flags);
         let bast_on = self.rng.chance(9, 10);
         let user = self.user_args(bast_on);
+        // The extensions, from their own stream.
+        let ext = ls == self.ext_ls;
+        let timeout = self.draw_timeout(ext);
+        if timeout.is_some() {
+            flags |= lkf::TIMEOUT;
+        }
+        let child = self.draw_parent(h, ext);
+        let (parent_id, parent, parent_ok, comp) = match child {
+            Some(c) => c,
+            None => (0, None, true, None),
+        };
+        if parent.is_some() {
+            // Children are never orphans (an orphan child's parent link is
+            // left out of the model).
+            flags &= !lkf::PERSISTENT;
+        }
+        // The resource locked: a child of the parent's, or the name itself
+        // (outside the hierarchical lockspace `parent` is ignored).
+        let (res, arg_name): (usize, &'static [u8]) = match (parent, comp) {
+            (Some(p), Some(c)) => {
+                let pn = self.locks[p].name;
+                (self.child_res(pn, c), CHILD_NAMES[c])
+            }
+            (None, Some(c)) if ext => (name, CHILD_NAMES[c]),
+            _ => (name, NAMES[name]),
+        };
         let args = LockArgs {
             mode,
             flags,
             lkid: 0,
-            name: NAMES[name],
+            name: arg_name,
             lvb: valblk.then_some([0u8; 32]),
             user,
             tid: 1,
-            ..LockArgs::default()
+            parent: parent_id,
+            timeout_cs: timeout.unwrap_or(0),
         };
         let owner = self.handles[h].owner;
         let r = self.call(x, |n| n.lock(owner, args));
@@ -2616,18 +2809,34 @@ impl Sim {
         let d = self.handle_desc(h);
         self.tr(|| {
             format!(
-                "op {d}: lock r{name} {} flags={} -> {r:?}",
+                "op {d}: lock r{res}{} {} flags={}{}{} -> {r:?}",
+                if parent_id != 0 {
+                    format!(
+                        " (as {} under lock {parent_id}, a {} parent)",
+                        String::from_utf8_lossy(arg_name),
+                        if parent_ok { "valid" } else { "invalid" }
+                    )
+                } else {
+                    String::new()
+                },
                 pf::mode(mode),
-                pf::flags(flags)
+                pf::flags(flags),
+                timeout
+                    .map(|t| format!(" timeout={t}cs"))
+                    .unwrap_or_default(),
+                if ext { " [ext]" } else { "" }
             )
         });
         self.stat("requests");
+        if parent.is_some() {
+            self.stat("child requests");
+        }
         let detached = self.handles[h].detached;
         match r {
             Ok(id) => {
-                if detached || !valid {
+                if detached || !valid || !parent_ok {
                     self.fail(format!(
-                        "{d}: lock call accepted (valid={valid}, detached={detached})"
+                        "{d}: lock call accepted (valid={valid}, detached={detached}, parent valid={parent_ok})"
                     ));
                     return;
                 }
@@ -2644,13 +2853,17 @@ impl Sim {
                     // A pending request of a closed handle: gone, not orphaned.
                     self.end_lock(other);
                 }
+                let timeout_at = timeout.filter(|_| ext).map(|cs| {
+                    self.slots[(x - 1) as usize].last_tick_local
+                        + cs.min(udlm::node::MAX_TIMEOUT_CS) * 10
+                });
                 self.locks.push(LockM {
                     node: x,
                     gen,
                     ls,
                     lkid: id,
                     handle: Some(h),
-                    name,
+                    name: res,
                     state: LState::Live,
                     gr: None,
                     uncertain: false,
@@ -2664,11 +2877,19 @@ impl Sim {
                     incarnation: None,
                     cancelled_conv: false,
                     gr_unknown: false,
+                    parent,
+                    timeout_at,
+                    version: 0,
+                    stale: 0,
                 });
                 self.index.insert(key, self.locks.len() - 1);
             }
             Err(Errno::NoEnt) if detached => {}
-            Err(Errno::Inval) if !valid => {}
+            Err(Errno::Inval) if !valid || !parent_ok => {
+                if !parent_ok {
+                    self.stat("invalid parents refused");
+                }
+            }
             Err(e) => self.fail(format!(
                 "{d}: lock call failed: {e} (valid={valid}, detached={detached})"
             )),
@@ -2724,10 +2945,18 @@ impl Sim {
                 .rng
                 .pick(&[lkf::EXPEDITE, lkf::CONVDEADLK | lkf::NOQUEUE, lkf::CANCEL]);
         }
+        if self.locks[li].parent.is_some() {
+            flags &= !lkf::PERSISTENT;
+        }
+        let ext = self.handles[h].ls == self.ext_ls;
+        let timeout = self.draw_timeout(ext);
+        if timeout.is_some() {
+            flags |= lkf::TIMEOUT;
+        }
         let valid = lock_args_valid(mode, flags);
         // A conversion from PW/EX writes the value it carries.
         let writes = gr.is_some() && transfer(gr, mode) == 0;
-        let r_idx = self.handles[h].ls * NAMES.len() + name;
+        let r_idx = self.handles[h].ls * MAX_RES + name;
         let tag = (valblk && writes).then(|| {
             let lv = &mut self.lvbs[r_idx];
             lv.next_tag = lv.next_tag.max(1);
@@ -2744,10 +2973,12 @@ impl Sim {
             mode,
             flags,
             lkid,
-            name: NAMES[name],
+            // (A conversion names its lock by id.)
+            name: NAMES[name.min(NAMES.len() - 1)],
             lvb,
             user,
             tid: 1,
+            timeout_cs: timeout.unwrap_or(0),
             ..LockArgs::default()
         };
         let owner = self.handles[h].owner;
@@ -2756,10 +2987,13 @@ impl Sim {
         let d = self.handle_desc(h);
         self.tr(|| {
             format!(
-                "op {d}: convert lock {lkid} (r{name}, granted {}) to {} flags={}{} -> {r:?}",
+                "op {d}: convert lock {lkid} (r{name}, granted {}) to {} flags={}{}{} -> {r:?}",
                 gr.map_or("-", pf::mode),
                 pf::mode(mode),
                 pf::flags(flags),
+                timeout
+                    .map(|t| format!(" timeout={t}cs"))
+                    .unwrap_or_default(),
                 lvb.map(|v| format!(" {}", pf::lvb_text(&v)))
                     .unwrap_or_default()
             )
@@ -2773,6 +3007,7 @@ impl Sim {
         }
         // The call takes the new routines and lksb before any check.
         self.locks[li].user = user;
+        self.locks[li].version += 1;
         let l = &self.locks[li];
         let busy = l.pending.is_some() || l.unlock.is_some();
         let expect: Result<u32, Errno> = if !valid {
@@ -2798,7 +3033,12 @@ impl Sim {
             return;
         }
         if r.is_ok() {
+            let timeout_at = timeout.filter(|_| ext).map(|cs| {
+                self.slots[(x - 1) as usize].last_tick_local
+                    + cs.min(udlm::node::MAX_TIMEOUT_CS) * 10
+            });
             let l = &mut self.locks[li];
+            l.timeout_at = timeout_at;
             l.pending = Some(Pending::Convert { mode, flags, tag });
             l.cancelled_conv = false;
             l.flags = flags;
@@ -2824,7 +3064,7 @@ impl Sim {
             if valblk {
                 if self.rng.chance(7, 10) {
                     flags |= lkf::VALBLK;
-                    let lv = &mut self.lvbs[ls * NAMES.len() + name];
+                    let lv = &mut self.lvbs[ls * MAX_RES + name];
                     lv.next_tag = lv.next_tag.max(1);
                     lv.next_tag += 1;
                     tag = Some(lv.next_tag - 1);
@@ -2868,15 +3108,20 @@ impl Sim {
         }
         {
             let l = &mut self.locks[li];
+            l.version += 1;
             l.user.lksb = lksb;
             if astarg != 0 {
                 l.user.astarg = astarg;
             }
         }
+        let children = self.children_of(li);
         let l = &self.locks[li];
         let pending = l.pending.is_some();
         let ok: bool = if invalid {
             r == Err(Errno::Inval)
+        } else if children > 0 && kind != 2 {
+            // Its children go first.
+            r == Err(Errno::NotEmpty)
         } else if l.unlock.is_some() {
             match kind {
                 0 => r == Err(Errno::Busy),
@@ -2899,13 +3144,16 @@ impl Sim {
         };
         if !ok {
             self.fail(format!(
-                "{d}: {} of lock {lkid} returned {r:?} (pending {:?}, unlock {:?}, cancel {})",
+                "{d}: {} of lock {lkid} returned {r:?} (pending {:?}, unlock {:?}, cancel {}, {children} children)",
                 ["unlock", "force-unlock", "cancel"][kind as usize],
                 l.pending,
                 l.unlock,
                 l.cancel
             ));
             return;
+        }
+        if r == Err(Errno::NotEmpty) {
+            self.stat("unlocks refused for children");
         }
         if r == Ok(0) {
             let l = &mut self.locks[li];
@@ -3001,6 +3249,7 @@ impl Sim {
                     return;
                 }
                 let l = &mut self.locks[li];
+                l.version += 1;
                 l.state = LState::Live;
                 l.handle = Some(h);
                 l.gr = Some(mode);
@@ -3049,6 +3298,404 @@ impl Sim {
         }
         for li in self.orphans_of(x, ls) {
             self.end_lock(li);
+        }
+    }
+
+    // ----- the udlm extensions: timeouts, hierarchy, queries ---------------
+
+    fn ls_flags(&self, ls: usize) -> u32 {
+        if ls == self.ext_ls {
+            EXT_LSFL
+        } else {
+            0
+        }
+    }
+
+    /// `LKF_TIMEOUT` now and then, in centiseconds up to a lease (0: ends
+    /// at the next tick if not granted). Rarely outside the lockspace
+    /// created with UDLM_LSFL_TIMEOUT, where it must be ignored.
+    fn draw_timeout(&mut self, ext: bool) -> Option<u64> {
+        let (num, den) = if ext { (1, 4) } else { (1, 25) };
+        if !self.xrng.chance(num, den) {
+            return None;
+        }
+        Some(if self.xrng.chance(1, 8) {
+            0
+        } else {
+            self.xrng.range(1, self.lease_ms / 10)
+        })
+    }
+
+    /// Sometimes a child request: (the `parent` argument, the parent lock
+    /// when it is a valid one, whether the node must accept the parent, the
+    /// child name). In the hierarchical lockspace the parent is a granted
+    /// lock of the handle, or else one the node must refuse (a request of
+    /// the handle not granted yet, another handle's lock, no lock); in the
+    /// other lockspace `parent` is ignored, as by the kernel.
+    fn draw_parent(
+        &mut self,
+        h: usize,
+        ext: bool,
+    ) -> Option<(u32, Option<usize>, bool, Option<usize>)> {
+        let (num, den) = if ext { (3, 10) } else { (1, 30) };
+        if !self.xrng.chance(num, den) {
+            return None;
+        }
+        let comp = Some(self.xrng.below(CHILD_NAMES.len() as u64) as usize);
+        let mine = self.locks_of_handle(h);
+        if !ext {
+            let id = if !mine.is_empty() && self.xrng.chance(1, 2) {
+                self.locks[mine[self.xrng.below(mine.len() as u64) as usize]].lkid
+            } else {
+                0x7fff_0000
+            };
+            return Some((id, None, true, comp));
+        }
+        let valid: Vec<usize> = mine
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let l = &self.locks[i];
+                l.gr.is_some() && l.unlock.is_none() && self.res_depth[l.name] < MAX_DEPTH
+            })
+            .collect();
+        if !valid.is_empty() && self.xrng.chance(4, 5) {
+            let p = valid[self.xrng.below(valid.len() as u64) as usize];
+            return Some((self.locks[p].lkid, Some(p), true, comp));
+        }
+        if valid.is_empty() && self.xrng.chance(1, 2) {
+            // (Not every request of a handle without a granted lock.)
+            return None;
+        }
+        let hd = &self.handles[h];
+        let (x, gen, ls) = (hd.node, hd.gen, hd.ls);
+        let waiting: Vec<u32> = mine
+            .iter()
+            .map(|&i| &self.locks[i])
+            .filter(|l| l.gr.is_none())
+            .map(|l| l.lkid)
+            .collect();
+        let others: Vec<u32> = self
+            .index
+            .iter()
+            .filter(|(k, &i)| {
+                k.0 == x && k.1 == gen && k.2 == ls && self.locks[i].handle != Some(h)
+            })
+            .map(|(k, _)| k.3)
+            .collect();
+        let id = match self.xrng.below(3) {
+            0 if !waiting.is_empty() => waiting[self.xrng.below(waiting.len() as u64) as usize],
+            1 if !others.is_empty() => others[self.xrng.below(others.len() as u64) as usize],
+            _ => 0x7fff_0000 + self.xrng.below(16) as u32,
+        };
+        Some((id, None, false, comp))
+    }
+
+    /// The resource of child `comp` inside resource `parent`, named as the
+    /// node names it (`hierarchy::child_name`).
+    fn child_res(&mut self, parent: usize, comp: usize) -> usize {
+        if let Some(&r) = self.child_ix.get(&(parent, comp)) {
+            return r;
+        }
+        let pn = ResName::new(&self.res[parent]).expect("a resource name");
+        let bytes = child_name(&pn, CHILD_NAMES[comp]).as_bytes().to_vec();
+        let i = self.res.len();
+        assert!(i < MAX_RES, "too many child resources");
+        self.res.push(bytes.clone());
+        self.res_ix.insert(bytes, i);
+        self.res_depth.push(self.res_depth[parent] + 1);
+        self.child_ix.insert((parent, comp), i);
+        self.tr(|| format!("  (r{i} is child c{comp} of r{parent})"));
+        i
+    }
+
+    /// The locks the programs have with lock `li` as parent.
+    fn children_of(&self, li: usize) -> usize {
+        self.index
+            .values()
+            .filter(|&&i| self.locks[i].parent == Some(li))
+            .count()
+    }
+
+    fn any_blocked(&self) -> bool {
+        (1..=self.n as u32).any(|i| self.alive(i) && self.blocked(i))
+    }
+
+    /// The query call, on a resource by name or on one of the handle's
+    /// locks; checked at once or when its answer arrives.
+    fn op_query(&mut self, h: usize) {
+        let x = self.handles[h].node;
+        let ls = self.handles[h].ls;
+        let owner = self.handles[h].owner;
+        let mine = self.locks_of_handle(h);
+        let (target, name, only) = if !mine.is_empty() && self.xrng.chance(1, 3) {
+            let li = mine[self.xrng.below(mine.len() as u64) as usize];
+            let l = &self.locks[li];
+            (InspectTarget::Lock(l.lkid), l.name, Some(li))
+        } else {
+            let name = self.xrng.below(self.res.len() as u64) as usize;
+            (InspectTarget::Name(self.res[name].clone()), name, None)
+        };
+        let what = format!("{target:?}");
+        let Some(step) = self.call(x, |n| n.inspect(owner, target)) else {
+            return;
+        };
+        self.stat("queries");
+        let versions: Vec<(usize, u64)> = self
+            .index
+            .values()
+            .map(|&i| (i, &self.locks[i]))
+            .filter(|(_, l)| l.ls == ls && l.name == name)
+            .map(|(i, l)| (i, l.version))
+            .collect();
+        let d = self.handle_desc(h);
+        let mut q = QueryM {
+            node: x,
+            gen: self.slots[(x - 1) as usize].gen,
+            h,
+            ls,
+            name,
+            only,
+            token: 0,
+            asked_at: self.now,
+            // A query asked during a recovery is never compared.
+            epoch: if self.any_blocked() {
+                u64::MAX
+            } else {
+                self.epoch
+            },
+            versions,
+        };
+        match step {
+            InspectStep::Done(r) => {
+                self.tr(|| format!("op {d}: query r{name} ({what}) -> {r:?}"));
+                self.check_query(&q, r, true);
+            }
+            InspectStep::Pending(token) => {
+                self.tr(|| format!("op {d}: query r{name} ({what}) -> pending, token {token}"));
+                q.token = token;
+                self.queries.push(q);
+            }
+        }
+    }
+
+    /// Answers that arrived; questions whose node died are dropped, those
+    /// unanswered for INSPECT_WAIT_MS abandoned (as the daemon does).
+    fn poll_queries(&mut self) {
+        if self.queries.is_empty() {
+            return;
+        }
+        let mut keep = Vec::new();
+        for q in std::mem::take(&mut self.queries) {
+            let s = &mut self.slots[(q.node - 1) as usize];
+            let Some(node) = s.node.as_mut().filter(|_| s.gen == q.gen) else {
+                continue;
+            };
+            if self.now > q.asked_at + udlm::node::inspect::INSPECT_WAIT_MS * 1000 {
+                node.inspect_abandon(q.token);
+                self.stat("queries abandoned");
+                continue;
+            }
+            match node.inspect_answer(q.token) {
+                Some(r) => {
+                    let d = self.handle_desc(q.h);
+                    self.tr(|| format!("  {d}: query r{} answered: {r:?}", q.name));
+                    self.check_query(&q, r, false);
+                }
+                None => keep.push(q),
+            }
+        }
+        keep.append(&mut self.queries);
+        self.queries = keep;
+    }
+
+    /// A query's answer against what the programs know. Locks the programs
+    /// left alone while the query ran (same version) are compared, and only
+    /// when no fault, notification or recovery happened meanwhile.
+    fn check_query(&mut self, q: &QueryM, r: Result<ResourceView, Errno>, immediate: bool) {
+        let who = format!(
+            "n{} h{} query of ls{} r{}{}",
+            q.node,
+            q.h,
+            q.ls,
+            q.name,
+            if q.only.is_some() { " (lock)" } else { "" }
+        );
+        let detached = self.handles[q.h].detached;
+        let stable = q.epoch == self.epoch && !self.any_blocked();
+        let unchanged = |s: &Sim, i: usize, v: u64| {
+            s.locks[i].version == v && s.locks[i].state != LState::Ended
+        };
+        // Locks settled from the question to the answer.
+        let settled: Vec<usize> = q
+            .versions
+            .iter()
+            .filter(|&&(i, v)| {
+                unchanged(self, i, v) && self.locks[i].settled() && q.only.is_none_or(|o| o == i)
+            })
+            .map(|&(i, _)| i)
+            .collect();
+        let view = match r {
+            Err(Errno::NoEnt) if detached => return,
+            Err(Errno::Again) => {
+                self.stat("queries EAGAIN");
+                return;
+            }
+            Err(Errno::NoEnt) => {
+                if let Some(li) = q.only.filter(|_| immediate) {
+                    let l = &self.locks[li];
+                    self.fail(format!(
+                        "{who}: ENOENT for lock {} that the handle has ({:?})",
+                        l.lkid, l.state
+                    ));
+                    return;
+                }
+                if stable && !settled.is_empty() && self.opts.avoid_known_bugs {
+                    // Known (FINDINGS Q): a stale cached master on the
+                    // asking node, which is the name's directory node.
+                    self.stat("known_query_enoent");
+                } else if stable && !settled.is_empty() {
+                    let l = &self.locks[settled[0]];
+                    self.fail(format!(
+                        "{who}: ENOENT while n{} lock {} holds it at {} all along",
+                        l.node,
+                        l.lkid,
+                        pf::mode(l.gr.unwrap_or(NL))
+                    ));
+                }
+                self.stat("queries ENOENT");
+                return;
+            }
+            Err(e) => {
+                self.fail(format!("{who}: failed with {e} (detached={detached})"));
+                return;
+            }
+            Ok(v) => v,
+        };
+        if detached {
+            self.fail(format!("{who}: answered on a destroyed lockspace"));
+            return;
+        }
+        self.stat("queries answered");
+        if immediate && view.master != q.node {
+            self.fail(format!(
+                "{who}: answered at once by n{} naming n{} as master",
+                q.node, view.master
+            ));
+            return;
+        }
+        if view.master == 0 || view.master as usize > self.n {
+            self.fail(format!("{who}: master n{} is no node", view.master));
+            return;
+        }
+        if let Some(b) = view.lvb.as_ref() {
+            match lvb_decode(b) {
+                Err(()) => {
+                    self.fail(format!("{who}: LVB that nobody wrote: {}", pf::lvb_text(b)));
+                    return;
+                }
+                Ok(Some((vls, vname, vt))) => {
+                    let next = self.lvbs[q.ls * MAX_RES + q.name].next_tag;
+                    if (vls, vname) != (q.ls, q.name) || vt >= next {
+                        self.fail(format!(
+                            "{who}: LVB of ls{vls} r{vname} #{vt} (next tag here #{next})"
+                        ));
+                        return;
+                    }
+                }
+                Ok(None) => {}
+            }
+        }
+        if let Some(li) = q.only {
+            let l = &self.locks[li];
+            if view
+                .locks
+                .iter()
+                .any(|v| v.node != q.node || v.lkid != l.lkid)
+            {
+                self.fail(format!(
+                    "{who}: a lock query of lock {} lists other locks: {:?}",
+                    l.lkid, view.locks
+                ));
+                return;
+            }
+        }
+        if !stable {
+            return;
+        }
+        use udlm::node::inspect::QUEUE_GRANTED;
+        for lv in &view.locks {
+            if lv.lkid == 0 || lv.node == 0 || lv.node as usize > self.n {
+                continue;
+            }
+            let gen = self.slots[(lv.node - 1) as usize].gen;
+            let Some(&i) = self.index.get(&(lv.node, gen, q.ls, lv.lkid)) else {
+                continue;
+            };
+            let Some(&(_, v0)) = q.versions.iter().find(|(j, _)| *j == i) else {
+                continue;
+            };
+            if !unchanged(self, i, v0) {
+                continue;
+            }
+            let l = &self.locks[i];
+            let bit = if lv.granted < 0 {
+                NONE
+            } else {
+                lv.granted as u8
+            };
+            let bad_mode = l.master_modes() & (1 << bit) == 0;
+            let bad_settled = settled.contains(&i)
+                && (lv.queue != QUEUE_GRANTED || (l.gr != Some(bit) && l.stale & (1 << bit) == 0));
+            if bad_mode || bad_settled {
+                self.fail(format!(
+                    "{who}: master n{} shows n{} lock {} as {lv:?}, but its program was told {:?} (pending {:?}, state {:?})",
+                    view.master,
+                    lv.node,
+                    lv.lkid,
+                    l.gr.map(pf::mode),
+                    l.pending,
+                    l.state
+                ));
+                return;
+            }
+        }
+        if settled.is_empty() || view.locks.len() < view.nlocks as usize {
+            return;
+        }
+        self.stat("queries compared");
+        for &i in &settled {
+            let l = &self.locks[i];
+            if !view
+                .locks
+                .iter()
+                .any(|v| v.node == l.node && v.lkid == l.lkid)
+            {
+                self.fail(format!(
+                    "{who}: master n{} does not list n{} lock {} ({} all along): {:?}",
+                    view.master,
+                    l.node,
+                    l.lkid,
+                    pf::mode(l.gr.unwrap_or(NL)),
+                    view.locks
+                ));
+                return;
+            }
+        }
+        // The master named is the (one running) node whose engine has it.
+        let has: Vec<u32> = (1..=self.n as u32)
+            .filter(|&m| {
+                self.node_ref(m).is_some_and(|n| {
+                    n.lockspace_engine(LOCKSPACES[q.ls])
+                        .is_some_and(|e| e.has_resource(&self.res[q.name]))
+                })
+            })
+            .collect();
+        if has != [view.master] {
+            self.fail(format!(
+                "{who}: answer names n{} as master, the engines with the resource are {has:?}",
+                view.master
+            ));
         }
     }
 
@@ -3188,6 +3835,8 @@ impl Sim {
                         && l.pending.is_none()
                         && l.unlock.is_none()
                         && l.handle.is_some_and(|h| !self.handles[h].detached)
+                        // Children go before their parents (ENOTEMPTY).
+                        && self.children_of(i) == 0
                 })
                 .collect();
             for li in settled {
@@ -3296,7 +3945,8 @@ impl Sim {
         }) {
             return Some(h);
         }
-        let r = self.call(x, |n| n.open(LOCKSPACES[ls], Some((0o600, 0)), creds()))?;
+        let flags = self.ls_flags(ls);
+        let r = self.call(x, |n| n.open(LOCKSPACES[ls], Some((0o600, flags)), creds()))?;
         let Ok((owner, token)) = r else {
             self.fail(format!("n{x}: cannot open ls{ls} to purge: {r:?}"));
             return None;
@@ -3344,6 +3994,20 @@ impl Sim {
                 return;
             }
             if let Some(p) = l.pending {
+                // A timeout sent to a master that lost the lock in a
+                // recovery is sent again after a second (the node's
+                // TIMEOUT_RETRY_MS): only later is it overdue.
+                let clock = self.slots[(l.node - 1) as usize].last_tick_local;
+                let overdue = l
+                    .timeout_at
+                    .is_some_and(|t| clock >= t + TIMEOUT_RETRY_MS + self.lease_ms);
+                if overdue {
+                    self.fail(format!(
+                        "{who}: its LKF_TIMEOUT operation {p:?} neither granted nor timed out (due at local {:?} ms)",
+                        l.timeout_at
+                    ));
+                    return;
+                }
                 if p.flags() & lkf::NOQUEUE != 0 {
                     self.fail(format!(
                         "{who}: its NOQUEUE operation {p:?} was never answered"
@@ -3363,7 +4027,7 @@ impl Sim {
                     continue;
                 };
                 for r in e.resources() {
-                    let Some(ni) = NAMES.iter().position(|n| *n == r.name.as_bytes()) else {
+                    let Some(ni) = self.res_ix.get(r.name.as_bytes()).copied() else {
                         continue;
                     };
                     for li in r.granted.iter().chain(&r.converting).chain(&r.waiting) {
