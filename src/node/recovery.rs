@@ -655,6 +655,18 @@ impl Node {
                     self.send(from, hello);
                     return;
                 }
+                if gen > m.gen && m.completed_generations == 0 && !fresh.contains(&self.node_id) {
+                    // This node's state is void (it never joined, or it
+                    // reset itself since the coordinator last heard from
+                    // it): a generation that counts on its earlier locks,
+                    // masterships and directory records would lose them
+                    // (two masters of one name, seen by the simulator). It
+                    // says where it stands; the coordinator starts again
+                    // with it afresh.
+                    let hello = self.hello();
+                    self.send(from, hello);
+                    return;
+                }
                 if gen > m.gen {
                     let lower_live = self.live_view().first().is_some_and(|&n| n < from);
                     let unknown = self.unknown_members(&members);
@@ -1430,6 +1442,13 @@ impl Node {
                 };
                 if let Some(l) = self.lockspaces.get_mut(&ls) {
                     l.directory.insert(rn, from);
+                    // A claim made here only for a waiting request of a
+                    // node whose master was a dead node's stale cache (it
+                    // had given the name up): the name lives on `from`.
+                    if l.masters.get(&rn) == Some(&me) && !l.engine.has_resource(&name) {
+                        l.masters.remove(&rn);
+                        l.recovered_lvb.remove(&rn);
+                    }
                 }
             }
             PeerMsg::DirHint { ls, name, master } => {
@@ -1471,7 +1490,16 @@ impl Node {
                 }
                 if mode == NOT_GRANTED {
                     // A waiting request of the sender, which comes again
-                    // later: this node masters the name from now on.
+                    // later: this node masters the name from now on,
+                    // unless a surviving master has told this directory
+                    // node that it masters the name (the sender's master
+                    // was a stale cache; its request finds the name there).
+                    let elsewhere = !nodir
+                        && dir == Some(me)
+                        && l.directory.get(&rn).is_some_and(|&m| m != me && m != from);
+                    if elsewhere && !l.engine.has_resource(&name) {
+                        return;
+                    }
                     if !live {
                         note_lvb(&mut l.recovered_lvb, rn, mode, flags, None);
                     }
