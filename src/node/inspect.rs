@@ -263,6 +263,12 @@ impl Node {
 
     /// The answer to question `token`, once complete (it is then forgotten).
     pub fn inspect_answer(&mut self, token: u64) -> Option<Result<ResourceView, Errno>> {
+        let ls = &self.inspects.pending.get(&token)?.ls;
+        if !self.lockspaces.get(ls).is_some_and(|l| l.visible) {
+            // Released meanwhile: like any call on the handle now.
+            self.inspects.pending.remove(&token);
+            return Some(Err(Errno::NoEnt));
+        }
         let done = self.inspects.pending.get(&token)?.done.is_some();
         if !done {
             return None;
