@@ -99,7 +99,7 @@ impl Connection {
             version: PROTOCOL_VERSION,
             name: name.to_vec(),
             create,
-            tid: sys::gettid(),
+            tid: sys::cached_tid(),
         };
         sys::send_with_fd(req.as_raw_fd(), &hello.encode(), node_end.as_raw_fd())
             .map_err(|_| Errno::NotConn)?;

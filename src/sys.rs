@@ -246,6 +246,33 @@ pub fn gettid() -> u32 {
     unsafe { libc::syscall(libc::SYS_gettid) as u32 }
 }
 
+thread_local! {
+    static CACHED_TID: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// [`gettid`], asked of the kernel once per thread (the library passes it
+/// with every lock call). The child of a `fork` forgets it: its one thread
+/// has another id (a `pthread_atfork` handler).
+pub fn cached_tid() -> u32 {
+    static ATFORK: std::sync::Once = std::sync::Once::new();
+    ATFORK.call_once(|| {
+        // SAFETY: registers a handler that only touches a thread-local.
+        unsafe { libc::pthread_atfork(None, None, Some(forget_tid)) };
+    });
+    CACHED_TID.with(|t| match t.get() {
+        0 => {
+            let tid = gettid();
+            t.set(tid);
+            tid
+        }
+        tid => tid,
+    })
+}
+
+extern "C" fn forget_tid() {
+    let _ = CACHED_TID.try_with(|t| t.set(0));
+}
+
 /// Ends process `pid` at once (SIGKILL): self-fencing of the programs
 /// that hold locks a node can no longer vouch for.
 pub fn kill_process(pid: u32) {

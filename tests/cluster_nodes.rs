@@ -48,6 +48,15 @@ struct Handle {
     events: OwnedFd,
 }
 
+/// The routines and arguments every test lock passes (never called here).
+const USER: UserArgs = UserArgs {
+    ast: 1,
+    astarg: 2,
+    bast: 3,
+    bastarg: 4,
+    lksb: 5,
+};
+
 const CREDS: PeerCreds = PeerCreds {
     pid: 1,
     uid: 0,
@@ -156,8 +165,13 @@ impl Cluster {
     }
 
     fn open(&mut self, node: u32, ls: &[u8]) -> Handle {
+        self.open_with(node, ls, 0)
+    }
+
+    /// A handle on a lockspace created with `flags` (udlm's extensions).
+    fn open_with(&mut self, node: u32, ls: &[u8], flags: u32) -> Handle {
         let n = self.nodes.get_mut(&node).unwrap();
-        let (owner, token) = n.open(ls, Some((0o600, 0)), CREDS).unwrap();
+        let (owner, token) = n.open(ls, Some((0o600, flags)), CREDS).unwrap();
         let (ours, theirs) = sys::seqpacket_pair().unwrap();
         n.attach(token, EventSink::new(theirs), CREDS).unwrap();
         Handle {
@@ -187,49 +201,38 @@ impl Cluster {
 
     /// A lock call with every argument, returning the lock id.
     fn lock_with(&mut self, h: &Handle, name: &[u8], mode: u8, flags: u32, lkid: u32) -> u32 {
-        let user = UserArgs {
-            ast: 1,
-            astarg: 2,
-            bast: 3,
-            bastarg: 4,
-            lksb: 5,
-        };
-        let args = LockArgs {
-            mode,
-            flags,
-            lkid,
-            name,
-            lvb: (flags & lkf::VALBLK != 0).then_some([7; 32]),
-            user,
-            tid: 1,
-            ..LockArgs::default()
-        };
-        let id = self
-            .nodes
-            .get_mut(&h.node)
-            .unwrap()
-            .lock(h.owner, args)
-            .expect("lock accepted");
-        self.run();
-        id
+        self.lock_args(
+            h,
+            LockArgs {
+                mode,
+                flags,
+                lkid,
+                name,
+                lvb: (flags & lkf::VALBLK != 0).then_some([7; 32]),
+                user: USER,
+                tid: 1,
+                ..LockArgs::default()
+            },
+        )
     }
 
     /// A lock call inside the parent lock `parent` (hierarchical lockspaces).
     fn lock_with_parent(&mut self, h: &Handle, name: &[u8], mode: u8, parent: u32) -> u32 {
-        let args = LockArgs {
-            mode,
-            name,
-            user: UserArgs {
-                ast: 1,
-                astarg: 2,
-                bast: 3,
-                bastarg: 4,
-                lksb: 5,
+        self.lock_args(
+            h,
+            LockArgs {
+                mode,
+                name,
+                user: USER,
+                tid: 1,
+                parent,
+                ..LockArgs::default()
             },
-            tid: 1,
-            parent,
-            ..LockArgs::default()
-        };
+        )
+    }
+
+    /// A lock call with `args` as given; the messages it causes are run.
+    fn lock_args(&mut self, h: &Handle, args: LockArgs<'_>) -> u32 {
         let id = self
             .nodes
             .get_mut(&h.node)
@@ -518,13 +521,7 @@ fn run_random(seed: u64) {
                 let mode = rnd(6) as u8;
                 let flags = if rnd(3) == 0 { lkf::NOQUEUE } else { 0 };
                 let name = names[rnd(3) as usize];
-                let user = UserArgs {
-                    ast: 1,
-                    astarg: 2,
-                    bast: 3,
-                    bastarg: 4,
-                    lksb: 5,
-                };
+                let user = USER;
                 let args = LockArgs {
                     mode,
                     flags,
@@ -546,13 +543,7 @@ fn run_random(seed: u64) {
                     let id = live[h][rnd(live[h].len() as u64) as usize];
                     let flags = lkf::CONVERT
                         | [0, lkf::NOQUEUE, lkf::QUECVT, lkf::CONVDEADLK][rnd(4) as usize];
-                    let user = UserArgs {
-                        ast: 1,
-                        astarg: 2,
-                        bast: 3,
-                        bastarg: 4,
-                        lksb: 5,
-                    };
+                    let user = USER;
                     let args = LockArgs {
                         mode: rnd(6) as u8,
                         flags,
@@ -1257,20 +1248,9 @@ fn a_tree_is_mastered_where_its_root_is() {
     use udlm::node::hierarchy::child_name;
     use udlm::types::{lsfl, ResName};
     let mut c = Cluster::new(3);
-    let open = |c: &mut Cluster, node: u32| {
-        let n = c.nodes.get_mut(&node).unwrap();
-        let (owner, token) = n
-            .open(b"tree", Some((0o600, lsfl::UDLM_HIERARCHY)), CREDS)
-            .unwrap();
-        let (ours, theirs) = sys::seqpacket_pair().unwrap();
-        n.attach(token, EventSink::new(theirs), CREDS).unwrap();
-        Handle {
-            node,
-            owner,
-            events: ours,
-        }
-    };
-    let hs: Vec<Handle> = (1..=3).map(|n| open(&mut c, n)).collect();
+    let hs: Vec<Handle> = (1..=3)
+        .map(|n| c.open_with(n, b"tree", lsfl::UDLM_HIERARCHY))
+        .collect();
     let members = [(1, 1), (2, 1), (3, 1)];
     let mut directories = std::collections::BTreeSet::new();
     for i in 0..12 {
@@ -1325,44 +1305,26 @@ fn a_tree_is_mastered_where_its_root_is() {
 fn a_timeout_lost_with_its_master_is_sent_again() {
     use udlm::types::lsfl;
     let mut c = Cluster::new(3);
-    let open = |c: &mut Cluster, node: u32| {
-        let n = c.nodes.get_mut(&node).unwrap();
-        let (owner, token) = n
-            .open(b"tmo", Some((0o600, lsfl::UDLM_TIMEOUT)), CREDS)
-            .unwrap();
-        let (ours, theirs) = sys::seqpacket_pair().unwrap();
-        n.attach(token, EventSink::new(theirs), CREDS).unwrap();
-        Handle {
-            node,
-            owner,
-            events: ours,
-        }
-    };
-    let h1 = open(&mut c, 1);
-    let h2 = open(&mut c, 2);
-    let h3 = open(&mut c, 3);
+    let h1 = c.open_with(1, b"tmo", lsfl::UDLM_TIMEOUT);
+    let h2 = c.open_with(2, b"tmo", lsfl::UDLM_TIMEOUT);
+    let h3 = c.open_with(3, b"tmo", lsfl::UDLM_TIMEOUT);
     // Node 3 asks first and masters "r"; node 2 holds it in EX.
     let n3 = c.lock(&h3, b"r", 0, 0);
     let x = c.lock(&h2, b"r", 5, 0);
     assert_eq!(callbacks(&h3), vec![(false, n3, G)]);
     assert_eq!(callbacks(&h2), vec![(false, x, G)]);
-    let args = LockArgs {
-        mode: 5,
-        flags: lkf::TIMEOUT,
-        name: b"r",
-        user: UserArgs {
-            ast: 1,
-            astarg: 2,
-            bast: 3,
-            bastarg: 4,
-            lksb: 5,
+    let w = c.lock_args(
+        &h1,
+        LockArgs {
+            mode: 5,
+            flags: lkf::TIMEOUT,
+            name: b"r",
+            user: USER,
+            tid: 1,
+            timeout_cs: 50,
+            ..LockArgs::default()
         },
-        tid: 1,
-        timeout_cs: 50,
-        ..LockArgs::default()
-    };
-    let w = c.nodes.get_mut(&1).unwrap().lock(h1.owner, args).unwrap();
-    c.run();
+    );
     assert_eq!(callbacks(&h1), vec![]);
     // The deadline passes: node 1 tells node 3, which dies before it reads it.
     c.nodes.get_mut(&1).unwrap().tick(600);

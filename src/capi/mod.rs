@@ -320,6 +320,13 @@ fn waiters() -> &'static (Mutex<u64>, Condvar) {
     W.get_or_init(|| (Mutex::new(0), Condvar::new()))
 }
 
+/// `_wait` callers asleep on [`waiters`]: a delivery with nobody asleep
+/// costs no wake-up system call. A sleeper counts itself, under the mutex,
+/// before it looks at its lksb; a delivery writes the lksb before it looks
+/// at the count (both sequentially consistent), so either the sleeper sees
+/// the status or the delivery sees the sleeper.
+static SLEEPERS: AtomicU32 = AtomicU32::new(0);
+
 /// Writes the lksb (completions only), then runs the routine.
 ///
 /// # Safety
@@ -347,9 +354,12 @@ unsafe fn deliver(cb: &Callback) {
         unsafe { f(cb.arg as usize as *mut c_void) };
     }
     if !cb.blocking {
-        let (m, c) = waiters();
-        *m.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        c.notify_all();
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if SLEEPERS.load(Ordering::SeqCst) > 0 {
+            let (m, c) = waiters();
+            *m.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+            c.notify_all();
+        }
     }
 }
 
@@ -371,10 +381,13 @@ fn wait_for(h: &LsHandle, lksb: *mut Lksb, flavor: Flavor) -> Result<(), Errno> 
         if flavor == Flavor::Threaded && h.has_ast_thread() && !h.on_ast_thread() {
             let (m, c) = waiters();
             let g = m.lock().unwrap_or_else(|e| e.into_inner());
+            SLEEPERS.fetch_add(1, Ordering::SeqCst);
             if lksb_status(lksb) != Status::EINPROG {
+                SLEEPERS.fetch_sub(1, Ordering::SeqCst);
                 return Ok(());
             }
             let _ = c.wait_timeout(g, std::time::Duration::from_millis(100));
+            SLEEPERS.fetch_sub(1, Ordering::SeqCst);
         } else {
             h.dispatch_one(true, false)?;
         }
@@ -580,7 +593,7 @@ pub unsafe fn ls_lock(
             bastarg: call.bastarg as usize as u64,
             lksb: lksb as usize as u64,
         },
-        tid: sys::gettid(),
+        tid: sys::cached_tid(),
         parent: call.parent,
         timeout_cs: call.timeout_cs,
         inline: if wait && (convert || call.flags & lkf::ORPHAN == 0) {
@@ -701,7 +714,7 @@ pub fn purge(ls: *mut c_void, nodeid: c_int, pid: c_int) -> c_int {
     let Some(h) = lookup(ls) else {
         return fail(Errno::NotConn);
     };
-    let tid = sys::gettid();
+    let tid = sys::cached_tid();
     match h.call(&Request::Purge {
         nodeid: nodeid as u32,
         pid: pid as u32,
