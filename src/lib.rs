@@ -10,6 +10,7 @@ pub mod client;
 pub mod cluster;
 pub mod control;
 pub mod engine;
+pub mod fasthash;
 pub mod net;
 pub mod node;
 pub mod proto;

@@ -3522,6 +3522,9 @@ impl Sim {
             if q.only.is_some() { " (lock)" } else { "" }
         );
         let detached = self.handles[q.h].detached;
+        // The handle closed while it waited (its lockspace released with
+        // it, or not): ENOENT is a fair answer then.
+        let closed = self.handles[q.h].fd.is_none();
         let stable = q.epoch == self.epoch && !self.any_blocked();
         let unchanged = |s: &Sim, i: usize, v: u64| {
             s.locks[i].version == v && s.locks[i].state != LState::Ended
@@ -3536,7 +3539,7 @@ impl Sim {
             .map(|&(i, _)| i)
             .collect();
         let view = match r {
-            Err(Errno::NoEnt) if detached => return,
+            Err(Errno::NoEnt) if detached || closed => return,
             Err(Errno::Again) => {
                 self.stat("queries EAGAIN");
                 return;

@@ -33,6 +33,7 @@
 #[cfg(test)]
 mod tests;
 
+use crate::fasthash::FastHash;
 use crate::types::{lkf, sbf, Errno, LockId, Lvb, Mode, Owner, ResName, Status, LVB_LEN};
 use hashbrown::HashTable;
 use std::cmp::Reverse;
@@ -213,41 +214,8 @@ struct Resource {
     parent: u32,
 }
 
-/// A small, fast hasher for resource names (FNV-1a over 8-byte words).
-#[derive(Clone, Copy, Default)]
-struct NameHasher;
-
-struct NameHasherState(u64);
-
-impl BuildHasher for NameHasher {
-    type Hasher = NameHasherState;
-    fn build_hasher(&self) -> NameHasherState {
-        NameHasherState(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for NameHasherState {
-    fn finish(&self) -> u64 {
-        let mut h = self.0;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.0 =
-                (self.0 ^ u64::from_le_bytes(c.try_into().unwrap())).wrapping_mul(0x0100_0000_01b3);
-        }
-        for &b in chunks.remainder() {
-            self.0 = (self.0 ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-}
-
 fn hash_name(name: &[u8]) -> u64 {
-    let mut h = NameHasher.build_hasher();
+    let mut h = FastHash.build_hasher();
     h.write(name);
     h.write_u8(name.len() as u8);
     h.finish()

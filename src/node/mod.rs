@@ -56,6 +56,7 @@ use crate::engine::{
     check_lock_args, check_unlock_flags, quecvt_legal, Engine, Event, Request as EngineRequest,
     DEFAULT_MAX_LOCKS,
 };
+use crate::fasthash::FastMap;
 use crate::proto::{Callback, InlineAsk, UserArgs};
 use crate::sys::PeerCreds;
 use crate::types::{lkf, lsfl, Errno, LockId, Lvb, Mode, Owner, ResName, Status, LOCKSPACE_LEN};
@@ -266,32 +267,32 @@ struct Lockspace {
     uid: u32,
     gid: u32,
     engine: Engine,
-    holders: HashMap<u32, Holder>,
-    remote_index: HashMap<(u32, u32), u32>,
-    locks: HashMap<u32, LocalLock>,
+    holders: FastMap<u32, Holder>,
+    remote_index: FastMap<(u32, u32), u32>,
+    locks: FastMap<u32, LocalLock>,
     free_ids: BinaryHeap<Reverse<u32>>,
     next_id: u32,
     next_incarnation: u32,
     /// Masters known here (cached answers, and what this node masters).
-    masters: HashMap<ResName, u32>,
+    masters: FastMap<ResName, u32>,
     /// Lookups in progress, with what waits for them.
-    lookups: HashMap<ResName, Vec<Parked>>,
+    lookups: FastMap<ResName, Vec<Parked>>,
     /// Directory records kept by this node: name → master.
-    directory: HashMap<ResName, u32>,
+    directory: FastMap<ResName, u32>,
     /// This node's locks per resource name (process copies).
-    name_refs: HashMap<ResName, u32>,
+    name_refs: FastMap<ResName, u32>,
     /// Known masters not used here since that time (ms), to forget after
     /// [`RESOURCE_GRACE_MS`].
-    idle_since: HashMap<ResName, u64>,
+    idle_since: FastMap<ResName, u64>,
     /// Requests and conversions to send again when a recovery ends.
     resend: Vec<recovery::Resend>,
     /// The LVBs of resources rebuilt here by the recovery in progress.
-    recovered_lvb: HashMap<ResName, recovery::RecoveredLvb>,
+    recovered_lvb: FastMap<ResName, recovery::RecoveredLvb>,
     /// Ids of remotely mastered locks whose handle closed, by id: (owner,
     /// master). Not used again until that master confirms the close
     /// (`OwnerClosed`) or leaves, so that nothing it still says about the
     /// old lock reaches a new one.
-    closing: HashMap<u32, (u64, u32)>,
+    closing: FastMap<u32, (u64, u32)>,
 }
 
 impl Lockspace {
@@ -304,20 +305,20 @@ impl Lockspace {
             uid: 0,
             gid: 0,
             engine: Engine::new(max_locks),
-            holders: HashMap::new(),
-            remote_index: HashMap::new(),
-            locks: HashMap::new(),
+            holders: FastMap::default(),
+            remote_index: FastMap::default(),
+            locks: FastMap::default(),
             free_ids: BinaryHeap::new(),
             next_id: 1,
             next_incarnation: 0,
-            masters: HashMap::new(),
-            lookups: HashMap::new(),
-            directory: HashMap::new(),
-            name_refs: HashMap::new(),
-            idle_since: HashMap::new(),
+            masters: FastMap::default(),
+            lookups: FastMap::default(),
+            directory: FastMap::default(),
+            name_refs: FastMap::default(),
+            idle_since: FastMap::default(),
             resend: Vec::new(),
-            recovered_lvb: HashMap::new(),
-            closing: HashMap::new(),
+            recovered_lvb: FastMap::default(),
+            closing: FastMap::default(),
         }
     }
 
@@ -417,9 +418,9 @@ pub struct Node {
     limits: NodeLimits,
     cluster: ClusterView,
     peers: Option<Arc<dyn PeerLink>>,
-    lockspaces: HashMap<Vec<u8>, Lockspace>,
-    handles: HashMap<Owner, Handle>,
-    tokens: HashMap<u64, Owner>,
+    lockspaces: FastMap<Vec<u8>, Lockspace>,
+    handles: FastMap<Owner, Handle>,
+    tokens: FastMap<u64, Owner>,
     next_owner: u64,
     events: Vec<Event>,
     /// Callbacks to hand to event links at the end of the current input.
@@ -487,9 +488,9 @@ impl Node {
             limits,
             cluster: ClusterView::single(node_id),
             peers: None,
-            lockspaces: HashMap::new(),
-            handles: HashMap::new(),
-            tokens: HashMap::new(),
+            lockspaces: FastMap::default(),
+            handles: FastMap::default(),
+            tokens: FastMap::default(),
             next_owner: 1,
             events: Vec::new(),
             out: Vec::new(),

@@ -1970,7 +1970,7 @@ impl Node {
 }
 
 fn note_lvb(
-    table: &mut HashMap<ResName, RecoveredLvb>,
+    table: &mut crate::fasthash::FastMap<ResName, RecoveredLvb>,
     name: ResName,
     mode: u8,
     flags: u32,
