@@ -1070,6 +1070,17 @@ impl Node {
                 for &n in &departed {
                     ls.release_retired(None, n);
                 }
+                // Orphans whose close a departed master never confirmed:
+                // nothing is pending for them any more (their copies go to
+                // the new master with the mode known here), and adoptions
+                // need not wait for an answer that will not come.
+                for l in ls.locks.values_mut() {
+                    if l.orphan && matches!(l.master, Master::Remote(n) if departed.contains(&n)) {
+                        l.state = RemoteState::Granted;
+                        l.convert = None;
+                        l.cancelling = false;
+                    }
+                }
             }
             self.flush(&ls_name);
         }
