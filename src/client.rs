@@ -207,7 +207,7 @@ pub fn query(what: &proto::Query) -> Result<String, Errno> {
     let sock = run_dir().join(SOCKET_NAME);
     let fd = sys::seqpacket_connect(&sock).map_err(|e| io_errno(&e))?;
     let req = Request::Query {
-        version: PROTOCOL_VERSION,
+        version: proto::ADMIN_VERSION,
         query: what.clone(),
     };
     String::from_utf8(read_answer(&fd, &req)?).map_err(|_| Errno::Proto)

@@ -9,7 +9,7 @@
 //! Request (integers little-endian):
 //! ```text
 //! u8  11                 the control request type
-//! u32 version            the local protocol's version (proto::PROTOCOL_VERSION)
+//! u32 version            proto::ADMIN_VERSION (3)
 //! u8  op                 1 list, 2 add, 3 remove, 4 reload, 5 fenced
 //! add:     u32 id, u16 port (0: the config's global port),
 //!          u8 length + that many bytes: the address (IP or host name)
@@ -26,7 +26,7 @@
 //! everyone else gets EPERM with a sentence saying so.
 
 use crate::node::server::{run_dir, SOCKET_NAME};
-use crate::proto::{Malformed, Request, MAX_PACKET, PROTOCOL_VERSION, QUERY_CHUNK};
+use crate::proto::{Malformed, Request, ADMIN_VERSION, MAX_PACKET, QUERY_CHUNK};
 use crate::sys;
 use std::os::fd::AsRawFd;
 
@@ -195,7 +195,7 @@ pub fn call(op: &Op) -> Result<String, Refusal> {
         )
     };
     let req = Request::Control {
-        version: PROTOCOL_VERSION,
+        version: ADMIN_VERSION,
         op: op.clone(),
     }
     .encode();

@@ -17,7 +17,13 @@
 
 use crate::types::{Errno, Lvb, LOCKSPACE_LEN, LVB_LEN, RESNAME_MAXLEN};
 
+/// The version of a lockspace handle's requests (library and node come
+/// from one build).
 pub const PROTOCOL_VERSION: u32 = 4;
+/// The version of the query and control requests (`udlm`, and outside
+/// tools: the control protocol is documented in udlmd(8)). It changes only
+/// when their own format does, not with the handles' requests.
+pub const ADMIN_VERSION: u32 = 3;
 /// The largest packet either side sends or accepts.
 pub const MAX_PACKET: usize = 512;
 

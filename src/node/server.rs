@@ -14,7 +14,7 @@ use super::control::Control;
 use super::inspect::{InspectStep, InspectTarget, ResourceView, INSPECT_WAIT_MS};
 use super::sink::{EventSink, Packet};
 use super::{LockArgs, Node};
-use crate::proto::{self, Request, MAX_PACKET, PROTOCOL_VERSION};
+use crate::proto::{self, Request, ADMIN_VERSION, MAX_PACKET, PROTOCOL_VERSION};
 use crate::sys;
 use crate::types::Errno;
 use std::io;
@@ -139,7 +139,7 @@ fn serve_connection(node: Arc<Mutex<Node>>, conn: OwnedFd, control: Option<&Cont
             }
         }
         Ok(Request::Query { version, query }) => {
-            if version != PROTOCOL_VERSION {
+            if version != ADMIN_VERSION {
                 reply(&conn, &Err(Errno::Proto));
                 return;
             }
@@ -147,7 +147,7 @@ fn serve_connection(node: Arc<Mutex<Node>>, conn: OwnedFd, control: Option<&Cont
             send_answer(&conn, answer);
         }
         Ok(Request::Control { version, op }) => {
-            if version != PROTOCOL_VERSION {
+            if version != ADMIN_VERSION {
                 reply(&conn, &Err(Errno::Proto));
                 return;
             }
