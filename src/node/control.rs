@@ -541,67 +541,61 @@ impl Control {
                 })?;
         }
         plan.removed = removed;
-        let differs = |what: &str, a: String, b: String, plan: &mut ReloadPlan| {
+        // Settings read only when udlmd starts: (key, before, now).
+        let at_start = [
+            (
+                "cluster_name",
+                old.cluster_name.clone(),
+                new.cluster_name.clone(),
+            ),
+            (
+                "key_file",
+                format!("{:?}", old.key_file),
+                format!("{:?}", new.key_file),
+            ),
+            (
+                "heartbeat_ms",
+                old.heartbeat_ms.to_string(),
+                new.heartbeat_ms.to_string(),
+            ),
+            (
+                "peer_timeout_ms",
+                old.peer_timeout_ms.to_string(),
+                new.peer_timeout_ms.to_string(),
+            ),
+            (
+                "reconnect_ms",
+                old.reconnect_ms.to_string(),
+                new.reconnect_ms.to_string(),
+            ),
+            (
+                "lease_ms",
+                old.lease_ms.to_string(),
+                new.lease_ms.to_string(),
+            ),
+            (
+                "self_fence",
+                old.self_fence_abort.to_string(),
+                new.self_fence_abort.to_string(),
+            ),
+            (
+                "fence_cmd",
+                format!("{:?}", old.fence_cmd),
+                format!("{:?}", new.fence_cmd),
+            ),
+            (
+                "two_node",
+                old.two_node.to_string(),
+                new.two_node.to_string(),
+            ),
+        ];
+        for (what, a, b) in at_start {
             if a != b {
                 plan.not_applied.push(format!(
                     "{what} changed from {a} to {b}; it takes effect when udlmd restarts"
                 ));
             }
-        };
-        differs(
-            "cluster_name",
-            old.cluster_name.clone(),
-            new.cluster_name.clone(),
-            &mut plan,
-        );
-        differs(
-            "key_file",
-            format!("{:?}", old.key_file),
-            format!("{:?}", new.key_file),
-            &mut plan,
-        );
-        differs(
-            "heartbeat_ms",
-            old.heartbeat_ms.to_string(),
-            new.heartbeat_ms.to_string(),
-            &mut plan,
-        );
-        differs(
-            "peer_timeout_ms",
-            old.peer_timeout_ms.to_string(),
-            new.peer_timeout_ms.to_string(),
-            &mut plan,
-        );
-        differs(
-            "reconnect_ms",
-            old.reconnect_ms.to_string(),
-            new.reconnect_ms.to_string(),
-            &mut plan,
-        );
-        differs(
-            "lease_ms",
-            old.lease_ms.to_string(),
-            new.lease_ms.to_string(),
-            &mut plan,
-        );
-        differs(
-            "self_fence",
-            old.self_fence_abort.to_string(),
-            new.self_fence_abort.to_string(),
-            &mut plan,
-        );
-        differs(
-            "fence_cmd",
-            format!("{:?}", old.fence_cmd),
-            format!("{:?}", new.fence_cmd),
-            &mut plan,
-        );
-        differs(
-            "two_node",
-            old.two_node.to_string(),
-            new.two_node.to_string(),
-            &mut plan,
-        );
+        }
         let placement = |c: &Config| {
             format!(
                 "{:?}{:?}",
