@@ -1635,53 +1635,27 @@ impl Node {
         self.flush(&ls_name);
     }
 
+    /// A look-up from `from`, this node being the name's directory node.
+    fn look_up(&mut self, from: u32, ls: Vec<u8>, name: Vec<u8>, near: Option<u32>) {
+        let Some(rn) = ResName::new(&name) else {
+            return;
+        };
+        if let Some(master) = self.direct(&ls, &rn, from, near) {
+            self.send(from, PeerMsg::LookupReply { ls, name, master });
+        }
+    }
+
     fn handle_peer_message(&mut self, from: u32, msg: PeerMsg) {
         let me = self.node_id;
         match msg {
-            PeerMsg::Lookup { ls, name } => {
-                let Some(rn) = ResName::new(&name) else {
-                    return;
-                };
-                let l = self.lockspaces.get_mut(&ls).expect("lockspace");
-                let master = *l.directory.entry(rn).or_insert(from);
-                if master == me {
-                    l.masters.insert(rn, me);
-                }
-                self.send(from, PeerMsg::LookupReply { ls, name, master });
-            }
+            PeerMsg::Lookup { ls, name } => self.look_up(from, ls, name, None),
             PeerMsg::LookupReply { ls, name, master } => {
                 let Some(rn) = ResName::new(&name) else {
                     return;
                 };
                 self.resolved(&ls, rn, master);
             }
-            PeerMsg::LookupNear { ls, name, near } => {
-                let Some(rn) = ResName::new(&name) else {
-                    return;
-                };
-                let members = self.weighted_members(&ls);
-                let l = self.lockspaces.get_mut(&ls).expect("lockspace");
-                let master = match l.directory.get(&rn) {
-                    Some(&m) => m,
-                    None if near != from
-                        && near != me
-                        && members.iter().any(|&(m, _)| m == near) =>
-                    {
-                        l.directory.insert(rn, near);
-                        self.assign(&ls, &rn, near, from);
-                        return;
-                    }
-                    None => {
-                        let m = if near == me { me } else { from };
-                        l.directory.insert(rn, m);
-                        m
-                    }
-                };
-                if master == me {
-                    l.masters.insert(rn, me);
-                }
-                self.send(from, PeerMsg::LookupReply { ls, name, master });
-            }
+            PeerMsg::LookupNear { ls, name, near } => self.look_up(from, ls, name, Some(near)),
             PeerMsg::Assign { ls, name, asker } => {
                 let Some(rn) = ResName::new(&name) else {
                     return;
@@ -2189,33 +2163,67 @@ impl Node {
             ls.masters.insert(*name, dir);
             return Some(dir);
         }
+        if ls.lookups.contains_key(name) {
+            // An earlier request waits for the answer: this one after it.
+            return None;
+        }
         if dir == me {
-            match (ls.directory.get(name), near) {
-                (None, Some(n)) if members.iter().any(|&(m, _)| m == n) => {
-                    if !ls.lookups.contains_key(name) {
-                        ls.lookups.insert(*name, Vec::new());
-                        ls.directory.insert(*name, n);
-                        self.assign(ls_name, name, n, me);
-                    }
+            return match self.direct(ls_name, name, me, near) {
+                Some(m) => {
+                    let ls = self.lockspaces.get_mut(ls_name).expect("lockspace");
+                    ls.masters.insert(*name, m);
+                    Some(m)
+                }
+                None => {
+                    let ls = self.lockspaces.get_mut(ls_name).expect("lockspace");
+                    ls.lookups.insert(*name, Vec::new());
+                    None
+                }
+            };
+        }
+        ls.lookups.insert(*name, Vec::new());
+        let ls = ls_name.to_vec();
+        let name = name.as_bytes().to_vec();
+        let msg = match near {
+            Some(near) => PeerMsg::LookupNear { ls, name, near },
+            None => PeerMsg::Lookup { ls, name },
+        };
+        self.send(dir, msg);
+        None
+    }
+
+    /// As the directory node of `name`, the answer to `asker`'s look-up: the
+    /// master on record, else a new one, recorded — `near` (the master of
+    /// the parent resource of a tree) when it is another member, else the
+    /// asker. None when `near` became the master and answers the asker
+    /// itself ([`Node::assign`]).
+    fn direct(
+        &mut self,
+        ls_name: &[u8],
+        name: &ResName,
+        asker: u32,
+        near: Option<u32>,
+    ) -> Option<u32> {
+        let me = self.node_id;
+        let members = self.weighted_members(ls_name);
+        let ls = self.lockspaces.get_mut(ls_name).expect("lockspace");
+        let master = match ls.directory.get(name) {
+            Some(&m) => m,
+            None => {
+                let near = near.filter(|&n| n != asker && members.iter().any(|&(m, _)| m == n));
+                let m = near.unwrap_or(asker);
+                ls.directory.insert(*name, m);
+                if m != me && m != asker {
+                    self.assign(ls_name, name, m, asker);
                     return None;
                 }
-                _ => {}
+                m
             }
-            let m = *ls.directory.entry(*name).or_insert(me);
-            ls.masters.insert(*name, m);
-            return Some(m);
+        };
+        if master == me {
+            ls.masters.insert(*name, me);
         }
-        if !ls.lookups.contains_key(name) {
-            ls.lookups.insert(*name, Vec::new());
-            let ls = ls_name.to_vec();
-            let name = name.as_bytes().to_vec();
-            let msg = match near {
-                Some(near) => PeerMsg::LookupNear { ls, name, near },
-                None => PeerMsg::Lookup { ls, name },
-            };
-            self.send(dir, msg);
-        }
-        None
+        Some(master)
     }
 
     /// As the directory node of `name`: makes `master` its master, which
