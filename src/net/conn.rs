@@ -5,11 +5,14 @@
 //!
 //! Lock order: a peer's `rx` (delivery lock) before its `tx`; never hold a
 //! `tx` while calling the handler (the handler may call `Net::send`, which
-//! takes `tx`). No lock is held across a socket read or write.
+//! takes `tx`). No lock is held across a socket read or write, except
+//! that `Net::send` may write a frame without blocking while its caller
+//! holds the node's lock (see `write_now`).
 
 use std::cell::Cell;
 use std::io::{self, BufReader, BufWriter, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, MutexGuard};
 use std::time::{Duration, Instant};
@@ -741,6 +744,10 @@ fn install(
     } else {
         None
     };
+    // What a thread may still be writing, or have left unwritten, belongs
+    // to the old connection; this one starts with the resend.
+    tx.writing = 0;
+    tx.partial = None;
     tx.session = Some(Session {
         conn: conn.clone(),
         incarnation,
@@ -938,8 +945,11 @@ fn writer(inner: &Inner, peer: &Arc<Peer>, conn: &Arc<Conn>, stream: TcpStream) 
     let mut w = BufWriter::with_capacity(IO_BUF, stream);
     let mut last_write = Instant::now();
     let mut batch: Vec<(u64, Arc<Vec<u8>>)> = Vec::new();
+    // The rest of a frame a `Net::send` caller began (TxState::partial).
+    let mut head: Vec<u8> = Vec::new();
     loop {
         batch.clear();
+        head.clear();
         let mut bye = false;
         let mut heartbeat_due = false;
         let ack;
@@ -949,13 +959,24 @@ fn writer(inner: &Inner, peer: &Arc<Peer>, conn: &Arc<Conn>, stream: TcpStream) 
                 if !tx.is_session(conn.id) {
                     return;
                 }
+                if tx.writing != 0 {
+                    // A `Net::send` caller is writing (for microseconds); it
+                    // wakes us if it leaves anything to do.
+                    tx = wait_timeout(&peer.cv, tx, ACK_DELAY);
+                    continue;
+                }
+                if inner.is_frozen() && !inner.is_shutdown() {
+                    tx = wait_timeout(&peer.cv, tx, FREEZE_POLL);
+                    continue;
+                }
+                if let Some((id, rest)) = tx.partial.take() {
+                    if id == conn.id {
+                        head = rest;
+                    }
+                }
                 if inner.is_shutdown() {
                     bye = true;
                     break;
-                }
-                if inner.is_frozen() {
-                    tx = wait_timeout(&peer.cv, tx, FREEZE_POLL);
-                    continue;
                 }
                 let now = Instant::now();
                 if let Some(&(front, _)) = tx.queue.front() {
@@ -980,7 +1001,7 @@ fn writer(inner: &Inner, peer: &Arc<Peer>, conn: &Arc<Conn>, stream: TcpStream) 
                     && (tx.ack_out - tx.ack_sent >= ACK_EVERY
                         || ack_deadline.map_or(true, |d| now >= d));
                 heartbeat_due = now >= last_write + heartbeat;
-                if !batch.is_empty() || ack_due || heartbeat_due {
+                if !head.is_empty() || !batch.is_empty() || ack_due || heartbeat_due {
                     break;
                 }
                 let mut wait = (last_write + heartbeat).saturating_duration_since(now);
@@ -989,11 +1010,13 @@ fn writer(inner: &Inner, peer: &Arc<Peer>, conn: &Arc<Conn>, stream: TcpStream) 
                 }
                 tx = wait_timeout(&peer.cv, tx, wait.max(Duration::from_millis(1)));
             }
+            tx.writing = conn.id;
             ack = tx.ack_out;
             tx.ack_sent = ack;
             tx.ack_since = None;
         }
         let r = (|| -> io::Result<()> {
+            w.write_all(&head)?;
             for (seq, p) in &batch {
                 let mut h = Header::new(FrameType::Data, local);
                 h.seq = *seq;
@@ -1013,7 +1036,7 @@ fn writer(inner: &Inner, peer: &Arc<Peer>, conn: &Arc<Conn>, stream: TcpStream) 
                 h.len = b.len() as u32;
                 w.write_all(&h.encode())?;
                 w.write_all(&b)?;
-            } else if batch.is_empty() {
+            } else if batch.is_empty() && head.is_empty() {
                 let t = if heartbeat_due {
                     FrameType::Heartbeat
                 } else {
@@ -1025,6 +1048,12 @@ fn writer(inner: &Inner, peer: &Arc<Peer>, conn: &Arc<Conn>, stream: TcpStream) 
             }
             w.flush()
         })();
+        {
+            let mut tx = lock(&peer.tx);
+            if tx.writing == conn.id {
+                tx.writing = 0;
+            }
+        }
         match r {
             Ok(()) => {
                 last_write = Instant::now();
@@ -1050,6 +1079,44 @@ fn writer(inner: &Inner, peer: &Arc<Peer>, conn: &Arc<Conn>, stream: TcpStream) 
                 return;
             }
         }
+    }
+}
+
+/// Writes one DATA frame from the thread that sends it, without blocking
+/// (`Net::send`, which took `TxState::writing` for `conn`). What the socket
+/// does not take goes to the writer as `TxState::partial`; an error closes
+/// the connection, and the frame, still queued, is sent again on the next.
+pub(crate) fn write_now(inner: &Inner, peer: &Peer, conn: &Conn, h: &Header, payload: &[u8]) {
+    let mut buf = Vec::with_capacity(frame::HEADER_LEN + payload.len());
+    frame::encode_frame(h, payload, &mut buf);
+    let rest = match crate::sys::send(conn.stream.as_raw_fd(), &buf, true) {
+        Ok(n) if n >= buf.len() => None,
+        Ok(n) => Some(buf.split_off(n)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Some(buf),
+        Err(e) => {
+            if !inner.is_shutdown() && lock(&peer.tx).is_session(conn.id) {
+                inner.log(format!(
+                    "{}: connection lost while writing: {e}",
+                    who(Some(peer.id), conn.remote)
+                ));
+            }
+            conn.close();
+            None
+        }
+    };
+    let mut tx = lock(&peer.tx);
+    if tx.writing == conn.id {
+        tx.writing = 0;
+    }
+    if !tx.is_session(conn.id) {
+        return;
+    }
+    if let Some(rest) = rest {
+        inner.partial_writes.fetch_add(1, Ordering::SeqCst);
+        tx.partial = Some((conn.id, rest));
+    }
+    if tx.partial.is_some() || tx.cursor < tx.next_seq {
+        peer.cv.notify_all();
     }
 }
 

@@ -238,6 +238,14 @@ pub(crate) struct TxState {
     /// When `ack_out` first got ahead of `ack_sent` (the ack delay runs from here).
     pub(crate) ack_since: Option<Instant>,
     pub(crate) session: Option<Session>,
+    /// The connection whose send side a thread is writing to right now (0:
+    /// none): the writer, or a `Net::send` caller writing its frame itself.
+    /// Frames are written by one thread at a time, so they never interleave.
+    pub(crate) writing: u64,
+    /// The unwritten tail of a frame that a `Net::send` caller could only
+    /// partly write without blocking, with its connection's id: the writer
+    /// sends it before anything else.
+    pub(crate) partial: Option<(u64, Vec<u8>)>,
 }
 
 impl TxState {
@@ -305,6 +313,8 @@ pub(crate) struct Inner {
     /// For interruptible sleeps: notified on shutdown and unfreeze.
     pub(crate) sleep_lock: Mutex<()>,
     pub(crate) sleep_cv: Condvar,
+    /// Frames `Net::send` could write only in part (left to the writer).
+    pub(crate) partial_writes: AtomicU64,
     /// The last log lines (what `recent_log` returns).
     pub(crate) log_ring: Mutex<VecDeque<String>>,
     /// When each rate-limited log line was last written.
@@ -460,6 +470,7 @@ impl Net {
             threads: Mutex::new(Vec::new()),
             sleep_lock: Mutex::new(()),
             sleep_cv: Condvar::new(),
+            partial_writes: AtomicU64::new(0),
             log_ring: Mutex::new(VecDeque::new()),
             log_limits: Mutex::new(HashMap::new()),
         });
@@ -483,6 +494,13 @@ impl Net {
 
     /// Never blocks on the network (the caller may hold the node's lock):
     /// enqueue for `to`, or say why not.
+    ///
+    /// When the session is idle (no thread writing, nothing else unsent)
+    /// the caller also writes the frame itself, without blocking: handing
+    /// every message to the writer thread cost two thread wake-ups per
+    /// message, the largest part of a remote lock's time
+    /// (docs/PERFORMANCE.md, "Where the time goes between nodes"). What
+    /// the socket does not take at once is left to the writer.
     pub fn send(&self, to: u32, payload: Vec<u8>) -> Result<(), SendError> {
         let inner = &self.inner;
         if inner.is_shutdown() {
@@ -498,11 +516,26 @@ impl Net {
         }
         let seq = tx.next_seq;
         tx.next_seq += 1;
-        tx.queue.push_back((seq, Arc::new(payload)));
-        // Only a live session's writer can use the wake-up; it is cheap anyway.
-        if tx.session.is_some() {
+        let payload = Arc::new(payload);
+        tx.queue.push_back((seq, payload.clone()));
+        let Some(session) = &tx.session else {
+            return Ok(());
+        };
+        let idle = tx.writing == 0 && tx.partial.is_none() && tx.cursor == seq;
+        if !idle || inner.is_frozen() {
             peer.cv.notify_all();
+            return Ok(());
         }
+        let conn = session.conn.clone();
+        tx.writing = conn.id;
+        tx.cursor = seq + 1;
+        let mut h = frame::Header::new(frame::FrameType::Data, inner.cfg.local_id);
+        h.seq = seq;
+        h.ack = tx.ack_out;
+        tx.ack_sent = tx.ack_out;
+        tx.ack_since = None;
+        drop(tx);
+        conn::write_now(inner, &peer, &conn, &h, &payload);
         Ok(())
     }
 
@@ -693,6 +726,8 @@ fn new_peer(id: u32, addrs: Vec<SocketAddr>) -> Arc<Peer> {
             ack_sent: 0,
             ack_since: None,
             session: None,
+            writing: 0,
+            partial: None,
         }),
         cv: Condvar::new(),
         dial_cv: Condvar::new(),

@@ -39,6 +39,8 @@ struct Rec {
     cv: Condvar,
     busy: Mutex<HashSet<u32>>,
     echo: OnceLock<Weak<Net>>,
+    /// While set, `on_message` waits (at most 10 s): the node stops reading.
+    stall: AtomicBool,
 }
 
 impl Rec {
@@ -102,7 +104,18 @@ impl NetHandler for Rec {
         } else {
             u64::MAX
         };
+        // Every byte after the index is the index's own fill (`msg`), so a
+        // frame spliced from two others shows here.
+        if payload.len() > 8 && payload[8..].iter().any(|b| u64::from(*b) != idx % 251) {
+            lock(&self.st)
+                .violations
+                .push(format!("message {idx} from {from}: payload corrupted"));
+        }
         lock(&self.st).msgs.entry(from).or_default().push(idx);
+        let t0 = Instant::now();
+        while self.stall.load(Ordering::SeqCst) && t0.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         if let Some(net) = self.echo.get().and_then(|w| w.upgrade()) {
             // Sending from inside a callback must not deadlock.
             let _ = net.send(from, payload.to_vec());
@@ -179,6 +192,13 @@ fn msg(i: u64) -> Vec<u8> {
     // Varying sizes so that frames straddle buffer boundaries.
     let mut v = i.to_le_bytes().to_vec();
     v.resize(8 + (i % 97) as usize, (i % 251) as u8);
+    v
+}
+
+/// `msg(i)`, but large: a few of them fill a socket's buffers.
+fn big_msg(i: u64) -> Vec<u8> {
+    let mut v = msg(i);
+    v.resize(60_000 + (i % 97) as usize, (i % 251) as u8);
     v
 }
 
@@ -544,6 +564,50 @@ fn two_nodes_10000_messages_each_way() {
     for nd in &nodes {
         nd.net.shutdown();
         nd.rec.check_alternating();
+    }
+}
+
+/// `Net::send` writes a frame itself when the session is idle; when the
+/// socket takes only part of it, the writer thread must finish that frame
+/// before any other, or the stream is corrupt.
+#[test]
+fn a_frame_written_in_part_by_its_sender_is_finished_by_the_writer() {
+    let nodes = cluster(2, |_, c| {
+        c.peer_timeout_ms = 8000;
+        c.heartbeat_ms = 200;
+    });
+    assert!(wait_until(|| nodes[0].net.connected() == vec![2]));
+    // Node 2 stops reading at the first message; node 1 sends until one
+    // of its own writes fell short (the socket buffers are full).
+    nodes[1].rec.stall.store(true, Ordering::SeqCst);
+    let a = &nodes[0].net;
+    let mut n = 0;
+    while a.inner.partial_writes.load(Ordering::SeqCst) == 0 {
+        assert!(n < 2000, "2000 large messages and never a short write");
+        a.send(2, big_msg(n)).unwrap();
+        n += 1;
+        // Let the writer thread (woken by a send that found it busy)
+        // catch up, so that the next send is the sender's own write again.
+        while a.inner.peers.read().unwrap()[0].tx.lock().unwrap().cursor <= n {
+            std::thread::sleep(Duration::from_micros(200));
+            if a.inner.partial_writes.load(Ordering::SeqCst) > 0 {
+                break;
+            }
+        }
+    }
+    // Some more behind it, queued for the writer.
+    for i in n..n + 20 {
+        a.send(2, big_msg(i)).unwrap();
+    }
+    nodes[1].rec.stall.store(false, Ordering::SeqCst);
+    assert!(nodes[1].rec.wait(T, |s| s.n(1) >= n + 20));
+    std::thread::sleep(Duration::from_millis(50));
+    nodes[1].rec.check_exact(1, n + 20);
+    // One session throughout: no protocol error, no resend.
+    assert_eq!(lock(&nodes[1].rec.st).ups.len(), 1);
+    assert!(!log_has(a, "protocol error") && !log_has(&nodes[1].net, "protocol error"));
+    for nd in &nodes {
+        nd.net.shutdown();
     }
 }
 
