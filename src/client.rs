@@ -14,6 +14,7 @@ use crate::types::{Errno, Owner};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,9 @@ enum Link {
 pub struct Connection {
     link: Link,
     events: OwnedFd,
+    /// Embedded only: how many packets the node has queued on `events`
+    /// (`EventSink::queued_counter`).
+    events_queued: Option<Arc<AtomicU64>>,
 }
 
 fn embedded_node() -> &'static Arc<Mutex<Node>> {
@@ -108,6 +112,7 @@ impl Connection {
         Ok(Connection {
             link: Link::Daemon(Mutex::new(req)),
             events,
+            events_queued: None,
         })
     }
 
@@ -117,10 +122,13 @@ impl Connection {
         let mut n = lock_node(node);
         let creds = sys::own_creds();
         let (owner, token) = n.open(name, create, creds)?;
-        n.attach(token, EventSink::new(node_end), creds)?;
+        let sink = EventSink::new(node_end);
+        let events_queued = Some(sink.queued_counter());
+        n.attach(token, sink, creds)?;
         Ok(Connection {
             link: Link::Embedded(owner),
             events: ours,
+            events_queued,
         })
     }
 
@@ -173,6 +181,12 @@ impl Connection {
                 inspect_wait(embedded_node(), *owner, target)
             }
         }
+    }
+
+    /// Embedded mode: the count of callback packets the node has queued on
+    /// the event descriptor so far (u64::MAX once it will queue no more).
+    pub fn events_queued(&self) -> Option<Arc<AtomicU64>> {
+        self.events_queued.clone()
     }
 
     /// The descriptor a program polls for callbacks.

@@ -13,6 +13,7 @@ use crate::sys;
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Callbacks that may wait in memory for one handle.
@@ -23,6 +24,11 @@ pub type Packet = [u8; CALLBACK_LEN];
 pub struct EventSink {
     fd: OwnedFd,
     state: Mutex<SinkState>,
+    /// `SinkState::queued`, readable without the lock (u64::MAX once the
+    /// link is broken or the sink dropped): an embedded handle that has
+    /// read this many packets knows the link is empty without a system
+    /// call (`EventSink::queued_counter`).
+    queued_hint: Arc<AtomicU64>,
 }
 
 #[derive(Default)]
@@ -41,6 +47,7 @@ impl EventSink {
         Arc::new(EventSink {
             fd,
             state: Mutex::new(SinkState::default()),
+            queued_hint: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -51,6 +58,9 @@ impl EventSink {
             return;
         }
         st.queued += packets.len() as u64;
+        // Counted before the packets reach the socket: a reader that sees
+        // the old count cannot find them there yet.
+        self.queued_hint.store(st.queued, Ordering::SeqCst);
         let mut rest = packets;
         if st.backlog.is_empty() {
             while let Some((p, tail)) = rest.split_first() {
@@ -58,7 +68,7 @@ impl EventSink {
                     Ok(_) => rest = tail,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(_) => {
-                        st.broken = true;
+                        self.break_link(&mut st);
                         return;
                     }
                 }
@@ -69,7 +79,7 @@ impl EventSink {
         }
         if st.backlog.len() + rest.len() > MAX_BACKLOG {
             eprintln!("udlm: a handle stopped reading its callbacks; dropping its event link");
-            st.broken = true;
+            self.break_link(&mut st);
             st.backlog.clear();
             sys::shutdown(self.fd.as_raw_fd());
             return;
@@ -92,6 +102,22 @@ impl EventSink {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         st.queued -= st.backlog.len() as u64;
         st.backlog.clear();
+        if !st.broken {
+            self.queued_hint.store(st.queued, Ordering::SeqCst);
+        }
+    }
+
+    /// The count of packets ever queued for the handle, as it changes
+    /// (u64::MAX once the link is broken or the node dropped it, so that
+    /// a reader looks and finds the end). A handle in this process that
+    /// has read as many may skip reading the link.
+    pub fn queued_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.queued_hint)
+    }
+
+    fn break_link(&self, st: &mut SinkState) {
+        st.broken = true;
+        self.queued_hint.store(u64::MAX, Ordering::SeqCst);
     }
 
     /// Whether the handle has read everything ever queued for it: `seen`
@@ -112,7 +138,7 @@ impl EventSink {
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(_) => {
-                        st.broken = true;
+                        self.break_link(&mut st);
                         st.backlog.clear();
                     }
                 }
@@ -122,5 +148,11 @@ impl EventSink {
                 return;
             }
         }
+    }
+}
+
+impl Drop for EventSink {
+    fn drop(&mut self) {
+        self.queued_hint.store(u64::MAX, Ordering::SeqCst);
     }
 }
