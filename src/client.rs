@@ -6,7 +6,7 @@
 
 use crate::node::inspect::{InspectTarget, ResourceView};
 use crate::node::server::{handle_request, inspect_wait, lock_when_ready, run_dir, SOCKET_NAME};
-use crate::node::sink::EventSink;
+use crate::node::sink::{EventSink, LocalLink};
 use crate::node::{Node, NodeLimits};
 use crate::proto::{self, Callback, Reply, Request, CALLBACK_LEN, PROTOCOL_VERSION};
 use crate::sys;
@@ -14,7 +14,6 @@ use crate::types::{Errno, Owner};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -33,9 +32,9 @@ enum Link {
 pub struct Connection {
     link: Link,
     events: OwnedFd,
-    /// Embedded only: how many packets the node has queued on `events`
-    /// (`EventSink::queued_counter`).
-    events_queued: Option<Arc<AtomicU64>>,
+    /// Embedded only: where the node queues the callbacks; `events` then
+    /// carries only the doorbell (node/sink.rs).
+    local_events: Option<Arc<LocalLink>>,
 }
 
 fn embedded_node() -> &'static Arc<Mutex<Node>> {
@@ -112,7 +111,7 @@ impl Connection {
         Ok(Connection {
             link: Link::Daemon(Mutex::new(req)),
             events,
-            events_queued: None,
+            local_events: None,
         })
     }
 
@@ -122,13 +121,12 @@ impl Connection {
         let mut n = lock_node(node);
         let creds = sys::own_creds();
         let (owner, token) = n.open(name, create, creds)?;
-        let sink = EventSink::new(node_end);
-        let events_queued = Some(sink.queued_counter());
+        let (sink, local) = EventSink::new_local(node_end);
         n.attach(token, sink, creds)?;
         Ok(Connection {
             link: Link::Embedded(owner),
             events: ours,
-            events_queued,
+            local_events: Some(local),
         })
     }
 
@@ -183,10 +181,10 @@ impl Connection {
         }
     }
 
-    /// Embedded mode: the count of callback packets the node has queued on
-    /// the event descriptor so far (u64::MAX once it will queue no more).
-    pub fn events_queued(&self) -> Option<Arc<AtomicU64>> {
-        self.events_queued.clone()
+    /// Embedded mode: the queue the callbacks are in (the event descriptor
+    /// carries only a doorbell).
+    pub fn local_events(&self) -> Option<Arc<LocalLink>> {
+        self.local_events.clone()
     }
 
     /// The descriptor a program polls for callbacks.

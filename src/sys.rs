@@ -231,6 +231,21 @@ pub fn set_sndbuf(fd: RawFd, bytes: i32) {
     }
 }
 
+/// The (device, inode) of what a descriptor refers to: the same for every
+/// duplicate of it. None for a descriptor that is not open.
+pub fn file_identity(fd: RawFd) -> Option<(u64, u64)> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat writes a whole `stat` into the buffer when it succeeds,
+    // and it is read only then.
+    unsafe {
+        if libc::fstat(fd, st.as_mut_ptr()) != 0 {
+            return None;
+        }
+        let st = st.assume_init();
+        Some((st.st_dev as u64, st.st_ino as u64))
+    }
+}
+
 /// Shuts down both directions of a socket, waking any thread blocked on it.
 pub fn shutdown(fd: RawFd) {
     // SAFETY: shutdown(2) on a descriptor; errors are irrelevant here.

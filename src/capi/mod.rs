@@ -29,13 +29,14 @@
 pub mod ext;
 
 use crate::client::Connection;
+use crate::node::sink::LocalLink;
 use crate::proto::{Callback, InlineAsk, Request, UserArgs, CALLBACK_LEN};
 use crate::sys;
 use crate::types::{lkf, Errno, Lvb, Status, LOCKSPACE_LEN, LVB_LEN, RESNAME_MAXLEN};
 use std::collections::{HashMap, VecDeque};
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::{JoinHandle, ThreadId};
 
@@ -94,9 +95,9 @@ pub struct LsHandle {
     pending: Mutex<Pending>,
     /// Callbacks taken off `pending` whose routine is still running.
     delivering: AtomicU32,
-    /// Embedded mode: packets the node queued on the event link so far
-    /// (`Connection::events_queued`).
-    events_queued: Option<Arc<AtomicU64>>,
+    /// Embedded mode: the callbacks are here, and `fd` carries only a
+    /// doorbell (node/sink.rs).
+    local: Option<Arc<LocalLink>>,
     ast_thread: Mutex<Option<AstThread>>,
 }
 
@@ -159,7 +160,7 @@ fn lookup(ls: *mut c_void) -> Option<Arc<LsHandle>> {
 
 fn register(conn: Connection) -> *mut c_void {
     let fd = conn.event_fd();
-    let events_queued = conn.events_queued();
+    let local = conn.local_events();
     let h = Arc::new(LsHandle {
         head: ext::HandleHead {
             magic: ext::HANDLE_MAGIC,
@@ -169,7 +170,7 @@ fn register(conn: Connection) -> *mut c_void {
         fd,
         pending: Mutex::new(Pending::default()),
         delivering: AtomicU32::new(0),
-        events_queued,
+        local,
         ast_thread: Mutex::new(None),
     });
     let ptr = Arc::as_ptr(&h) as *mut c_void;
@@ -226,20 +227,18 @@ impl LsHandle {
     }
 
     /// Reads what the event link holds into the pending list, without
-    /// blocking. Returns false when the link is gone.
-    ///
-    /// With `trust_count`, an embedded handle that has read every packet
-    /// the node queued skips the read: `dlm_dispatch` drains before every
-    /// callback, and with many callbacks in flight those empty reads were
-    /// a third of the system calls per lock+unlock (docs/PERFORMANCE.md).
-    fn drain_link(&self, pending: &mut Pending, trust_count: bool) -> bool {
-        if trust_count
-            && self
-                .events_queued
-                .as_ref()
-                .is_some_and(|q| q.load(Ordering::SeqCst) == pending.received)
-        {
-            return true;
+    /// blocking. Returns false when the link is gone. `check_end`: an
+    /// embedded handle with nothing queued reads its descriptor anyway, to
+    /// see a shutdown of its own end (the AST thread's stop).
+    fn drain_link(&self, pending: &mut Pending, check_end: bool) -> bool {
+        if let Some(local) = &self.local {
+            let t = local.take(self.fd, usize::MAX, check_end, |p| {
+                pending.received += 1;
+                if let Ok(cb) = Callback::decode(p) {
+                    pending.push(cb);
+                }
+            });
+            return t.alive;
         }
         let mut buf = [0u8; CALLBACK_LEN + 1];
         loop {
@@ -270,9 +269,7 @@ impl LsHandle {
             let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             let mut alive = true;
             if drain {
-                // The AST thread (blocking) reads for real: its own handle's
-                // shutdown must reach it as the end of the link.
-                alive = self.drain_link(&mut p, !block);
+                alive = self.drain_link(&mut p, block);
             }
             match p.pop() {
                 Some(cb) => Some(cb),
@@ -301,6 +298,17 @@ impl LsHandle {
 
     /// Reads one callback without blocking; Ok(None) when none is there.
     fn read_one(&self, pending: &mut Pending) -> Result<Option<Callback>, Errno> {
+        if let Some(local) = &self.local {
+            let mut cb = None;
+            let t = local.take(self.fd, 1, true, |p| {
+                pending.received += 1;
+                cb = Callback::decode(p).ok();
+            });
+            return match (t.packets, t.alive) {
+                (0, false) => Err(Errno::NotConn),
+                _ => Ok(cb),
+            };
+        }
         let mut buf = [0u8; CALLBACK_LEN + 1];
         loop {
             match sys::recv(self.fd, &mut buf, true) {
@@ -757,7 +765,16 @@ pub fn purge(ls: *mut c_void, nodeid: c_int, pid: c_int) -> c_int {
 /// `dlm_dispatch`: delivers every pending callback in the caller's thread;
 /// 0 when the queue is empty (spec §2.8).
 pub fn dispatch(fd: c_int) -> c_int {
-    let h = registry().by_fd.get(&fd).cloned();
+    let known = registry().by_fd.get(&fd).cloned();
+    let h = known.or_else(|| {
+        // A duplicate of a handle's descriptor (dup(2)): dispatch for that
+        // handle. An embedded handle's descriptor carries only a doorbell,
+        // so reading the duplicate directly would find no callbacks.
+        let id = sys::file_identity(fd)?;
+        let r = registry();
+        let h = r.by_fd.iter().find(|(other, _)| sys::file_identity(**other) == Some(id));
+        h.map(|(_, h)| Arc::clone(h))
+    });
     match h {
         Some(h) => loop {
             match h.dispatch_one(false, true) {
@@ -770,7 +787,7 @@ pub fn dispatch(fd: c_int) -> c_int {
     }
 }
 
-/// Dispatch on a descriptor we do not know (a duplicate): plain FIFO.
+/// Dispatch on a descriptor that is no handle's: plain FIFO.
 fn dispatch_raw(fd: c_int) -> c_int {
     let mut buf = [0u8; CALLBACK_LEN + 1];
     loop {

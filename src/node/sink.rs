@@ -7,13 +7,19 @@
 //! callbacks queue behind it. A program that stops reading for so long that
 //! the backlog reaches [`MAX_BACKLOG`] loses its event link (a logged,
 //! clear failure instead of unbounded memory).
+//!
+//! An embedded handle (`DLM_EMBEDDED=1`) lives in the node's own process,
+//! so its callbacks need not cross a socket: they wait in a [`LocalLink`],
+//! and the socket only carries a one-byte doorbell, there exactly while the
+//! queue holds packets, so that the program's descriptor is pollable and
+//! readable exactly while callbacks are pending, as in daemon mode. A send
+//! and a receive per callback were half of an embedded lock's time.
 
 use crate::proto::CALLBACK_LEN;
 use crate::sys;
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Callbacks that may wait in memory for one handle.
@@ -24,11 +30,7 @@ pub type Packet = [u8; CALLBACK_LEN];
 pub struct EventSink {
     fd: OwnedFd,
     state: Mutex<SinkState>,
-    /// `SinkState::queued`, readable without the lock (u64::MAX once the
-    /// link is broken or the sink dropped): an embedded handle that has
-    /// read this many packets knows the link is empty without a system
-    /// call (`EventSink::queued_counter`).
-    queued_hint: Arc<AtomicU64>,
+    local: Option<Arc<LocalLink>>,
 }
 
 #[derive(Default)]
@@ -47,8 +49,23 @@ impl EventSink {
         Arc::new(EventSink {
             fd,
             state: Mutex::new(SinkState::default()),
-            queued_hint: Arc::new(AtomicU64::new(0)),
+            local: None,
         })
+    }
+
+    /// A sink for a handle in this process: callbacks go to the returned
+    /// [`LocalLink`], and `fd` (the node's end of the handle's socket pair)
+    /// only carries the doorbell.
+    pub fn new_local(fd: OwnedFd) -> (Arc<EventSink>, Arc<LocalLink>) {
+        let local = Arc::new(LocalLink {
+            state: Mutex::new(LocalState::default()),
+        });
+        let sink = Arc::new(EventSink {
+            fd,
+            state: Mutex::new(SinkState::default()),
+            local: Some(Arc::clone(&local)),
+        });
+        (sink, local)
     }
 
     /// Queues packets for the handle, in order, without blocking.
@@ -58,9 +75,12 @@ impl EventSink {
             return;
         }
         st.queued += packets.len() as u64;
-        // Counted before the packets reach the socket: a reader that sees
-        // the old count cannot find them there yet.
-        self.queued_hint.store(st.queued, Ordering::SeqCst);
+        if let Some(local) = &self.local {
+            if !local.push(self.fd.as_raw_fd(), packets) {
+                st.broken = true;
+            }
+            return;
+        }
         let mut rest = packets;
         if st.backlog.is_empty() {
             while let Some((p, tail)) = rest.split_first() {
@@ -68,7 +88,7 @@ impl EventSink {
                     Ok(_) => rest = tail,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(_) => {
-                        self.break_link(&mut st);
+                        st.broken = true;
                         return;
                     }
                 }
@@ -79,7 +99,7 @@ impl EventSink {
         }
         if st.backlog.len() + rest.len() > MAX_BACKLOG {
             eprintln!("udlm: a handle stopped reading its callbacks; dropping its event link");
-            self.break_link(&mut st);
+            st.broken = true;
             st.backlog.clear();
             sys::shutdown(self.fd.as_raw_fd());
             return;
@@ -102,22 +122,6 @@ impl EventSink {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         st.queued -= st.backlog.len() as u64;
         st.backlog.clear();
-        if !st.broken {
-            self.queued_hint.store(st.queued, Ordering::SeqCst);
-        }
-    }
-
-    /// The count of packets ever queued for the handle, as it changes
-    /// (u64::MAX once the link is broken or the node dropped it, so that
-    /// a reader looks and finds the end). A handle in this process that
-    /// has read as many may skip reading the link.
-    pub fn queued_counter(&self) -> Arc<AtomicU64> {
-        Arc::clone(&self.queued_hint)
-    }
-
-    fn break_link(&self, st: &mut SinkState) {
-        st.broken = true;
-        self.queued_hint.store(u64::MAX, Ordering::SeqCst);
     }
 
     /// Whether the handle has read everything ever queued for it: `seen`
@@ -138,7 +142,7 @@ impl EventSink {
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(_) => {
-                        self.break_link(&mut st);
+                        st.broken = true;
                         st.backlog.clear();
                     }
                 }
@@ -153,6 +157,89 @@ impl EventSink {
 
 impl Drop for EventSink {
     fn drop(&mut self) {
-        self.queued_hint.store(u64::MAX, Ordering::SeqCst);
+        // The node is done with the handle: once the program has taken
+        // what is queued, it finds the end of the link.
+        if let Some(local) = &self.local {
+            local.lock().closed = true;
+        }
+    }
+}
+
+/// The queue of an embedded handle's callbacks (see the module's doc).
+/// The doorbell is sent and received only under this mutex, which keeps
+/// it in step with the queue.
+pub struct LocalLink {
+    state: Mutex<LocalState>,
+}
+
+#[derive(Default)]
+struct LocalState {
+    queue: VecDeque<Packet>,
+    /// The node dropped the handle's sink, or the queue overflowed.
+    closed: bool,
+}
+
+/// What [`LocalLink::take`] found.
+pub struct Taken {
+    pub packets: usize,
+    /// False when the link has ended: nothing is queued and nothing will be.
+    pub alive: bool,
+}
+
+impl LocalLink {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LocalState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The node's side: false when the link is closed or overflows.
+    fn push(&self, doorbell_fd: i32, packets: &[Packet]) -> bool {
+        let mut st = self.lock();
+        if st.closed {
+            return false;
+        }
+        if st.queue.len() + packets.len() > MAX_BACKLOG {
+            eprintln!("udlm: a handle stopped reading its callbacks; dropping its event link");
+            st.closed = true;
+            st.queue.clear();
+            sys::shutdown(doorbell_fd);
+            return false;
+        }
+        let ring = st.queue.is_empty() && !packets.is_empty();
+        st.queue.extend(packets.iter().copied());
+        if ring && sys::send(doorbell_fd, &[1], true).is_err() {
+            // The program's end is gone (or shut down): nobody will read.
+            st.closed = true;
+            st.queue.clear();
+            return false;
+        }
+        true
+    }
+
+    /// The handle's side: passes up to `max` queued packets to `each`, in
+    /// order, and takes the doorbell off `fd` when that empties the queue.
+    /// With `check_end` and nothing queued, it also reads `fd` once, so
+    /// that a shutdown of the handle's own end is seen as the end.
+    pub fn take(&self, fd: i32, max: usize, check_end: bool, mut each: impl FnMut(&Packet)) -> Taken {
+        let mut st = self.lock();
+        let mut n = 0;
+        while n < max {
+            let Some(p) = st.queue.pop_front() else { break };
+            each(&p);
+            n += 1;
+        }
+        let mut bell = [0u8; 2];
+        if n > 0 && st.queue.is_empty() {
+            let _ = sys::recv(fd, &mut bell, true);
+        }
+        let mut alive = !(st.closed && st.queue.is_empty());
+        if n == 0 && alive && check_end {
+            // No doorbell can be there (the queue is empty): only the end.
+            alive = match sys::recv(fd, &mut bell, true) {
+                Ok(0) => false,
+                Ok(_) => true,
+                Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+            };
+        }
+        Taken { packets: n, alive }
     }
 }
