@@ -243,3 +243,58 @@ impl LocalLink {
         Taken { packets: n, alive }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn readable(fd: i32) -> bool {
+        sys::poll_one(fd, false, 0).unwrap_or(false)
+    }
+
+    fn packet(tag: u8) -> Packet {
+        [tag; CALLBACK_LEN]
+    }
+
+    /// The doorbell is on the handle's descriptor exactly while packets wait,
+    /// packets come out in order, and the end shows only after the last one.
+    #[test]
+    fn local_link_doorbell_follows_the_queue() {
+        let (ours, node_end) = sys::seqpacket_pair().unwrap();
+        let fd = ours.as_raw_fd();
+        let (sink, local) = EventSink::new_local(node_end);
+        assert!(!readable(fd));
+        sink.send(&[packet(1), packet(2)]);
+        sink.send(&[packet(3)]);
+        assert!(readable(fd));
+        let mut got = Vec::new();
+        let t = local.take(fd, 1, false, |p| got.push(p[0]));
+        assert_eq!((t.packets, t.alive), (1, true));
+        assert!(readable(fd), "two packets still wait");
+        let t = local.take(fd, usize::MAX, false, |p| got.push(p[0]));
+        assert_eq!((t.packets, t.alive), (2, true));
+        assert_eq!(got, vec![1, 2, 3]);
+        assert!(!readable(fd), "nothing waits, yet the descriptor is readable");
+        assert!(sink.read_all(3));
+        let t = local.take(fd, usize::MAX, true, |_| panic!("nothing was queued"));
+        assert_eq!((t.packets, t.alive), (0, true));
+        // The node drops the handle with a packet still queued.
+        sink.send(&[packet(4)]);
+        drop(sink);
+        let t = local.take(fd, usize::MAX, false, |p| got.push(p[0]));
+        assert_eq!(t.packets, 1);
+        assert!(!t.alive, "the link ended after its last packet");
+        assert_eq!(got, vec![1, 2, 3, 4]);
+    }
+
+    /// A handle that shuts its own end down (the AST thread's stop) sees
+    /// the end when it looks with `check_end`.
+    #[test]
+    fn local_link_sees_its_own_shutdown() {
+        let (ours, node_end) = sys::seqpacket_pair().unwrap();
+        let (_sink, local) = EventSink::new_local(node_end);
+        sys::shutdown(ours.as_raw_fd());
+        let t = local.take(ours.as_raw_fd(), usize::MAX, true, |_| {});
+        assert!(!t.alive);
+    }
+}
