@@ -1297,6 +1297,58 @@ fn a_tree_is_mastered_where_its_root_is() {
     );
 }
 
+/// Two requests of node 1 on a new child name, where node 1 is the child's
+/// directory node and the parent's master is node 2: the first makes node 2
+/// the master (`Assign`) and waits for its answer; the second must wait
+/// behind it, not go to node 2 at once and overtake it. The order of
+/// requests on one name is the order of the grants.
+#[test]
+fn a_request_behind_a_pending_assignment_keeps_its_place() {
+    use udlm::cluster::config::directory_node;
+    use udlm::node::hierarchy::child_name;
+    use udlm::types::{lsfl, ResName};
+    let mut c = Cluster::new(3);
+    let hs: Vec<Handle> = (1..=3)
+        .map(|n| c.open_with(n, b"tree", lsfl::UDLM_HIERARCHY))
+        .collect();
+    let members = [(1, 1), (2, 1), (3, 1)];
+    let root = (0..256)
+        .map(|i| format!("root-{i}"))
+        .find(|r| {
+            let child = child_name(&ResName::new(r.as_bytes()).unwrap(), b"leaf");
+            directory_node(child.as_bytes(), &members) == Some(1)
+        })
+        .expect("a root whose child has node 1 as directory node");
+    let r2 = c.lock(&hs[1], root.as_bytes(), 0, 0);
+    let r1 = c.lock(&hs[0], root.as_bytes(), 0, 0);
+    assert!(c.masters(2, b"tree", root.as_bytes()));
+    assert_eq!(callbacks(&hs[0]), vec![(false, r1, G)]);
+    let ex_child = || LockArgs {
+        mode: 5,
+        name: b"leaf",
+        user: USER,
+        tid: 1,
+        parent: r1,
+        ..LockArgs::default()
+    };
+    let n1 = c.nodes.get_mut(&1).unwrap();
+    let first = n1.lock(hs[0].owner, ex_child()).expect("lock accepted");
+    let second = n1.lock(hs[0].owner, ex_child()).expect("lock accepted");
+    c.run();
+    assert_eq!(
+        callbacks(&hs[0]),
+        vec![(false, first, G), (true, first, 0)],
+        "the first request is granted, the second waits behind it (and blocks it)"
+    );
+    c.unlock(&hs[0], first);
+    assert_eq!(callbacks(&hs[0]), vec![(false, first, UNLOCK), (false, second, G)]);
+    let child = child_name(&ResName::new(root.as_bytes()).unwrap(), b"leaf");
+    assert!(c.masters(2, b"tree", child.as_bytes()));
+    c.unlock(&hs[0], second);
+    c.unlock(&hs[0], r1);
+    c.unlock(&hs[1], r2);
+}
+
 /// Lock timeouts with a remote master: when the master that was told to end
 /// the wait dies before it does, the request is sent again to the new master
 /// after the recovery and the timeout is sent again after `TIMEOUT_RETRY_MS`
