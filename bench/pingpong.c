@@ -14,7 +14,11 @@
  * Prints "result rtt_unix|rtt_tcp p50=.. p99=.. mean=.. min=.. n=.." in µs,
  * measured by the client (the parent for unix, the child for tcp).
  * PIN_CLIENT=N / PIN_SERVER=N pin the two sides to CPUs (to measure a
- * wake-up across CPUs against one on the same CPU).
+ * wake-up across CPUs against one on the same CPU). SPIN_US=N (unix only):
+ * each side looks for its packet without blocking for up to N µs before it
+ * sleeps in recv, yielding the CPU between looks, as udlm's library and
+ * daemon do (DLM_SPIN_US, src/sys.rs recv_spin), so that
+ * udlm's figures can be set beside a floor that does the same.
  */
 #define _GNU_SOURCE
 #include "bench.h"
@@ -65,6 +69,23 @@ static int full_read(int fd, char *b, size_t n)
 	return 0;
 }
 
+static long spin_us;
+
+/* recv as udlm does it with DLM_SPIN_US: poll without blocking first. */
+static ssize_t recv_spin(int fd, char *b, size_t n)
+{
+	if (spin_us > 0) {
+		uint64_t until = now_ns() + (uint64_t)spin_us * 1000;
+		do {
+			ssize_t r = recv(fd, b, n, MSG_DONTWAIT);
+			if (r >= 0 || (errno != EAGAIN && errno != EINTR))
+				return r;
+			sched_yield();
+		} while (now_ns() < until);
+	}
+	return recv(fd, b, n, 0);
+}
+
 static void run_client(const char *label, int fd, int stream, long iters, long warmup)
 {
 	char req[64], rep[64];
@@ -82,7 +103,7 @@ static void run_client(const char *label, int fd, int stream, long iters, long w
 		} else {
 			if (send(fd, req, reqlen, MSG_NOSIGNAL) != (ssize_t)reqlen)
 				die("send");
-			if (recv(fd, rep, sizeof rep, 0) != (ssize_t)replen)
+			if (recv_spin(fd, rep, sizeof rep) != (ssize_t)replen)
 				die("recv");
 		}
 		uint64_t t1 = now_ns();
@@ -104,7 +125,7 @@ static void run_server(int fd, int stream)
 				return;
 			full_write(fd, rep, 64);
 		} else {
-			ssize_t n = recv(fd, b, sizeof b, 0);
+			ssize_t n = recv_spin(fd, b, sizeof b);
 			if (n <= 0)
 				return;
 			if (send(fd, rep, 16, MSG_NOSIGNAL) != 16)
@@ -116,6 +137,8 @@ static void run_server(int fd, int stream)
 static int unix_mode(long iters, long warmup)
 {
 	int sv[2];
+	const char *spin = getenv("SPIN_US");
+	spin_us = spin ? atol(spin) : 0;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv))
 		die("socketpair");
 	pid_t pid = fork();
@@ -129,7 +152,7 @@ static int unix_mode(long iters, long warmup)
 	}
 	close(sv[1]);
 	pin("PIN_CLIENT");
-	run_client("rtt_unix", sv[0], 0, iters, warmup);
+	run_client(spin_us > 0 ? "rtt_unix_spin" : "rtt_unix", sv[0], 0, iters, warmup);
 	close(sv[0]);
 	waitpid(pid, NULL, 0);
 	return 0;

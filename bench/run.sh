@@ -19,7 +19,9 @@
 # Knobs (environment): LIBDIR (default target/release), ITERS (20000),
 # WARMUP (2000), ASYNC_SECS (3), HANDOVER_SECS (3), FIRST_COUNT (3000),
 # DEPTH (64), REPEAT (3: each figure is the run with the median result
-# of REPEAT runs; the table lists every run's value too).
+# of REPEAT runs; the table lists every run's value too), DLM_SPIN_US (what
+# udlm's library and daemon poll before they sleep, default 50; the polling
+# ping-pong does the same).
 # Every udlmd it starts is stopped by pid on exit; the library is pointed at
 # a DLM_DAEMON that refuses to start, so no untracked daemon can appear.
 set -uo pipefail
@@ -32,6 +34,7 @@ HANDOVER_SECS=${HANDOVER_SECS:-3}
 FIRST_COUNT=${FIRST_COUNT:-3000}
 DEPTH=${DEPTH:-64}
 REPEAT=${REPEAT:-3}
+SPIN=${DLM_SPIN_US:-50}
 SECTIONS="A B"
 case "${1:-}" in
   --section) SECTIONS=${2:?--section needs A or B};;
@@ -168,6 +171,9 @@ if [[ $SECTIONS == *A* ]]; then
   d=$work/local
   start_node "$d" "$work/one.conf" 1 || exit 1
   run "unix ping-pong" "$work/a_rtt" rtt_unix:p50 "$work/bin/pingpong" unix "$ITERS" "$WARMUP"
+  # The floor for a library and daemon that poll before they sleep
+  # (DLM_SPIN_US, src/sys.rs recv_spin): a ping-pong that does the same.
+  SPIN_US=$SPIN run "unix ping-pong, polling" "$work/a_rtt_spin" rtt_unix_spin:p50 "$work/bin/pingpong" unix "$ITERS" "$WARMUP"
   run "daemon sync-wait" "$work/a_dw" sync_wait:p50 on "$d" "$work/one.conf" 1 "$work/bin/lockbench" sync-wait "$ITERS" "$WARMUP"
   run "daemon sync-poll" "$work/a_dp" sync_poll:p50 on "$d" "$work/one.conf" 1 "$work/bin/lockbench" sync-poll "$ITERS" "$WARMUP"
   run "embedded sync-wait" "$work/a_ew" sync_wait:p50 embedded "$work/bin/lockbench" sync-wait "$ITERS" "$WARMUP"
@@ -190,12 +196,14 @@ if [[ $SECTIONS == *A* ]]; then
   fi
 
   rtt=$(val "$work/a_rtt" rtt_unix p50)
+  rtt_spin=$(val "$work/a_rtt_spin" rtt_unix_spin p50)
   echo
   echo "## A. One host"
   echo
   echo "| figure | daemon mode | embedded mode |"
   echo "|---|---|---|"
   echo "| Unix SOCK_SEQPACKET ping-pong RTT between two processes, p50 / p99 (the floor) | $(lat "$work/a_rtt" rtt_unix)$(runs "$work/a_rtt") | — |"
+  echo "| the same, each side polling up to $SPIN µs before it sleeps, as udlm's library and daemon do (\`DLM_SPIN_US\`), p50 / p99 (the like-for-like floor) | $(lat "$work/a_rtt_spin" rtt_unix_spin)$(runs "$work/a_rtt_spin") | — |"
   echo "| sync EX lock+unlock, \`dlm_ls_lock_wait\` + \`dlm_ls_unlock_wait\` with \`dlm_ls_pthread_init\`, p50 / p99 | $(lat "$work/a_dw" sync_wait)$(runs "$work/a_dw") | $(lat "$work/a_ew" sync_wait)$(runs "$work/a_ew") |"
   echo "| &nbsp;&nbsp;of which the lock, p50 | $(fmt "$(val "$work/a_dw" sync_wait_lock p50)") µs | $(fmt "$(val "$work/a_ew" sync_wait_lock p50)") µs |"
   echo "| sync EX lock+unlock, \`dlm_ls_lock\` + poll + \`dlm_dispatch\`, no thread, p50 / p99 | $(lat "$work/a_dp" sync_poll)$(runs "$work/a_dp") | $(lat "$work/a_ep" sync_poll)$(runs "$work/a_ep") |"
@@ -214,6 +222,7 @@ if [[ $SECTIONS == *A* ]]; then
     IFS=: read -r f n label <<< "$v"
     p=$(val "$work/a_$f" "$n" p50)
     echo "| daemon sync lock+unlock p50 ≤ 2.5 × ping-pong RTT ($(fmt "$(calc "2.5 * $rtt")") µs), $label | $(fmt "$p") µs = $(calc "$p / $rtt" | awk '{printf "%.2f", $1}') × RTT | $(verdict "$p <= 2.5 * $rtt") |"
+    echo "| the same against the polling ping-pong ($(fmt "$(calc "2.5 * $rtt_spin")") µs), $label | $(fmt "$p") µs = $(calc "$p / $rtt_spin" | awk '{printf "%.2f", $1}') × RTT | $(verdict "$p <= 2.5 * $rtt_spin") |"
   done
   for v in ew:sync_wait:lock_wait ep:sync_poll:poll+dispatch; do
     IFS=: read -r f n label <<< "$v"

@@ -247,7 +247,7 @@ fn read_answer(fd: &OwnedFd, req: &Request) -> Result<Vec<u8>, Errno> {
 fn round_trip(fd: &OwnedFd, req: &Request) -> Result<(Reply, Option<Callback>), Errno> {
     sys::send(fd.as_raw_fd(), &req.encode(), false).map_err(|_| Errno::NotConn)?;
     let mut buf = [0u8; 12 + CALLBACK_LEN + 1];
-    match sys::recv(fd.as_raw_fd(), &mut buf, false) {
+    match sys::recv_spin(fd.as_raw_fd(), &mut buf, sys::spin_us()) {
         Ok(n) if n > 0 => proto::decode_reply_with(&buf[..n]).map_err(|_| Errno::Proto),
         _ => Err(Errno::NotConn),
     }

@@ -264,8 +264,9 @@ fn serve_requests(
     conn: &OwnedFd,
     buf: &mut [u8; MAX_PACKET],
 ) {
+    let spin_us = sys::spin_us();
     loop {
-        let n = match sys::recv(conn.as_raw_fd(), buf, false) {
+        let n = match sys::recv_spin(conn.as_raw_fd(), buf, spin_us) {
             Ok(n) if n > 0 => n,
             _ => return,
         };
