@@ -8,8 +8,9 @@
 //! symmetric handshake (HELLO / HELLO_REPLY, HMAC challenge-response when a
 //! key is configured) in its own thread, which then becomes the connection's
 //! reader; a writer thread per established connection sends data, acks,
-//! heartbeats and the final BYE. [`Net::send`] only appends to the peer's
-//! queue and wakes the writer, so it never blocks on the network.
+//! heartbeats and the final BYE. [`Net::send`] appends to the peer's queue
+//! and, when the session is idle, writes the frame itself without
+//! blocking; else it wakes the writer. It never blocks on the network.
 //!
 //! The wire format, the handshake and the reliability rules are specified in
 //! `docs/PROTOCOL.md`; `frame` is the codec, `auth` the challenge-response,
