@@ -160,14 +160,38 @@ pub fn recv(fd: RawFd, buf: &mut [u8], nonblocking: bool) -> io::Result<usize> {
 /// handle's next request, usually comes within a few microseconds; going
 /// to sleep and being woken on another CPU costs more than that (25 µs on
 /// the VM of docs/PERFORMANCE.md), on both sides of every call.
+///
+/// The budget adapts per thread: a wait that polled in vain halves the
+/// thread's next budget (an idle handle's daemon thread, or a program
+/// whose calls wait for a remote node, soon stops polling), and one that
+/// found its packet restores the whole budget. Down to nothing, the thread
+/// still polls in full every [`SPIN_RETRY_EVERY`] waits, to notice when
+/// polling pays again.
 pub fn recv_spin(fd: RawFd, buf: &mut [u8], spin_us: u64) -> io::Result<usize> {
-    if spin_us > 0 {
+    thread_local! {
+        /// (budget in µs, waits since the budget ran out)
+        static SPIN: std::cell::Cell<(u64, u32)> = const { std::cell::Cell::new((u64::MAX, 0)) };
+    }
+    let (budget, dry) = SPIN.with(|c| c.get());
+    let mut budget = budget.min(spin_us);
+    let mut dry = dry;
+    if budget == 0 && spin_us > 0 {
+        dry += 1;
+        if dry >= SPIN_RETRY_EVERY {
+            budget = spin_us;
+            dry = 0;
+        }
+    }
+    if budget > 0 {
         let start = std::time::Instant::now();
-        let limit = std::time::Duration::from_micros(spin_us);
+        let limit = std::time::Duration::from_micros(budget);
         loop {
             match recv(fd, buf, true) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                r => return r,
+                r => {
+                    SPIN.with(|c| c.set((spin_us, 0)));
+                    return r;
+                }
             }
             if start.elapsed() >= limit {
                 break;
@@ -177,9 +201,15 @@ pub fn recv_spin(fd: RawFd, buf: &mut [u8], spin_us: u64) -> io::Result<usize> {
             // SAFETY: sched_yield has no arguments and cannot fail.
             unsafe { libc::sched_yield() };
         }
+        budget /= 2;
     }
+    SPIN.with(|c| c.set((budget, dry)));
     recv(fd, buf, false)
 }
+
+/// A thread whose polling budget ran out polls in full again after this
+/// many waits ([`recv_spin`]).
+pub const SPIN_RETRY_EVERY: u32 = 16;
 
 /// Bound on `DLM_SPIN_US`.
 pub const MAX_SPIN_US: u64 = 1000;
