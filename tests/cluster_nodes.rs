@@ -1237,6 +1237,19 @@ fn an_outside_source_group_member_not_reached_holds_generations_back() {
     assert!(c.nodes.values().all(|n| !n.operations_blocked()));
 }
 
+/// The members of [`tree_cluster`], with their weights, as
+/// `directory_node` takes them.
+const TREE_MEMBERS: [(u32, u32); 3] = [(1, 1), (2, 1), (3, 1)];
+
+/// Three nodes, each with a handle on the hierarchical lockspace "tree".
+fn tree_cluster() -> (Cluster, Vec<Handle>) {
+    let mut c = Cluster::new(3);
+    let hs = (1..=3)
+        .map(|n| c.open_with(n, b"tree", udlm::types::lsfl::UDLM_HIERARCHY))
+        .collect();
+    (c, hs)
+}
+
 /// A hierarchical lockspace: a child resource is mastered where its parent
 /// resource is, even when another node asks for it first, whichever node is
 /// the directory node of the tree (the asker, the parent's master, or a
@@ -1246,12 +1259,9 @@ fn an_outside_source_group_member_not_reached_holds_generations_back() {
 fn a_tree_is_mastered_where_its_root_is() {
     use udlm::cluster::config::directory_node;
     use udlm::node::hierarchy::child_name;
-    use udlm::types::{lsfl, ResName};
-    let mut c = Cluster::new(3);
-    let hs: Vec<Handle> = (1..=3)
-        .map(|n| c.open_with(n, b"tree", lsfl::UDLM_HIERARCHY))
-        .collect();
-    let members = [(1, 1), (2, 1), (3, 1)];
+    use udlm::types::ResName;
+    let (mut c, hs) = tree_cluster();
+    let members = TREE_MEMBERS;
     let mut directories = std::collections::BTreeSet::new();
     for i in 0..12 {
         let root = format!("root-{i}");
@@ -1306,12 +1316,9 @@ fn a_tree_is_mastered_where_its_root_is() {
 fn a_request_behind_a_pending_assignment_keeps_its_place() {
     use udlm::cluster::config::directory_node;
     use udlm::node::hierarchy::child_name;
-    use udlm::types::{lsfl, ResName};
-    let mut c = Cluster::new(3);
-    let hs: Vec<Handle> = (1..=3)
-        .map(|n| c.open_with(n, b"tree", lsfl::UDLM_HIERARCHY))
-        .collect();
-    let members = [(1, 1), (2, 1), (3, 1)];
+    use udlm::types::ResName;
+    let (mut c, hs) = tree_cluster();
+    let members = TREE_MEMBERS;
     let root = (0..256)
         .map(|i| format!("root-{i}"))
         .find(|r| {
