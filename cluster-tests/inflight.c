@@ -7,6 +7,7 @@
 #include "common.h"
 #include <pthread.h>
 #include <signal.h>
+#include <dirent.h>
 
 /* The master is paused while an operation overlaps the request, so that the
  * reply cannot arrive first whatever the machine's load. */
@@ -19,7 +20,42 @@ static pid_t master_pid(void)
 	fclose(p);
 	return pid;
 }
-static void pause_master(void) { if (kill(master_pid(), SIGSTOP)) die("SIGSTOP"); }
+/* Every thread of the process is in the stopped state. kill() returns once
+ * SIGSTOP is pending, but a multi-threaded process stops only when the thread
+ * that takes the signal gets a CPU and stops the others: until then another
+ * thread can still answer a request (seen on a loaded 2-CPU machine). */
+static int all_stopped(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	if (!d) die("opendir %s", path);
+	int stopped = 1;
+	struct dirent *e;
+	while (stopped && (e = readdir(d))) {
+		if (e->d_name[0] == '.') continue;
+		char stat[128], buf[512];
+		snprintf(stat, sizeof stat, "/proc/%d/task/%s/stat", (int)pid, e->d_name);
+		FILE *f = fopen(stat, "r");
+		if (!f) continue; /* the thread has exited */
+		size_t n = fread(buf, 1, sizeof buf - 1, f);
+		fclose(f);
+		buf[n] = 0;
+		const char *paren = strrchr(buf, ')');
+		if (!paren || paren[1] != ' ' || (paren[2] != 'T' && paren[2] != 't')) stopped = 0;
+	}
+	closedir(d);
+	return stopped;
+}
+static void pause_master(void)
+{
+	pid_t pid = master_pid();
+	if (kill(pid, SIGSTOP)) die("SIGSTOP");
+	for (int i = 0; !all_stopped(pid); i++) {
+		if (i == 5000) die("the master did not stop within 5 s of SIGSTOP");
+		usleep(1000);
+	}
+}
 static void resume_master(void) { if (kill(master_pid(), SIGCONT)) die("SIGCONT"); }
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
