@@ -34,7 +34,7 @@ static int all_stopped(pid_t pid)
 	struct dirent *e;
 	while (stopped && (e = readdir(d))) {
 		if (e->d_name[0] == '.') continue;
-		char stat[128], buf[512];
+		char stat[300], buf[512];
 		snprintf(stat, sizeof stat, "/proc/%d/task/%s/stat", (int)pid, e->d_name);
 		FILE *f = fopen(stat, "r");
 		if (!f) continue; /* the thread has exited */

@@ -33,6 +33,11 @@ int main(void)
         dlm_lshandle_t y = dlm_open_lockspace(pub);
         if (!y) { printf("open of a 0666 lockspace by another user failed: errno %d\n", errno); _exit(2); }
         struct dlm_lksb l = {0};
+#if T_THREADED
+        /* libdlm's _wait needs a dispatcher: with none it waits forever on
+         * the kernel DLM (spec 2.6; oracle). */
+        if (dlm_ls_pthread_init(y)) _exit(5);
+#endif
         if (dlm_ls_lock_wait(y, LKM_EXMODE, &l, 0, "r", 1, 0, NULL, NULL, NULL) == -1 && errno != 0) _exit(4);
         _exit(0);
     }

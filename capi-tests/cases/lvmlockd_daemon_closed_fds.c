@@ -27,6 +27,11 @@ int main(void)
     CHECK(maj == 6 && min == 0 && patch == 2, "dlm_kernel_version %u.%u.%u, not 6.0.2", maj, min, patch);
     ls = dlm_new_lockspace(t_ls_name("lvm"), 0600, DLM_LSFL_NEWEXCL);
     REQUIRE(ls != NULL, "dlm_new_lockspace after closing every fd -> NULL errno %d", errno);
+#if T_THREADED
+    /* lvmlockd links libdlm_lt; with the threaded libdlm its _wait calls need
+     * the AST thread, or they wait forever on the kernel DLM (spec 2.6). */
+    REQUIRE_OK(dlm_ls_pthread_init(ls));
+#endif
 
     memset(&sb, 0, sizeof sb);
     memset(lvb, 0, sizeof lvb);
