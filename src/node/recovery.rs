@@ -204,6 +204,10 @@ pub struct Membership {
     heard: BTreeSet<u32>,
     /// Peers that said they were shutting down (no lease to wait for).
     left: BTreeSet<u32>,
+    /// This node said it is shutting down: it starts no generation any
+    /// more (two nodes leaving at once would otherwise restart generations
+    /// at each other's every word until they exit).
+    leaving: bool,
     /// Since when this node has seen no majority (ms).
     no_majority_since: Option<u64>,
     pub self_fence_abort: bool,
@@ -274,6 +278,7 @@ impl Membership {
             known_incarnation: HashMap::new(),
             heard: BTreeSet::new(),
             left: BTreeSet::new(),
+            leaving: false,
             no_majority_since: None,
             self_fence_abort: false,
             fencing: false,
@@ -506,7 +511,7 @@ impl Node {
     /// The coordinator's duty: start a generation when the live view and
     /// the current members disagree.
     pub(super) fn check_membership(&mut self) {
-        if !self.multi_node() {
+        if !self.multi_node() || self.membership.leaving {
             return;
         }
         self.check_majority();
@@ -1787,6 +1792,7 @@ impl Node {
     /// Returns whether anyone was told.
     pub fn leave(&mut self) -> bool {
         let me = self.node_id;
+        self.membership.leaving = true;
         let members = self.membership.members.clone();
         let mut told = false;
         for n in members {
