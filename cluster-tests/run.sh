@@ -31,7 +31,7 @@ trap 'stop_nodes; rm -rf "$work"' EXIT
 mkdir -p "$work/lib" "$work/bin"
 ln -s "$rel/libdlm.so" "$work/lib/libdlm.so.3"
 ln -s "$rel/libudlmext.so" "$work/lib/libudlm.so.1"
-for prog in counter lvb bast deadlock inflight orphan cycle tree xnode; do
+for prog in counter lvb bast deadlock inflight orphan cycle tree xnode lsleave; do
   cc -O1 -g -Wall -I"$top/include" -o "$work/bin/$prog" "$top/cluster-tests/$prog.c" \
      -L"$work/lib" -l:libdlm.so.3 -l:libudlm.so.1 -pthread -D_REENTRANT || exit 1
 done
@@ -133,6 +133,7 @@ EXTRA_CONF=deadlock_detect_ms=1000 \
 EXTRA_CONF=deadlock_detect_ms=1000 \
   scenario_pair "deadlock cycle of conversions on 3 nodes: node 3's conversion gets EDEADLK, stays NL" 3 cycle 3 conv
 scenario_pair "cross-node behaviour as on the kernel DLM (oracle-checked): NOQUEUE, BAST, LVB, conversion deadlock, CONVDEADLK, cancel, dead process, QUECVT" 2 xnode
+scenario_pair "a lockspace left on the node that mastered a held lock: the other node is granted" 2 lsleave
 scenario_pair "hierarchical lockspace with timeouts on 3 nodes: shared children, their LVB, ETIMEDOUT, queries" 3 tree
 scenario_wrong_key
 

@@ -80,7 +80,7 @@ static int unlock_sync(struct lk *l, int flags)
 
 /* Barrier k: this node holds EX on "b<k>-<me>" from now to the end, and
  * waits until a NOQUEUE probe of the other node's finds it held. */
-static struct lk barrier_locks[40];
+static struct lk barrier_locks[64];
 static void barrier(int k)
 {
 	char mine[16], theirs[16];
@@ -92,13 +92,13 @@ static void barrier(int k)
 		printf("[node %d] barrier %d: own lock failed\n", me, k);
 		exit(2);
 	}
-	for (int i = 0; i < 1200; i++) {
+	for (int i = 0; i < 6000; i++) {
 		struct dlm_lksb p = {0};
 		if (dlm_ls_lock_wait(ls, LKM_PRMODE, &p, LKF_NOQUEUE, theirs, strlen(theirs), 0, NULL, NULL, NULL) == 0) {
 			if (p.sb_status == EAGAIN) return;
 			if (p.sb_status == 0) dlm_ls_unlock_wait(ls, p.sb_lkid, 0, &p);
 		}
-		usleep(50000);
+		usleep(10000);
 	}
 	printf("[node %d] barrier %d: the other node never came\n", me, k);
 	exit(2);
@@ -376,18 +376,168 @@ int main(void)
 		check("9 unlock", unlock_sync(&a, 0), EUNLOCK);
 	}
 	barrier(32);
-	/* Node 2 leaves at once; node 1 keeps its barrier lock until node 2's is
-	 * gone, since node 2 may not have seen it yet. */
+
+	/* 10. A plain unlock of node 2's lock while it converts NL->EX, queued
+	 *     behind node 1's EX: accepted; one AST, EUNLOCK, no conversion AST. */
+	init(&a, 0); init(&w, 0);
+	if (me == 1) check("10 EX on r10", lock_sync(&a, LKM_EXMODE, 0, "r10"), 0);
+	barrier(33);
+	if (me == 2) {
+		check("10 NL on r10", lock_sync(&w, LKM_NLMODE, 0, "r10"), 0);
+		check("10 NL->EX: return", lock(&w, LKM_EXMODE, LKF_CONVERT, "r10"), 0);
+		usleep(300000);
+		check("10 its status while node 1 holds EX", w.sb.sb_status, EINPROG);
+		check("10 plain unlock of the converting lock", dlm_ls_unlock(ls, w.sb.sb_lkid, 0, &w.sb, &w), 0);
+		wait_asts(&w, 2);
+		usleep(300000);
+		check("10 ASTs (the NL grant, then one for the unlock)", asts(&w), 2);
+		check("10 the last status", w.sb.sb_status, EUNLOCK);
+	}
+	barrier(34);
 	if (me == 1) {
+		check("10 BASTs to the EX holder", basts(&a), 1);
+		check("10 unlock", unlock_sync(&a, 0), EUNLOCK);
+	}
+
+	/* 11. Cancel of node 2's queued NL->EX conversion: ECANCEL, and the lock
+	 *     is NL again (an EX NOQUEUE by node 1 after its own unlock works). */
+	init(&a, 0); init(&w, 0);
+	if (me == 1) check("11 EX on r11", lock_sync(&a, LKM_EXMODE, 0, "r11"), 0);
+	barrier(35);
+	if (me == 2) {
+		check("11 NL on r11", lock_sync(&w, LKM_NLMODE, 0, "r11"), 0);
+		check("11 NL->EX: return", lock(&w, LKM_EXMODE, LKF_CONVERT, "r11"), 0);
+		usleep(300000);
+		check("11 cancel of the conversion", unlock_sync(&w, LKF_CANCEL), ECANCEL);
+	}
+	barrier(36);
+	if (me == 1) {
+		check("11 unlock", unlock_sync(&a, 0), EUNLOCK);
+		init(&a, 0);
+		check("11 EX NOQUEUE beside node 2's NL", lock_sync(&a, LKM_EXMODE, LKF_NOQUEUE, "r11"), 0);
+		check("11 unlock", unlock_sync(&a, 0), EUNLOCK);
+	}
+	barrier(37);
+	if (me == 2) check("11 unlock of the NL lock", unlock_sync(&w, 0), EUNLOCK);
+
+	/* 12. NOQUEUE conversion against the other node's PR: EAGAIN, the lock
+	 *     stays PR, no BAST; with NOQUEUEBAST the holder gets one. */
+	init(&a, 0); init(&w, 0);
+	if (me == 1) check("12 PR on r12", lock_sync(&a, LKM_PRMODE, 0, "r12"), 0);
+	barrier(38);
+	if (me == 2) {
+		check("12 PR on r12", lock_sync(&w, LKM_PRMODE, 0, "r12"), 0);
+		check("12 PR->EX NOQUEUE", lock_sync(&w, LKM_EXMODE, LKF_CONVERT | LKF_NOQUEUE, "r12"), EAGAIN);
+	}
+	barrier(39);
+	if (me == 1) { usleep(300000); check("12 BASTs after the NOQUEUE conversion", basts(&a), 0); }
+	barrier(40);
+	if (me == 2) {
+		check("12 PR->EX NOQUEUE|NOQUEUEBAST", lock_sync(&w, LKM_EXMODE, LKF_CONVERT | LKF_NOQUEUE | LKF_NOQUEUEBAST, "r12"), EAGAIN);
+		check("12 PR->PR: the lock is still PR", lock_sync(&w, LKM_PRMODE, LKF_CONVERT, "r12"), 0);
+	}
+	barrier(41);
+	if (me == 1) {
+		wait_basts(&a, 1);
+		check("12 BASTs after NOQUEUEBAST", basts(&a), 1);
+		check("12 unlock", unlock_sync(&a, 0), EUNLOCK);
+	}
+	if (me == 2) check("12 unlock", unlock_sync(&w, 0), EUNLOCK);
+	barrier(42);
+
+	/* 13. ALTPR: node 1 holds PR; node 2's CW|ALTPR is granted in PR with
+	 *     DLM_SBF_ALTMODE. */
+	init(&a, 0); init(&w, 0);
+	if (me == 1) check("13 PR on r13", lock_sync(&a, LKM_PRMODE, 0, "r13"), 0);
+	barrier(43);
+	if (me == 2) {
+		check("13 CW|ALTPR", lock_sync(&w, LKM_CWMODE, LKF_ALTPR, "r13"), 0);
+		check("13 sb_flags (DLM_SBF_ALTMODE)", w.sb.sb_flags, DLM_SBF_ALTMODE);
+		check("13 unlock", unlock_sync(&w, 0), EUNLOCK);
+	}
+	barrier(44);
+	if (me == 1) check("13 unlock", unlock_sync(&a, 0), EUNLOCK);
+
+	/* 14. FIFO across nodes: behind node 1's EX, node 2's EX is queued,
+	 *     then node 1's PR; node 1's unlock grants node 2 first. */
+	struct lk b;
+	init(&a, 0); init(&w, 0); init(&b, 0);
+	if (me == 1) check("14 EX on r14", lock_sync(&a, LKM_EXMODE, 0, "r14"), 0);
+	barrier(45);
+	if (me == 2) {
+		check("14 EX queued: return", lock(&w, LKM_EXMODE, 0, "r14"), 0);
+		usleep(300000);
+	}
+	barrier(46);
+	if (me == 1) {
+		check("14 PR queued: return", lock(&b, LKM_PRMODE, 0, "r14"), 0);
+		usleep(300000);
+		check("14 unlock of the EX", unlock_sync(&a, 0), EUNLOCK);
+		usleep(300000);
+		check("14 node 1's PR still waits", b.sb.sb_status, EINPROG);
+	}
+	barrier(47);
+	if (me == 2) {
+		wait_asts(&w, 1);
+		check("14 node 2's EX granted first", w.sb.sb_status, 0);
+		check("14 unlock", unlock_sync(&w, 0), EUNLOCK);
+	}
+	if (me == 1) {
+		wait_asts(&b, 1);
+		check("14 then node 1's PR", b.sb.sb_status, 0);
+		check("14 unlock", unlock_sync(&b, 0), EUNLOCK);
+	}
+	barrier(48);
+
+	/* 15. IVVALBLK from node 2: node 1's next VALBLK read carries
+	 *     DLM_SBF_VALNOTVALID and the last value written. */
+	init(&a, 1); init(&w, 1);
+	if (me == 1) check("15 NL|VALBLK on r15", lock_sync(&a, LKM_NLMODE, LKF_VALBLK, "r15"), 0);
+	barrier(49);
+	if (me == 2) {
+		check("15 EX|VALBLK", lock_sync(&w, LKM_EXMODE, LKF_VALBLK, "r15"), 0);
+		strcpy(w.lvb, "v1");
+		check("15 EX->NL|VALBLK", lock_sync(&w, LKM_NLMODE, LKF_CONVERT | LKF_VALBLK, "r15"), 0);
+		check("15 NL->EX|VALBLK", lock_sync(&w, LKM_EXMODE, LKF_CONVERT | LKF_VALBLK, "r15"), 0);
+		check("15 EX->NL|IVVALBLK", lock_sync(&w, LKM_NLMODE, LKF_CONVERT | LKF_IVVALBLK, "r15"), 0);
+	}
+	barrier(50);
+	if (me == 1) {
+		check("15 NL->PR|VALBLK", lock_sync(&a, LKM_PRMODE, LKF_CONVERT | LKF_VALBLK, "r15"), 0);
+		check("15 sb_flags (DLM_SBF_VALNOTVALID)", a.sb.sb_flags, DLM_SBF_VALNOTVALID);
+		check("15 the last value written", strcmp(a.lvb, "v1") == 0, 1);
+		check("15 unlock", unlock_sync(&a, 0), EUNLOCK);
+	}
+	barrier(51);
+	if (me == 2) check("15 unlock", unlock_sync(&w, 0), EUNLOCK);
+	barrier(52);
+	/* Leaving: a node that passed the last barrier may not go before the
+	 * other has seen its barrier lock. Node 1 takes "fin" once it has;
+	 * node 2 leaves when it sees "fin" held; node 1 keeps "fin" until node
+	 * 2's barrier lock is gone. */
+	if (me == 1) {
+		struct lk fin;
+		init(&fin, 0);
+		if (lock_sync(&fin, LKM_EXMODE, 0, "fin")) { printf("[node 1] fin lock failed\n"); return 2; }
 		int gone = 0;
-		for (int i = 0; i < 600 && !gone; i++) {
+		for (int i = 0; i < 3000 && !gone; i++) {
 			struct dlm_lksb p = {0};
-			if (dlm_ls_lock_wait(ls, LKM_PRMODE, &p, LKF_NOQUEUE, "b32-2", 5, 0, NULL, NULL, NULL) == 0 && p.sb_status == 0) {
+			if (dlm_ls_lock_wait(ls, LKM_PRMODE, &p, LKF_NOQUEUE, "b52-2", 5, 0, NULL, NULL, NULL) == 0 && p.sb_status == 0) {
 				dlm_ls_unlock_wait(ls, p.sb_lkid, 0, &p);
 				gone = 1;
 			} else {
-				usleep(50000);
+				usleep(10000);
 			}
+		}
+	} else {
+		int seen = 0;
+		for (int i = 0; i < 3000 && !seen; i++) {
+			struct dlm_lksb p = {0};
+			if (dlm_ls_lock_wait(ls, LKM_PRMODE, &p, LKF_NOQUEUE, "fin", 3, 0, NULL, NULL, NULL) == 0) {
+				if (p.sb_status == EAGAIN) seen = 1;
+				else if (p.sb_status == 0) dlm_ls_unlock_wait(ls, p.sb_lkid, 0, &p);
+			}
+			if (!seen) usleep(10000);
 		}
 	}
 
