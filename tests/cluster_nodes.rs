@@ -168,7 +168,9 @@ impl Cluster {
     fn run_at_most(&mut self, limit: usize) -> bool {
         for _ in 0..limit {
             let m = self.bus.0.lock().unwrap().pop_front();
-            let Some((from, to, payload)) = m else { return true };
+            let Some((from, to, payload)) = m else {
+                return true;
+            };
             self.messages += 1;
             if let Some(n) = self.nodes.get_mut(&to) {
                 n.on_peer_message(from, &payload);
@@ -1375,7 +1377,10 @@ fn a_request_behind_a_pending_assignment_keeps_its_place() {
         "the first request is granted, the second waits behind it (and blocks it)"
     );
     c.unlock(&hs[0], first);
-    assert_eq!(callbacks(&hs[0]), vec![(false, first, UNLOCK), (false, second, G)]);
+    assert_eq!(
+        callbacks(&hs[0]),
+        vec![(false, first, UNLOCK), (false, second, G)]
+    );
     let child = child_name(&ResName::new(root.as_bytes()).unwrap(), b"leaf");
     assert!(c.masters(2, b"tree", child.as_bytes()));
     c.unlock(&hs[0], second);
@@ -1478,4 +1483,43 @@ fn an_adopted_orphan_forgets_the_conversion_its_old_handle_left() {
     // Still NL: EX NOQUEUE from node 2 would conflict with an EX, not NL.
     let y = c.lock(&h2, b"r", 5, lkf::NOQUEUE);
     assert_eq!(callbacks(&h2), vec![(false, y, G)]);
+}
+
+/// A CONVDEADLK demotion reaches the lock's node at once (sim class K):
+/// node 2's PR->EX|CONVDEADLK is demoted to NL so that node 3's earlier
+/// PR->EX goes through; the master dies; the survivors must rebuild node
+/// 2's lock at NL, not at PR beside node 3's EX, and its conversion's
+/// completion still reports the demotion.
+#[test]
+fn a_demotion_outlives_the_master_that_made_it() {
+    let mut c = Cluster::new(3);
+    let h1 = c.open(1, b"ls");
+    let h2 = c.open(2, b"ls");
+    let h3 = c.open(3, b"ls");
+    let keeper = c.lock(&h1, b"r", 0, 0);
+    assert!(c.masters(1, b"ls", b"r"));
+    let a = c.lock(&h2, b"r", 3, 0);
+    let b = c.lock(&h3, b"r", 3, 0);
+    assert_eq!(callbacks(&h1), vec![(false, keeper, G)]);
+    assert_eq!(callbacks(&h2), vec![(false, a, G)]);
+    assert_eq!(callbacks(&h3), vec![(false, b, G)]);
+    c.lock_with(&h3, b"r", 5, lkf::CONVERT, b);
+    c.lock_with(&h2, b"r", 5, lkf::CONVERT | lkf::CONVDEADLK, a);
+    assert_eq!(
+        callbacks(&h3),
+        vec![(false, b, G), (true, b, 0)],
+        "node 3's conversion went through, and blocks node 2's"
+    );
+    c.kill(1, LEASE_MS);
+    for n in c.nodes.values() {
+        if let Some(e) = n.lockspace_engine(b"ls") {
+            e.check_invariants();
+        }
+    }
+    c.unlock(&h3, b);
+    assert_eq!(
+        callbacks_with_flags(&h2),
+        vec![(true, a, 0, 0), (false, a, G, udlm::types::sbf::DEMOTED)],
+        "node 2's BAST from node 3's conversion, then its conversion granted, demoted on the way"
+    );
 }

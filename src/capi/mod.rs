@@ -772,7 +772,10 @@ pub fn dispatch(fd: c_int) -> c_int {
         // so reading the duplicate directly would find no callbacks.
         let id = sys::file_identity(fd)?;
         let r = registry();
-        let h = r.by_fd.iter().find(|(other, _)| sys::file_identity(**other) == Some(id));
+        let h = r
+            .by_fd
+            .iter()
+            .find(|(other, _)| sys::file_identity(**other) == Some(id));
         h.map(|(_, h)| Arc::clone(h))
     });
     match h {

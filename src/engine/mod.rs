@@ -288,6 +288,12 @@ pub struct Engine {
     next_owner_seq: u64,
     next_incarnation: u32,
     events: Vec<Event>,
+    /// Locks demoted to NL by `LKF_CONVDEADLK` since the last
+    /// [`Engine::take_demotions`]: a node mastering them for another node
+    /// tells that node at once, so that a recovery cannot rebuild the old
+    /// mode next to the lock the demotion let in (at most one entry per
+    /// lock: a demoted lock is NL and cannot be demoted again).
+    demotions: Vec<LockId>,
     /// Counts changes to locks; see `Lock::stamp`.
     changes: u64,
 }
@@ -323,6 +329,7 @@ impl Engine {
             next_owner_seq: 0,
             next_incarnation: 0,
             events: Vec::new(),
+            demotions: Vec::new(),
             changes: 0,
         }
     }
@@ -330,6 +337,11 @@ impl Engine {
     /// Moves the events generated so far into `out`, oldest first.
     pub fn drain_events(&mut self, out: &mut Vec<Event>) {
         out.append(&mut self.events);
+    }
+
+    /// The locks demoted by `LKF_CONVDEADLK` since the last call.
+    pub fn take_demotions(&mut self) -> Vec<LockId> {
+        std::mem::take(&mut self.demotions)
     }
 
     /// The events generated and not yet drained, oldest first.
@@ -1231,6 +1243,9 @@ impl Engine {
                 lk.grmode = Mode::Nl as RawMode;
                 lk.sb_flags |= sbf::DEMOTED;
                 self.touch(l);
+                if self.demotions.len() < self.max_locks as usize {
+                    self.demotions.push(LockId(l + 1));
+                }
                 return (false, false);
             }
             return (false, true);

@@ -59,7 +59,9 @@ use crate::engine::{
 use crate::fasthash::FastMap;
 use crate::proto::{Callback, InlineAsk, UserArgs};
 use crate::sys::PeerCreds;
-use crate::types::{lkf, lsfl, Errno, LockId, Lvb, Mode, Owner, ResName, Status, LOCKSPACE_LEN};
+use crate::types::{
+    lkf, lsfl, sbf, Errno, LockId, Lvb, Mode, Owner, ResName, Status, LOCKSPACE_LEN,
+};
 use peer::PeerMsg;
 use sink::{EventSink, Packet};
 use std::cmp::Reverse;
@@ -221,6 +223,10 @@ struct LocalLock {
     convert: Option<(u8, u32)>,
     /// A cancel was sent to the remote master.
     cancelling: bool,
+    /// The remote master demoted this lock to NL (`LKF_CONVDEADLK`) while
+    /// its conversion waits: the next completion reports `DLM_SBF_DEMOTED`
+    /// even if a recovery moved the lock to a master that never knew.
+    demoted: bool,
     /// The value block of the last completion that carried one (for
     /// recovering the resource's LVB, spec §8.5).
     lvb: Option<Lvb>,
@@ -1022,6 +1028,7 @@ impl Node {
             incarnation: ls.next_incarnation,
             request: None,
             silent_completions: 0,
+            demoted: false,
             releasing: false,
             convert: None,
             cancelling: false,
@@ -1444,6 +1451,9 @@ impl Node {
                 }
                 if flags & lkf::CANCEL == 0 {
                     l.releasing = true;
+                    // An unlock is a new operation: its status block starts
+                    // clean (spec §2.4).
+                    l.demoted = false;
                 }
                 let msg = PeerMsg::Unlock {
                     ls: ls_name.to_vec(),
@@ -1929,6 +1939,20 @@ impl Node {
                     }
                 }
             }
+            PeerMsg::Demoted { ls, lkid } => {
+                if let Some(l) = self
+                    .lockspaces
+                    .get_mut(&ls)
+                    .and_then(|l| l.locks.get_mut(&lkid))
+                {
+                    // Only a lock still waiting for its conversion: a
+                    // completion that overtook this word settled the mode.
+                    if l.convert.is_some() && l.grmode > 0 {
+                        l.grmode = 0;
+                        l.demoted = true;
+                    }
+                }
+            }
             PeerMsg::NotMaster { ls, lkid } => {
                 let Some(l) = self
                     .lockspaces
@@ -2093,6 +2117,11 @@ impl Node {
         l.request = None;
         l.convert = None;
         l.cancelling = false;
+        let sb_flags = if std::mem::take(&mut l.demoted) {
+            sb_flags | sbf::DEMOTED
+        } else {
+            sb_flags
+        };
         if lvb.is_some() {
             l.lvb = lvb;
         }
@@ -2706,6 +2735,19 @@ impl Node {
     fn flush(&mut self, ls_name: &[u8]) {
         let mut to_peers: Vec<(u32, PeerMsg)> = Vec::new();
         if let Some(ls) = self.lockspaces.get_mut(ls_name) {
+            // Before the completions: a demoted lock may be granted in the
+            // same pass, and its node must see the demotion first.
+            for lkid in ls.engine.take_demotions() {
+                if let Some(&Holder::Remote(node, id)) = ls.holders.get(&lkid.0) {
+                    to_peers.push((
+                        node,
+                        PeerMsg::Demoted {
+                            ls: ls_name.to_vec(),
+                            lkid: id,
+                        },
+                    ));
+                }
+            }
             ls.engine.drain_events(&mut self.events);
             for ev in self.events.drain(..) {
                 let elkid = ev.lkid().0;

@@ -217,6 +217,12 @@ pub enum PeerMsg {
         ls: Vec<u8>,
         lkid: u32,
     },
+    /// The master demoted the lock to NL (`LKF_CONVDEADLK`) while its
+    /// conversion waits: the owner's copy holds NL from now on.
+    Demoted {
+        ls: Vec<u8>,
+        lkid: u32,
+    },
     /// The master refused an operation the requester had accepted.
     Refused {
         ls: Vec<u8>,
@@ -467,6 +473,7 @@ impl PeerMsg {
             | PeerMsg::Cast { ls, .. }
             | PeerMsg::Bast { ls, .. }
             | PeerMsg::Queued { ls, .. }
+            | PeerMsg::Demoted { ls, .. }
             | PeerMsg::Refused { ls, .. }
             | PeerMsg::NotMaster { ls, .. }
             | PeerMsg::Remove { ls, .. }
@@ -720,6 +727,11 @@ impl PeerMsg {
             }
             PeerMsg::Queued { ls, lkid } => {
                 w.u8(12);
+                w.name(ls);
+                w.u32(*lkid);
+            }
+            PeerMsg::Demoted { ls, lkid } => {
+                w.u8(37);
                 w.name(ls);
                 w.u32(*lkid);
             }
@@ -983,6 +995,7 @@ impl PeerMsg {
                 mode: r.u8()?,
             },
             12 => PeerMsg::Queued { ls, lkid: r.u32()? },
+            37 => PeerMsg::Demoted { ls, lkid: r.u32()? },
             13 => PeerMsg::Refused {
                 ls,
                 lkid: r.u32()?,
@@ -1213,6 +1226,10 @@ mod tests {
                 mode: 5,
             },
             PeerMsg::Queued {
+                ls: ls.clone(),
+                lkid: 1,
+            },
+            PeerMsg::Demoted {
                 ls: ls.clone(),
                 lkid: 1,
             },

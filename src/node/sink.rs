@@ -219,7 +219,13 @@ impl LocalLink {
     /// order, and takes the doorbell off `fd` when that empties the queue.
     /// With `check_end` and nothing queued, it also reads `fd` once, so
     /// that a shutdown of the handle's own end is seen as the end.
-    pub fn take(&self, fd: i32, max: usize, check_end: bool, mut each: impl FnMut(&Packet)) -> Taken {
+    pub fn take(
+        &self,
+        fd: i32,
+        max: usize,
+        check_end: bool,
+        mut each: impl FnMut(&Packet),
+    ) -> Taken {
         let mut st = self.lock();
         let mut n = 0;
         while n < max {
@@ -274,7 +280,10 @@ mod tests {
         let t = local.take(fd, usize::MAX, false, |p| got.push(p[0]));
         assert_eq!((t.packets, t.alive), (2, true));
         assert_eq!(got, vec![1, 2, 3]);
-        assert!(!readable(fd), "nothing waits, yet the descriptor is readable");
+        assert!(
+            !readable(fd),
+            "nothing waits, yet the descriptor is readable"
+        );
         assert!(sink.read_all(3));
         let t = local.take(fd, usize::MAX, true, |_| panic!("nothing was queued"));
         assert_eq!((t.packets, t.alive), (0, true));
