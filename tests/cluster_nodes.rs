@@ -7,6 +7,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
+use udlm::node::peer::PeerMsg;
 use udlm::node::sink::EventSink;
 use udlm::node::{ClusterView, LockArgs, Node, NodeLimits, PeerLink, RESOURCE_GRACE_MS};
 use udlm::proto::{Callback, UserArgs, CALLBACK_LEN};
@@ -1522,4 +1523,70 @@ fn a_demotion_outlives_the_master_that_made_it() {
         vec![(true, a, 0, 0), (false, a, G, udlm::types::sbf::DEMOTED)],
         "node 2's BAST from node 3's conversion, then its conversion granted, demoted on the way"
     );
+}
+
+/// A handle closed during a recovery: its node tells the master only when
+/// the recovery has finished (after its Stop marker a node originates no
+/// lock message; a master told at once released and granted while the
+/// others rebuilt, and the waiter's copy lost the grant: sim seed 23935
+/// then). The waiter is granted once the recovery is over.
+#[test]
+fn a_close_during_a_recovery_reaches_the_master_afterwards() {
+    let mut c = Cluster::new(4);
+    let h1 = c.open(1, b"ls");
+    let h2 = c.open(2, b"ls");
+    let h3 = c.open(3, b"ls");
+    let keeper = c.lock(&h2, b"r", 0, 0);
+    assert!(c.masters(2, b"ls", b"r"));
+    let x = c.lock(&h3, b"r", 5, 0);
+    let w = c.lock(&h1, b"r", 3, 0);
+    assert_eq!(callbacks(&h2), vec![(false, keeper, G)]);
+    assert_eq!(callbacks(&h3), vec![(false, x, G), (true, x, 0)]);
+    assert_eq!(callbacks(&h1), vec![]);
+
+    // Node 4 dies; once its lease has run out, node 1 starts a generation.
+    c.nodes.remove(&4);
+    for n in 1..=3 {
+        let node = c.nodes.get_mut(&n).unwrap();
+        node.tick(1);
+        node.peer_down(4);
+    }
+    c.run();
+    c.nodes.get_mut(&1).unwrap().tick(LEASE_MS + 2);
+    while !c.nodes[&3].operations_blocked() {
+        assert!(
+            !c.bus.0.lock().unwrap().is_empty(),
+            "node 3 never entered the recovery"
+        );
+        c.run_at_most(1);
+    }
+    let before = c.bus.0.lock().unwrap().len();
+    c.nodes.get_mut(&3).unwrap().close(h3.owner);
+    let sent: Vec<PeerMsg> = c
+        .bus
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .skip(before)
+        .filter(|m| m.0 == 3)
+        .map(|m| PeerMsg::decode(&m.2).unwrap())
+        .collect();
+    assert!(
+        !sent
+            .iter()
+            .any(|m| matches!(m, PeerMsg::CloseOwner { .. } | PeerMsg::Unlock { .. })),
+        "node 3 told a master during the recovery: {sent:?}"
+    );
+    c.run();
+    for n in 1..=3 {
+        c.tick(n, LEASE_MS + 3);
+    }
+    assert!(c.nodes.values().all(|n| !n.operations_blocked()));
+    assert_eq!(
+        callbacks(&h1),
+        vec![(false, w, G)],
+        "granted after the recovery"
+    );
+    check_compatible(&c, 0, 0);
 }

@@ -721,7 +721,7 @@ impl Node {
             }
         }
         for (m, lkid) in silent_cancels {
-            self.send(
+            self.send_after_recovery(
                 m,
                 PeerMsg::Unlock {
                     ls: ls_name.clone(),
@@ -734,7 +734,7 @@ impl Node {
         }
         for m in masters_told {
             if m != me {
-                self.send(
+                self.send_after_recovery(
                     m,
                     PeerMsg::CloseOwner {
                         ls: ls_name.clone(),

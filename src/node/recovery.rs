@@ -22,7 +22,9 @@
 //! 1. *Stop*: local lock calls wait (the server retries them afterwards,
 //!    exactly as the kernel blocks them); lookups in flight are forgotten,
 //!    their requests to be sent again. Messages still arriving are the old
-//!    generation's and are handled normally; nothing new is originated.
+//!    generation's and are handled normally; nothing new is originated
+//!    (a handle closed meanwhile tells its masters when the recovery
+//!    finishes: `Membership::deferred`).
 //!    When all have stopped, nobody originates an old-generation message
 //!    any more: the directory is cleared and the departed nodes' locks are
 //!    dropped from every resource mastered here (a PW/EX holder's death
@@ -232,6 +234,11 @@ pub struct Membership {
     /// Lock messages from peers that finished the current generation
     /// before this node did.
     parked: Vec<(u32, Vec<u8>)>,
+    /// What closing a handle during a recovery has to tell masters: sent
+    /// when the recovery finishes, since after its Stop marker a node
+    /// originates no lock message (a master told at once would release
+    /// and grant while the others rebuild).
+    deferred: Vec<(u32, PeerMsg)>,
     pub completed_generations: u64,
     /// Nodes the current generation leaves out that this node still sees
     /// alive: its Stop marker waits until each has confirmed that it
@@ -291,6 +298,7 @@ impl Membership {
             max_gen_seen: 0,
             resync: false,
             parked: Vec::new(),
+            deferred: Vec::new(),
             completed_generations: 0,
             awaiting_exclusion: BTreeSet::new(),
             deferred_start: None,
@@ -354,6 +362,19 @@ impl Node {
     /// this node has not joined its cluster yet).
     pub fn operations_blocked(&self) -> bool {
         self.membership.phase != Phase::Running
+    }
+
+    /// Sends `msg` now, or when the recovery in progress finishes (see
+    /// `Membership::deferred`).
+    pub(super) fn send_after_recovery(&mut self, to: u32, msg: PeerMsg) {
+        let defer = self.multi_node()
+            && self.membership.phase != Phase::Running
+            && self.membership.deferred.len() < MAX_PARKED_MESSAGES;
+        if defer {
+            self.membership.deferred.push((to, msg));
+        } else {
+            self.send(to, msg);
+        }
     }
 
     fn multi_node(&self) -> bool {
@@ -1583,6 +1604,9 @@ impl Node {
             self.flush(ls_name);
         }
         self.broadcast_hello();
+        for (to, msg) in std::mem::take(&mut self.membership.deferred) {
+            self.send(to, msg);
+        }
         for (from, payload) in parked {
             self.on_peer_message(from, &payload);
         }
@@ -1676,6 +1700,8 @@ impl Node {
     /// majority): every lock of its handles is dropped; requests still
     /// waiting complete with ENOLCK.
     pub(super) fn reset_state(&mut self, why: &str) {
+        // The locks they speak of are gone with everything else.
+        self.membership.deferred.clear();
         let mut dropped = 0usize;
         let mut holders: BTreeSet<u32> = BTreeSet::new();
         let names: Vec<Vec<u8>> = self.lockspaces.keys().cloned().collect();
