@@ -511,6 +511,38 @@ int main(void)
 	barrier(51);
 	if (me == 2) check("15 unlock", unlock_sync(&w, 0), EUNLOCK);
 	barrier(52);
+
+	/* 16. Cancel of a conversion that CONVDEADLK demoted: ECANCEL with
+	 *     sb_flags 0, and the lock stays NL (node 1 gets EX NOQUEUE). */
+	init(&a, 0); init(&b, 0);
+	if (me == 1) check("16 PR on r16", lock_sync(&a, LKM_PRMODE, 0, "r16"), 0);
+	barrier(53);
+	if (me == 2) check("16 PR on r16", lock_sync(&a, LKM_PRMODE, 0, "r16"), 0);
+	barrier(54);
+	if (me == 1) {
+		check("16 PR->EX: return", lock(&a, LKM_EXMODE, LKF_CONVERT, "r16"), 0);
+		usleep(300000);
+	}
+	barrier(55);
+	if (me == 2) {
+		check("16 PR->EX|CONVDEADLK: return", lock(&a, LKM_EXMODE, LKF_CONVERT | LKF_CONVDEADLK, "r16"), 0);
+		usleep(500000);
+		check("16 cancel of the demoted conversion", unlock_sync(&a, LKF_CANCEL), ECANCEL);
+		check("16 its sb_flags", a.sb.sb_flags, 0);
+	}
+	if (me == 1) {
+		wait_asts(&a, 2);
+		check("16 node 1's conversion granted", a.sb.sb_status, 0);
+	}
+	barrier(56);
+	if (me == 1) {
+		check("16 unlock", unlock_sync(&a, 0), EUNLOCK);
+		check("16 EX NOQUEUE beside node 2's lock (NL)", lock_sync(&b, LKM_EXMODE, LKF_NOQUEUE, "r16"), 0);
+		check("16 unlock", unlock_sync(&b, 0), EUNLOCK);
+	}
+	barrier(57);
+	if (me == 2) check("16 unlock", unlock_sync(&a, 0), EUNLOCK);
+	barrier(58);
 	/* Leaving: a node that passed the last barrier may not go before the
 	 * other has seen its barrier lock. Node 1 takes "fin" once it has;
 	 * node 2 leaves when it sees "fin" held; node 1 keeps "fin" until node
@@ -522,7 +554,7 @@ int main(void)
 		int gone = 0;
 		for (int i = 0; i < 3000 && !gone; i++) {
 			struct dlm_lksb p = {0};
-			if (dlm_ls_lock_wait(ls, LKM_PRMODE, &p, LKF_NOQUEUE, "b52-2", 5, 0, NULL, NULL, NULL) == 0 && p.sb_status == 0) {
+			if (dlm_ls_lock_wait(ls, LKM_PRMODE, &p, LKF_NOQUEUE, "b58-2", 5, 0, NULL, NULL, NULL) == 0 && p.sb_status == 0) {
 				dlm_ls_unlock_wait(ls, p.sb_lkid, 0, &p);
 				gone = 1;
 			} else {

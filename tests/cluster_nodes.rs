@@ -1590,3 +1590,34 @@ fn a_close_during_a_recovery_reaches_the_master_afterwards() {
     );
     check_compatible(&c, 0, 0);
 }
+
+/// A demoted conversion that is cancelled ends with ECANCEL and a clean
+/// status block, the lock staying NL: the node's note of the demotion
+/// marks only the conversion's grant.
+#[test]
+fn a_cancelled_demoted_conversion_reports_no_demotion() {
+    let mut c = Cluster::new(3);
+    let h1 = c.open(1, b"ls");
+    let h2 = c.open(2, b"ls");
+    let h3 = c.open(3, b"ls");
+    c.lock(&h1, b"r", 0, 0);
+    let a = c.lock(&h2, b"r", 3, 0);
+    let b = c.lock(&h3, b"r", 3, 0);
+    c.lock_with(&h3, b"r", 5, lkf::CONVERT, b);
+    c.lock_with(&h2, b"r", 5, lkf::CONVERT | lkf::CONVDEADLK, a);
+    assert_eq!(
+        callbacks_with_flags(&h2),
+        vec![(false, a, G, 0), (true, a, 0, 0)]
+    );
+    c.nodes
+        .get_mut(&2)
+        .unwrap()
+        .unlock(h2.owner, a, lkf::CANCEL, None, 0, 5)
+        .expect("cancel accepted");
+    c.run();
+    assert_eq!(
+        callbacks_with_flags(&h2),
+        vec![(false, a, Status::Cancelled.to_user(), 0)]
+    );
+    drop((h1, h3));
+}

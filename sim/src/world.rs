@@ -2019,10 +2019,18 @@ impl Sim {
                     .and_then(|h| self.deadlock_allowed.get_mut(&(l.node, h)))
                     .filter(|n| **n > 0);
                 if let Some(n) = allowed {
-                    // The victim of a verified deadlock cycle.
+                    // The victim of a verified deadlock cycle. Like a
+                    // cancel: a CONVDEADLK conversion may have been demoted
+                    // before it ended, and the end does not say so.
                     *n -= 1;
                     self.stat("deadlock victims");
+                    if demoted {
+                        self.locks[li].gr = Some(NL);
+                    }
                     self.op_failed(li, conv);
+                    if conv && !demoted && pflags & lkf::CONVDEADLK != 0 {
+                        self.locks[li].gr_unknown = true;
+                    }
                     return;
                 }
                 if !conv || pflags & (lkf::CONVDEADLK | lkf::NOQUEUE) != 0 {

@@ -2117,7 +2117,10 @@ impl Node {
         l.request = None;
         l.convert = None;
         l.cancelling = false;
-        let sb_flags = if std::mem::take(&mut l.demoted) {
+        // Only the conversion's grant reports it: a cancel, timeout or
+        // deadlock end starts the status block afresh, as the master's
+        // engine does.
+        let sb_flags = if std::mem::take(&mut l.demoted) && status == 0 && !end_of_life {
             sb_flags | sbf::DEMOTED
         } else {
             sb_flags
