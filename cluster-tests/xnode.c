@@ -104,6 +104,28 @@ static void barrier(int k)
 	exit(2);
 }
 
+/* The start of steps 3, 4 and 16: both nodes take PR on `name` (node 1
+ * first, so that it masters it), then node 1 converts to EX, which waits
+ * for node 2's PR. Uses barriers k, k+1 and k+2. */
+static void both_pr_node_1_converts(struct lk *l, int step, const char *name, int k)
+{
+	char what[64];
+	init(l, 0);
+	snprintf(what, sizeof what, "%d PR on %s", step, name);
+	if (me == 1) check(what, lock_sync(l, LKM_PRMODE, 0, name), 0);
+	barrier(k);
+	if (me == 2) check(what, lock_sync(l, LKM_PRMODE, 0, name), 0);
+	barrier(k + 1);
+	if (me == 1) {
+		snprintf(what, sizeof what, "%d node 1's PR->EX: return", step);
+		check(what, lock(l, LKM_EXMODE, LKF_CONVERT, name), 0);
+		usleep(300000);
+		snprintf(what, sizeof what, "%d its status while node 2 holds PR", step);
+		check(what, l->sb.sb_status, EINPROG);
+	}
+	barrier(k + 2);
+}
+
 int main(void)
 {
 	const char *id = getenv("DLMVM_NODEID");
@@ -165,17 +187,7 @@ int main(void)
 
 	/* 3. Conversion deadlock across nodes: both hold PR on r3; node 1
 	 *    converts to EX (queued), then node 2 does. */
-	init(&a, 0);
-	if (me == 1) check("3 PR on r3", lock_sync(&a, LKM_PRMODE, 0, "r3"), 0);
-	barrier(7);
-	if (me == 2) check("3 PR on r3", lock_sync(&a, LKM_PRMODE, 0, "r3"), 0);
-	barrier(8);
-	if (me == 1) {
-		check("3 PR->EX convert: return", lock(&a, LKM_EXMODE, LKF_CONVERT, "r3"), 0);
-		usleep(300000);
-		check("3 its status while node 2 holds PR (EINPROG)", a.sb.sb_status, EINPROG);
-	}
-	barrier(9);
+	both_pr_node_1_converts(&a, 3, "r3", 7);
 	if (me == 2) {
 		check("3 node 2's PR->EX: status", lock_sync(&a, LKM_EXMODE, LKF_CONVERT, "r3"), EDEADLK);
 		check("3 node 2's BASTs", basts(&a), 1);
@@ -191,16 +203,7 @@ int main(void)
 
 	/* 4. CONVDEADLK across nodes: the same, with LKF_CONVDEADLK on node 2's
 	 *    conversion: node 2's PR is demoted to NL and its EX granted later. */
-	init(&a, 0);
-	if (me == 1) check("4 PR on r4", lock_sync(&a, LKM_PRMODE, 0, "r4"), 0);
-	barrier(11);
-	if (me == 2) check("4 PR on r4", lock_sync(&a, LKM_PRMODE, 0, "r4"), 0);
-	barrier(12);
-	if (me == 1) {
-		check("4 PR->EX convert: return", lock(&a, LKM_EXMODE, LKF_CONVERT, "r4"), 0);
-		usleep(300000);
-	}
-	barrier(13);
+	both_pr_node_1_converts(&a, 4, "r4", 11);
 	if (me == 2) {
 		check("4 node 2's PR->EX|CONVDEADLK: return", lock(&a, LKM_EXMODE, LKF_CONVERT | LKF_CONVDEADLK, "r4"), 0);
 		usleep(500000);
@@ -514,16 +517,8 @@ int main(void)
 
 	/* 16. Cancel of a conversion that CONVDEADLK demoted: ECANCEL with
 	 *     sb_flags 0, and the lock stays NL (node 1 gets EX NOQUEUE). */
-	init(&a, 0); init(&b, 0);
-	if (me == 1) check("16 PR on r16", lock_sync(&a, LKM_PRMODE, 0, "r16"), 0);
-	barrier(53);
-	if (me == 2) check("16 PR on r16", lock_sync(&a, LKM_PRMODE, 0, "r16"), 0);
-	barrier(54);
-	if (me == 1) {
-		check("16 PR->EX: return", lock(&a, LKM_EXMODE, LKF_CONVERT, "r16"), 0);
-		usleep(300000);
-	}
-	barrier(55);
+	init(&b, 0);
+	both_pr_node_1_converts(&a, 16, "r16", 53);
 	if (me == 2) {
 		check("16 PR->EX|CONVDEADLK: return", lock(&a, LKM_EXMODE, LKF_CONVERT | LKF_CONVDEADLK, "r16"), 0);
 		usleep(500000);

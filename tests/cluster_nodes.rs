@@ -1486,13 +1486,11 @@ fn an_adopted_orphan_forgets_the_conversion_its_old_handle_left() {
     assert_eq!(callbacks(&h2), vec![(false, y, G)]);
 }
 
-/// A CONVDEADLK demotion reaches the lock's node at once (sim class K):
-/// node 2's PR->EX|CONVDEADLK is demoted to NL so that node 3's earlier
-/// PR->EX goes through; the master dies; the survivors must rebuild node
-/// 2's lock at NL, not at PR beside node 3's EX, and its conversion's
-/// completion still reports the demotion.
-#[test]
-fn a_demotion_outlives_the_master_that_made_it() {
+/// Node 1 masters "r" (it holds NL there); nodes 2 and 3 hold PR; node 3
+/// converts to EX and waits; node 2's PR->EX|CONVDEADLK is demoted to NL,
+/// which lets node 3's conversion through. Returns the cluster, the three
+/// handles and the ids of node 2's and node 3's locks.
+fn demotion_on_node_2() -> (Cluster, [Handle; 3], u32, u32) {
     let mut c = Cluster::new(3);
     let h1 = c.open(1, b"ls");
     let h2 = c.open(2, b"ls");
@@ -1511,6 +1509,21 @@ fn a_demotion_outlives_the_master_that_made_it() {
         vec![(false, b, G), (true, b, 0)],
         "node 3's conversion went through, and blocks node 2's"
     );
+    assert_eq!(
+        callbacks_with_flags(&h2),
+        vec![(true, a, 0, 0)],
+        "node 2's BAST from node 3's conversion"
+    );
+    (c, [h1, h2, h3], a, b)
+}
+
+/// A CONVDEADLK demotion reaches the lock's node at once (sim class K):
+/// the master that demoted node 2's lock dies; the survivors must rebuild
+/// node 2's lock at NL, not at PR beside node 3's EX, and its conversion's
+/// completion still reports the demotion.
+#[test]
+fn a_demotion_outlives_the_master_that_made_it() {
+    let (mut c, [_h1, h2, h3], a, b) = demotion_on_node_2();
     c.kill(1, LEASE_MS);
     for n in c.nodes.values() {
         if let Some(e) = n.lockspace_engine(b"ls") {
@@ -1520,8 +1533,27 @@ fn a_demotion_outlives_the_master_that_made_it() {
     c.unlock(&h3, b);
     assert_eq!(
         callbacks_with_flags(&h2),
-        vec![(true, a, 0, 0), (false, a, G, udlm::types::sbf::DEMOTED)],
-        "node 2's BAST from node 3's conversion, then its conversion granted, demoted on the way"
+        vec![(false, a, G, udlm::types::sbf::DEMOTED)],
+        "node 2's conversion granted, demoted on the way"
+    );
+}
+
+/// A demoted conversion that is cancelled ends with ECANCEL and a clean
+/// status block, the lock staying NL: the node's note of the demotion
+/// marks only the conversion's grant (as on the kernel: oracle,
+/// cluster-tests/xnode.c step 16).
+#[test]
+fn a_cancelled_demoted_conversion_reports_no_demotion() {
+    let (mut c, [_h1, h2, _h3], a, _) = demotion_on_node_2();
+    c.nodes
+        .get_mut(&2)
+        .unwrap()
+        .unlock(h2.owner, a, lkf::CANCEL, None, 0, 5)
+        .expect("cancel accepted");
+    c.run();
+    assert_eq!(
+        callbacks_with_flags(&h2),
+        vec![(false, a, Status::Cancelled.to_user(), 0)]
     );
 }
 
@@ -1589,35 +1621,4 @@ fn a_close_during_a_recovery_reaches_the_master_afterwards() {
         "granted after the recovery"
     );
     check_compatible(&c, 0, 0);
-}
-
-/// A demoted conversion that is cancelled ends with ECANCEL and a clean
-/// status block, the lock staying NL: the node's note of the demotion
-/// marks only the conversion's grant.
-#[test]
-fn a_cancelled_demoted_conversion_reports_no_demotion() {
-    let mut c = Cluster::new(3);
-    let h1 = c.open(1, b"ls");
-    let h2 = c.open(2, b"ls");
-    let h3 = c.open(3, b"ls");
-    c.lock(&h1, b"r", 0, 0);
-    let a = c.lock(&h2, b"r", 3, 0);
-    let b = c.lock(&h3, b"r", 3, 0);
-    c.lock_with(&h3, b"r", 5, lkf::CONVERT, b);
-    c.lock_with(&h2, b"r", 5, lkf::CONVERT | lkf::CONVDEADLK, a);
-    assert_eq!(
-        callbacks_with_flags(&h2),
-        vec![(false, a, G, 0), (true, a, 0, 0)]
-    );
-    c.nodes
-        .get_mut(&2)
-        .unwrap()
-        .unlock(h2.owner, a, lkf::CANCEL, None, 0, 5)
-        .expect("cancel accepted");
-    c.run();
-    assert_eq!(
-        callbacks_with_flags(&h2),
-        vec![(false, a, Status::Cancelled.to_user(), 0)]
-    );
-    drop((h1, h3));
 }
