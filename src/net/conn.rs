@@ -648,8 +648,17 @@ fn handshake(
     let delivered = install(inner, &peer, conn, theirs.incarnation, dialer, rh2.ack)?;
     if !dialing {
         let (rh, rp) = reply_for(delivered);
+        let written = write_frame(&conn.stream, &rh, &rp);
+        {
+            let mut tx = lock(&peer.tx);
+            if tx.writing == conn.id {
+                tx.writing = 0;
+            }
+        }
+        // The writer may go on with what was queued meanwhile.
+        peer.cv.notify_all();
         // On failure the session is installed already; the caller's guard ends it.
-        if let Err(e) = write_frame(&conn.stream, &rh, &rp) {
+        if let Err(e) = written {
             inner.log(format!(
                 "{}: handshake failed: {e}",
                 who(claimed, conn.remote)
@@ -745,8 +754,11 @@ fn install(
         None
     };
     // What a thread may still be writing, or have left unwritten, belongs
-    // to the old connection; this one starts with the resend.
-    tx.writing = 0;
+    // to the old connection; this one starts with the resend. On the
+    // accepting side our HELLO_REPLY is still to be written, and must come
+    // first: until then this thread counts as the one writing, so that a
+    // `Net::send` (from `on_peer_up` below, say) queues instead.
+    tx.writing = if dialer == local { 0 } else { conn.id };
     tx.partial = None;
     tx.session = Some(Session {
         conn: conn.clone(),

@@ -41,6 +41,10 @@ struct Rec {
     echo: OnceLock<Weak<Net>>,
     /// While set, `on_message` waits (at most 10 s): the node stops reading.
     stall: AtomicBool,
+    /// With `greet` wanted, `on_peer_up` sends the peer a message from
+    /// inside the callback, as udlmd's node does (its membership hello).
+    greet_wanted: AtomicBool,
+    greet: OnceLock<Weak<Net>>,
 }
 
 impl Rec {
@@ -123,6 +127,15 @@ impl NetHandler for Rec {
         self.leave(from);
     }
     fn on_peer_up(&self, node: u32, incarnation: u64) {
+        if self.greet_wanted.load(Ordering::SeqCst) {
+            let t0 = Instant::now();
+            while self.greet.get().is_none() && t0.elapsed() < Duration::from_secs(2) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if let Some(net) = self.greet.get().and_then(|w| w.upgrade()) {
+                let _ = net.send(node, msg(0));
+            }
+        }
         self.enter(node);
         let mut st = lock(&self.st);
         st.ups.push((node, incarnation));
@@ -655,6 +668,54 @@ fn handler_may_send_from_a_callback() {
     send_all(&nodes[0].net, 2, 0..500, deadline);
     assert!(nodes[0].rec.wait(T, |s| s.n(2) >= 500));
     nodes[0].rec.check_exact(2, 500);
+    for nd in &nodes {
+        nd.net.shutdown();
+    }
+}
+
+/// A message sent from `on_peer_up` on the accepting side goes after the
+/// HELLO_REPLY: written before it, the dialer refused the connection
+/// ("expected HELLO_REPLY, got DATA") and every udlmd start saw its first
+/// session fail.
+#[test]
+fn a_message_sent_at_peer_up_follows_the_handshake() {
+    let ls = listeners(2);
+    let addrs: Vec<SocketAddr> = ls.iter().map(|l| l.local_addr().unwrap()).collect();
+    let nodes: Vec<Node> = ls
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let mut cfg = base_cfg(i as u32 + 1, addrs[i]);
+            cfg.peers = vec![(2 - i as u32, vec![addrs[1 - i]])];
+            let rec = Arc::new(Rec::default());
+            rec.greet_wanted.store(true, Ordering::SeqCst);
+            let net = Net::start_with_listener(cfg, rec.clone(), l).unwrap();
+            rec.greet.set(Arc::downgrade(&net)).ok().unwrap();
+            Node { net, rec }
+        })
+        .collect();
+    for (i, nd) in nodes.iter().enumerate() {
+        let other = 2 - i as u32;
+        assert!(
+            nd.rec.wait(T, |s| s.n(other) >= 1),
+            "node {} got no greeting",
+            i + 1
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for nd in &nodes {
+        assert!(
+            !log_has(&nd.net, "expected HELLO_REPLY"),
+            "a greeting overtook the HELLO_REPLY"
+        );
+        let st = lock(&nd.rec.st);
+        assert!(
+            st.downs.is_empty(),
+            "a session went down: {:?} {:?}",
+            st.events,
+            nd.net.recent_log()
+        );
+    }
     for nd in &nodes {
         nd.net.shutdown();
     }
