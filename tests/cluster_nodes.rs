@@ -1622,3 +1622,12 @@ fn a_close_during_a_recovery_reaches_the_master_afterwards() {
     );
     check_compatible(&c, 0, 0);
 }
+
+/// A demoted lock unlocked while its conversion waits ends with EUNLOCK and
+/// a clean status block: an unlock is a new operation (spec §2.3).
+#[test]
+fn an_unlocked_demoted_lock_reports_no_demotion() {
+    let (mut c, [_h1, h2, _h3], a, _) = demotion_on_node_2();
+    c.unlock(&h2, a);
+    assert_eq!(callbacks_with_flags(&h2), vec![(false, a, UNLOCK, 0)]);
+}

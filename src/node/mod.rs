@@ -1451,9 +1451,6 @@ impl Node {
                 }
                 if flags & lkf::CANCEL == 0 {
                     l.releasing = true;
-                    // An unlock is a new operation: its status block starts
-                    // clean (spec §2.4).
-                    l.demoted = false;
                 }
                 let msg = PeerMsg::Unlock {
                     ls: ls_name.to_vec(),
