@@ -12,6 +12,13 @@
 //! and, when the session is idle, writes the frame itself without
 //! blocking; else it wakes the writer. It never blocks on the network.
 //!
+//! Writing: a lone message is written by its sender at once (no wake-up
+//! on its way). One that follows another within [`INLINE_GAP`] is left to
+//! the writer: in a burst the writer wakes once and sends what has queued
+//! meanwhile in one system call, where a write per message made every
+//! sender pay the whole loopback TCP path (both ends' processing) each
+//! time and capped pipelined throughput (docs/PERFORMANCE.md, B2).
+//!
 //! The wire format, the handshake and the reliability rules are specified in
 //! `docs/PROTOCOL.md`; `frame` is the codec, `auth` the challenge-response,
 //! `conn` the threads.
@@ -32,6 +39,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// How soon after a sender wrote its own frame to a peer the next message
+/// to that peer counts as part of a burst (module doc, "Writing"). Longer
+/// than a loopback round trip's local half, shorter than any request/reply
+/// turn-around, so that one request and its reply never wait for a writer.
+pub const INLINE_GAP: Duration = Duration::from_micros(20);
 
 /// The DLM's well-known port (the kernel's default, spec §8.3).
 pub const DEFAULT_PORT: u16 = 21064;
@@ -247,6 +260,10 @@ pub(crate) struct TxState {
     /// partly write without blocking, with its connection's id: the writer
     /// sends it before anything else.
     pub(crate) partial: Option<(u64, Vec<u8>)>,
+    /// When a `Net::send` caller last wrote its own frame: a message that
+    /// follows within [`INLINE_GAP`] goes to the writer thread instead, which
+    /// writes a burst in one system call (section "Writing" above).
+    pub(crate) last_inline: Option<Instant>,
 }
 
 impl TxState {
@@ -316,6 +333,8 @@ pub(crate) struct Inner {
     pub(crate) sleep_cv: Condvar,
     /// Frames `Net::send` could write only in part (left to the writer).
     pub(crate) partial_writes: AtomicU64,
+    /// Frames `Net::send` callers wrote themselves (module doc, "Writing").
+    pub(crate) inline_writes: AtomicU64,
     /// The last log lines (what `recent_log` returns).
     pub(crate) log_ring: Mutex<VecDeque<String>>,
     /// When each rate-limited log line was last written.
@@ -472,6 +491,7 @@ impl Net {
             sleep_lock: Mutex::new(()),
             sleep_cv: Condvar::new(),
             partial_writes: AtomicU64::new(0),
+            inline_writes: AtomicU64::new(0),
             log_ring: Mutex::new(VecDeque::new()),
             log_limits: Mutex::new(HashMap::new()),
         });
@@ -523,13 +543,19 @@ impl Net {
             return Ok(());
         };
         let idle = tx.writing == 0 && tx.partial.is_none() && tx.cursor == seq;
-        if !idle || inner.is_frozen() {
+        let now = Instant::now();
+        let in_burst = tx
+            .last_inline
+            .is_some_and(|t| now.saturating_duration_since(t) < INLINE_GAP);
+        if !idle || in_burst || inner.is_frozen() {
             peer.cv.notify_all();
             return Ok(());
         }
         let conn = session.conn.clone();
         tx.writing = conn.id;
         tx.cursor = seq + 1;
+        tx.last_inline = Some(now);
+        inner.inline_writes.fetch_add(1, Ordering::Relaxed);
         let mut h = frame::Header::new(frame::FrameType::Data, inner.cfg.local_id);
         h.seq = seq;
         h.ack = tx.ack_out;
@@ -729,6 +755,7 @@ fn new_peer(id: u32, addrs: Vec<SocketAddr>) -> Arc<Peer> {
             session: None,
             writing: 0,
             partial: None,
+            last_inline: None,
         }),
         cv: Condvar::new(),
         dial_cv: Condvar::new(),

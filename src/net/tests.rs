@@ -624,6 +624,47 @@ fn a_frame_written_in_part_by_its_sender_is_finished_by_the_writer() {
     }
 }
 
+/// A message on its own is written by its sender, with no wake-up on its
+/// way; a burst is left to the writer thread, which sends it in a few
+/// system calls instead of one per message (net module doc, "Writing").
+#[test]
+fn a_burst_is_left_to_the_writer_and_a_lone_message_is_not() {
+    let nodes = cluster(2, |_, _| {});
+    assert!(wait_until(|| nodes[0].net.connected() == vec![2]));
+    let a = &nodes[0].net;
+    let inline = || a.inner.inline_writes.load(Ordering::SeqCst);
+    let mut lone_inline = 0;
+    for i in 0..5 {
+        std::thread::sleep(Duration::from_millis(3));
+        let before = inline();
+        a.send(2, msg(i)).unwrap();
+        lone_inline += inline() - before;
+    }
+    // (A heartbeat or an ack being written at that moment may take one.)
+    assert!(
+        lone_inline >= 4,
+        "only {lone_inline} of 5 lone messages written by their sender"
+    );
+    std::thread::sleep(Duration::from_millis(3));
+    let before = inline();
+    for i in 5..205 {
+        a.send(2, msg(i)).unwrap();
+    }
+    let burst_inline = inline() - before;
+    // Each sender's own write needs INLINE_GAP of quiet before it; 200
+    // sends in a row get a handful, unless the thread stalls often.
+    assert!(
+        burst_inline <= 100,
+        "{burst_inline} of a burst of 200 written by their senders"
+    );
+    assert!(nodes[1].rec.wait(T, |s| s.n(1) >= 205));
+    std::thread::sleep(Duration::from_millis(50));
+    nodes[1].rec.check_exact(1, 205);
+    for nd in &nodes {
+        nd.net.shutdown();
+    }
+}
+
 #[test]
 fn three_nodes_all_to_all() {
     let nodes = cluster(3, |_, _| {});
