@@ -47,12 +47,12 @@ write_config() {
   true
 }
 
-# start_nodes N [config-for-node-k pattern]
+# start_nodes N: udlmd for nodes FIRST_DAEMON (default 1) to N
 start_nodes() {
   local n=$1
   port=$((port + 1))
   write_config "$n" > "$work/dlm.conf"
-  for k in $(seq 1 "$n"); do
+  for k in $(seq "${FIRST_DAEMON:-1}" "$n"); do
     mkdir -p "$work/n$k"
     DLM_RUN_DIR=$work/n$k DLM_NODEID=$k DLM_CONF=${CONF_OVERRIDE_DIR:-$work}/dlm${CONF_SUFFIX:-}.conf \
       "$rel/udlmd" --daemonize || { echo "node $k did not start"; cat "$work/n$k/udlmd.log"; return 1; }
@@ -99,6 +99,35 @@ scenario_pair() { # name nodes prog args...
   result "$name" $rc
 }
 
+# Node 1 is the program itself (DLM_EMBEDDED=1: the node runs inside it and
+# joins the cluster); the other nodes are daemons.
+scenario_embedded() { # name nodes prog args...
+  local name=$1 n=$2 prog=$3; shift 3
+  local rc=0 pids=()
+  selected "$name" "$prog embedded" || return 0
+  rm -rf "$work/sync"; mkdir -p "$work/sync"
+  FIRST_DAEMON=2 start_nodes "$n" || { result "$name" 1; return; }
+  DLM_EMBEDDED=1 on 1 "$work/bin/$prog" "$@" & pids+=($!)
+  for k in $(seq 2 "$n"); do on "$k" "$work/bin/$prog" "$@" & pids+=($!); done
+  for p in "${pids[@]}"; do wait "$p" || rc=1; done
+  stop_nodes
+  result "$name" $rc
+}
+
+# An embedded node cannot take an address a udlmd already listens on: the
+# program's first call fails with ENOTCONN and says why.
+scenario_embedded_taken() {
+  local rc=0
+  selected "embedded node refused" "embedded" || return 0
+  echo 0 > "$work/counter"
+  start_nodes 2 || { result "embedded node refused" 1; return; }
+  DLM_EMBEDDED=1 on 1 "$work/bin/counter" "$work/counter" 1 2> "$work/emb.err" && { echo "  the embedded node started on a taken address"; rc=1; }
+  grep -q "embedded udlm node cannot start" "$work/emb.err" || { echo "  no reason given:"; sed 's/^/    /' "$work/emb.err"; rc=1; }
+  grep -q "Transport endpoint is not connected" "$work/emb.err" || { echo "  not ENOTCONN:"; sed 's/^/    /' "$work/emb.err"; rc=1; }
+  stop_nodes
+  result "an embedded node refused where udlmd already runs that node: ENOTCONN, reason on stderr" $rc
+}
+
 scenario_wrong_key() {
   local rc=0
   selected "wrong key" "key" || return 0
@@ -135,6 +164,10 @@ EXTRA_CONF=deadlock_detect_ms=1000 \
 scenario_pair "cross-node behaviour as on the kernel DLM (oracle-checked): NOQUEUE, BAST, LVB, conversion deadlock, CONVDEADLK, cancel, dead process, QUECVT" 2 xnode
 scenario_pair "a lockspace left on the node that mastered a held lock: the other node is granted" 2 lsleave
 scenario_pair "hierarchical lockspace with timeouts on 3 nodes: shared children, their LVB, ETIMEDOUT, queries" 3 tree
+scenario_embedded "node 1 embedded in its program, node 2 a daemon: the cross-node behaviours (xnode)" 2 xnode
+EXTRA_CONF=$'lockspace name=* nodir=1\nmaster ls=* node=2' \
+  scenario_embedded "node 1 embedded, remote master: operations overlapping an in-flight request" 2 inflight
+scenario_embedded_taken
 scenario_wrong_key
 
 echo "$pass passed, $fail failed"

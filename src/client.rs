@@ -4,7 +4,9 @@
 //! both give the handle a pollable event descriptor, so the C layer above
 //! cannot tell them apart.
 
+use crate::cluster::config::Config;
 use crate::node::inspect::{InspectTarget, ResourceView};
+use crate::node::link::{fence_loop, join_cluster};
 use crate::node::server::{handle_request, inspect_wait, lock_when_ready, run_dir, SOCKET_NAME};
 use crate::node::sink::{EventSink, LocalLink};
 use crate::node::{Node, NodeLimits};
@@ -37,27 +39,92 @@ pub struct Connection {
     local_events: Option<Arc<LocalLink>>,
 }
 
-fn embedded_node() -> &'static Arc<Mutex<Node>> {
-    static NODE: OnceLock<Arc<Mutex<Node>>> = OnceLock::new();
-    NODE.get_or_init(|| {
-        let node = Arc::new(Mutex::new(Node::new(
+/// This process's node in embedded mode, started by the first handle it
+/// opens. With a config that lists other nodes it joins their cluster as
+/// udlmd would (listening on this node's address); with none it is a
+/// one-node cluster of its own. A node that cannot start (a config error,
+/// this node's address taken, by udlmd for one) fails every open with
+/// `ENOTCONN` and says why on stderr, once.
+fn embedded_node() -> Result<&'static Arc<Mutex<Node>>, Errno> {
+    static NODE: OnceLock<Result<Arc<Mutex<Node>>, Errno>> = OnceLock::new();
+    NODE.get_or_init(start_embedded_node)
+        .as_ref()
+        .map_err(|e| *e)
+}
+
+fn start_embedded_node() -> Result<Arc<Mutex<Node>>, Errno> {
+    let refuse = |why: String| {
+        eprintln!("libdlm: the embedded udlm node cannot start: {why}");
+        Errno::NotConn
+    };
+    let (cfg, warnings) = Config::from_env().map_err(|errors| {
+        let all: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        refuse(all.join("; "))
+    })?;
+    let cluster = cfg.nodes.len() > 1;
+    let node = if cluster {
+        for w in warnings {
+            eprintln!("libdlm: {w}");
+        }
+        let local_id = cfg.local_node_id().map_err(refuse)?;
+        let node = Arc::new(Mutex::new(Node::new(local_id, NodeLimits::default())));
+        // The transport lives as long as the node: the node holds it.
+        let net = join_cluster(&node, &cfg, local_id)
+            .map_err(|e| refuse(format!("cannot join the cluster: {e}")))?;
+        if let Some(net) = net {
+            await_cluster(&node, &net, &cfg);
+        }
+        if let Some(cmd) = cfg.fence_cmd.clone() {
+            let fencer = Arc::downgrade(&node);
+            let _ = std::thread::Builder::new()
+                .name("udlm-fence".into())
+                .spawn(move || fence_loop(&fencer, &cmd));
+        }
+        node
+    } else {
+        Arc::new(Mutex::new(Node::new(
             local_node_id(),
             NodeLimits::default(),
-        )));
-        // The node's clock, as udlmd's tick thread: lock timeouts and the
-        // deadlock detector need it even without a daemon.
-        let ticker = Arc::downgrade(&node);
-        let _ = std::thread::Builder::new()
-            .name("udlm-tick".into())
-            .spawn(move || loop {
-                std::thread::sleep(EMBEDDED_TICK);
-                let Some(node) = ticker.upgrade() else {
-                    return;
-                };
-                lock_node(&node).tick(sys::monotonic_ms());
-            });
-        node
-    })
+        )))
+    };
+    // The node's clock, as udlmd's tick thread: lock timeouts, the deadlock
+    // detector and, in a cluster, peers' leases and lockspace news.
+    let ticker = Arc::downgrade(&node);
+    let _ = std::thread::Builder::new()
+        .name("udlm-tick".into())
+        .spawn(move || loop {
+            std::thread::sleep(EMBEDDED_TICK);
+            let Some(node) = ticker.upgrade() else {
+                return;
+            };
+            let mut n = lock_node(&node);
+            n.tick(sys::monotonic_ms());
+            if cluster {
+                n.announce_spaces();
+            }
+        });
+    Ok(node)
+}
+
+/// Waits until the node has joined the peers that answer, so that the
+/// first open returns in a settled cluster as it would with a udlmd that
+/// runs already (and as the kernel's lockspace creation waits for its
+/// join). Peers get `peer_timeout_ms` to come up; a recovery that then
+/// still runs gets `lease_ms` more; after that the calls wait for it
+/// themselves (`lock_when_ready`).
+fn await_cluster(node: &Mutex<Node>, net: &crate::net::Net, cfg: &Config) {
+    let start = Instant::now();
+    let peers_due = start + Duration::from_millis(cfg.peer_timeout_ms);
+    let give_up = peers_due + Duration::from_millis(cfg.lease_ms);
+    loop {
+        let up = net.connected();
+        let now = Instant::now();
+        let all_up = up.len() + 1 >= cfg.nodes.len();
+        if lock_node(node).settled_with(&up) && (all_up || now >= peers_due) || now >= give_up {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 /// This node's id: `DLM_NODEID`, else 1 (a one-node cluster).
@@ -116,7 +183,7 @@ impl Connection {
     }
 
     fn open_embedded(name: &[u8], create: Option<(u32, u32)>) -> Result<Connection, Errno> {
-        let node = embedded_node();
+        let node = embedded_node()?;
         let (ours, node_end) = sys::seqpacket_pair().map_err(|e| io_errno(&e))?;
         let mut n = lock_node(node);
         let creds = sys::own_creds();
@@ -145,11 +212,14 @@ impl Connection {
                 round_trip(&fd, req).unwrap_or((Err(Errno::NotConn), None))
             }
             Link::Embedded(owner) => {
+                let Ok(node) = embedded_node() else {
+                    return (Err(Errno::NotConn), None);
+                };
                 let mut done = false;
                 let mut n = if req.is_lock_call() {
-                    lock_when_ready(embedded_node(), *owner, req)
+                    lock_when_ready(node, *owner, req)
                 } else {
-                    lock_node(embedded_node())
+                    lock_node(node)
                 };
                 let (reply, completion) = handle_request(&mut n, *owner, req.clone(), &mut done);
                 (reply, completion.and_then(|p| Callback::decode(&p).ok()))
@@ -176,7 +246,7 @@ impl Connection {
                 } else {
                     InspectTarget::Name(name.to_vec())
                 };
-                inspect_wait(embedded_node(), *owner, target)
+                inspect_wait(embedded_node()?, *owner, target)
             }
         }
     }
@@ -207,8 +277,8 @@ impl Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        if let Link::Embedded(owner) = &self.link {
-            lock_node(embedded_node()).close(*owner);
+        if let (Link::Embedded(owner), Ok(node)) = (&self.link, embedded_node()) {
+            lock_node(node).close(*owner);
         }
     }
 }

@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex};
 use udlm::cluster::config::Config;
 use udlm::node::control::{reload_on_signal, Control};
-use udlm::node::link::join_cluster;
+use udlm::node::link::{fence_loop, join_cluster};
 use udlm::node::server::{run_dir, serve, SOCKET_NAME};
 use udlm::node::{Node, NodeLimits};
 use udlm::sys;
@@ -17,27 +17,6 @@ use udlm::sys;
 /// How often the node's clock advances; lease expiry is seen this late at
 /// most.
 const TICK_MS: u64 = 100;
-
-/// Runs `fence_cmd NODEID` for every lost node the coordinator waits for,
-/// again every second until it exits 0 (node/recovery.rs).
-fn fence_loop(node: &Mutex<Node>, cmd: &std::path::Path) {
-    loop {
-        std::thread::sleep(std::time::Duration::from_millis(500));
-        let wanted = node
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .fence_wanted();
-        for id in wanted {
-            match std::process::Command::new(cmd).arg(id.to_string()).status() {
-                Ok(st) if st.success() => {
-                    node.lock().unwrap_or_else(|e| e.into_inner()).fenced(id);
-                }
-                Ok(st) => eprintln!("udlmd: {} {id} failed ({st}); trying again", cmd.display()),
-                Err(e) => eprintln!("udlmd: cannot run {}: {e}", cmd.display()),
-            }
-        }
-    }
-}
 
 fn usage() -> ! {
     eprintln!(
@@ -231,7 +210,7 @@ fn main() {
         let fencer = Arc::clone(&node);
         let _ = std::thread::Builder::new()
             .name("udlm-fence".into())
-            .spawn(move || fence_loop(&fencer, &cmd));
+            .spawn(move || fence_loop(&Arc::downgrade(&fencer), &cmd));
     }
     eprintln!(
         "udlmd: node {local_id} of {} serving {}",

@@ -163,3 +163,28 @@ pub fn join_cluster(
     drop(locked);
     Ok(Some(net))
 }
+
+/// Runs `fence_cmd NODEID` for every lost node the coordinator waits for,
+/// again every half second until it exits 0 (node/recovery.rs); returns
+/// when the node is gone.
+pub fn fence_loop(node: &std::sync::Weak<Mutex<Node>>, cmd: &std::path::Path) {
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let Some(node) = node.upgrade() else {
+            return;
+        };
+        let wanted = node
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .fence_wanted();
+        for id in wanted {
+            match std::process::Command::new(cmd).arg(id.to_string()).status() {
+                Ok(st) if st.success() => {
+                    node.lock().unwrap_or_else(|e| e.into_inner()).fenced(id);
+                }
+                Ok(st) => eprintln!("udlm: {} {id} failed ({st}); trying again", cmd.display()),
+                Err(e) => eprintln!("udlm: cannot run {}: {e}", cmd.display()),
+            }
+        }
+    }
+}

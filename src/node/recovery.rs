@@ -364,6 +364,13 @@ impl Node {
         self.membership.phase != Phase::Running
     }
 
+    /// Whether a finished generation has every one of `peers` as a member
+    /// (no recovery running): a node just started has then joined them.
+    pub fn settled_with(&self, peers: &[u32]) -> bool {
+        self.membership.phase == Phase::Running
+            && peers.iter().all(|p| self.membership.members.contains(p))
+    }
+
     /// Sends `msg` now, or when the recovery in progress finishes (see
     /// `Membership::deferred`).
     pub(super) fn send_after_recovery(&mut self, to: u32, msg: PeerMsg) {
