@@ -37,6 +37,8 @@ const ACK_EVERY: u64 = 32;
 const ACK_DELAY: Duration = Duration::from_millis(5);
 /// Bounds on what one writer wake-up sends before looking at the queue again.
 const WRITE_BATCH_FRAMES: usize = 64;
+/// Most DATA frames handed to the handler in one call.
+const DELIVER_BATCH: usize = 64;
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
 /// How often a frozen thread (test hook) looks whether it was thawed.
 const FREEZE_POLL: Duration = Duration::from_millis(10);
@@ -46,15 +48,21 @@ fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
 }
 
+/// The writer's sleep, counted in `TxState::writers_asleep` so that a
+/// sender wakes it only when it sleeps (`TxState::wake_writer`).
 fn wait_timeout<'a>(
     cv: &Condvar,
-    g: MutexGuard<'a, TxState>,
+    mut g: MutexGuard<'a, TxState>,
     d: Duration,
 ) -> MutexGuard<'a, TxState> {
-    match cv.wait_timeout(g, d) {
+    g.writers_asleep += 1;
+    let mut g = match cv.wait_timeout(g, d) {
         Ok((g, _)) => g,
         Err(e) => e.into_inner().0,
-    }
+    };
+    g.writers_asleep -= 1;
+    g.wake_pending = false;
+    g
 }
 
 fn is_timeout(e: &io::Error) -> bool {
@@ -824,10 +832,21 @@ fn end_session(inner: &Inner, peer: &Arc<Peer>, conn: &Arc<Conn>) {
 fn read_loop(inner: &Inner, peer: &Arc<Peer>, conn: &Arc<Conn>, reader: &mut BufReader<TcpStream>) {
     let w = || who(Some(peer.id), conn.remote);
     let mut ack_seen = 0u64;
+    // DATA frames read but not yet handed over: those that arrived
+    // together go to the handler at once, before the thread can block in
+    // a read, so a lone message waits for nothing.
+    let mut batch: Vec<(u64, Vec<u8>)> = Vec::new();
     loop {
         // On shutdown keep reading (without delivering) until the peer
         // closes: closing here could beat our writer's BYE to the socket.
         thaw(inner);
+        if !batch.is_empty()
+            && (batch.len() >= DELIVER_BATCH
+                || !frame::whole_frame_in(reader.buffer(), inner.cfg.max_message))
+            && !deliver(inner, peer, conn, &mut batch)
+        {
+            return;
+        }
         let (h, payload) = match read_frame(reader, inner.cfg.max_message) {
             Ok(f) => f,
             Err(e) => {
@@ -878,13 +897,13 @@ fn read_loop(inner: &Inner, peer: &Arc<Peer>, conn: &Arc<Conn>, reader: &mut Buf
             ack_seen = h.ack;
         }
         match h.ftype {
-            FrameType::Data => {
-                if !deliver(inner, peer, conn, h.seq, &payload) {
-                    return;
-                }
-            }
+            FrameType::Data => batch.push((h.seq, payload)),
             FrameType::Ack | FrameType::Heartbeat => {}
             FrameType::Bye => {
+                // What the peer sent before its BYE is still its word.
+                if !batch.is_empty() && !deliver(inner, peer, conn, &mut batch) {
+                    return;
+                }
                 let text = match Bye::decode(&payload) {
                     Ok(b) => format!("{}: {}", reason::name(b.reason), b.text),
                     Err(e) => e.to_string(),
@@ -906,29 +925,50 @@ fn read_loop(inner: &Inner, peer: &Arc<Peer>, conn: &Arc<Conn>, reader: &mut Buf
     }
 }
 
-/// Deliver one DATA frame if it is the next in sequence, drop it if it is
-/// a duplicate (a resend after a reconnect). False: close the connection.
-fn deliver(inner: &Inner, peer: &Arc<Peer>, conn: &Arc<Conn>, seq: u64, payload: &[u8]) -> bool {
+/// Deliver the DATA frames of `batch` (emptied) that are next in sequence,
+/// dropping duplicates (resends after a reconnect). False: close the
+/// connection (a gap; the frames before it are resent on the next session,
+/// since they are not acknowledged).
+fn deliver(
+    inner: &Inner,
+    peer: &Arc<Peer>,
+    conn: &Arc<Conn>,
+    batch: &mut Vec<(u64, Vec<u8>)>,
+) -> bool {
     let mut rx = lock(&peer.rx);
     // A replaced connection must not deliver: its successor owns the stream now.
     if !conn.active.load(Ordering::SeqCst) {
+        batch.clear();
         return false;
     }
     // No handler call once shutdown started; the reader drains until the peer closes.
     if inner.is_shutdown() {
+        batch.clear();
         return true;
     }
-    if seq == rx.delivered + 1 {
-        inner.handler.on_message(peer.id, payload);
-        rx.delivered = seq;
-    } else if seq > rx.delivered + 1 {
-        inner.log(format!(
-            "{}: protocol error: DATA seq {seq} after {} (gap); closing",
-            who(Some(peer.id), conn.remote),
-            rx.delivered
-        ));
-        return false;
+    let mut next = rx.delivered + 1;
+    let mut fresh: Vec<&[u8]> = Vec::with_capacity(batch.len());
+    for (seq, payload) in batch.iter() {
+        if *seq > next {
+            inner.log(format!(
+                "{}: protocol error: DATA seq {seq} after {} (gap); closing",
+                who(Some(peer.id), conn.remote),
+                next - 1
+            ));
+            batch.clear();
+            return false;
+        }
+        if *seq == next {
+            fresh.push(payload);
+            next += 1;
+        }
     }
+    if !fresh.is_empty() {
+        inner.handler.on_messages(peer.id, &fresh);
+        rx.delivered = next - 1;
+    }
+    drop(fresh);
+    batch.clear();
     let delivered = rx.delivered;
     let mut tx = lock(&peer.tx);
     if tx.is_session(conn.id) && delivered > tx.ack_sent {

@@ -315,6 +315,19 @@ impl fmt::Display for ReadError {
     }
 }
 
+/// Whether `buf` begins with a whole frame (or with a header that does not
+/// decode, which reading it will report): the next `read_frame` from a
+/// buffer holding `buf` does not wait for the network.
+pub fn whole_frame_in(buf: &[u8], max_message: usize) -> bool {
+    if buf.len() < HEADER_LEN {
+        return false;
+    }
+    match Header::decode(&buf[..HEADER_LEN], max_message) {
+        Ok(h) => buf.len() - HEADER_LEN >= h.len as usize,
+        Err(_) => true,
+    }
+}
+
 /// Read one whole frame from a stream. The header is validated before the
 /// payload buffer is allocated, so a hostile length cannot make us allocate
 /// more than the bound for its frame type.

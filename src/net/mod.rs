@@ -158,6 +158,14 @@ impl NetConfig {
 pub trait NetHandler: Send + Sync + 'static {
     /// A message from `from`: per peer, delivered in send order, exactly once, even across reconnects.
     fn on_message(&self, from: u32, payload: &[u8]);
+    /// Messages from `from` that arrived together, in order: the same as
+    /// `on_message` for each, which a handler may do more cheaply at once
+    /// (one lock for all of them).
+    fn on_messages(&self, from: u32, payloads: &[&[u8]]) {
+        for p in payloads {
+            self.on_message(from, p);
+        }
+    }
     /// A session with `node` is up (first time, or again after the peer restarted = new incarnation).
     fn on_peer_up(&self, node: u32, incarnation: u64);
     /// The connection to `node` is lost (it may come back; queued messages are kept and resent).
@@ -264,9 +272,24 @@ pub(crate) struct TxState {
     /// follows within [`INLINE_GAP`] goes to the writer thread instead, which
     /// writes a burst in one system call (section "Writing" above).
     pub(crate) last_inline: Option<Instant>,
+    /// Writer threads sleeping on the peer's condition variable, and
+    /// whether one was woken since: a burst of sends costs one wake-up,
+    /// not a system call per message.
+    pub(crate) writers_asleep: u32,
+    pub(crate) wake_pending: bool,
 }
 
 impl TxState {
+    /// Whether a sender that queued a message must wake the writer: it
+    /// sleeps, and nobody woke it since.
+    pub(crate) fn wake_writer(&mut self) -> bool {
+        if self.writers_asleep > 0 && !self.wake_pending {
+            self.wake_pending = true;
+            return true;
+        }
+        false
+    }
+
     pub(crate) fn is_session(&self, conn_id: u64) -> bool {
         self.session.as_ref().is_some_and(|s| s.conn.id == conn_id)
     }
@@ -548,7 +571,9 @@ impl Net {
             .last_inline
             .is_some_and(|t| now.saturating_duration_since(t) < INLINE_GAP);
         if !idle || in_burst || inner.is_frozen() {
-            peer.cv.notify_all();
+            if tx.wake_writer() {
+                peer.cv.notify_all();
+            }
             return Ok(());
         }
         let conn = session.conn.clone();
@@ -756,6 +781,8 @@ fn new_peer(id: u32, addrs: Vec<SocketAddr>) -> Arc<Peer> {
             writing: 0,
             partial: None,
             last_inline: None,
+            writers_asleep: 0,
+            wake_pending: false,
         }),
         cv: Condvar::new(),
         dial_cv: Condvar::new(),

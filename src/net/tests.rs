@@ -45,6 +45,8 @@ struct Rec {
     /// inside the callback, as udlmd's node does (its membership hello).
     greet_wanted: AtomicBool,
     greet: OnceLock<Weak<Net>>,
+    /// The most messages one `on_messages` call carried.
+    largest_batch: AtomicUsize,
 }
 
 impl Rec {
@@ -101,6 +103,13 @@ impl Rec {
 }
 
 impl NetHandler for Rec {
+    fn on_messages(&self, from: u32, payloads: &[&[u8]]) {
+        self.largest_batch
+            .fetch_max(payloads.len(), Ordering::SeqCst);
+        for p in payloads {
+            self.on_message(from, p);
+        }
+    }
     fn on_message(&self, from: u32, payload: &[u8]) {
         self.enter(from);
         let idx = if payload.len() >= 8 {
@@ -619,6 +628,29 @@ fn a_frame_written_in_part_by_its_sender_is_finished_by_the_writer() {
     // One session throughout: no protocol error, no resend.
     assert_eq!(lock(&nodes[1].rec.st).ups.len(), 1);
     assert!(!log_has(a, "protocol error") && !log_has(&nodes[1].net, "protocol error"));
+    for nd in &nodes {
+        nd.net.shutdown();
+    }
+}
+
+/// Frames that arrived together reach the handler in one call (the node
+/// takes its lock once for them), at most `DELIVER_BATCH` at a time, in
+/// order and exactly once.
+#[test]
+fn messages_that_arrived_together_are_delivered_together() {
+    let nodes = cluster(2, |_, _| {});
+    assert!(wait_until(|| nodes[0].net.connected() == vec![2]));
+    // Node 2 stops at the first message while the rest pile up unread.
+    nodes[1].rec.stall.store(true, Ordering::SeqCst);
+    send_all(&nodes[0].net, 2, 0..300, Instant::now() + T);
+    std::thread::sleep(Duration::from_millis(100));
+    nodes[1].rec.stall.store(false, Ordering::SeqCst);
+    assert!(nodes[1].rec.wait(T, |s| s.n(1) >= 300));
+    std::thread::sleep(Duration::from_millis(50));
+    nodes[1].rec.check_exact(1, 300);
+    let largest = nodes[1].rec.largest_batch.load(Ordering::SeqCst);
+    assert!(largest > 1, "300 waiting messages delivered one call each");
+    assert!(largest <= 64, "{largest} messages in one call");
     for nd in &nodes {
         nd.net.shutdown();
     }

@@ -15,19 +15,35 @@ pub const PEER_QUEUE_MESSAGES: usize = 1 << 20;
 
 struct ToNode(Arc<Mutex<Node>>);
 
+fn apply(node: &mut Node, from: u32, payload: &[u8]) {
+    // Who has which lockspace (node/configfs.rs) travels beside the lock
+    // protocol.
+    if node.on_spaces_message(from, payload) {
+        return;
+    }
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        node.on_peer_message(from, payload)
+    }));
+    if r.is_err() {
+        eprintln!("udlmd: internal error while handling a message from node {from}");
+    }
+}
+
 impl NetHandler for ToNode {
     fn on_message(&self, from: u32, payload: &[u8]) {
+        apply(
+            &mut self.0.lock().unwrap_or_else(|e| e.into_inner()),
+            from,
+            payload,
+        );
+    }
+    /// One node lock for messages that arrived together: each hand-over
+    /// of the lock between this thread and the program's threads costs a
+    /// wake-up.
+    fn on_messages(&self, from: u32, payloads: &[&[u8]]) {
         let mut node = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        // Who has which lockspace (node/configfs.rs) travels beside the
-        // lock protocol.
-        if node.on_spaces_message(from, payload) {
-            return;
-        }
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            node.on_peer_message(from, payload)
-        }));
-        if r.is_err() {
-            eprintln!("udlmd: internal error while handling a message from node {from}");
+        for p in payloads {
+            apply(&mut node, from, p);
         }
     }
     fn on_peer_up(&self, node: u32, incarnation: u64) {
