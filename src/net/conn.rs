@@ -48,20 +48,25 @@ fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
 }
 
-/// The writer's sleep, counted in `TxState::writers_asleep` so that a
-/// sender wakes it only when it sleeps (`TxState::wake_writer`).
+/// A writer's sleep. The session's writer says it sleeps
+/// (`TxState::writer_asleep`), so that a sender wakes it only then
+/// (`TxState::wake_writer`).
 fn wait_timeout<'a>(
     cv: &Condvar,
     mut g: MutexGuard<'a, TxState>,
+    conn_id: u64,
     d: Duration,
 ) -> MutexGuard<'a, TxState> {
-    g.writers_asleep += 1;
+    if g.is_session(conn_id) {
+        g.writer_asleep = conn_id;
+    }
     let mut g = match cv.wait_timeout(g, d) {
         Ok((g, _)) => g,
         Err(e) => e.into_inner().0,
     };
-    g.writers_asleep -= 1;
-    g.wake_pending = false;
+    if g.writer_asleep == conn_id {
+        g.writer_asleep = 0;
+    }
     g
 }
 
@@ -199,7 +204,7 @@ pub(crate) fn dialer(inner: Arc<Inner>, peer: Arc<Peer>) {
             while tx.session.is_some() && !inner.is_shutdown() && !peer.is_removed() {
                 // A session ended: the lower id redials at once.
                 delay = !lower;
-                tx = wait_timeout(&peer.dial_cv, tx, Duration::from_secs(1));
+                tx = wait_timeout(&peer.dial_cv, tx, 0, Duration::from_secs(1));
             }
         }
         if inner.is_shutdown() || peer.is_removed() {
@@ -1014,11 +1019,11 @@ fn writer(inner: &Inner, peer: &Arc<Peer>, conn: &Arc<Conn>, stream: TcpStream) 
                 if tx.writing != 0 {
                     // A `Net::send` caller is writing (for microseconds); it
                     // wakes us if it leaves anything to do.
-                    tx = wait_timeout(&peer.cv, tx, ACK_DELAY);
+                    tx = wait_timeout(&peer.cv, tx, conn.id, ACK_DELAY);
                     continue;
                 }
                 if inner.is_frozen() && !inner.is_shutdown() {
-                    tx = wait_timeout(&peer.cv, tx, FREEZE_POLL);
+                    tx = wait_timeout(&peer.cv, tx, conn.id, FREEZE_POLL);
                     continue;
                 }
                 if let Some((id, rest)) = tx.partial.take() {
@@ -1060,7 +1065,7 @@ fn writer(inner: &Inner, peer: &Arc<Peer>, conn: &Arc<Conn>, stream: TcpStream) 
                 if let (true, Some(d)) = (ack_pending, ack_deadline) {
                     wait = wait.min(d.saturating_duration_since(now));
                 }
-                tx = wait_timeout(&peer.cv, tx, wait.max(Duration::from_millis(1)));
+                tx = wait_timeout(&peer.cv, tx, conn.id, wait.max(Duration::from_millis(1)));
             }
             tx.writing = conn.id;
             ack = tx.ack_out;

@@ -272,19 +272,20 @@ pub(crate) struct TxState {
     /// follows within [`INLINE_GAP`] goes to the writer thread instead, which
     /// writes a burst in one system call (section "Writing" above).
     pub(crate) last_inline: Option<Instant>,
-    /// Writer threads sleeping on the peer's condition variable, and
-    /// whether one was woken since: a burst of sends costs one wake-up,
-    /// not a system call per message.
-    pub(crate) writers_asleep: u32,
-    pub(crate) wake_pending: bool,
+    /// The connection whose writer sleeps and has not been woken since (0:
+    /// none): a burst of sends costs one wake-up, not a system call per
+    /// message. Only the session's writer sends the queue, so only it
+    /// counts; a writer of a replaced connection that sleeps too must not
+    /// take a wake-up meant for the session's.
+    pub(crate) writer_asleep: u64,
 }
 
 impl TxState {
-    /// Whether a sender that queued a message must wake the writer: it
-    /// sleeps, and nobody woke it since.
+    /// Whether a sender that queued a message must wake the writer: the
+    /// session's writer sleeps, and nobody woke it since.
     pub(crate) fn wake_writer(&mut self) -> bool {
-        if self.writers_asleep > 0 && !self.wake_pending {
-            self.wake_pending = true;
+        if self.writer_asleep != 0 {
+            self.writer_asleep = 0;
             return true;
         }
         false
@@ -781,8 +782,7 @@ fn new_peer(id: u32, addrs: Vec<SocketAddr>) -> Arc<Peer> {
             writing: 0,
             partial: None,
             last_inline: None,
-            writers_asleep: 0,
-            wake_pending: false,
+            writer_asleep: 0,
         }),
         cv: Condvar::new(),
         dial_cv: Condvar::new(),

@@ -633,6 +633,47 @@ fn a_frame_written_in_part_by_its_sender_is_finished_by_the_writer() {
     }
 }
 
+/// Requests and replies from several threads never wait for a heartbeat:
+/// a sender wakes the session's writer whenever it sleeps. (A dialer
+/// waiting under the same lock once counted as a sleeping writer, and a
+/// message queued in a burst then waited for the writer's next timeout.)
+#[test]
+fn request_and_reply_traffic_never_waits_for_a_heartbeat() {
+    let nodes = cluster(2, |_, c| {
+        c.heartbeat_ms = 20_000;
+        c.peer_timeout_ms = 60_000;
+    });
+    assert!(wait_until(|| nodes[0].net.connected() == vec![2]));
+    // Node 2 answers every message with the same message.
+    let _ = nodes[1].rec.echo.set(Arc::downgrade(&nodes[1].net));
+    let worst = Mutex::new(Duration::ZERO);
+    std::thread::scope(|s| {
+        for t in 0..8u64 {
+            let (net, rec, worst) = (&nodes[0].net, &nodes[0].rec, &worst);
+            s.spawn(move || {
+                for k in 0..400u64 {
+                    let i = t * 1000 + k;
+                    let start = Instant::now();
+                    net.send(2, msg(i)).unwrap();
+                    let back = rec.wait(T, |st| st.msgs.get(&2).is_some_and(|v| v.contains(&i)));
+                    assert!(back, "no answer to message {i}");
+                    let took = start.elapsed();
+                    let mut w = lock(worst);
+                    *w = (*w).max(took);
+                }
+            });
+        }
+    });
+    let worst = *lock(&worst);
+    assert!(
+        worst < Duration::from_millis(250),
+        "a round trip took {worst:?} (heartbeats every 20 s, the dialer looks every 1 s)"
+    );
+    for nd in &nodes {
+        nd.net.shutdown();
+    }
+}
+
 /// Frames that arrived together reach the handler in one call (the node
 /// takes its lock once for them), at most `DELIVER_BATCH` at a time, in
 /// order and exactly once.
