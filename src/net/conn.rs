@@ -29,6 +29,9 @@ thread_local! {
     /// Set in every transport thread, so `shutdown` called from one (e.g.
     /// from a handler) does not try to join itself or its siblings.
     pub(crate) static IN_NET_THREAD: Cell<bool> = const { Cell::new(false) };
+    /// While a reader's handler runs: the transport it reads for (by
+    /// address) and the peers the handler queued messages for.
+    static CORK: std::cell::RefCell<Option<(usize, Vec<u32>)>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Ack at the latest after this many delivered frames...
@@ -848,9 +851,12 @@ fn read_loop(inner: &Inner, peer: &Arc<Peer>, conn: &Arc<Conn>, reader: &mut Buf
         if !batch.is_empty()
             && (batch.len() >= DELIVER_BATCH
                 || !frame::whole_frame_in(reader.buffer(), inner.cfg.max_message))
-            && !deliver(inner, peer, conn, &mut batch)
         {
-            return;
+            let delivered = deliver(inner, peer, conn, &mut batch);
+            flush_corked(inner);
+            if !delivered {
+                return;
+            }
         }
         let (h, payload) = match read_frame(reader, inner.cfg.max_message) {
             Ok(f) => f,
@@ -906,8 +912,12 @@ fn read_loop(inner: &Inner, peer: &Arc<Peer>, conn: &Arc<Conn>, reader: &mut Buf
             FrameType::Ack | FrameType::Heartbeat => {}
             FrameType::Bye => {
                 // What the peer sent before its BYE is still its word.
-                if !batch.is_empty() && !deliver(inner, peer, conn, &mut batch) {
-                    return;
+                if !batch.is_empty() {
+                    let delivered = deliver(inner, peer, conn, &mut batch);
+                    flush_corked(inner);
+                    if !delivered {
+                        return;
+                    }
                 }
                 let text = match Bye::decode(&payload) {
                     Ok(b) => format!("{}: {}", reason::name(b.reason), b.text),
@@ -969,6 +979,7 @@ fn deliver(
         }
     }
     if !fresh.is_empty() {
+        CORK.with(|c| *c.borrow_mut() = Some((inner as *const Inner as usize, Vec::new())));
         inner.handler.on_messages(peer.id, &fresh);
         rx.delivered = next - 1;
     }
@@ -1143,9 +1154,7 @@ fn writer(inner: &Inner, peer: &Arc<Peer>, conn: &Arc<Conn>, stream: TcpStream) 
 /// (`Net::send`, which took `TxState::writing` for `conn`). What the socket
 /// does not take goes to the writer as `TxState::partial`; an error closes
 /// the connection, and the frame, still queued, is sent again on the next.
-pub(crate) fn write_now(inner: &Inner, peer: &Peer, conn: &Conn, h: &Header, payload: &[u8]) {
-    let mut buf = Vec::with_capacity(frame::HEADER_LEN + payload.len());
-    frame::encode_frame(h, payload, &mut buf);
+pub(crate) fn write_now(inner: &Inner, peer: &Peer, conn: &Conn, mut buf: Vec<u8>) {
     let rest = match crate::sys::send(conn.stream.as_raw_fd(), &buf, true) {
         Ok(n) if n >= buf.len() => None,
         Ok(n) => Some(buf.split_off(n)),
@@ -1174,6 +1183,73 @@ pub(crate) fn write_now(inner: &Inner, peer: &Peer, conn: &Conn, h: &Header, pay
     }
     if tx.partial.is_some() || tx.cursor < tx.next_seq {
         peer.cv.notify_all();
+    }
+}
+
+/// Whether a message queued for `to` is left to this thread's reader (it
+/// runs a handler of this transport); notes the peer if so.
+pub(crate) fn cork(inner: &Inner, to: u32) -> bool {
+    CORK.with(|c| match &mut *c.borrow_mut() {
+        Some((owner, peers)) if *owner == inner as *const Inner as usize => {
+            if !peers.contains(&to) {
+                peers.push(to);
+            }
+            true
+        }
+        _ => false,
+    })
+}
+
+/// Writes what the handler queued while it ran (see `cork`): each peer's
+/// unsent frames in one system call, or, when another thread is writing to
+/// that peer, left to the writer.
+fn flush_corked(inner: &Inner) {
+    let Some((_, peers)) = CORK.with(|c| c.borrow_mut().take()) else {
+        return;
+    };
+    for id in peers {
+        let Some(peer) = inner.peer(id) else {
+            continue;
+        };
+        let mut tx = lock(&peer.tx);
+        let Some(session) = &tx.session else {
+            continue;
+        };
+        if tx.cursor >= tx.next_seq {
+            continue;
+        }
+        if tx.writing != 0 || tx.partial.is_some() || inner.is_frozen() {
+            if tx.wake_writer() {
+                peer.cv.notify_all();
+            }
+            continue;
+        }
+        let conn = session.conn.clone();
+        let ack = tx.ack_out;
+        let mut buf = Vec::new();
+        let front = tx.queue.front().map_or(tx.cursor, |(s, _)| *s);
+        let mut idx = tx.cursor.saturating_sub(front) as usize;
+        let mut frames = 0;
+        while idx < tx.queue.len() && frames < WRITE_BATCH_FRAMES && buf.len() < WRITE_BATCH_BYTES {
+            let (seq, payload) = &tx.queue[idx];
+            let mut h = Header::new(FrameType::Data, inner.cfg.local_id);
+            h.seq = *seq;
+            h.ack = ack;
+            frame::encode_frame(&h, payload, &mut buf);
+            idx += 1;
+            frames += 1;
+        }
+        tx.cursor += frames as u64;
+        tx.writing = conn.id;
+        tx.ack_sent = ack;
+        tx.ack_since = None;
+        drop(tx);
+        inner.reader_writes.fetch_add(1, Ordering::Relaxed);
+        inner
+            .reader_frames
+            .fetch_add(frames as u64, Ordering::Relaxed);
+        // (What is left, if anything, write_now hands to the writer.)
+        write_now(inner, &peer, &conn, buf);
     }
 }
 

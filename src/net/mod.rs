@@ -13,11 +13,14 @@
 //! blocking; else it wakes the writer. It never blocks on the network.
 //!
 //! Writing: a lone message is written by its sender at once (no wake-up
-//! on its way). One that follows another within [`INLINE_GAP`] is left to
-//! the writer: in a burst the writer wakes once and sends what has queued
-//! meanwhile in one system call, where a write per message made every
-//! sender pay the whole loopback TCP path (both ends' processing) each
-//! time and capped pipelined throughput (docs/PERFORMANCE.md, B2).
+//! on its way), and so are the first [`INLINE_BURST`] of messages that
+//! follow each other within [`INLINE_GAP`]. The rest of such a burst is
+//! left to the writer, which wakes once and sends what has queued meanwhile
+//! in one system call, where a write per message made every sender pay the
+//! whole loopback TCP path (both ends' processing) each time and capped
+//! pipelined throughput (docs/PERFORMANCE.md, B2). What a handler sends
+//! while it handles messages that arrived together is written by the
+//! reader thread that called it, all at once, when the handler returns.
 //!
 //! The wire format, the handshake and the reliability rules are specified in
 //! `docs/PROTOCOL.md`; `frame` is the codec, `auth` the challenge-response,
@@ -45,6 +48,12 @@ use std::time::{Duration, Instant};
 /// than a loopback round trip's local half, shorter than any request/reply
 /// turn-around, so that one request and its reply never wait for a writer.
 pub const INLINE_GAP: Duration = Duration::from_micros(20);
+
+/// How many messages in a row, each within [`INLINE_GAP`] of the last,
+/// their senders still write themselves before a burst is left to the
+/// writer: a few messages close together (a grant and a BAST, a handful of
+/// clients) go out without waiting for a wake-up of the writer.
+pub const INLINE_BURST: u32 = 4;
 
 /// The DLM's well-known port (the kernel's default, spec §8.3).
 pub const DEFAULT_PORT: u16 = 21064;
@@ -272,6 +281,8 @@ pub(crate) struct TxState {
     /// follows within [`INLINE_GAP`] goes to the writer thread instead, which
     /// writes a burst in one system call (section "Writing" above).
     pub(crate) last_inline: Option<Instant>,
+    /// Senders' own writes in a row, each within [`INLINE_GAP`] of the last.
+    pub(crate) inline_run: u32,
     /// The connection whose writer sleeps and has not been woken since (0:
     /// none): a burst of sends costs one wake-up, not a system call per
     /// message. Only the session's writer sends the queue, so only it
@@ -289,6 +300,15 @@ impl TxState {
             return true;
         }
         false
+    }
+
+    /// A sender writes its own frame now.
+    pub(crate) fn note_inline(&mut self, now: Instant) {
+        let close = self
+            .last_inline
+            .is_some_and(|t| now.saturating_duration_since(t) < INLINE_GAP);
+        self.inline_run = if close { self.inline_run + 1 } else { 1 };
+        self.last_inline = Some(now);
     }
 
     pub(crate) fn is_session(&self, conn_id: u64) -> bool {
@@ -359,6 +379,10 @@ pub(crate) struct Inner {
     pub(crate) partial_writes: AtomicU64,
     /// Frames `Net::send` callers wrote themselves (module doc, "Writing").
     pub(crate) inline_writes: AtomicU64,
+    /// Writes of what handlers queued, by their reader threads, and the
+    /// frames in them (module doc, "Writing").
+    pub(crate) reader_writes: AtomicU64,
+    pub(crate) reader_frames: AtomicU64,
     /// The last log lines (what `recent_log` returns).
     pub(crate) log_ring: Mutex<VecDeque<String>>,
     /// When each rate-limited log line was last written.
@@ -516,6 +540,8 @@ impl Net {
             sleep_cv: Condvar::new(),
             partial_writes: AtomicU64::new(0),
             inline_writes: AtomicU64::new(0),
+            reader_writes: AtomicU64::new(0),
+            reader_frames: AtomicU64::new(0),
             log_ring: Mutex::new(VecDeque::new()),
             log_limits: Mutex::new(HashMap::new()),
         });
@@ -566,11 +592,17 @@ impl Net {
         let Some(session) = &tx.session else {
             return Ok(());
         };
+        if conn::cork(inner, to) {
+            // A handler on a reader thread: the reader writes what its
+            // handler queued when it returns (conn::flush_corked).
+            return Ok(());
+        }
         let idle = tx.writing == 0 && tx.partial.is_none() && tx.cursor == seq;
         let now = Instant::now();
-        let in_burst = tx
-            .last_inline
-            .is_some_and(|t| now.saturating_duration_since(t) < INLINE_GAP);
+        let in_burst = tx.inline_run >= INLINE_BURST
+            && tx
+                .last_inline
+                .is_some_and(|t| now.saturating_duration_since(t) < INLINE_GAP);
         if !idle || in_burst || inner.is_frozen() {
             if tx.wake_writer() {
                 peer.cv.notify_all();
@@ -580,7 +612,7 @@ impl Net {
         let conn = session.conn.clone();
         tx.writing = conn.id;
         tx.cursor = seq + 1;
-        tx.last_inline = Some(now);
+        tx.note_inline(now);
         inner.inline_writes.fetch_add(1, Ordering::Relaxed);
         let mut h = frame::Header::new(frame::FrameType::Data, inner.cfg.local_id);
         h.seq = seq;
@@ -588,7 +620,9 @@ impl Net {
         tx.ack_sent = tx.ack_out;
         tx.ack_since = None;
         drop(tx);
-        conn::write_now(inner, &peer, &conn, &h, &payload);
+        let mut buf = Vec::with_capacity(frame::HEADER_LEN + payload.len());
+        frame::encode_frame(&h, &payload, &mut buf);
+        conn::write_now(inner, &peer, &conn, buf);
         Ok(())
     }
 
@@ -782,6 +816,7 @@ fn new_peer(id: u32, addrs: Vec<SocketAddr>) -> Arc<Peer> {
             writing: 0,
             partial: None,
             last_inline: None,
+            inline_run: 0,
             writer_asleep: 0,
         }),
         cv: Condvar::new(),

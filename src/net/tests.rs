@@ -674,6 +674,33 @@ fn request_and_reply_traffic_never_waits_for_a_heartbeat() {
     }
 }
 
+/// What a handler sends while it handles messages that arrived together
+/// leaves with them in one write of the reader thread, not a write (or a
+/// wake-up of the writer) per message.
+#[test]
+fn a_handlers_answers_leave_together() {
+    let nodes = cluster(2, |_, _| {});
+    assert!(wait_until(|| nodes[0].net.connected() == vec![2]));
+    let _ = nodes[1].rec.echo.set(Arc::downgrade(&nodes[1].net));
+    nodes[1].rec.stall.store(true, Ordering::SeqCst);
+    send_all(&nodes[0].net, 2, 0..300, Instant::now() + T);
+    std::thread::sleep(Duration::from_millis(100));
+    nodes[1].rec.stall.store(false, Ordering::SeqCst);
+    assert!(nodes[0].rec.wait(T, |s| s.n(2) >= 300));
+    std::thread::sleep(Duration::from_millis(50));
+    nodes[0].rec.check_exact(2, 300);
+    let b = &nodes[1].net.inner;
+    let (writes, frames) = (
+        b.reader_writes.load(Ordering::SeqCst),
+        b.reader_frames.load(Ordering::SeqCst),
+    );
+    assert!(frames > 0, "no answer was written by the reader");
+    assert!(writes * 4 <= frames, "{frames} answers in {writes} writes");
+    for nd in &nodes {
+        nd.net.shutdown();
+    }
+}
+
 /// Frames that arrived together reach the handler in one call (the node
 /// takes its lock once for them), at most `DELIVER_BATCH` at a time, in
 /// order and exactly once.
@@ -706,23 +733,32 @@ fn a_burst_is_left_to_the_writer_and_a_lone_message_is_not() {
     assert!(wait_until(|| nodes[0].net.connected() == vec![2]));
     let a = &nodes[0].net;
     let inline = || a.inner.inline_writes.load(Ordering::SeqCst);
-    let mut lone_inline = 0;
-    for i in 0..5 {
+    // Lone messages, then groups of INLINE_BURST back to back (a grant
+    // and a BAST, say): all written by their senders.
+    let mut sent = 0;
+    let mut all_inline = 0;
+    for group in [1, 1, 1, 1, 1, 4, 4, 4, 4, 4] {
         std::thread::sleep(Duration::from_millis(3));
         let before = inline();
-        a.send(2, msg(i)).unwrap();
-        lone_inline += inline() - before;
+        for _ in 0..group {
+            a.send(2, msg(sent)).unwrap();
+            sent += 1;
+        }
+        if inline() - before == group {
+            all_inline += 1;
+        }
     }
     // (A heartbeat or an ack being written at that moment may take one.)
     assert!(
-        lone_inline >= 4,
-        "only {lone_inline} of 5 lone messages written by their sender"
+        all_inline >= 8,
+        "only {all_inline} of 10 lone messages or small groups written by their senders"
     );
     std::thread::sleep(Duration::from_millis(3));
     let before = inline();
-    for i in 5..205 {
+    for i in sent..sent + 200 {
         a.send(2, msg(i)).unwrap();
     }
+    sent += 200;
     let burst_inline = inline() - before;
     // Each sender's own write needs INLINE_GAP of quiet before it; 200
     // sends in a row get a handful, unless the thread stalls often.
@@ -730,9 +766,9 @@ fn a_burst_is_left_to_the_writer_and_a_lone_message_is_not() {
         burst_inline <= 100,
         "{burst_inline} of a burst of 200 written by their senders"
     );
-    assert!(nodes[1].rec.wait(T, |s| s.n(1) >= 205));
+    assert!(nodes[1].rec.wait(T, |s| s.n(1) >= sent));
     std::thread::sleep(Duration::from_millis(50));
-    nodes[1].rec.check_exact(1, 205);
+    nodes[1].rec.check_exact(1, sent);
     for nd in &nodes {
         nd.net.shutdown();
     }
