@@ -674,6 +674,15 @@ fn request_and_reply_traffic_never_waits_for_a_heartbeat() {
     }
 }
 
+/// Node 1 sends messages 0..n while node 2's handler stands at the first,
+/// so that the rest pile up unread; then node 2 goes on.
+fn pile_up(nodes: &[Node], n: u64) {
+    nodes[1].rec.stall.store(true, Ordering::SeqCst);
+    send_all(&nodes[0].net, 2, 0..n, Instant::now() + T);
+    std::thread::sleep(Duration::from_millis(100));
+    nodes[1].rec.stall.store(false, Ordering::SeqCst);
+}
+
 /// What a handler sends while it handles messages that arrived together
 /// leaves with them in one write of the reader thread, not a write (or a
 /// wake-up of the writer) per message.
@@ -682,10 +691,7 @@ fn a_handlers_answers_leave_together() {
     let nodes = cluster(2, |_, _| {});
     assert!(wait_until(|| nodes[0].net.connected() == vec![2]));
     let _ = nodes[1].rec.echo.set(Arc::downgrade(&nodes[1].net));
-    nodes[1].rec.stall.store(true, Ordering::SeqCst);
-    send_all(&nodes[0].net, 2, 0..300, Instant::now() + T);
-    std::thread::sleep(Duration::from_millis(100));
-    nodes[1].rec.stall.store(false, Ordering::SeqCst);
+    pile_up(&nodes, 300);
     assert!(nodes[0].rec.wait(T, |s| s.n(2) >= 300));
     std::thread::sleep(Duration::from_millis(50));
     nodes[0].rec.check_exact(2, 300);
@@ -708,11 +714,7 @@ fn a_handlers_answers_leave_together() {
 fn messages_that_arrived_together_are_delivered_together() {
     let nodes = cluster(2, |_, _| {});
     assert!(wait_until(|| nodes[0].net.connected() == vec![2]));
-    // Node 2 stops at the first message while the rest pile up unread.
-    nodes[1].rec.stall.store(true, Ordering::SeqCst);
-    send_all(&nodes[0].net, 2, 0..300, Instant::now() + T);
-    std::thread::sleep(Duration::from_millis(100));
-    nodes[1].rec.stall.store(false, Ordering::SeqCst);
+    pile_up(&nodes, 300);
     assert!(nodes[1].rec.wait(T, |s| s.n(1) >= 300));
     std::thread::sleep(Duration::from_millis(50));
     nodes[1].rec.check_exact(1, 300);
