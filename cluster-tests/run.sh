@@ -128,6 +128,24 @@ scenario_embedded_taken() {
   result "an embedded node refused where udlmd already runs that node: ENOTCONN, reason on stderr" $rc
 }
 
+# An embedded node says goodbye when its program exits: node 2 goes on at
+# once instead of waiting out node 1's lease (3 s here).
+scenario_embedded_exit() {
+  local rc=0
+  selected "embedded node leaves" "embedded" || return 0
+  rm -rf "$work/sync"; mkdir -p "$work/sync"; echo 0 > "$work/counter"
+  FIRST_DAEMON=2 start_nodes 2 || { result "embedded node leaves" 1; return; }
+  DLM_EMBEDDED=1 on 1 "$work/bin/counter" "$work/counter" 5 2> "$work/emb.err" || { echo "  node 1:"; sed 's/^/    /' "$work/emb.err"; rc=1; }
+  local t0 t1; t0=$(date +%s%N)
+  on 2 "$work/bin/counter" "$work/counter" 5 || rc=1
+  t1=$(date +%s%N)
+  [ $(( (t1 - t0) / 1000000 )) -lt 1500 ] || { echo "  node 2 took $(( (t1 - t0) / 1000000 )) ms after node 1's program ended"; rc=1; }
+  grep -q "node 1 is leaving" "$work/n2/udlmd.log" || { echo "  node 2 was not told that node 1 leaves"; rc=1; }
+  [ "$(cat "$work/counter")" = 10 ] || { echo "  counter $(cat "$work/counter"), expected 10"; rc=1; }
+  stop_nodes
+  result "an embedded node leaves the cluster when its program exits: node 2 goes on without waiting out the lease" $rc
+}
+
 scenario_wrong_key() {
   local rc=0
   selected "wrong key" "key" || return 0
@@ -168,6 +186,7 @@ scenario_embedded "node 1 embedded in its program, node 2 a daemon: the cross-no
 EXTRA_CONF=$'lockspace name=* nodir=1\nmaster ls=* node=2' \
   scenario_embedded "node 1 embedded, remote master: operations overlapping an in-flight request" 2 inflight
 scenario_embedded_taken
+scenario_embedded_exit
 scenario_wrong_key
 
 echo "$pass passed, $fail failed"

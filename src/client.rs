@@ -73,6 +73,11 @@ fn start_embedded_node() -> Result<Arc<Mutex<Node>>, Errno> {
             .map_err(|e| refuse(format!("cannot join the cluster: {e}")))?;
         if let Some(net) = net {
             await_cluster(&node, &net, &cfg);
+            if FAREWELL.set((Arc::clone(&node), net)).is_ok() {
+                // SAFETY: registers a function of this library with no
+                // arguments; it runs once, from exit().
+                unsafe { libc::atexit(say_farewell) };
+            }
         }
         if let Some(cmd) = cfg.fence_cmd.clone() {
             let fencer = Arc::downgrade(&node);
@@ -104,6 +109,47 @@ fn start_embedded_node() -> Result<Arc<Mutex<Node>>, Errno> {
             }
         });
     Ok(node)
+}
+
+/// The embedded cluster node and its transport, for its farewell at exit.
+static FAREWELL: OnceLock<(Arc<Mutex<Node>>, Arc<crate::net::Net>)> = OnceLock::new();
+
+/// How long a process that ends gives its node's farewell to reach the
+/// peers (udlmd waits as long on SIGTERM).
+const FAREWELL_WAIT: Duration = Duration::from_millis(200);
+
+/// At exit: the embedded node tells its peers it leaves, as udlmd does when
+/// it stops, so that they go on at once instead of waiting out its lease
+/// (a process ended by a signal or `_exit` gets no farewell: its peers see
+/// a node fail). The node's lock is only tried: exit may come from a thread
+/// that holds it.
+extern "C" fn say_farewell() {
+    let _ = std::panic::catch_unwind(|| {
+        let Some((node, net)) = FAREWELL.get() else {
+            return;
+        };
+        let deadline = Instant::now() + FAREWELL_WAIT;
+        let told = loop {
+            match node.try_lock() {
+                Ok(mut n) => break n.leave(),
+                Err(std::sync::TryLockError::Poisoned(e)) => break e.into_inner().leave(),
+                Err(std::sync::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(std::sync::TryLockError::WouldBlock) => return,
+            }
+        };
+        // Until every peer has acknowledged everything, the farewell too.
+        while told
+            && Instant::now() < deadline
+            && net
+                .connected()
+                .iter()
+                .any(|&p| net.queued(p).unwrap_or(0) > 0)
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
 }
 
 /// Waits until the node has joined the peers that answer, so that the

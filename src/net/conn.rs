@@ -1189,7 +1189,9 @@ pub(crate) fn write_now(inner: &Inner, peer: &Peer, conn: &Conn, mut buf: Vec<u8
 /// Whether a message queued for `to` is left to this thread's reader (it
 /// runs a handler of this transport); notes the peer if so.
 pub(crate) fn cork(inner: &Inner, to: u32) -> bool {
-    CORK.with(|c| match &mut *c.borrow_mut() {
+    // (try_with: a send from an exit handler comes after this thread's
+    // locals are gone, and is no handler's.)
+    CORK.try_with(|c| match &mut *c.borrow_mut() {
         Some((owner, peers)) if *owner == inner as *const Inner as usize => {
             if !peers.contains(&to) {
                 peers.push(to);
@@ -1198,6 +1200,7 @@ pub(crate) fn cork(inner: &Inner, to: u32) -> bool {
         }
         _ => false,
     })
+    .unwrap_or(false)
 }
 
 /// Writes what the handler queued while it ran (see `cork`): each peer's
