@@ -74,9 +74,7 @@ fn start_embedded_node() -> Result<Arc<Mutex<Node>>, Errno> {
         if let Some(net) = net {
             await_cluster(&node, &net, &cfg);
             if FAREWELL.set((Arc::clone(&node), net)).is_ok() {
-                // SAFETY: registers a function of this library with no
-                // arguments; it runs once, from exit().
-                unsafe { libc::atexit(say_farewell) };
+                sys::at_exit(say_farewell);
             }
         }
         if let Some(cmd) = cfg.fence_cmd.clone() {

@@ -642,3 +642,12 @@ mod tests {
         assert_eq!(recv_spin(a.as_raw_fd(), &mut buf, 100).unwrap(), 0);
     }
 }
+
+/// Runs `f` when the process calls exit() (or returns from main), after
+/// the other exit handlers registered later. Not on a signal or `_exit`.
+pub fn at_exit(f: extern "C" fn()) {
+    // SAFETY: `f` is a function of this library, takes no arguments and
+    // returns nothing, as atexit requires; registering cannot fail in a way
+    // that matters here (the handler then simply does not run).
+    unsafe { libc::atexit(f) };
+}

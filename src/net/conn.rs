@@ -1047,22 +1047,7 @@ fn writer(inner: &Inner, peer: &Arc<Peer>, conn: &Arc<Conn>, stream: TcpStream) 
                     break;
                 }
                 let now = Instant::now();
-                if let Some(&(front, _)) = tx.queue.front() {
-                    let mut idx = tx.cursor.saturating_sub(front) as usize;
-                    let mut bytes = 0;
-                    while idx < tx.queue.len()
-                        && batch.len() < WRITE_BATCH_FRAMES
-                        && bytes < WRITE_BATCH_BYTES
-                    {
-                        let (s, p) = &tx.queue[idx];
-                        bytes += p.len() + frame::HEADER_LEN;
-                        batch.push((*s, p.clone()));
-                        idx += 1;
-                    }
-                    if let Some(&(last, _)) = batch.last() {
-                        tx.cursor = last + 1;
-                    }
-                }
+                tx.take_unsent(&mut batch, WRITE_BATCH_FRAMES, WRITE_BATCH_BYTES);
                 let ack_pending = tx.ack_out > tx.ack_sent;
                 let ack_deadline = tx.ack_since.map(|t| t + ACK_DELAY);
                 let ack_due = ack_pending
@@ -1078,10 +1063,7 @@ fn writer(inner: &Inner, peer: &Arc<Peer>, conn: &Arc<Conn>, stream: TcpStream) 
                 }
                 tx = wait_timeout(&peer.cv, tx, conn.id, wait.max(Duration::from_millis(1)));
             }
-            tx.writing = conn.id;
-            ack = tx.ack_out;
-            tx.ack_sent = ack;
-            tx.ack_since = None;
+            ack = tx.begin_write(conn.id);
         }
         let r = (|| -> io::Result<()> {
             w.write_all(&head)?;
@@ -1228,25 +1210,18 @@ fn flush_corked(inner: &Inner) {
             continue;
         }
         let conn = session.conn.clone();
-        let ack = tx.ack_out;
+        let mut frames = Vec::new();
+        tx.take_unsent(&mut frames, WRITE_BATCH_FRAMES, WRITE_BATCH_BYTES);
+        let ack = tx.begin_write(conn.id);
+        drop(tx);
         let mut buf = Vec::new();
-        let front = tx.queue.front().map_or(tx.cursor, |(s, _)| *s);
-        let mut idx = tx.cursor.saturating_sub(front) as usize;
-        let mut frames = 0;
-        while idx < tx.queue.len() && frames < WRITE_BATCH_FRAMES && buf.len() < WRITE_BATCH_BYTES {
-            let (seq, payload) = &tx.queue[idx];
+        for (seq, payload) in &frames {
             let mut h = Header::new(FrameType::Data, inner.cfg.local_id);
             h.seq = *seq;
             h.ack = ack;
             frame::encode_frame(&h, payload, &mut buf);
-            idx += 1;
-            frames += 1;
         }
-        tx.cursor += frames as u64;
-        tx.writing = conn.id;
-        tx.ack_sent = ack;
-        tx.ack_since = None;
-        drop(tx);
+        let frames = frames.len();
         inner.reader_writes.fetch_add(1, Ordering::Relaxed);
         inner
             .reader_frames

@@ -302,13 +302,58 @@ impl TxState {
         false
     }
 
+    /// Whether a message sent at `now` follows a sender's own write
+    /// closely enough to belong to its burst.
+    fn within_gap(&self, now: Instant) -> bool {
+        self.last_inline
+            .is_some_and(|t| now.saturating_duration_since(t) < INLINE_GAP)
+    }
+
     /// A sender writes its own frame now.
     pub(crate) fn note_inline(&mut self, now: Instant) {
-        let close = self
-            .last_inline
-            .is_some_and(|t| now.saturating_duration_since(t) < INLINE_GAP);
-        self.inline_run = if close { self.inline_run + 1 } else { 1 };
+        self.inline_run = if self.within_gap(now) {
+            self.inline_run + 1
+        } else {
+            1
+        };
         self.last_inline = Some(now);
+    }
+
+    /// Appends to `out` the queued messages not yet sent on this session,
+    /// from the cursor, at most `max_frames` of them and about `max_bytes`,
+    /// and moves the cursor past them.
+    pub(crate) fn take_unsent(
+        &mut self,
+        out: &mut Vec<(u64, Arc<Vec<u8>>)>,
+        max_frames: usize,
+        max_bytes: usize,
+    ) {
+        let Some(&(front, _)) = self.queue.front() else {
+            return;
+        };
+        let mut bytes = 0;
+        for (seq, payload) in self
+            .queue
+            .iter()
+            .skip(self.cursor.saturating_sub(front) as usize)
+            .take(max_frames)
+        {
+            if bytes >= max_bytes {
+                break;
+            }
+            bytes += payload.len() + frame::HEADER_LEN;
+            out.push((*seq, payload.clone()));
+            self.cursor = seq + 1;
+        }
+    }
+
+    /// The thread that calls this writes to connection `conn_id` now; its
+    /// frames carry the ack returned, which counts as sent.
+    pub(crate) fn begin_write(&mut self, conn_id: u64) -> u64 {
+        self.writing = conn_id;
+        self.ack_sent = self.ack_out;
+        self.ack_since = None;
+        self.ack_out
     }
 
     pub(crate) fn is_session(&self, conn_id: u64) -> bool {
@@ -599,10 +644,7 @@ impl Net {
         }
         let idle = tx.writing == 0 && tx.partial.is_none() && tx.cursor == seq;
         let now = Instant::now();
-        let in_burst = tx.inline_run >= INLINE_BURST
-            && tx
-                .last_inline
-                .is_some_and(|t| now.saturating_duration_since(t) < INLINE_GAP);
+        let in_burst = tx.inline_run >= INLINE_BURST && tx.within_gap(now);
         if !idle || in_burst || inner.is_frozen() {
             if tx.wake_writer() {
                 peer.cv.notify_all();
@@ -610,15 +652,12 @@ impl Net {
             return Ok(());
         }
         let conn = session.conn.clone();
-        tx.writing = conn.id;
         tx.cursor = seq + 1;
         tx.note_inline(now);
         inner.inline_writes.fetch_add(1, Ordering::Relaxed);
         let mut h = frame::Header::new(frame::FrameType::Data, inner.cfg.local_id);
         h.seq = seq;
-        h.ack = tx.ack_out;
-        tx.ack_sent = tx.ack_out;
-        tx.ack_since = None;
+        h.ack = tx.begin_write(conn.id);
         drop(tx);
         let mut buf = Vec::with_capacity(frame::HEADER_LEN + payload.len());
         frame::encode_frame(&h, &payload, &mut buf);
