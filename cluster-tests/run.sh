@@ -79,10 +79,16 @@ scenario_counter() { # nodes increments
   rm -rf "$work/sync"; mkdir -p "$work/sync"; echo 0 > "$work/counter"
   start_nodes "$n" || { result "counter on $n nodes" 1; return; }
   local pids=()
-  for k in $(seq 1 "$n"); do on "$k" "$work/bin/counter" "$work/counter" "$inc" & pids+=($!); done
+  for k in $(seq 1 "$n"); do on "$k" "$work/bin/counter" "$work/counter" "$inc" 2> "$work/counter.$k.err" & pids+=($!); done
   for p in "${pids[@]}"; do wait "$p" || rc=1; done
   local got; got=$(cat "$work/counter")
   [ "$got" = $((n * inc)) ] || { echo "  counter ended at $got, expected $((n * inc))"; rc=1; }
+  # A program on a daemon says nothing on stderr: in particular its
+  # library never tries to start a node of its own (it once did, when a
+  # handle closed, because the config lists other nodes).
+  for k in $(seq 1 "$n"); do
+    [ -s "$work/counter.$k.err" ] && { echo "  node $k's program wrote to stderr:"; sed 's/^/    /' "$work/counter.$k.err"; rc=1; }
+  done
   stop_nodes
   result "counter: $n nodes x $inc increments under EX = $((n * inc))" $rc
 }

@@ -321,8 +321,12 @@ impl Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        if let (Link::Embedded(owner), Ok(node)) = (&self.link, embedded_node()) {
-            lock_node(node).close(*owner);
+        // (The node is looked up only for an embedded link: for a daemon
+        // link the look-up would start an embedded node at close.)
+        if let Link::Embedded(owner) = &self.link {
+            if let Ok(node) = embedded_node() {
+                lock_node(node).close(*owner);
+            }
         }
     }
 }
