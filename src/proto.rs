@@ -274,6 +274,20 @@ impl<'a> Reader<'a> {
 }
 
 impl Request {
+    /// Whether the call asks for its completion in the reply.
+    pub fn asks_inline(&self) -> bool {
+        matches!(
+            self,
+            Request::Lock {
+                inline: Some(_),
+                ..
+            } | Request::Unlock {
+                inline: Some(_),
+                ..
+            }
+        )
+    }
+
     /// A lock call: it waits while a recovery blocks operations, as the
     /// kernel's do (node/server.rs `lock_when_ready`).
     pub fn is_lock_call(&self) -> bool {

@@ -32,6 +32,9 @@ thread_local! {
     /// While a reader's handler runs: the transport it reads for (by
     /// address) and the peers the handler queued messages for.
     static CORK: std::cell::RefCell<Option<(usize, Vec<u32>)>> = const { std::cell::RefCell::new(None) };
+    /// While a thread outside the transport holds its writes (`hold_writes`):
+    /// the transports and peers it queued messages for.
+    static HELD: std::cell::RefCell<Option<Vec<(Arc<Inner>, u32)>>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Ack at the latest after this many delivered frames...
@@ -1185,50 +1188,90 @@ pub(crate) fn cork(inner: &Inner, to: u32) -> bool {
     .unwrap_or(false)
 }
 
-/// Writes what the handler queued while it ran (see `cork`): each peer's
-/// unsent frames in one system call, or, when another thread is writing to
-/// that peer, left to the writer.
+/// Writes what the handler queued while it ran (see `cork`).
 fn flush_corked(inner: &Inner) {
     let Some((_, peers)) = CORK.with(|c| c.borrow_mut().take()) else {
         return;
     };
     for id in peers {
-        let Some(peer) = inner.peer(id) else {
-            continue;
-        };
-        let mut tx = lock(&peer.tx);
-        let Some(session) = &tx.session else {
-            continue;
-        };
-        if tx.cursor >= tx.next_seq {
-            continue;
-        }
-        if tx.writing != 0 || tx.partial.is_some() || inner.is_frozen() {
-            if tx.wake_writer() {
-                peer.cv.notify_all();
-            }
-            continue;
-        }
-        let conn = session.conn.clone();
-        let mut frames = Vec::new();
-        tx.take_unsent(&mut frames, WRITE_BATCH_FRAMES, WRITE_BATCH_BYTES);
-        let ack = tx.begin_write(conn.id);
-        drop(tx);
-        let mut buf = Vec::new();
-        for (seq, payload) in &frames {
-            let mut h = Header::new(FrameType::Data, inner.cfg.local_id);
-            h.seq = *seq;
-            h.ack = ack;
-            frame::encode_frame(&h, payload, &mut buf);
-        }
-        let frames = frames.len();
-        inner.reader_writes.fetch_add(1, Ordering::Relaxed);
-        inner
-            .reader_frames
-            .fetch_add(frames as u64, Ordering::Relaxed);
-        // (What is left, if anything, write_now hands to the writer.)
-        write_now(inner, &peer, &conn, buf);
+        flush_peer(inner, id);
     }
+}
+
+/// Whether this thread holds its writes (`hold_writes`); notes `to` of
+/// transport `inner` if so.
+pub(crate) fn held(inner: &Arc<Inner>, to: u32) -> bool {
+    HELD.try_with(|h| match &mut *h.borrow_mut() {
+        Some(held) => {
+            if !held.iter().any(|(i, p)| Arc::ptr_eq(i, inner) && *p == to) {
+                held.push((inner.clone(), to));
+            }
+            true
+        }
+        None => false,
+    })
+    .unwrap_or(false)
+}
+
+/// From now on this thread's sends are queued but not written, until
+/// `write_held` (see `Net::hold_writes`).
+pub(crate) fn hold_writes() {
+    HELD.with(|h| {
+        let mut h = h.borrow_mut();
+        if h.is_none() {
+            *h = Some(Vec::new());
+        }
+    });
+}
+
+/// Writes what this thread queued since `hold_writes`, and ends the hold.
+pub(crate) fn write_held() {
+    let Some(held) = HELD.with(|h| h.borrow_mut().take()) else {
+        return;
+    };
+    for (inner, id) in held {
+        flush_peer(&inner, id);
+    }
+}
+
+/// Writes the unsent frames of peer `id` in one system call, or, when
+/// another thread is writing to that peer, leaves them to the writer.
+fn flush_peer(inner: &Inner, id: u32) {
+    let Some(peer) = inner.peer(id) else {
+        return;
+    };
+    let mut tx = lock(&peer.tx);
+    let Some(session) = &tx.session else {
+        return;
+    };
+    if tx.cursor >= tx.next_seq {
+        return;
+    }
+    if tx.writing != 0 || tx.partial.is_some() || inner.is_frozen() {
+        if tx.wake_writer() {
+            peer.cv.notify_all();
+        }
+        return;
+    }
+    let conn = session.conn.clone();
+    let mut frames = Vec::new();
+    tx.take_unsent(&mut frames, WRITE_BATCH_FRAMES, WRITE_BATCH_BYTES);
+    let ack = tx.begin_write(conn.id);
+    drop(tx);
+    let mut buf = Vec::new();
+    for (seq, payload) in &frames {
+        let mut h = Header::new(FrameType::Data, inner.cfg.local_id);
+        h.seq = *seq;
+        h.ack = ack;
+        frame::encode_frame(&h, payload, &mut buf);
+    }
+    let frames = frames.len();
+    inner.reader_writes.fetch_add(1, Ordering::Relaxed);
+    inner
+        .reader_frames
+        .fetch_add(frames as u64, Ordering::Relaxed);
+    // (What is left, if anything, write_now hands to the writer.)
+    write_now(inner, &peer, &conn, buf);
 }
 
 /// Stop everything (see `Net::shutdown`).

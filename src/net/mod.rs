@@ -637,9 +637,10 @@ impl Net {
         let Some(session) = &tx.session else {
             return Ok(());
         };
-        if conn::cork(inner, to) {
+        if conn::cork(inner, to) || conn::held(inner, to) {
             // A handler on a reader thread: the reader writes what its
-            // handler queued when it returns (conn::flush_corked).
+            // handler queued when it returns (conn::flush_corked); or a
+            // thread that holds its writes writes them later.
             return Ok(());
         }
         let idle = tx.writing == 0 && tx.partial.is_none() && tx.cursor == seq;
@@ -663,6 +664,21 @@ impl Net {
         frame::encode_frame(&h, &payload, &mut buf);
         conn::write_now(inner, &peer, &conn, buf);
         Ok(())
+    }
+
+    /// Until [`Net::write_held`], what this thread sends (to any
+    /// transport) is queued in order but not written: a thread that
+    /// answers someone first and talks to the network after calls this
+    /// before the work that sends, so the answer does not wait for the
+    /// network's system calls. A thread must not block between the two.
+    pub fn hold_writes() {
+        conn::hold_writes();
+    }
+
+    /// Writes what this thread sent since [`Net::hold_writes`] (each peer's
+    /// frames in one system call) and ends the hold.
+    pub fn write_held() {
+        conn::write_held();
     }
 
     /// Peers with a live, authenticated session, in id order.

@@ -777,6 +777,41 @@ fn a_burst_is_left_to_the_writer_and_a_lone_message_is_not() {
 }
 
 #[test]
+fn a_thread_that_holds_its_writes_sends_them_later_in_one_write() {
+    let nodes = cluster(2, |_, _| {});
+    assert!(wait_until(|| nodes[0].net.connected() == vec![2]));
+    let a = &nodes[0].net;
+    let inline = || a.inner.inline_writes.load(Ordering::SeqCst);
+    let reader_writes = || a.inner.reader_writes.load(Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(3));
+    let (inline_before, writes_before) = (inline(), reader_writes());
+    Net::hold_writes();
+    for i in 0..10 {
+        a.send(2, msg(i)).unwrap();
+    }
+    // Held: not one written by this thread (a lone first send would be).
+    assert_eq!(inline(), inline_before);
+    Net::write_held();
+    assert!(reader_writes() - writes_before <= 1);
+    assert!(nodes[1].rec.wait(T, |s| s.n(1) >= 10));
+    // The hold ended: a lone message is written at once again (one of a
+    // few: a heartbeat being written at that moment may take one).
+    let mut sent = 10;
+    while sent < 15 && inline() == inline_before {
+        std::thread::sleep(Duration::from_millis(3));
+        a.send(2, msg(sent)).unwrap();
+        sent += 1;
+    }
+    assert!(inline() > inline_before);
+    assert!(nodes[1].rec.wait(T, |s| s.n(1) >= sent));
+    std::thread::sleep(Duration::from_millis(50));
+    nodes[1].rec.check_exact(1, sent);
+    for nd in &nodes {
+        nd.net.shutdown();
+    }
+}
+
+#[test]
 fn three_nodes_all_to_all() {
     let nodes = cluster(3, |_, _| {});
     let deadline = Instant::now() + Duration::from_secs(8);

@@ -295,6 +295,14 @@ fn serve_requests(
         }
         let mut done = false;
         let waits = req.is_lock_call();
+        // A call that waits for no completion in its reply gets its reply
+        // before the node's messages for it go out: the program goes on
+        // while this thread writes them (their order is kept, since
+        // they are queued in order now).
+        let answer_first = waits && !req.asks_inline();
+        if answer_first {
+            crate::net::Net::hold_writes();
+        }
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut n = if waits {
                 lock_when_ready(node, owner, &req)
@@ -317,7 +325,11 @@ fn serve_requests(
             lock_node(node).end_inline(0);
             (Err(Errno::Io), None)
         });
-        if !reply_with(conn, &r.0, r.1) || done {
+        let replied = reply_with(conn, &r.0, r.1);
+        if answer_first {
+            crate::net::Net::write_held();
+        }
+        if !replied || done {
             return;
         }
     }
