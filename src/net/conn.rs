@@ -34,8 +34,11 @@ thread_local! {
     static CORK: std::cell::RefCell<Option<(usize, Vec<u32>)>> = const { std::cell::RefCell::new(None) };
     /// While a thread outside the transport holds its writes (`hold_writes`):
     /// the transports and peers it queued messages for.
-    static HELD: std::cell::RefCell<Option<Vec<(Arc<Inner>, u32)>>> = const { std::cell::RefCell::new(None) };
+    static HELD: std::cell::RefCell<Option<HeldPeers>> = const { std::cell::RefCell::new(None) };
 }
+
+/// The transports and peers a thread holding its writes queued for.
+type HeldPeers = Vec<(Arc<Inner>, u32)>;
 
 /// Ack at the latest after this many delivered frames...
 const ACK_EVERY: u64 = 32;
