@@ -135,6 +135,104 @@ pub fn send(fd: RawFd, buf: &[u8], nonblocking: bool) -> io::Result<usize> {
     }
 }
 
+/// The most packets one [`send_packets`] or [`recv_packets`] call moves.
+pub const PACKETS_PER_CALL: usize = 64;
+
+/// Sends up to [`PACKETS_PER_CALL`] packets, each of `N` bytes, in one
+/// system call (sendmmsg), without blocking; how many went (0 only when
+/// `packets` is empty: a full socket is `WouldBlock`). Never raises
+/// SIGPIPE.
+pub fn send_packets<const N: usize>(fd: RawFd, packets: &[[u8; N]]) -> io::Result<usize> {
+    let packets = &packets[..packets.len().min(PACKETS_PER_CALL)];
+    if packets.is_empty() {
+        return Ok(0);
+    }
+    let mut iov: Vec<libc::iovec> = packets
+        .iter()
+        .map(|p| libc::iovec {
+            iov_base: p.as_ptr() as *mut libc::c_void,
+            iov_len: N,
+        })
+        .collect();
+    // SAFETY: mmsghdr is plain data; all-zero is a valid empty header.
+    let mut msgs: Vec<libc::mmsghdr> = vec![unsafe { std::mem::zeroed() }; packets.len()];
+    for (m, v) in msgs.iter_mut().zip(iov.iter_mut()) {
+        m.msg_hdr.msg_iov = v;
+        m.msg_hdr.msg_iovlen = 1;
+    }
+    loop {
+        // SAFETY: every header points at one iovec over a live packet; the
+        // kernel only reads them.
+        let r = unsafe {
+            libc::sendmmsg(
+                fd,
+                msgs.as_mut_ptr(),
+                msgs.len() as libc::c_uint,
+                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+            )
+        };
+        match cvt(r) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r.map(|n| n as usize),
+        }
+    }
+}
+
+/// Receives up to `bufs.len()` (at most [`PACKETS_PER_CALL`]) packets in
+/// one system call (recvmmsg), without blocking; the length of each is in
+/// `lens`; one of length 0 is the end of the stream. A packet larger than
+/// its buffer is an error (it was truncated).
+pub fn recv_packets<const N: usize>(
+    fd: RawFd,
+    bufs: &mut [[u8; N]],
+    lens: &mut [usize],
+) -> io::Result<usize> {
+    let n = bufs.len().min(lens.len()).min(PACKETS_PER_CALL);
+    if n == 0 {
+        return Ok(0);
+    }
+    let mut iov: Vec<libc::iovec> = bufs[..n]
+        .iter_mut()
+        .map(|b| libc::iovec {
+            iov_base: b.as_mut_ptr() as *mut libc::c_void,
+            iov_len: N,
+        })
+        .collect();
+    // SAFETY: mmsghdr is plain data; all-zero is a valid empty header.
+    let mut msgs: Vec<libc::mmsghdr> = vec![unsafe { std::mem::zeroed() }; n];
+    for (m, v) in msgs.iter_mut().zip(iov.iter_mut()) {
+        m.msg_hdr.msg_iov = v;
+        m.msg_hdr.msg_iovlen = 1;
+    }
+    let got = loop {
+        // SAFETY: every header points at one iovec over a buffer of N
+        // writable bytes that outlives the call.
+        let r = unsafe {
+            libc::recvmmsg(
+                fd,
+                msgs.as_mut_ptr(),
+                n as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        match cvt(r) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => break r? as usize,
+        }
+    };
+    for (i, m) in msgs[..got].iter().enumerate() {
+        if m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "oversized packet",
+            ));
+        }
+        lens[i] = m.msg_len as usize;
+    }
+    Ok(got)
+}
+
 /// Receives one packet into `buf`; `Ok(0)` is end of stream. A packet larger
 /// than `buf` is reported as an error (it was truncated).
 pub fn recv(fd: RawFd, buf: &mut [u8], nonblocking: bool) -> io::Result<usize> {
@@ -205,6 +303,24 @@ pub fn recv_spin(fd: RawFd, buf: &mut [u8], spin_us: u64) -> io::Result<usize> {
     }
     SPIN.with(|c| c.set((budget, dry)));
     recv(fd, buf, false)
+}
+
+/// Looks for a packet, without blocking, again and again for up to
+/// `wait_us` microseconds; Ok(None) when none came.
+pub fn recv_within(fd: RawFd, buf: &mut [u8], wait_us: u64) -> io::Result<Option<usize>> {
+    let start = std::time::Instant::now();
+    let limit = std::time::Duration::from_micros(wait_us);
+    loop {
+        match recv(fd, buf, true) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            r => return r.map(Some),
+        }
+        if start.elapsed() >= limit {
+            return Ok(None);
+        }
+        // SAFETY: sched_yield has no arguments and cannot fail.
+        unsafe { libc::sched_yield() };
+    }
 }
 
 /// A thread whose polling budget ran out polls in full again after this
@@ -640,6 +756,59 @@ mod tests {
         assert_eq!(&buf[..5], b"later");
         drop(late.join().unwrap());
         assert_eq!(recv_spin(a.as_raw_fd(), &mut buf, 100).unwrap(), 0);
+    }
+
+    /// Packets sent together arrive whole and in order, many per call;
+    /// a full socket is WouldBlock, a packet too large is an error, and
+    /// the end of the stream is a packet of length 0 (or no packet).
+    #[test]
+    fn packets_go_and_come_many_per_call() {
+        let (a, b) = seqpacket_pair().unwrap();
+        let sent: Vec<[u8; 4]> = (0..100u32).map(|i| i.to_le_bytes()).collect();
+        let mut went = 0;
+        while went < sent.len() {
+            let n = send_packets(b.as_raw_fd(), &sent[went..]).unwrap();
+            assert!(n >= 1 && n <= PACKETS_PER_CALL);
+            went += n;
+        }
+        let mut bufs = [[0u8; 4]; PACKETS_PER_CALL];
+        let mut lens = [0usize; PACKETS_PER_CALL];
+        let mut got = Vec::new();
+        while got.len() < sent.len() {
+            let n = recv_packets(a.as_raw_fd(), &mut bufs, &mut lens).unwrap();
+            assert!(n >= 1);
+            for i in 0..n {
+                assert_eq!(lens[i], 4);
+                got.push(bufs[i]);
+            }
+        }
+        assert_eq!(got, sent);
+        let e = recv_packets(a.as_raw_fd(), &mut bufs, &mut lens).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        send(b.as_raw_fd(), b"too long", false).unwrap();
+        let e = recv_packets(a.as_raw_fd(), &mut bufs, &mut lens).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        // Fill the socket: sends stop with WouldBlock, never block.
+        let big = vec![[7u8; 4]; PACKETS_PER_CALL];
+        let full = loop {
+            match send_packets(b.as_raw_fd(), &big) {
+                Ok(n) => assert!(n >= 1),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(full.kind(), io::ErrorKind::WouldBlock);
+        drop(b);
+        let mut ended = false;
+        for _ in 0..100_000 {
+            match recv_packets(a.as_raw_fd(), &mut bufs, &mut lens) {
+                Ok(0) => ended = true,
+                Ok(n) if lens[..n].contains(&0) => ended = true,
+                Ok(_) => continue,
+                Err(e) => panic!("{e}"),
+            }
+            break;
+        }
+        assert!(ended);
     }
 }
 

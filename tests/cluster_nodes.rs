@@ -1631,3 +1631,74 @@ fn an_unlocked_demoted_lock_reports_no_demotion() {
     c.unlock(&h2, a);
     assert_eq!(callbacks_with_flags(&h2), vec![(false, a, UNLOCK, 0)]);
 }
+
+/// Peer messages that arrive together are applied as one batch, and the
+/// handle gets their callbacks as the kernel gives a process callbacks it
+/// has not read yet: per lock, in order, locks in the order of their first
+/// pending callback. Here node 2 sends a BAST for x, a BAST for y, then
+/// the end of x's unlock: the handle reads x's two callbacks, then y's.
+#[test]
+fn callbacks_of_messages_that_arrive_together_are_grouped_per_lock() {
+    for batched in [true, false] {
+        let mut c = Cluster::new(2);
+        let a = c.open(1, b"ls");
+        let b = c.open(2, b"ls");
+        // Node 2 asks first, so it masters both names.
+        c.lock(&b, b"r1", 0, 0);
+        c.lock(&b, b"r2", 0, 0);
+        let x = c.lock(&a, b"r1", 3, 0);
+        let y = c.lock(&a, b"r2", 3, 0);
+        assert_eq!(callbacks(&a), vec![(false, x, G), (false, y, G)]);
+        // x's unlock leaves node 1 and waits on the wire...
+        c.nodes
+            .get_mut(&1)
+            .unwrap()
+            .unlock(a.owner, x, 0, None, 0, 5)
+            .unwrap();
+        let unlock: Vec<_> = c.bus.0.lock().unwrap().drain(..).collect();
+        assert_eq!(unlock.len(), 1);
+        // ...while node 2's EX requests cause a BAST for x and one for y.
+        for name in [&b"r1"[..], b"r2"] {
+            let n2 = c.nodes.get_mut(&2).unwrap();
+            n2.lock(
+                b.owner,
+                LockArgs {
+                    mode: 5,
+                    name,
+                    user: USER,
+                    tid: 1,
+                    ..LockArgs::default()
+                },
+            )
+            .unwrap();
+        }
+        c.nodes.get_mut(&2).unwrap().on_peer_message(1, &unlock[0].2);
+        let to_1: Vec<Vec<u8>> = c
+            .bus
+            .0
+            .lock()
+            .unwrap()
+            .drain(..)
+            .filter(|m| m.1 == 1)
+            .map(|m| m.2)
+            .collect();
+        assert_eq!(to_1.len(), 3, "BAST x, BAST y, the end of x's unlock");
+        let n1 = c.nodes.get_mut(&1).unwrap();
+        if batched {
+            n1.apply_batch(&to_1, |n, m| n.on_peer_message(2, m));
+            assert_eq!(
+                callbacks(&a),
+                vec![(true, x, G), (false, x, UNLOCK), (true, y, G)]
+            );
+        } else {
+            for m in &to_1 {
+                n1.on_peer_message(2, m);
+            }
+            assert_eq!(
+                callbacks(&a),
+                vec![(true, x, G), (true, y, G), (false, x, UNLOCK)],
+                "one at a time, each message's callbacks go at once"
+            );
+        }
+    }
+}

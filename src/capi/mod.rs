@@ -240,14 +240,25 @@ impl LsHandle {
             });
             return t.alive;
         }
-        let mut buf = [0u8; CALLBACK_LEN + 1];
+        // Many packets per system call: the node writes a batch's
+        // callbacks together (node/sink.rs).
+        let mut bufs = [[0u8; CALLBACK_LEN]; sys::PACKETS_PER_CALL];
+        let mut lens = [0usize; sys::PACKETS_PER_CALL];
         loop {
-            match sys::recv(self.fd, &mut buf, true) {
+            match sys::recv_packets(self.fd, &mut bufs, &mut lens) {
                 Ok(0) => return false,
-                Ok(n) => {
-                    pending.received += 1;
-                    if let Ok(cb) = Callback::decode(&buf[..n]) {
-                        pending.push(cb);
+                Ok(got) => {
+                    for (buf, &n) in bufs[..got].iter().zip(&lens[..got]) {
+                        if n == 0 {
+                            return false;
+                        }
+                        pending.received += 1;
+                        if let Ok(cb) = Callback::decode(&buf[..n]) {
+                            pending.push(cb);
+                        }
+                    }
+                    if got < sys::PACKETS_PER_CALL {
+                        return true;
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,

@@ -42,9 +42,7 @@ impl NetHandler for ToNode {
     /// wake-up.
     fn on_messages(&self, from: u32, payloads: &[&[u8]]) {
         let mut node = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        for p in payloads {
-            apply(&mut node, from, p);
-        }
+        node.apply_batch(payloads, |node, p| apply(node, from, p));
     }
     fn on_peer_up(&self, node: u32, incarnation: u64) {
         eprintln!("udlmd: node {node} is up (incarnation {incarnation:x})");

@@ -431,6 +431,9 @@ pub struct Node {
     events: Vec<Event>,
     /// Callbacks to hand to event links at the end of the current input.
     out: Vec<(Owner, (u32, u32), Packet)>,
+    /// Set while a batch of peer messages is applied
+    /// ([`Node::apply_batch`]): the callbacks wait for its end.
+    batching: bool,
     /// The `_wait` call being served, whose completion may go back in its
     /// reply instead of on the event link ([`InlineAsk`]).
     inline: Option<InlineSlot>,
@@ -500,6 +503,7 @@ impl Node {
             next_owner: 1,
             events: Vec::new(),
             out: Vec::new(),
+            batching: false,
             inline: None,
             now_ms: 0,
             trace: std::env::var_os("UDLM_TRACE").is_some_and(|v| v == "1"),
@@ -2865,8 +2869,28 @@ impl Node {
         self.deliver_callbacks();
     }
 
+    /// Applies `batch` in order and hands the callbacks they caused to
+    /// the event links together at the end: a handle then gets them in
+    /// one write and its program wakes once. Their order is the one the
+    /// kernel gives callbacks a process has not read yet: per lock, in
+    /// order, locks in the order of their first pending callback.
+    pub fn apply_batch<T>(&mut self, batch: &[T], mut apply: impl FnMut(&mut Node, &T)) {
+        self.batching = true;
+        // (A panic must not leave the callbacks held for good.)
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            for item in batch {
+                apply(self, item);
+            }
+        }));
+        self.batching = false;
+        self.deliver_callbacks();
+        if let Err(p) = r {
+            std::panic::resume_unwind(p);
+        }
+    }
+
     fn deliver_callbacks(&mut self) {
-        if self.out.is_empty() {
+        if self.out.is_empty() || self.batching {
             return;
         }
         // Owners in first-appearance order; per owner, locks in
@@ -2911,6 +2935,16 @@ impl Node {
             }
             sink.send(&packets);
         }
+    }
+
+    /// How many callbacks were ever queued for handle `owner`'s event
+    /// link: a handle that got none between two of its calls did not wait
+    /// for one in between.
+    pub fn callbacks_queued(&self, owner: Owner) -> u64 {
+        self.handles
+            .get(&owner)
+            .and_then(|h| h.sink.as_ref())
+            .map_or(0, |s| s.queued())
     }
 
     /// A `_wait` call of handle `owner` begins ([`InlineAsk`]): until

@@ -21,6 +21,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// The socket file name inside the runtime directory.
 pub const SOCKET_NAME: &str = "udlmd.sock";
@@ -258,18 +259,118 @@ fn send_bytes(conn: &OwnedFd, answer: Result<Vec<u8>, Errno>) {
     }
 }
 
+/// A request that comes this soon after the reply to the previous one,
+/// with no callback for the handle in between, is part of a burst (a
+/// program issuing many calls without waiting for their completions): the
+/// node's messages for it wait, up to this long, for the next request's,
+/// to go out together. (A program that waits for each completion is never
+/// in a burst, however fast the network, so its calls never wait.)
+const BURST_GAP: Duration = Duration::from_micros(20);
+
+/// The most calls of a burst whose messages wait together.
+const BURST_HELD_CALLS: u32 = 64;
+
+/// One handle's calls as the connection thread sees them: whether they
+/// come in a burst, and how many calls' messages it holds back (see
+/// [`BURST_GAP`]). Pure bookkeeping, fed with the times and the handle's
+/// callback counts.
+#[derive(Default)]
+struct Burst {
+    held_calls: u32,
+    answered_at: Option<Instant>,
+    /// Callbacks queued for the handle when its previous call ended.
+    callbacks_then: u64,
+}
+
+impl Burst {
+    /// Whether messages of earlier calls are held.
+    fn holding(&self) -> bool {
+        self.held_calls > 0
+    }
+
+    /// Whether a call that came at `now`, when `callbacks` had been queued
+    /// for the handle, belongs to a burst. Calls whose messages are still
+    /// held cannot have completed, so one that follows them was not
+    /// waiting for them.
+    fn joins(&self, now: Instant, callbacks: u64) -> bool {
+        self.holding()
+            || (self
+                .answered_at
+                .is_some_and(|t| now.saturating_duration_since(t) < BURST_GAP)
+                && callbacks == self.callbacks_then)
+    }
+
+    /// The call ended with `callbacks` queued for the handle.
+    fn ended(&mut self, callbacks: u64) {
+        self.callbacks_then = callbacks;
+    }
+
+    /// A call whose messages were held was answered at `now`; `in_burst`
+    /// is what [`Burst::joins`] said of it. Whether to write what is held
+    /// now.
+    fn answered(&mut self, in_burst: bool, now: Instant) -> bool {
+        self.answered_at = Some(now);
+        self.held_calls += 1;
+        if in_burst && self.held_calls < BURST_HELD_CALLS {
+            return false;
+        }
+        self.held_calls = 0;
+        true
+    }
+
+    /// What was held went out for another reason (no next call came in
+    /// time, or a call that is no lock call).
+    fn written(&mut self) {
+        self.held_calls = 0;
+    }
+
+    /// A call that holds nothing: the next one does not join a burst.
+    fn interrupted(&mut self) {
+        self.held_calls = 0;
+        self.answered_at = None;
+    }
+}
+
 fn serve_requests(
     node: &Mutex<Node>,
     owner: crate::types::Owner,
     conn: &OwnedFd,
     buf: &mut [u8; MAX_PACKET],
 ) {
+    serve_requests_held(node, owner, conn, buf);
+    // Whatever way serving ended, nothing stays held.
+    crate::net::Net::write_held();
+}
+
+fn serve_requests_held(
+    node: &Mutex<Node>,
+    owner: crate::types::Owner,
+    conn: &OwnedFd,
+    buf: &mut [u8; MAX_PACKET],
+) {
     let spin_us = sys::spin_us();
+    let fd = conn.as_raw_fd();
+    let mut burst = Burst::default();
     loop {
-        let n = match sys::recv_spin(conn.as_raw_fd(), buf, spin_us) {
+        let got = if burst.holding() {
+            match sys::recv_within(fd, buf, BURST_GAP.as_micros() as u64) {
+                Ok(Some(n)) => Ok(n),
+                Ok(None) => {
+                    crate::net::Net::write_held();
+                    burst.written();
+                    sys::recv_spin(fd, buf, spin_us)
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            sys::recv_spin(fd, buf, spin_us)
+        };
+        let n = match got {
             Ok(n) if n > 0 => n,
             _ => return,
         };
+        let came = Instant::now();
+        let mut in_burst = false;
         let req = match Request::decode(&buf[..n]) {
             Ok(r) => r,
             Err(e) => {
@@ -280,6 +381,16 @@ fn serve_requests(
                 return;
             }
         };
+        let waits = req.is_lock_call();
+        // A call that waits for no completion in its reply gets its reply
+        // before the node's messages for it go out: the program goes on
+        // while this thread writes them (their order is kept, since
+        // they are queued in order now).
+        let answer_first = waits && !req.asks_inline();
+        if !answer_first {
+            crate::net::Net::write_held();
+            burst.interrupted();
+        }
         if let Request::Inspect { lkid, name } = req {
             let target = if lkid != 0 {
                 InspectTarget::Lock(lkid)
@@ -294,12 +405,6 @@ fn serve_requests(
             continue;
         }
         let mut done = false;
-        let waits = req.is_lock_call();
-        // A call that waits for no completion in its reply gets its reply
-        // before the node's messages for it go out: the program goes on
-        // while this thread writes them (their order is kept, since
-        // they are queued in order now).
-        let answer_first = waits && !req.asks_inline();
         if answer_first {
             crate::net::Net::hold_writes();
         }
@@ -310,7 +415,9 @@ fn serve_requests(
                 lock_node(node)
             };
             let released = matches!(req, Request::Release { .. });
+            in_burst = burst.joins(came, n.callbacks_queued(owner));
             let r = handle_request(&mut n, owner, req, &mut done);
+            burst.ended(n.callbacks_queued(owner));
             if released {
                 // A destroyed lockspace leaves the views before the release
                 // returns (node/configfs.rs), not at the next tick.
@@ -326,7 +433,7 @@ fn serve_requests(
             (Err(Errno::Io), None)
         });
         let replied = reply_with(conn, &r.0, r.1);
-        if answer_first {
+        if answer_first && burst.answered(in_burst, Instant::now()) {
             crate::net::Net::write_held();
         }
         if !replied || done {
@@ -366,6 +473,8 @@ pub fn lock_when_ready<'a>(
         if !n.operations_blocked() && !unsettled {
             return n;
         }
+        // Messages of earlier calls of a burst go before this one waits.
+        crate::net::Net::write_held();
         drop(n);
         std::thread::sleep(std::time::Duration::from_millis(2));
         n = lock_node(node);
@@ -465,5 +574,78 @@ fn apply_request(
         | Request::Query { .. }
         | Request::Inspect { .. }
         | Request::Control { .. } => Err(Errno::Proto),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A program that waits for each completion: its next call comes
+    /// after a callback, however soon, so its messages are never held.
+    #[test]
+    fn calls_that_follow_a_callback_are_never_held() {
+        let mut b = Burst::default();
+        let t = Instant::now();
+        for i in 0..100u64 {
+            let now = t + Duration::from_micros(i * 3);
+            // The previous call's completion was queued before this call.
+            assert!(!b.joins(now, i), "call {i} joined a burst");
+            b.ended(i);
+            assert!(b.answered(false, now));
+            assert!(!b.holding());
+        }
+    }
+
+    /// Calls one right after another with no callback in between form a
+    /// burst: from the second on their messages are held, up to
+    /// BURST_HELD_CALLS calls, then written together.
+    #[test]
+    fn back_to_back_calls_are_held_together() {
+        let mut b = Burst::default();
+        let t = Instant::now();
+        assert!(!b.joins(t, 0), "the first call has nothing before it");
+        b.ended(0);
+        assert!(b.answered(false, t));
+        let mut writes = 0;
+        let mut now = t;
+        for _ in 0..2 * BURST_HELD_CALLS {
+            now += Duration::from_micros(2);
+            let joins = b.joins(now, 0);
+            assert!(joins);
+            b.ended(0);
+            if b.answered(joins, now) {
+                writes += 1;
+                assert!(!b.holding());
+            }
+        }
+        assert_eq!(writes, 2, "one write per BURST_HELD_CALLS calls");
+        // While calls are held a callback does not end the burst: the held
+        // calls cannot have completed, so nobody waited for them.
+        now += Duration::from_micros(2);
+        b.ended(0);
+        assert!(!b.answered(true, now));
+        assert!(b.holding());
+        assert!(b.joins(now + Duration::from_micros(2), 5));
+    }
+
+    /// A call that comes later than BURST_GAP after the reply, or after a
+    /// call that holds nothing, starts afresh.
+    #[test]
+    fn a_pause_or_another_call_ends_a_burst() {
+        let mut b = Burst::default();
+        let t = Instant::now();
+        b.ended(0);
+        b.answered(false, t);
+        assert!(!b.joins(t + BURST_GAP + Duration::from_micros(1), 0));
+        assert!(b.joins(t + BURST_GAP / 2, 0));
+        b.interrupted();
+        assert!(!b.joins(t + Duration::from_micros(1), 0));
+        b.ended(0);
+        assert!(b.answered(false, t));
+        assert!(!b.answered(true, t + Duration::from_micros(1)));
+        assert!(b.holding());
+        b.written();
+        assert!(!b.holding());
     }
 }

@@ -83,9 +83,12 @@ impl EventSink {
         }
         let mut rest = packets;
         if st.backlog.is_empty() {
-            while let Some((p, tail)) = rest.split_first() {
-                match sys::send(self.fd.as_raw_fd(), p, true) {
-                    Ok(_) => rest = tail,
+            // Several packets in one system call: the program wakes once
+            // for what one batch of the node's work produced.
+            while !rest.is_empty() {
+                match sys::send_packets(self.fd.as_raw_fd(), rest) {
+                    Ok(0) => break,
+                    Ok(n) => rest = &rest[n..],
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(_) => {
                         st.broken = true;
@@ -129,6 +132,12 @@ impl EventSink {
     pub fn read_all(&self, seen: u64) -> bool {
         let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         !st.broken && st.queued == seen
+    }
+
+    /// How many packets were ever queued for the handle (and not
+    /// discarded).
+    pub fn queued(&self) -> u64 {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).queued
     }
 
     fn flush(&self) {
