@@ -732,6 +732,15 @@ pub fn monotonic_ms() -> u64 {
         .as_millis() as u64
 }
 
+/// Runs `f` when the process calls exit() (or returns from main), after
+/// the other exit handlers registered later. Not on a signal or `_exit`.
+pub fn at_exit(f: extern "C" fn()) {
+    // SAFETY: `f` is a function of this library, takes no arguments and
+    // returns nothing, as atexit requires; registering cannot fail in a way
+    // that matters here (the handler then simply does not run).
+    unsafe { libc::atexit(f) };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -768,7 +777,7 @@ mod tests {
         let mut went = 0;
         while went < sent.len() {
             let n = send_packets(b.as_raw_fd(), &sent[went..]).unwrap();
-            assert!(n >= 1 && n <= PACKETS_PER_CALL);
+            assert!((1..=PACKETS_PER_CALL).contains(&n));
             went += n;
         }
         let mut bufs = [[0u8; 4]; PACKETS_PER_CALL];
@@ -810,13 +819,4 @@ mod tests {
         }
         assert!(ended);
     }
-}
-
-/// Runs `f` when the process calls exit() (or returns from main), after
-/// the other exit handlers registered later. Not on a signal or `_exit`.
-pub fn at_exit(f: extern "C" fn()) {
-    // SAFETY: `f` is a function of this library, takes no arguments and
-    // returns nothing, as atexit requires; registering cannot fail in a way
-    // that matters here (the handler then simply does not run).
-    unsafe { libc::atexit(f) };
 }
