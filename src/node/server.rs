@@ -9,6 +9,15 @@
 //! `Control` (membership from outside, node/control.rs). A peer that sends
 //! garbage, an unknown version, or vanishes mid-request only loses its own
 //! connection.
+//!
+//! A lock call that does not ask for its completion in the reply is
+//! answered before the messages it makes the node send to other nodes are
+//! written (they are queued, in order, at once; `Net::hold_writes`): the
+//! program goes on while this thread does the network's system calls. When
+//! a program issues calls back to back without waiting for their
+//! completions, the messages of up to [`BURST_HELD_CALLS`] calls go out in
+//! one write ([`Burst`]); a program that waits for each completion never
+//! has a message held.
 
 use super::control::Control;
 use super::inspect::{InspectStep, InspectTarget, ResourceView, INSPECT_WAIT_MS};
