@@ -424,7 +424,9 @@ fn serve_requests_held(
                 lock_node(node)
             };
             let released = matches!(req, Request::Release { .. });
-            in_burst = burst.joins(came, n.callbacks_queued(owner));
+            // (Where nothing polls, as on one CPU, nothing waits for a
+            // next call either.)
+            in_burst = spin_us > 0 && burst.joins(came, n.callbacks_queued(owner));
             let r = handle_request(&mut n, owner, req, &mut done);
             burst.ended(n.callbacks_queued(owner));
             if released {
