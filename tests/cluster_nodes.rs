@@ -1672,7 +1672,10 @@ fn callbacks_of_messages_that_arrive_together_are_grouped_per_lock() {
             )
             .unwrap();
         }
-        c.nodes.get_mut(&2).unwrap().on_peer_message(1, &unlock[0].2);
+        c.nodes
+            .get_mut(&2)
+            .unwrap()
+            .on_peer_message(1, &unlock[0].2);
         let to_1: Vec<Vec<u8>> = c
             .bus
             .0

@@ -92,6 +92,17 @@ impl Rec {
         }
     }
 
+    /// 0..n arrive from `peer`, and after a pause for any stray
+    /// duplicate, exactly those (see `check_exact`).
+    fn all_arrive(&self, peer: u32, n: u64) {
+        assert!(
+            self.wait(T, |s| s.n(peer) >= n),
+            "not all {n} messages from {peer} arrived"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        self.check_exact(peer, n);
+    }
+
     fn check_alternating(&self) {
         let st = lock(&self.st);
         let mut up: HashMap<u32, bool> = HashMap::new();
@@ -692,9 +703,7 @@ fn a_handlers_answers_leave_together() {
     assert!(wait_until(|| nodes[0].net.connected() == vec![2]));
     let _ = nodes[1].rec.echo.set(Arc::downgrade(&nodes[1].net));
     pile_up(&nodes, 300);
-    assert!(nodes[0].rec.wait(T, |s| s.n(2) >= 300));
-    std::thread::sleep(Duration::from_millis(50));
-    nodes[0].rec.check_exact(2, 300);
+    nodes[0].rec.all_arrive(2, 300);
     let b = &nodes[1].net.inner;
     let (writes, frames) = (
         b.reader_writes.load(Ordering::SeqCst),
@@ -715,9 +724,7 @@ fn messages_that_arrived_together_are_delivered_together() {
     let nodes = cluster(2, |_, _| {});
     assert!(wait_until(|| nodes[0].net.connected() == vec![2]));
     pile_up(&nodes, 300);
-    assert!(nodes[1].rec.wait(T, |s| s.n(1) >= 300));
-    std::thread::sleep(Duration::from_millis(50));
-    nodes[1].rec.check_exact(1, 300);
+    nodes[1].rec.all_arrive(1, 300);
     let largest = nodes[1].rec.largest_batch.load(Ordering::SeqCst);
     assert!(largest > 1, "300 waiting messages delivered one call each");
     assert!(largest <= 64, "{largest} messages in one call");
@@ -768,9 +775,7 @@ fn a_burst_is_left_to_the_writer_and_a_lone_message_is_not() {
         burst_inline <= 100,
         "{burst_inline} of a burst of 200 written by their senders"
     );
-    assert!(nodes[1].rec.wait(T, |s| s.n(1) >= sent));
-    std::thread::sleep(Duration::from_millis(50));
-    nodes[1].rec.check_exact(1, sent);
+    nodes[1].rec.all_arrive(1, sent);
     for nd in &nodes {
         nd.net.shutdown();
     }
@@ -803,9 +808,7 @@ fn a_thread_that_holds_its_writes_sends_them_later_in_one_write() {
         sent += 1;
     }
     assert!(inline() > inline_before);
-    assert!(nodes[1].rec.wait(T, |s| s.n(1) >= sent));
-    std::thread::sleep(Duration::from_millis(50));
-    nodes[1].rec.check_exact(1, sent);
+    nodes[1].rec.all_arrive(1, sent);
     for nd in &nodes {
         nd.net.shutdown();
     }
