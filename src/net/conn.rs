@@ -29,11 +29,9 @@ thread_local! {
     /// Set in every transport thread, so `shutdown` called from one (e.g.
     /// from a handler) does not try to join itself or its siblings.
     pub(crate) static IN_NET_THREAD: Cell<bool> = const { Cell::new(false) };
-    /// While a reader's handler runs: the transport it reads for (by
-    /// address) and the peers the handler queued messages for.
-    static CORK: std::cell::RefCell<Option<(usize, Vec<u32>)>> = const { std::cell::RefCell::new(None) };
-    /// While a thread outside the transport holds its writes (`hold_writes`):
-    /// the transports and peers it queued messages for.
+    /// While a thread holds its writes (`hold_writes`: a reader while its
+    /// handler runs, or a thread outside the transport): the transports
+    /// and peers it queued messages for.
     static HELD: std::cell::RefCell<Option<HeldPeers>> = const { std::cell::RefCell::new(None) };
 }
 
@@ -859,7 +857,7 @@ fn read_loop(inner: &Inner, peer: &Arc<Peer>, conn: &Arc<Conn>, reader: &mut Buf
                 || !frame::whole_frame_in(reader.buffer(), inner.cfg.max_message))
         {
             let delivered = deliver(inner, peer, conn, &mut batch);
-            flush_corked(inner);
+            write_held();
             if !delivered {
                 return;
             }
@@ -920,7 +918,7 @@ fn read_loop(inner: &Inner, peer: &Arc<Peer>, conn: &Arc<Conn>, reader: &mut Buf
                 // What the peer sent before its BYE is still its word.
                 if !batch.is_empty() {
                     let delivered = deliver(inner, peer, conn, &mut batch);
-                    flush_corked(inner);
+                    write_held();
                     if !delivered {
                         return;
                     }
@@ -985,7 +983,9 @@ fn deliver(
         }
     }
     if !fresh.is_empty() {
-        CORK.with(|c| *c.borrow_mut() = Some((inner as *const Inner as usize, Vec::new())));
+        // What the handler sends goes out when it returns, in one write
+        // per peer, by this thread (`write_held` in the read loop).
+        hold_writes();
         inner.handler.on_messages(peer.id, &fresh);
         rx.delivered = next - 1;
     }
@@ -1171,33 +1171,6 @@ pub(crate) fn write_now(inner: &Inner, peer: &Peer, conn: &Conn, mut buf: Vec<u8
     }
     if tx.partial.is_some() || tx.cursor < tx.next_seq {
         peer.cv.notify_all();
-    }
-}
-
-/// Whether a message queued for `to` is left to this thread's reader (it
-/// runs a handler of this transport); notes the peer if so.
-pub(crate) fn cork(inner: &Inner, to: u32) -> bool {
-    // (try_with: a send from an exit handler comes after this thread's
-    // locals are gone, and is no handler's.)
-    CORK.try_with(|c| match &mut *c.borrow_mut() {
-        Some((owner, peers)) if *owner == inner as *const Inner as usize => {
-            if !peers.contains(&to) {
-                peers.push(to);
-            }
-            true
-        }
-        _ => false,
-    })
-    .unwrap_or(false)
-}
-
-/// Writes what the handler queued while it ran (see `cork`).
-fn flush_corked(inner: &Inner) {
-    let Some((_, peers)) = CORK.with(|c| c.borrow_mut().take()) else {
-        return;
-    };
-    for id in peers {
-        flush_peer(inner, id);
     }
 }
 

@@ -637,10 +637,9 @@ impl Net {
         let Some(session) = &tx.session else {
             return Ok(());
         };
-        if conn::cork(inner, to) || conn::held(inner, to) {
-            // A handler on a reader thread: the reader writes what its
-            // handler queued when it returns (conn::flush_corked); or a
-            // thread that holds its writes writes them later.
+        if conn::held(inner, to) {
+            // This thread writes it later (`Net::write_held`; a reader
+            // thread when its handler returns).
             return Ok(());
         }
         let idle = tx.writing == 0 && tx.partial.is_none() && tx.cursor == seq;
