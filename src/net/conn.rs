@@ -1242,9 +1242,9 @@ fn flush_peer(inner: &Inner, id: u32) {
         frame::encode_frame(&h, payload, &mut buf);
     }
     let frames = frames.len();
-    inner.reader_writes.fetch_add(1, Ordering::Relaxed);
+    inner.held_writes.fetch_add(1, Ordering::Relaxed);
     inner
-        .reader_frames
+        .held_frames
         .fetch_add(frames as u64, Ordering::Relaxed);
     // (What is left, if anything, write_now hands to the writer.)
     write_now(inner, &peer, &conn, buf);

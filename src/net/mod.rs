@@ -424,10 +424,11 @@ pub(crate) struct Inner {
     pub(crate) partial_writes: AtomicU64,
     /// Frames `Net::send` callers wrote themselves (module doc, "Writing").
     pub(crate) inline_writes: AtomicU64,
-    /// Writes of what handlers queued, by their reader threads, and the
-    /// frames in them (module doc, "Writing").
-    pub(crate) reader_writes: AtomicU64,
-    pub(crate) reader_frames: AtomicU64,
+    /// Writes of what threads held (`Net::hold_writes`: readers while
+    /// their handlers run, udlmd's connection threads), and the frames in
+    /// them (module doc, "Writing").
+    pub(crate) held_writes: AtomicU64,
+    pub(crate) held_frames: AtomicU64,
     /// The last log lines (what `recent_log` returns).
     pub(crate) log_ring: Mutex<VecDeque<String>>,
     /// When each rate-limited log line was last written.
@@ -585,8 +586,8 @@ impl Net {
             sleep_cv: Condvar::new(),
             partial_writes: AtomicU64::new(0),
             inline_writes: AtomicU64::new(0),
-            reader_writes: AtomicU64::new(0),
-            reader_frames: AtomicU64::new(0),
+            held_writes: AtomicU64::new(0),
+            held_frames: AtomicU64::new(0),
             log_ring: Mutex::new(VecDeque::new()),
             log_limits: Mutex::new(HashMap::new()),
         });

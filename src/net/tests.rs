@@ -706,8 +706,8 @@ fn a_handlers_answers_leave_together() {
     nodes[0].rec.all_arrive(2, 300);
     let b = &nodes[1].net.inner;
     let (writes, frames) = (
-        b.reader_writes.load(Ordering::SeqCst),
-        b.reader_frames.load(Ordering::SeqCst),
+        b.held_writes.load(Ordering::SeqCst),
+        b.held_frames.load(Ordering::SeqCst),
     );
     assert!(frames > 0, "no answer was written by the reader");
     assert!(writes * 4 <= frames, "{frames} answers in {writes} writes");
@@ -787,9 +787,9 @@ fn a_thread_that_holds_its_writes_sends_them_later_in_one_write() {
     assert!(wait_until(|| nodes[0].net.connected() == vec![2]));
     let a = &nodes[0].net;
     let inline = || a.inner.inline_writes.load(Ordering::SeqCst);
-    let reader_writes = || a.inner.reader_writes.load(Ordering::SeqCst);
+    let held_writes = || a.inner.held_writes.load(Ordering::SeqCst);
     std::thread::sleep(Duration::from_millis(3));
-    let (inline_before, writes_before) = (inline(), reader_writes());
+    let (inline_before, writes_before) = (inline(), held_writes());
     Net::hold_writes();
     for i in 0..10 {
         a.send(2, msg(i)).unwrap();
@@ -797,7 +797,7 @@ fn a_thread_that_holds_its_writes_sends_them_later_in_one_write() {
     // Held: not one written by this thread (a lone first send would be).
     assert_eq!(inline(), inline_before);
     Net::write_held();
-    assert!(reader_writes() - writes_before <= 1);
+    assert!(held_writes() - writes_before <= 1);
     assert!(nodes[1].rec.wait(T, |s| s.n(1) >= 10));
     // The hold ended: a lone message is written at once again (one of a
     // few: a heartbeat being written at that moment may take one).
