@@ -281,25 +281,13 @@ pub fn recv_spin(fd: RawFd, buf: &mut [u8], spin_us: u64) -> io::Result<usize> {
         }
     }
     if budget > 0 {
-        let start = std::time::Instant::now();
-        let limit = std::time::Duration::from_micros(budget);
-        loop {
-            match recv(fd, buf, true) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                r => {
-                    SPIN.with(|c| c.set((spin_us, 0)));
-                    return r;
-                }
+        match recv_within(fd, buf, budget).transpose() {
+            None => budget /= 2,
+            Some(r) => {
+                SPIN.with(|c| c.set((spin_us, 0)));
+                return r;
             }
-            if start.elapsed() >= limit {
-                break;
-            }
-            // A thread that waits for this CPU (the other end, or anyone
-            // else) gets it: polling must not starve a busy machine.
-            // SAFETY: sched_yield has no arguments and cannot fail.
-            unsafe { libc::sched_yield() };
         }
-        budget /= 2;
     }
     SPIN.with(|c| c.set((budget, dry)));
     recv(fd, buf, false)
@@ -318,6 +306,8 @@ pub fn recv_within(fd: RawFd, buf: &mut [u8], wait_us: u64) -> io::Result<Option
         if start.elapsed() >= limit {
             return Ok(None);
         }
+        // A thread that waits for this CPU (the other end, or anyone
+        // else) gets it: polling must not starve a busy machine.
         // SAFETY: sched_yield has no arguments and cannot fail.
         unsafe { libc::sched_yield() };
     }
