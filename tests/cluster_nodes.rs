@@ -1007,6 +1007,73 @@ fn a_death_during_recovery_restarts_it() {
     }
 }
 
+/// A generation that some members rebuilt and others did not (the dead
+/// master came back before it finished) must not leave two masters for a
+/// name: one node moved the name in it, the other did not, and each sends
+/// its locks where it thinks the name now lives. Cut at every point of the
+/// abandoned generation, every name ends with one master holding both
+/// survivors' locks, and a new EX cannot be granted beside them. Names
+/// where a survivor waited behind the dead node's lock move too: its
+/// waiting request alone made a node without locks on the name its master
+/// in the abandoned generation.
+#[test]
+fn a_generation_left_halfway_leaves_one_master_per_name() {
+    let names: Vec<Vec<u8>> = (0..12).map(|i| format!("r{i}").into_bytes()).collect();
+    let waited: Vec<Vec<u8>> = (0..12).map(|i| format!("w{i}").into_bytes()).collect();
+    for cut_after in 0..40 {
+        let mut c = Cluster::new(3);
+        let h1 = c.open(1, b"ls");
+        let h2 = c.open(2, b"ls");
+        let h3 = c.open(3, b"ls");
+        for name in &names {
+            // Node 2 asks first: it masters every name.
+            c.lock(&h2, name, 0, 0);
+            c.lock(&h1, name, 2, 0);
+            c.lock(&h3, name, 1, 0);
+        }
+        let mut waiting: Vec<(bool, u32, i32)> = Vec::new();
+        for name in &waited {
+            c.lock(&h2, name, 4, 0);
+            c.lock(&h3, name, 1, 0);
+            waiting.push((false, c.lock(&h3, name, 3, 0), G));
+        }
+        assert!(names.iter().chain(&waited).all(|n| c.masters(2, b"ls", n)));
+        let _ = (callbacks(&h1), callbacks(&h3));
+        drop(h2);
+        c.crash(2, 1);
+        c.run();
+        for n in [1, 3] {
+            c.nodes.get_mut(&n).unwrap().tick(LEASE_MS + 2);
+        }
+        // Node 1 has started generation 2 without node 2; part of it runs
+        // before node 2 is back and generation 3 takes it in afresh.
+        assert!(c.nodes[&1].operations_blocked());
+        c.step(cut_after);
+        c.restart(2, 99);
+        c.run();
+        assert!(c.nodes.values().all(|n| !n.operations_blocked()));
+        let mut granted = callbacks(&h3);
+        granted.sort_unstable();
+        assert_eq!(granted, waiting, "cut after {cut_after}");
+        // A new lock from every node must find the one master.
+        let probes: Vec<Handle> = [1, 2, 3].into_iter().map(|n| c.open(n, b"ls")).collect();
+        for name in names.iter().chain(&waited) {
+            for p in &probes {
+                let x = c.lock(p, name, 5, lkf::NOQUEUE);
+                let at = (cut_after, p.node, String::from_utf8_lossy(name));
+                assert_eq!(callbacks(p), vec![(false, x, libc::EAGAIN)], "{at:?}");
+                let masters: Vec<u32> = [1, 2, 3]
+                    .into_iter()
+                    .filter(|&n| c.masters(n, b"ls", name))
+                    .collect();
+                assert_eq!(masters.len(), 1, "{at:?}: mastered by {masters:?}");
+            }
+        }
+        assert_eq!(callbacks(&h1), vec![]);
+        assert_eq!(callbacks(&h3), vec![]);
+    }
+}
+
 /// In a two-node cluster the survivor goes on alone (corosync's
 /// `two_node`), but only once the pair has formed.
 #[test]

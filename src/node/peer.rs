@@ -259,11 +259,15 @@ pub enum PeerMsg {
         fresh: Vec<u32>,
     },
     /// The sender finished `phase` of generation `gen`, started by
-    /// `coordinator`.
+    /// `coordinator`. `settled` is the last generation the sender had
+    /// rebuilt when it sent its Stop marker: members that differ in it
+    /// differ in where they think resources are mastered
+    /// (node/recovery.rs, "Abandoned generations").
     Barrier {
         gen: u64,
         coordinator: u32,
         phase: u8,
+        settled: u64,
     },
     /// The sender is shutting down cleanly: no need to wait for its lease.
     Leave,
@@ -779,12 +783,14 @@ impl PeerMsg {
                 gen,
                 coordinator,
                 phase,
+                settled,
             } => {
                 w.u8(18);
                 w.name(&[]);
                 w.u64(*gen);
                 w.u32(*coordinator);
                 w.u8(*phase);
+                w.u64(*settled);
             }
             PeerMsg::Leave => {
                 w.u8(21);
@@ -1021,6 +1027,7 @@ impl PeerMsg {
                 gen: r.u64()?,
                 coordinator: r.u32()?,
                 phase: r.u8()?,
+                settled: r.u64()?,
             },
             21 => PeerMsg::Leave,
             33 => PeerMsg::Fenced { node: r.u32()? },
@@ -1261,6 +1268,7 @@ mod tests {
                 gen: 3,
                 coordinator: 1,
                 phase: 2,
+                settled: 2,
             },
             PeerMsg::Leave,
             PeerMsg::Fenced { node: 3 },

@@ -224,7 +224,15 @@ pub struct Membership {
     departed: Vec<u32>,
     /// Barrier markers received, by (generation, its coordinator, phase):
     /// two coordinators that picked the same number are not confused.
-    markers: BTreeMap<(u64, u32, u8), BTreeSet<u32>>,
+    /// Each sender's marker comes with its `settled` generation.
+    markers: BTreeMap<(u64, u32, u8), BTreeMap<u32, u64>>,
+    /// `settled_gen` when this node sent its Stop marker of the current
+    /// generation: what its markers report.
+    settled_at_stop: u64,
+    /// The generation being rebuilt follows one that some members rebuilt
+    /// and others did not (their Stop markers report different settled
+    /// generations): every resource goes to its directory node.
+    rehash: bool,
     /// When this node entered the generation in progress (ms).
     gen_started_ms: u64,
     max_gen_seen: u64,
@@ -234,6 +242,12 @@ pub struct Membership {
     /// Lock messages from peers that finished the current generation
     /// before this node did.
     parked: Vec<(u32, Vec<u8>)>,
+    /// Messages parked in a generation this node left unfinished, and
+    /// whatever their senders sent after them: handled once the next
+    /// generation's Stop barrier is complete, when every message of the
+    /// one left behind (rebuilt locks still on their way here) has arrived.
+    parked_earlier: Vec<(u32, Vec<u8>)>,
+    parked_earlier_from: BTreeSet<u32>,
     /// What closing a handle during a recovery has to tell masters: sent
     /// when the recovery finishes, since after its Stop marker a node
     /// originates no lock message (a master told at once would release
@@ -294,10 +308,14 @@ impl Membership {
             fenced: BTreeSet::new(),
             departed: Vec::new(),
             markers: BTreeMap::new(),
+            settled_at_stop: 0,
+            rehash: false,
             gen_started_ms: 0,
             max_gen_seen: 0,
             resync: false,
             parked: Vec::new(),
+            parked_earlier: Vec::new(),
+            parked_earlier_from: BTreeSet::new(),
             deferred: Vec::new(),
             completed_generations: 0,
             awaiting_exclusion: BTreeSet::new(),
@@ -322,7 +340,7 @@ impl Membership {
     fn stop_marker_sent(&self, me: u32) -> bool {
         self.markers
             .get(&(self.gen, self.coordinator, 1))
-            .is_some_and(|s| s.contains(&me))
+            .is_some_and(|s| s.contains_key(&me))
     }
 
     fn incarnation(&self, node: u32) -> Option<u64> {
@@ -418,7 +436,7 @@ impl Node {
         // markers of a recovery in progress are sent again.
         if restarted && m.members.contains(&node) && m.stop_marker_sent(self.node_id) {
             if let Some(p) = m.phase.barrier() {
-                let (gen, coordinator) = (m.gen, m.coordinator);
+                let (gen, coordinator, settled) = (m.gen, m.coordinator, m.settled_at_stop);
                 for phase in 1..=p {
                     self.send(
                         node,
@@ -426,6 +444,7 @@ impl Node {
                             gen,
                             coordinator,
                             phase,
+                            settled,
                         },
                     );
                 }
@@ -769,6 +788,7 @@ impl Node {
                 gen,
                 coordinator,
                 phase,
+                settled,
             } => {
                 let m = &mut self.membership;
                 m.max_gen_seen = m.max_gen_seen.max(gen);
@@ -776,7 +796,7 @@ impl Node {
                     m.markers
                         .entry((gen, coordinator, phase))
                         .or_default()
-                        .insert(from);
+                        .insert(from, settled);
                     self.advance();
                 }
             }
@@ -839,18 +859,29 @@ impl Node {
             && !m
                 .markers
                 .get(&(m.gen, m.coordinator, 1))
-                .is_some_and(|s| s.contains(&from))
+                .is_some_and(|s| s.contains_key(&from))
         {
+            return false;
+        }
+        if m.parked_earlier_from.contains(&from) {
+            // Behind what it sent before, which waits for the Stop barrier.
+            if m.parked_earlier.len() + m.parked.len() >= MAX_PARKED_MESSAGES {
+                eprintln!(
+                    "udlmd: too many messages parked during recovery; dropping one from node {from}"
+                );
+                return false;
+            }
+            m.parked_earlier.push((from, payload.to_vec()));
             return false;
         }
         let finished = m
             .markers
             .get(&(m.gen, m.coordinator, 3))
-            .is_some_and(|s| s.contains(&from));
+            .is_some_and(|s| s.contains_key(&from));
         if !finished {
             return true;
         }
-        if m.parked.len() >= MAX_PARKED_MESSAGES {
+        if m.parked.len() + m.parked_earlier.len() >= MAX_PARKED_MESSAGES {
             eprintln!(
                 "udlmd: too many messages parked during recovery; dropping one from node {from}"
             );
@@ -884,6 +915,7 @@ impl Node {
             m.members = members;
             m.fresh = fresh;
             m.phase = Phase::Stopping;
+            m.rehash = false;
             m.markers.retain(|&(g, _, _), _| g >= gen);
             m.gen_started_ms = self.now_ms;
             // (The count towards fencing this node goes on: a coordinator's
@@ -908,13 +940,19 @@ impl Node {
         }
         self.membership.awaiting_exclusion = left_out;
         // Messages parked from peers that finished the generation this
-        // node leaves unfinished, and messages held back from nodes this
-        // generation takes in, are all older than its Stop markers:
-        // handled now, in the order they came.
-        let parked = std::mem::take(&mut self.membership.parked);
-        for (from, payload) in parked {
-            self.on_peer_message(from, &payload);
+        // node leaves unfinished wait for this one's Stop barrier: the
+        // others' rebuilt locks of that generation may still be on their
+        // way here, and a request handled before them could be granted
+        // beside a lock it conflicts with.
+        {
+            let m = &mut self.membership;
+            let parked = std::mem::take(&mut m.parked);
+            m.parked_earlier_from
+                .extend(parked.iter().map(|(from, _)| *from));
+            m.parked_earlier.extend(parked);
         }
+        // Messages held back from nodes this generation takes in are all
+        // older than its Stop markers: handled now, in the order they came.
         let held = std::mem::take(&mut self.membership.held);
         for (from, payload) in held {
             if self.membership.members.contains(&from) {
@@ -989,13 +1027,16 @@ impl Node {
 
     fn broadcast_barrier(&mut self, phase: u8) {
         let me = self.node_id;
-        let (gen, coordinator) = (self.membership.gen, self.membership.coordinator);
-        self.membership
-            .markers
+        let m = &mut self.membership;
+        if phase == 1 {
+            m.settled_at_stop = m.settled_gen;
+        }
+        let (gen, coordinator, settled) = (m.gen, m.coordinator, m.settled_at_stop);
+        m.markers
             .entry((gen, coordinator, phase))
             .or_default()
-            .insert(me);
-        let members = self.membership.members.clone();
+            .insert(me, settled);
+        let members = m.members.clone();
         for n in members {
             if n != me {
                 self.send(
@@ -1004,6 +1045,7 @@ impl Node {
                         gen,
                         coordinator,
                         phase,
+                        settled,
                     },
                 );
             }
@@ -1014,7 +1056,7 @@ impl Node {
         let m = &self.membership;
         m.markers
             .get(&(m.gen, m.coordinator, phase))
-            .is_some_and(|s| m.members.iter().all(|n| s.contains(n)))
+            .is_some_and(|s| m.members.iter().all(|n| s.contains_key(n)))
     }
 
     /// Moves through the phases whose barriers are complete.
@@ -1070,6 +1112,17 @@ impl Node {
     /// directory, drop the departed nodes' locks.
     fn all_stopped(&mut self) {
         let me = self.node_id;
+        // Every member's old traffic has arrived: what was parked from a
+        // generation left unfinished is handled now, unless its sender (or
+        // this node) starts afresh.
+        let earlier = std::mem::take(&mut self.membership.parked_earlier);
+        self.membership.parked_earlier_from.clear();
+        for (from, payload) in earlier {
+            let m = &self.membership;
+            if m.members.contains(&from) && !m.fresh.contains(&from) && !m.fresh.contains(&me) {
+                self.on_peer_message(from, &payload);
+            }
+        }
         let m = &self.membership;
         let mut departed: Vec<u32> = m
             .settled
@@ -1123,7 +1176,7 @@ impl Node {
     fn new_master(&self, ls: &[u8], name: &ResName, current: Option<u32>) -> u32 {
         let me = self.node_id;
         let m = &self.membership;
-        if !self.cluster.nodir(ls) {
+        if !self.cluster.nodir(ls) && !m.rehash {
             if let Some(c) = current {
                 if m.members.contains(&c) && !m.departed.contains(&c) {
                     return c;
@@ -1137,12 +1190,36 @@ impl Node {
     /// whose master changed, send the survivors' locks to their new masters.
     fn rebuild(&mut self) {
         let me = self.node_id;
+        let rehash = self.members_disagree_on_masters();
+        self.membership.rehash = rehash;
+        if rehash {
+            eprintln!(
+                "udlmd: node {me}: generation {} follows one that was left unfinished; \
+                 every resource moves to its directory node",
+                self.membership.gen
+            );
+        }
         let names: Vec<Vec<u8>> = self.lockspaces.keys().cloned().collect();
         for ls_name in names {
             let nodir = self.cluster.nodir(&ls_name);
-            // Resources mastered here that move away (nodir only): their
-            // holders here become remote holders of the new master.
-            if nodir {
+            if rehash {
+                // Masters cached for names of other nodes may be stale, and
+                // names this node took on without a lock granted yet (a
+                // waiting request's `RecLock`) move like the others.
+                let ls = self.lockspaces.get_mut(&ls_name).expect("lockspace");
+                ls.masters.retain(|_, m| *m == me);
+                let mut names: Vec<ResName> = ls.masters.keys().copied().collect();
+                names.retain(|n| self.new_master(&ls_name, n, Some(me)) != me);
+                let ls = self.lockspaces.get_mut(&ls_name).expect("lockspace");
+                for n in names {
+                    ls.masters.remove(&n);
+                    ls.recovered_lvb.remove(&n);
+                }
+            }
+            // Resources mastered here that move away (nodir, or after an
+            // abandoned generation): their holders here become remote
+            // holders of the new master.
+            if nodir || rehash {
                 let here: Vec<ResName> = self
                     .lockspaces
                     .get(&ls_name)
@@ -1189,6 +1266,7 @@ impl Node {
                 if new != cur
                     || self.membership.departed.contains(&cur)
                     || self.membership.resync_locks
+                    || rehash
                 {
                     self.recover_process_copy(&ls_name, id, new);
                 }
@@ -1255,8 +1333,27 @@ impl Node {
         m.settled_incarnation = incarnations;
     }
 
+    /// Whether the members of the generation being rebuilt may differ in
+    /// where they think resources are mastered: they last rebuilt in
+    /// different generations (an abandoned one that some of them rebuilt),
+    /// as their Stop markers say. Fresh members bring no state.
+    fn members_disagree_on_masters(&self) -> bool {
+        let m = &self.membership;
+        let Some(stops) = m.markers.get(&(m.gen, m.coordinator, 1)) else {
+            return false;
+        };
+        let mut settled = m
+            .members
+            .iter()
+            .filter(|n| !m.fresh.contains(n))
+            .filter_map(|n| stops.get(n));
+        let first = settled.next();
+        settled.any(|s| Some(s) != first)
+    }
+
     /// A resource mastered here moves to another node (nodir with new
-    /// members): our own locks on it are rebuilt there like any holder's.
+    /// members, or every resource after an abandoned generation): our own
+    /// locks on it are rebuilt there like any holder's.
     fn move_away(&mut self, ls_name: &[u8], name: &ResName) {
         let ls = self.lockspaces.get_mut(ls_name).expect("lockspace");
         let info = ls.engine.resources().into_iter().find(|r| r.name == *name);
@@ -1601,6 +1698,7 @@ impl Node {
         m.departed.clear();
         m.held.clear();
         m.resync_locks = false;
+        m.rehash = false;
         let gen = m.gen;
         let parked = std::mem::take(&mut m.parked);
         eprintln!(
@@ -1622,7 +1720,15 @@ impl Node {
                 Some(ls) => std::mem::take(&mut ls.resend),
                 None => continue,
             };
+            // A request may be listed by an abandoned generation and again
+            // by this one: it goes out once.
+            let mut requested = std::collections::HashSet::new();
             for r in resend {
+                if let Resend::Request(lkid) = r {
+                    if !requested.insert(lkid) {
+                        continue;
+                    }
+                }
                 self.resend(ls_name, r);
             }
             self.flush(ls_name);
