@@ -1074,6 +1074,47 @@ fn a_generation_left_halfway_leaves_one_master_per_name() {
     }
 }
 
+/// A handle closed on a master after its Quiet marker frees its locks, but
+/// what they held back is granted only when the recovery ends: a grant sent
+/// while the others rebuild could reach a node that has rebuilt without it
+/// (the resource may be moving away from here).
+#[test]
+fn a_close_while_rebuilding_grants_nothing_until_the_end() {
+    use udlm::node::recovery::Phase;
+    let mut c = Cluster::new(3);
+    let h3 = c.open(3, b"ls");
+    let h1 = c.open(1, b"ls");
+    let h2 = c.open(2, b"ls");
+    let x = c.lock(&h3, b"r", 5, 0);
+    let w = c.lock(&h1, b"r", 5, 0);
+    assert_eq!(callbacks(&h3), vec![(false, x, G), (true, x, 0)]);
+    assert_eq!(callbacks(&h1), vec![]);
+    assert!(c.masters(3, b"ls", b"r"));
+    drop(h2);
+    c.crash(2, 1);
+    c.run();
+    for n in [1, 3] {
+        c.nodes.get_mut(&n).unwrap().tick(LEASE_MS + 2);
+    }
+    while c.nodes[&3].phase() == Phase::Running {
+        c.step(1);
+    }
+    while c.nodes[&3].phase() == Phase::Stopping {
+        c.step(1);
+    }
+    assert!(matches!(
+        c.nodes[&3].phase(),
+        Phase::Quiet | Phase::Rebuilding
+    ));
+    c.nodes.get_mut(&3).unwrap().close(h3.owner);
+    while c.nodes[&3].phase() != Phase::Running {
+        assert_eq!(callbacks(&h1), vec![], "granted while node 3 rebuilds");
+        c.step(1);
+    }
+    c.run();
+    assert_eq!(callbacks(&h1), vec![(false, w, G)]);
+}
+
 /// In a two-node cluster the survivor goes on alone (corosync's
 /// `two_node`), but only once the pair has formed.
 #[test]

@@ -3219,6 +3219,17 @@ impl Sim {
             ..LockArgs::default()
         };
         let owner = self.handles[h].owner;
+        // udlmd holds an adoption back while the orphan's remote master has
+        // not said how a conversion pending at the close ended
+        // (server::lock_when_ready): here it is simply not made now.
+        if self
+            .node_ref(x)
+            .is_some_and(|n| n.adoption_unsettled(owner, NAMES[name]))
+        {
+            let d = self.handle_desc(h);
+            self.tr(|| format!("op {d}: adopt orphan r{name}: waits for its mode to settle"));
+            return;
+        }
         let r = self.call(x, |n| n.lock(owner, args));
         let Some(r) = r else { return };
         let d = self.handle_desc(h);

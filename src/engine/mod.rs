@@ -296,6 +296,8 @@ pub struct Engine {
     demotions: Vec<LockId>,
     /// Counts changes to locks; see `Lock::stamp`.
     changes: u64,
+    /// No grant processing until released ([`Engine::hold_grants`]).
+    grants_held: bool,
 }
 
 impl Default for Engine {
@@ -331,6 +333,7 @@ impl Engine {
             events: Vec::new(),
             demotions: Vec::new(),
             changes: 0,
+            grants_held: false,
         }
     }
 
@@ -922,6 +925,14 @@ impl Engine {
         }
     }
 
+    /// While held, releasing or cancelling a lock grants nothing and sends
+    /// no BAST: a node rebuilding after a recovery must not answer for a
+    /// resource whose locks are still arriving or leaving. Whatever would
+    /// have been granted is granted by [`Engine::grant_everything`].
+    pub fn hold_grants(&mut self, held: bool) {
+        self.grants_held = held;
+    }
+
     /// Grant processing on every resource (after a recovery, when queue
     /// order was not preserved).
     pub fn grant_everything(&mut self) {
@@ -1305,6 +1316,9 @@ impl Engine {
     /// Grants what can be granted after a change (spec §3.7), conversions
     /// first, then sends BASTs for the highest mode still blocked.
     fn grant_pending_locks(&mut self, r: u32) {
+        if self.grants_held {
+            return;
+        }
         let mut cw = false;
         let high = self.grant_pending_convert(r, Some(&mut cw));
         let high = self.grant_pending_wait(r, high, &mut cw);

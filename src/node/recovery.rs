@@ -248,6 +248,13 @@ pub struct Membership {
     /// one left behind (rebuilt locks still on their way here) has arrived.
     parked_earlier: Vec<(u32, Vec<u8>)>,
     parked_earlier_from: BTreeSet<u32>,
+    /// The generation this node left after its Stop barrier, unfinished,
+    /// and the members that finished its third phase: what they send from
+    /// then on may act on locks rebuilt in it that have not reached this
+    /// node yet, so it is parked (`parked_earlier`) until the next Stop
+    /// barrier is complete.
+    left_unfinished: Option<(u64, u32)>,
+    finished_earlier: BTreeSet<u32>,
     /// What closing a handle during a recovery has to tell masters: sent
     /// when the recovery finishes, since after its Stop marker a node
     /// originates no lock message (a master told at once would release
@@ -316,6 +323,8 @@ impl Membership {
             parked: Vec::new(),
             parked_earlier: Vec::new(),
             parked_earlier_from: BTreeSet::new(),
+            left_unfinished: None,
+            finished_earlier: BTreeSet::new(),
             deferred: Vec::new(),
             completed_generations: 0,
             awaiting_exclusion: BTreeSet::new(),
@@ -798,6 +807,8 @@ impl Node {
                         .or_default()
                         .insert(from, settled);
                     self.advance();
+                } else if phase == 3 && m.left_unfinished == Some((gen, coordinator)) {
+                    m.finished_earlier.insert(from);
                 }
             }
             _ => {}
@@ -863,8 +874,9 @@ impl Node {
         {
             return false;
         }
-        if m.parked_earlier_from.contains(&from) {
-            // Behind what it sent before, which waits for the Stop barrier.
+        if m.parked_earlier_from.contains(&from) || m.finished_earlier.contains(&from) {
+            // It finished the generation this node left, or this is behind
+            // what it sent before: it waits for the Stop barrier.
             if m.parked_earlier.len() + m.parked.len() >= MAX_PARKED_MESSAGES {
                 eprintln!(
                     "udlmd: too many messages parked during recovery; dropping one from node {from}"
@@ -872,6 +884,7 @@ impl Node {
                 return false;
             }
             m.parked_earlier.push((from, payload.to_vec()));
+            m.parked_earlier_from.insert(from);
             return false;
         }
         let finished = m
@@ -909,6 +922,12 @@ impl Node {
             let m = &mut self.membership;
             if matches!(m.phase, Phase::Quiet | Phase::Rebuilding) {
                 m.resync_locks = true;
+                m.left_unfinished = Some((m.gen, m.coordinator));
+                m.finished_earlier = m
+                    .markers
+                    .get(&(m.gen, m.coordinator, 3))
+                    .map(|s| s.keys().copied().filter(|&n| n != me).collect())
+                    .unwrap_or_default();
             }
             m.gen = gen;
             m.coordinator = coordinator;
@@ -916,6 +935,9 @@ impl Node {
             m.fresh = fresh;
             m.phase = Phase::Stopping;
             m.rehash = false;
+            for ls in self.lockspaces.values_mut() {
+                ls.engine.hold_grants(false);
+            }
             m.markers.retain(|&(g, _, _), _| g >= gen);
             m.gen_started_ms = self.now_ms;
             // (The count towards fencing this node goes on: a coordinator's
@@ -1069,6 +1091,10 @@ impl Node {
                 1 => {
                     self.all_stopped();
                     self.membership.phase = Phase::Quiet;
+                    // From the Quiet marker on, a grant made here (a handle
+                    // closing, a timeout) could reach a node after it has
+                    // rebuilt without it: grants wait for the end.
+                    self.hold_grants(true);
                     self.broadcast_barrier(2);
                 }
                 2 => {
@@ -1117,6 +1143,8 @@ impl Node {
         // this node) starts afresh.
         let earlier = std::mem::take(&mut self.membership.parked_earlier);
         self.membership.parked_earlier_from.clear();
+        self.membership.finished_earlier.clear();
+        self.membership.left_unfinished = None;
         for (from, payload) in earlier {
             let m = &self.membership;
             if m.members.contains(&from) && !m.fresh.contains(&from) && !m.fresh.contains(&me) {
@@ -1333,6 +1361,12 @@ impl Node {
         m.settled_incarnation = incarnations;
     }
 
+    fn hold_grants(&mut self, held: bool) {
+        for ls in self.lockspaces.values_mut() {
+            ls.engine.hold_grants(held);
+        }
+    }
+
     /// Whether the members of the generation being rebuilt may differ in
     /// where they think resources are mastered: they last rebuilt in
     /// different generations (an abandoned one that some of them rebuilt),
@@ -1464,11 +1498,13 @@ impl Node {
             };
             // Its master may still hold the request (a resync after an
             // abandoned generation): its answer, if it comes first, applies
-            // as usual and the request sent again is ignored there.
+            // as usual and the request sent again is ignored there. Either
+            // way the request is on its way again: a plain unlock waits
+            // for the answer (EBUSY), as while it first went out.
             if l.master != Master::Remote(new) || self.membership.departed.contains(&new) {
                 l.master = Master::Unknown;
-                l.state = RemoteState::InFlight;
             }
+            l.state = RemoteState::InFlight;
             if l.request.is_none() {
                 let valblk = (l.flags & lkf::VALBLK != 0).then_some([0u8; 32]);
                 let mode = l.convert.map(|c| c.0).unwrap_or(Mode::Nl as u8);
@@ -1690,6 +1726,7 @@ impl Node {
                         .set_recovered_lvb(name.as_bytes(), r.best.or(r.any), valid);
                 }
             }
+            ls.engine.hold_grants(false);
             ls.engine.grant_everything();
         }
         let m = &mut self.membership;
@@ -1855,6 +1892,10 @@ impl Node {
         }
         let m = &mut self.membership;
         m.parked.clear();
+        m.parked_earlier.clear();
+        m.parked_earlier_from.clear();
+        m.finished_earlier.clear();
+        m.left_unfinished = None;
         m.held.clear();
         m.settled.clear();
         m.completed_generations = 0;
