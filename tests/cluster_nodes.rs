@@ -407,6 +407,22 @@ fn callbacks_with_flags(h: &Handle) -> Vec<(bool, u32, i32, u8)> {
     out
 }
 
+/// Completions with the value block they carry: (lkid, status, lvb).
+fn completions_with_lvb(h: &Handle) -> Vec<(u32, i32, Option<[u8; 32]>)> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; CALLBACK_LEN + 1];
+    while let Ok(n) = sys::recv(h.events.as_raw_fd(), &mut buf, true) {
+        if n == 0 {
+            break;
+        }
+        let cb = Callback::decode(&buf[..n]).unwrap();
+        if !cb.blocking {
+            out.push((cb.lkid, cb.status, cb.lvb));
+        }
+    }
+    out
+}
+
 const G: i32 = 0;
 const UNLOCK: i32 = Status::EUNLOCK;
 
@@ -1113,6 +1129,47 @@ fn a_close_while_rebuilding_grants_nothing_until_the_end() {
     }
     c.run();
     assert_eq!(callbacks(&h1), vec![(false, w, G)]);
+}
+
+/// A conversion that writes the value block (EX to EX here), on its way to
+/// a master that dies, is sent again to the new master with the value its
+/// caller gave, not with zeros: the next reader sees that value.
+#[test]
+fn a_writing_conversion_sent_again_keeps_its_value_block() {
+    let mut c = Cluster::new(3);
+    let h2 = c.open(2, b"ls");
+    let h3 = c.open(3, b"ls");
+    let h1 = c.open(1, b"ls");
+    c.lock(&h2, b"r", 0, 0);
+    assert!(c.masters(2, b"ls", b"r"));
+    let x = c.lock_with(&h3, b"r", 5, lkf::VALBLK, 0);
+    let _ = (callbacks(&h2), callbacks(&h3));
+    drop(h2);
+    c.crash(2, 1);
+    c.lock_args(
+        &h3,
+        LockArgs {
+            mode: 5,
+            flags: lkf::CONVERT | lkf::VALBLK,
+            lkid: x,
+            name: b"r",
+            lvb: Some([9; 32]),
+            user: USER,
+            tid: 1,
+            ..LockArgs::default()
+        },
+    );
+    c.tick_all(LEASE_MS + 2);
+    c.run();
+    assert!(c.nodes.values().all(|n| !n.operations_blocked()));
+    assert_eq!(
+        completions_with_lvb(&h3),
+        vec![(x, G, None)],
+        "a write hands nothing back"
+    );
+    let y = c.lock_with(&h1, b"r", 3, lkf::VALBLK, 0);
+    c.unlock(&h3, x);
+    assert_eq!(completions_with_lvb(&h1), vec![(y, G, Some([9; 32]))]);
 }
 
 /// In a two-node cluster the survivor goes on alone (corosync's

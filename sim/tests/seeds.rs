@@ -38,14 +38,15 @@ fn two_thousand_seeds() {
 /// 43057: incompatible holders), a grant made by a handle closing while its
 /// master rebuilt (68459: a lock lost), a plain unlock let through while a
 /// request was being sent again (89619), and an adoption made before the
-/// orphan's mode had settled (63022: the simulator's own model). A change to the node or the simulator gives these numbers
+/// orphan's mode had settled (63022: the simulator's own model), and a
+/// value-block write sent again with zeros (35985). A change to the node or the simulator gives these numbers
 /// other schedules, so they guard the fixes only until then; the
 /// deterministic tests in tests/cluster_nodes.rs stay.
 #[test]
 fn seeds_that_found_recovery_bugs() {
     for seed in [
         "4697", "11734", "22658", "26172", "3786", "71522", "38316", "43057", "68459", "89619",
-        "63022",
+        "63022", "35985",
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_sim"))
             .args(["--seed", seed])

@@ -1809,10 +1809,17 @@ impl Node {
                 let Some(l) = ls.locks.get_mut(&lkid) else {
                     return;
                 };
+                // A conversion from PW or EX to a mode not above it writes
+                // the value block its caller gave (kept in the copy); any
+                // other reads, and what it carries does not matter.
+                let writes = l.grmode >= Mode::Pw as i8 && mode as i8 <= l.grmode;
+                let lvb = (flags & lkf::VALBLK != 0).then(|| match l.lvb {
+                    Some(v) if writes => v,
+                    _ => [0u8; 32],
+                });
                 match l.master {
                     Master::Local(e) => {
                         let (owner, pid, bast) = (l.owner, l.pid, l.user.bast != 0);
-                        let lvb = (flags & lkf::VALBLK != 0).then_some([0u8; 32]);
                         if let Err(err) = ls.engine.convert(
                             owner,
                             pid,
@@ -1835,7 +1842,7 @@ impl Node {
                             pid: l.pid,
                             mode,
                             flags,
-                            lvb: (flags & lkf::VALBLK != 0).then_some([0u8; 32]),
+                            lvb,
                             has_bast: l.user.bast != 0,
                         };
                         self.send(m, msg);
