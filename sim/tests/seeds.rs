@@ -1,4 +1,4 @@
-//! The CI entry of the simulator: 2,000 seeds of the full workload
+//! The CI entry of the simulator: 10,000 seeds of the full workload
 //! (`SIM_SEEDS=A..B` to change the range, `SIM_JOBS` the parallel runs,
 //! `SIM_ARGS` extra options such as `--no-faults`). The seeds run in the `sim` binary, which makes
 //! the standard library's hashing deterministic so that every failure it
@@ -7,8 +7,8 @@
 use std::process::Command;
 
 #[test]
-fn two_thousand_seeds() {
-    let seeds = std::env::var("SIM_SEEDS").unwrap_or_else(|_| "0..2000".into());
+fn ten_thousand_seeds() {
+    let seeds = std::env::var("SIM_SEEDS").unwrap_or_else(|_| "0..10000".into());
     let jobs = std::env::var("SIM_JOBS").unwrap_or_else(|_| "2".into());
     let extra = std::env::var("SIM_ARGS").unwrap_or_default();
     let out = Command::new(env!("CARGO_BIN_EXE_sim"))
@@ -30,7 +30,7 @@ fn two_thousand_seeds() {
     );
 }
 
-/// Seeds outside the 2,000 that once broke a rule, each of a class fixed
+/// Seeds outside the 10,000 that once broke a rule, each of a class fixed
 /// since (sim/FINDINGS.md): an abandoned generation that left two masters
 /// for a name (4697, 11734, 22658, 26172), a request sent twice after one
 /// (3786), a request parked in one or sent after it by a node that finished

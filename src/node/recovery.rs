@@ -44,17 +44,29 @@
 //!    messages parked meanwhile are handled; requests are sent again; local
 //!    calls resume.
 //!
-//! A newer `Start` during a recovery simply begins again. Lock messages
-//! from nodes outside the generation in progress are held, and handled only
-//! if a later generation takes their sender back as it was; a node that
-//! finished the third barrier before us sees its new lock messages parked
-//! until we finish too (or, if we leave the generation unfinished, until the
-//! next one starts). Between a fresh node and any peer, whatever was sent
-//! before the peer's Stop marker speaks of a life that is over: dropped. A
-//! node that leaves a generation after its Rebuild marker cannot know what
-//! the others moved in it, so the next rebuild sends every one of its locks
-//! to its master again; masters ignore a `RecLock`, `Request` or `Convert`
-//! for a lock they hold. A `RecLock` to a master that is not the name's
+//! From its Quiet marker to the end a node's engine grants nothing (a
+//! handle closing meanwhile frees its locks; what they held back is granted
+//! at the end): a grant sent then could reach a node that has rebuilt
+//! without it.
+//!
+//! Abandoned generations. A newer `Start` during a recovery simply begins
+//! again. Lock messages from nodes outside the generation in progress are
+//! held, and handled only if a later generation takes their sender back as
+//! it was; a node that finished the third barrier before us sees its new
+//! lock messages parked until we finish too. If we leave the generation
+//! unfinished, what it parked, and whatever the nodes that finished it send
+//! later, waits for the next generation's Stop barrier: only then have the
+//! locks rebuilt in the one left behind surely arrived here. Between a
+//! fresh node and any peer, whatever was sent before the peer's Stop marker
+//! speaks of a life that is over: dropped. A node that leaves a generation
+//! after its Rebuild marker cannot know what the others moved in it, so the
+//! next rebuild sends every one of its locks to its master again; masters
+//! ignore a `RecLock`, `Request` or `Convert` for a lock they hold. Members
+//! that rebuilt it and members that did not also differ in where names
+//! live: each Stop marker carries the last generation its sender rebuilt,
+//! and when these differ every name moves to its directory node under the
+//! new members, as with `nodir`, instead of staying with a master that
+//! only some believe in. A `RecLock` to a master that is not the name's
 //! directory node goes with a `DirHint` to the directory node.
 //!
 //! Left-out nodes. A coordinator leaves out the nodes it cannot see; a
