@@ -379,48 +379,42 @@ impl Cluster {
     }
 }
 
-/// Callbacks delivered to a handle so far: (blocking, lkid, status).
-fn callbacks(h: &Handle) -> Vec<(bool, u32, i32)> {
+/// Callbacks delivered to a handle so far, decoded.
+fn received(h: &Handle) -> Vec<Callback> {
     let mut out = Vec::new();
     let mut buf = [0u8; CALLBACK_LEN + 1];
     while let Ok(n) = sys::recv(h.events.as_raw_fd(), &mut buf, true) {
         if n == 0 {
             break;
         }
-        let cb = Callback::decode(&buf[..n]).unwrap();
-        out.push((cb.blocking, cb.lkid, cb.status));
+        out.push(Callback::decode(&buf[..n]).unwrap());
     }
     out
+}
+
+/// Callbacks delivered to a handle so far: (blocking, lkid, status).
+fn callbacks(h: &Handle) -> Vec<(bool, u32, i32)> {
+    received(h)
+        .into_iter()
+        .map(|cb| (cb.blocking, cb.lkid, cb.status))
+        .collect()
 }
 
 /// Callbacks with their status-block flags: (blocking, lkid, status, sb_flags).
 fn callbacks_with_flags(h: &Handle) -> Vec<(bool, u32, i32, u8)> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; CALLBACK_LEN + 1];
-    while let Ok(n) = sys::recv(h.events.as_raw_fd(), &mut buf, true) {
-        if n == 0 {
-            break;
-        }
-        let cb = Callback::decode(&buf[..n]).unwrap();
-        out.push((cb.blocking, cb.lkid, cb.status, cb.sb_flags));
-    }
-    out
+    received(h)
+        .into_iter()
+        .map(|cb| (cb.blocking, cb.lkid, cb.status, cb.sb_flags))
+        .collect()
 }
 
 /// Completions with the value block they carry: (lkid, status, lvb).
 fn completions_with_lvb(h: &Handle) -> Vec<(u32, i32, Option<[u8; 32]>)> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; CALLBACK_LEN + 1];
-    while let Ok(n) = sys::recv(h.events.as_raw_fd(), &mut buf, true) {
-        if n == 0 {
-            break;
-        }
-        let cb = Callback::decode(&buf[..n]).unwrap();
-        if !cb.blocking {
-            out.push((cb.lkid, cb.status, cb.lvb));
-        }
-    }
-    out
+    received(h)
+        .into_iter()
+        .filter(|cb| !cb.blocking)
+        .map(|cb| (cb.lkid, cb.status, cb.lvb))
+        .collect()
 }
 
 const G: i32 = 0;
