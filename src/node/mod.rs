@@ -1716,8 +1716,17 @@ impl Node {
                 }
                 l.masters.insert(rn, me);
                 l.idle_since.remove(&rn);
-                if l.remote_index.contains_key(&(from, lkid)) {
-                    // Sent again by a recovery while this node kept it.
+                if let Some(&e) = l.remote_index.get(&(from, lkid)) {
+                    // Sent again by a recovery while this node kept it: if
+                    // it still waits, the sender hears so again (its copy
+                    // counts the request as in flight until answered).
+                    let waiting = l
+                        .engine
+                        .lock_info_by_id(LockId(e))
+                        .is_some_and(|i| i.granted.is_none());
+                    if waiting {
+                        self.send(from, PeerMsg::Queued { ls, lkid });
+                    }
                     return;
                 }
                 let req = EngineRequest {
@@ -1763,7 +1772,9 @@ impl Node {
                         && i.requested.is_some_and(|r| r as u8 == mode)
                 });
                 if already {
-                    // Sent again by a recovery: the conversion still waits.
+                    // Sent again by a recovery: the conversion still waits,
+                    // as the sender hears again.
+                    self.send(from, PeerMsg::Queued { ls, lkid });
                     return;
                 }
                 match l.engine.convert(

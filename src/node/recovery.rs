@@ -58,16 +58,17 @@
 //! later, waits for the next generation's Stop barrier: only then have the
 //! locks rebuilt in the one left behind surely arrived here. Between a
 //! fresh node and any peer, whatever was sent before the peer's Stop marker
-//! speaks of a life that is over: dropped. A node that leaves a generation
-//! after its Rebuild marker cannot know what the others moved in it, so the
-//! next rebuild sends every one of its locks to its master again; masters
-//! ignore a `RecLock`, `Request` or `Convert` for a lock they hold. Members
-//! that rebuilt it and members that did not also differ in where names
-//! live: each Stop marker carries the last generation its sender rebuilt,
-//! and when these differ every name moves to its directory node under the
-//! new members, as with `nodir`, instead of staying with a master that
-//! only some believe in. A `RecLock` to a master that is not the name's
-//! directory node goes with a `DirHint` to the directory node.
+//! speaks of a life that is over: dropped. Members that rebuilt a
+//! generation left unfinished and members that did not differ in where
+//! names live: each Stop marker carries the last generation its sender
+//! rebuilt, and when these differ every name moves to its directory node
+//! under the new members, as with `nodir`, instead of staying with a master
+//! that only some believe in; every lock is sent to its master again and
+//! masters ignore a `RecLock`, `Request` or `Convert` for a lock they hold
+//! (answering `Queued` to one that still waits). When they agree, a master
+//! that stays holds every lock sent to it, and nothing is sent again. A
+//! `RecLock` to a master that is not the name's directory node goes with a
+//! `DirHint` to the directory node.
 //!
 //! Left-out nodes. A coordinator leaves out the nodes it cannot see; a
 //! member may still see one of them running (connectivity that is not
@@ -281,10 +282,6 @@ pub struct Membership {
     /// later generation takes them back as they were, they are handled
     /// then (nothing a member sent may be lost); otherwise they are void.
     held: Vec<(u32, Vec<u8>)>,
-    /// A generation was abandoned after this node's Rebuild marker: some
-    /// members may have moved resources in it, so the next rebuild sends
-    /// every lock to its master again (masters ignore what they hold).
-    resync_locks: bool,
     /// A Start from a coordinator while this node sees a lower live node
     /// (connectivity that is not transitive): taken up once that node is
     /// gone from the view, unless a newer generation came first.
@@ -342,7 +339,6 @@ impl Membership {
             awaiting_exclusion: BTreeSet::new(),
             deferred_start: None,
             held: Vec::new(),
-            resync_locks: false,
             external_quorum: None,
             external_out: BTreeMap::new(),
             external_group: None,
@@ -933,7 +929,6 @@ impl Node {
         {
             let m = &mut self.membership;
             if matches!(m.phase, Phase::Quiet | Phase::Rebuilding) {
-                m.resync_locks = true;
                 m.left_unfinished = Some((m.gen, m.coordinator));
                 m.finished_earlier = m
                     .markers
@@ -1302,12 +1297,12 @@ impl Node {
                 }
                 // A master that left and is back afresh (restarted, or
                 // healed after fencing itself) knows nothing of our lock,
-                // even when the name maps to it again.
-                if new != cur
-                    || self.membership.departed.contains(&cur)
-                    || self.membership.resync_locks
-                    || rehash
-                {
+                // even when the name maps to it again. A master kept
+                // without a rehash holds the lock as it stands, pending
+                // operation included (an abandoned generation that moved
+                // it here delivered its `RecLock` before our Stop marker):
+                // sending the operation again would complete it twice.
+                if new != cur || self.membership.departed.contains(&cur) || rehash {
                     self.recover_process_copy(&ls_name, id, new);
                 }
             }
@@ -1746,7 +1741,6 @@ impl Node {
         m.completed_generations += 1;
         m.departed.clear();
         m.held.clear();
-        m.resync_locks = false;
         m.rehash = false;
         let gen = m.gen;
         let parked = std::mem::take(&mut m.parked);
