@@ -52,7 +52,8 @@
 //! Abandoned generations. A newer `Start` during a recovery simply begins
 //! again. Lock messages from nodes outside the generation in progress are
 //! held, and handled only if a later generation takes their sender back as
-//! it was; a node that finished the third barrier before us sees its new
+//! it was, and no generation stopped here has dropped its locks meanwhile
+//! (what such a node sends from outside is void); a node that finished the third barrier before us sees its new
 //! lock messages parked until we finish too. If we leave the generation
 //! unfinished, what it parked, and whatever the nodes that finished it send
 //! later, waits for the next generation's Stop barrier: only then have the
@@ -282,6 +283,11 @@ pub struct Membership {
     /// later generation takes them back as they were, they are handled
     /// then (nothing a member sent may be lost); otherwise they are void.
     held: Vec<(u32, Vec<u8>)>,
+    /// Nodes whose locks a generation dropped here and that no generation
+    /// stopped here has taken in since: what they send from outside speaks
+    /// of that life and is void, even if a later generation that has not
+    /// heard of it yet takes them back as they were.
+    dropped: BTreeSet<u32>,
     /// A Start from a coordinator while this node sees a lower live node
     /// (connectivity that is not transitive): taken up once that node is
     /// gone from the view, unless a newer generation came first.
@@ -339,6 +345,7 @@ impl Membership {
             awaiting_exclusion: BTreeSet::new(),
             deferred_start: None,
             held: Vec::new(),
+            dropped: BTreeSet::new(),
             external_quorum: None,
             external_out: BTreeMap::new(),
             external_group: None,
@@ -858,6 +865,9 @@ impl Node {
         }
         let m = &mut self.membership;
         if !m.members.contains(&from) {
+            if m.dropped.contains(&from) {
+                return false;
+            }
             if m.phase.barrier().is_some() && m.held.len() < MAX_PARKED_MESSAGES {
                 m.held.push((from, payload.to_vec()));
             }
@@ -984,7 +994,11 @@ impl Node {
         // older than its Stop markers: handled now, in the order they came.
         let held = std::mem::take(&mut self.membership.held);
         for (from, payload) in held {
-            if self.membership.members.contains(&from) {
+            let m = &self.membership;
+            if m.dropped.contains(&from) {
+                continue;
+            }
+            if m.members.contains(&from) {
                 self.on_peer_message(from, &payload);
             } else {
                 self.membership.held.push((from, payload));
@@ -1170,6 +1184,14 @@ impl Node {
         departed.sort_unstable();
         departed.dedup();
         self.membership.departed = departed.clone();
+        // What a departed node sent while it was outside the generation,
+        // or sends from outside later, is void now that its locks go.
+        let m = &mut self.membership;
+        m.held.retain(|(from, _)| !departed.contains(from));
+        let members = m.members.clone();
+        m.dropped.retain(|n| !members.contains(n));
+        m.dropped
+            .extend(departed.iter().copied().filter(|n| !members.contains(n)));
         let names: Vec<Vec<u8>> = self.lockspaces.keys().cloned().collect();
         for ls_name in names {
             let ls = self.lockspaces.get_mut(&ls_name).expect("lockspace");
@@ -1910,6 +1932,7 @@ impl Node {
         m.finished_earlier.clear();
         m.left_unfinished = None;
         m.held.clear();
+        m.dropped.clear();
         m.settled.clear();
         m.completed_generations = 0;
         if dropped > 0 {
