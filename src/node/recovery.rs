@@ -952,9 +952,6 @@ impl Node {
             m.fresh = fresh;
             m.phase = Phase::Stopping;
             m.rehash = false;
-            for ls in self.lockspaces.values_mut() {
-                ls.engine.hold_grants(false);
-            }
             m.markers.retain(|&(g, _, _), _| g >= gen);
             m.gen_started_ms = self.now_ms;
             // (The count towards fencing this node goes on: a coordinator's
@@ -962,6 +959,8 @@ impl Node {
             // about this node's own links.)
             m.deferred_start = None;
         }
+        // Old messages are handled as usual while stopping.
+        self.hold_grants(false);
         // Nodes left out that this node still sees: they hear of the
         // generation from here and must stop before their locks go.
         let left_out: BTreeSet<u32> = seen_alive
