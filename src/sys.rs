@@ -267,41 +267,93 @@ pub fn recv(fd: RawFd, buf: &mut [u8], nonblocking: bool) -> io::Result<usize> {
 /// polling pays again.
 pub fn recv_spin(fd: RawFd, buf: &mut [u8], spin_us: u64) -> io::Result<usize> {
     thread_local! {
-        /// (budget in µs, waits since the budget ran out)
-        static SPIN: std::cell::Cell<(u64, u32)> = const { std::cell::Cell::new((u64::MAX, 0)) };
+        static SPIN: std::cell::Cell<SpinBudget> = const { std::cell::Cell::new(SpinBudget::new()) };
     }
-    let (budget, dry) = SPIN.with(|c| c.get());
-    let mut budget = budget.min(spin_us);
-    let mut dry = dry;
-    if budget == 0 && spin_us > 0 {
-        dry += 1;
-        if dry >= SPIN_RETRY_EVERY {
-            budget = spin_us;
-            dry = 0;
+    let mut spin = SPIN.with(|c| c.get());
+    let budget_us = spin.take(spin_us);
+    if budget_us > 0 {
+        let got = recv_within(fd, buf, budget_us);
+        spin.polled(spin_us, !matches!(got, Ok(None)));
+        SPIN.with(|c| c.set(spin));
+        if let Some(r) = got.transpose() {
+            return r;
+        }
+    } else {
+        SPIN.with(|c| c.set(spin));
+    }
+    recv(fd, buf, false)
+}
+
+/// How long a waiter polls before it sleeps, adapted to what polling
+/// found lately (see [`recv_spin`]): halved by a wait that polled in vain,
+/// whole again when one found what it waited for, and tried in full every
+/// [`SPIN_RETRY_EVERY`] waits when it has run down to nothing.
+#[derive(Clone, Copy, Debug)]
+pub struct SpinBudget {
+    budget_us: u64,
+    dry: u32,
+}
+
+impl SpinBudget {
+    pub const fn new() -> SpinBudget {
+        SpinBudget {
+            budget_us: u64::MAX,
+            dry: 0,
         }
     }
-    if budget > 0 {
-        match recv_within(fd, buf, budget).transpose() {
-            None => budget /= 2,
-            Some(r) => {
-                SPIN.with(|c| c.set((spin_us, 0)));
-                return r;
+
+    /// The budget of the wait about to start, out of a whole of `spin_us`.
+    pub fn take(&mut self, spin_us: u64) -> u64 {
+        self.budget_us = self.budget_us.min(spin_us);
+        if self.budget_us == 0 && spin_us > 0 {
+            self.dry += 1;
+            if self.dry >= SPIN_RETRY_EVERY {
+                self.dry = 0;
+                return spin_us;
             }
         }
+        self.budget_us
     }
-    SPIN.with(|c| c.set((budget, dry)));
-    recv(fd, buf, false)
+
+    /// The wait polled, and `found` what it waited for or not.
+    pub fn polled(&mut self, spin_us: u64, found: bool) {
+        if found {
+            *self = SpinBudget {
+                budget_us: spin_us,
+                dry: 0,
+            };
+        } else {
+            self.budget_us /= 2;
+        }
+    }
+}
+
+impl Default for SpinBudget {
+    fn default() -> Self {
+        SpinBudget::new()
+    }
 }
 
 /// Looks for a packet, without blocking, again and again for up to
 /// `wait_us` microseconds; Ok(None) when none came.
 pub fn recv_within(fd: RawFd, buf: &mut [u8], wait_us: u64) -> io::Result<Option<usize>> {
+    look_within(wait_us, || match recv(fd, buf, true) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        r => r.map(Some),
+    })
+}
+
+/// Calls `look`, which must not block, again and again for up to `wait_us`
+/// microseconds, until it finds something.
+pub fn look_within<T>(
+    wait_us: u64,
+    mut look: impl FnMut() -> io::Result<Option<T>>,
+) -> io::Result<Option<T>> {
     let start = std::time::Instant::now();
     let limit = std::time::Duration::from_micros(wait_us);
     loop {
-        match recv(fd, buf, true) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            r => return r.map(Some),
+        if let Some(found) = look()? {
+            return Ok(Some(found));
         }
         if start.elapsed() >= limit {
             return Ok(None);
@@ -729,6 +781,94 @@ pub fn at_exit(f: extern "C" fn()) {
     // returns nothing, as atexit requires; registering cannot fail in a way
     // that matters here (the handler then simply does not run).
     unsafe { libc::atexit(f) };
+}
+
+/// An epoll instance: readiness of many descriptors, each known by a
+/// token, level-triggered, for input only.
+pub struct Epoll(OwnedFd);
+
+impl Epoll {
+    pub fn new() -> io::Result<Epoll> {
+        // SAFETY: epoll_create1 takes no pointers; the result is a new fd.
+        let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        // SAFETY: fd was just created and nothing else owns it.
+        Ok(Epoll(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    fn control(&self, op: libc::c_int, fd: RawFd, token: u64, events: u32) -> io::Result<()> {
+        let mut ev = libc::epoll_event { events, u64: token };
+        // SAFETY: ev is a valid epoll_event for the duration of the call.
+        cvt(unsafe { libc::epoll_ctl(self.0.as_raw_fd(), op, fd, &mut ev) }).map(|_| ())
+    }
+
+    /// Watches `fd` for input, reported with `token`.
+    pub fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        self.control(libc::EPOLL_CTL_ADD, fd, token, libc::EPOLLIN as u32)
+    }
+
+    /// Stops (`armed` false) or restarts reporting input on `fd`, which
+    /// stays registered.
+    pub fn arm(&self, fd: RawFd, token: u64, armed: bool) -> io::Result<()> {
+        let events = if armed { libc::EPOLLIN as u32 } else { 0 };
+        self.control(libc::EPOLL_CTL_MOD, fd, token, events)
+    }
+
+    pub fn remove(&self, fd: RawFd) -> io::Result<()> {
+        self.control(libc::EPOLL_CTL_DEL, fd, 0, 0)
+    }
+
+    /// Waits up to `timeout_ms` (< 0: forever, 0: not at all) and puts the
+    /// tokens of the ready descriptors in `tokens`; returns how many. An
+    /// interrupted wait reports none.
+    pub fn wait(&self, tokens: &mut [u64], timeout_ms: i32) -> io::Result<usize> {
+        const MAX_EVENTS: usize = 64;
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; MAX_EVENTS];
+        let max = tokens.len().min(MAX_EVENTS);
+        // SAFETY: events has room for max entries.
+        let r = unsafe {
+            libc::epoll_wait(
+                self.0.as_raw_fd(),
+                events.as_mut_ptr(),
+                max as libc::c_int,
+                timeout_ms,
+            )
+        };
+        match cvt(r) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+            Err(e) => Err(e),
+            Ok(n) => {
+                for (t, ev) in tokens.iter_mut().zip(&events[..n as usize]) {
+                    *t = ev.u64;
+                }
+                Ok(n as usize)
+            }
+        }
+    }
+}
+
+/// A new eventfd: a doorbell another thread rings ([`ring`]) to wake a
+/// waiter that watches it for input.
+pub fn doorbell() -> io::Result<OwnedFd> {
+    // SAFETY: eventfd takes no pointers; the result is a new fd.
+    let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+    // SAFETY: fd was just created and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Rings doorbell `fd` (see [`doorbell`]).
+pub fn ring(fd: RawFd) {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a valid u64. A full counter (2^64 - 2
+    // rings unanswered) cannot happen; it would only mean it stays readable.
+    unsafe { libc::write(fd, &one as *const u64 as *const libc::c_void, 8) };
+}
+
+/// Silences doorbell `fd` until it is rung again.
+pub fn answer(fd: RawFd) {
+    let mut count: u64 = 0;
+    // SAFETY: reads at most 8 bytes into a valid u64; a silent doorbell
+    // (EAGAIN) leaves it untouched.
+    unsafe { libc::read(fd, &mut count as *mut u64 as *mut libc::c_void, 8) };
 }
 
 #[cfg(test)]

@@ -281,3 +281,99 @@ fn bad_clients_cost_the_daemon_nothing() {
     // Still serving.
     let (_r, _e) = open(&d, b"after");
 }
+
+/// Sends `req` and waits at most 5 s for its reply: a daemon that stopped
+/// serving this handle fails the test instead of hanging it.
+fn call_within(fd: &std::os::fd::OwnedFd, req: &Request) -> proto::Reply {
+    sys::send(fd.as_raw_fd(), &req.encode(), false).expect("send a call");
+    assert!(
+        sys::poll_one(fd.as_raw_fd(), false, 5000).unwrap(),
+        "no reply within 5 s"
+    );
+    let mut buf = [0u8; 64];
+    let n = sys::recv(fd.as_raw_fd(), &mut buf, false).expect("a reply");
+    proto::decode_reply(&buf[..n]).expect("a well-formed reply")
+}
+
+fn noqueue_request(name: &[u8], mode: u8) -> Request {
+    Request::Lock {
+        mode,
+        flags: udlm::types::lkf::NOQUEUE,
+        lkid: 0,
+        name: name.to_vec(),
+        lvb: None,
+        user: UserArgs {
+            ast: 1,
+            ..UserArgs::default()
+        },
+        tid: 1,
+        parent: 0,
+        timeout_cs: 0,
+        inline: None,
+    }
+}
+
+/// One thread serves every handle (node/handles.rs), so it never waits
+/// for one handle: a handle that sends calls without reading their
+/// replies is closed, with its locks, when its socket is full, and the
+/// other handles are answered all along.
+#[test]
+fn a_handle_that_reads_no_replies_is_closed_and_holds_up_no_one() {
+    let d = start_daemon("no-reader");
+    let (rude, _rude_ev) = open(&d, b"busy");
+    let (polite, polite_ev) = open(&d, b"busy");
+    lock_ex_noqueue(&rude, b"held");
+    call_within(&polite, &noqueue_request(b"held", 5)).expect("a queued call");
+    assert_eq!(
+        first_status(&polite_ev),
+        libc::EAGAIN,
+        "the rude handle holds EX"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut sent = 0u32;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the daemon kept serving a handle that read none of {sent} replies"
+        );
+        let name = format!("n{sent}");
+        match sys::send(
+            rude.as_raw_fd(),
+            &noqueue_request(name.as_bytes(), 0).encode(),
+            true,
+        ) {
+            Ok(_) => sent += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+            // The daemon closed the connection.
+            Err(_) => break,
+        }
+        if sent % 8 == 0 {
+            let name = format!("p{sent}");
+            call_within(&polite, &noqueue_request(name.as_bytes(), 0)).expect("served");
+        }
+    }
+    assert!(
+        sent > 8,
+        "closed after {sent} calls: too soon to be the full socket"
+    );
+
+    // The closed handle's locks went with it.
+    loop {
+        while sys::poll_one(polite_ev.as_raw_fd(), false, 0).unwrap() {
+            let mut buf = [0u8; 128];
+            sys::recv(polite_ev.as_raw_fd(), &mut buf, false).unwrap();
+        }
+        call_within(&polite, &noqueue_request(b"held", 5)).expect("a queued call");
+        if first_status(&polite_ev) == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the closed handle's EX lock was never released"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

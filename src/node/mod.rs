@@ -43,6 +43,7 @@ pub mod control;
 #[cfg(feature = "corosync")]
 pub mod corosync;
 pub mod deadlock;
+pub mod handles;
 pub mod hierarchy;
 pub mod inspect;
 pub mod link;

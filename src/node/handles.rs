@@ -1,0 +1,714 @@
+//! The daemon's event loop for opened handles: one thread serves the calls
+//! of every handle on the host, as one server thread serves every client.
+//!
+//! Why one thread and not one per handle: with a thread per handle, every
+//! call woke its own thread, and the threads took turns at the node's lock
+//! with each other and with the transport's threads. With eight programs
+//! calling at once, the daemon spent most of a CPU switching between them
+//! (docs/PERFORMANCE.md, "Compared with Redis, etcd and ZooKeeper"). Here
+//! the calls that are ready together are read together, applied under one
+//! lock of the node, and answered; and the messages they make the node
+//! send go out in one write per peer.
+//!
+//! A handle is opened on its connection's own thread (server.rs), because
+//! opening may wait for the cluster; the open handle is then handed over
+//! here ([`HandleLoop::adopt`]). From then on:
+//! - the calls of one handle are applied one at a time, in the order they
+//!   were sent (the library sends a handle's next call only after the
+//!   reply to the previous one);
+//! - a lock call that cannot run yet (a recovery in progress, an adoption
+//!   waiting for its orphan's mode: `server::lock_when_ready`) waits here,
+//!   and its handle is not read until the call has run; other handles go
+//!   on. A query of a resource (`Inspect`) waiting for a remote master's
+//!   answer waits the same way, at most `INSPECT_WAIT_MS`;
+//! - replies are sent without blocking. A handle whose socket is full
+//!   does not follow the protocol (it sent calls without reading their
+//!   replies) and is closed; an answer of many packets may wait for room
+//!   for up to [`ANSWER_SEND_WAIT_MS`];
+//! - a burst of calls (server.rs, `Burst`) holds its messages as before;
+//!   what is held goes out when no handle's burst holds it any more, or
+//!   when a call that is not answered first comes.
+
+use super::inspect::{InspectStep, InspectTarget, ResourceView, INSPECT_WAIT_MS};
+use super::server::{handle_request, send_bytes, ADOPT_SETTLE_WAIT_MS};
+use super::Node;
+use crate::net::Net;
+use crate::proto::{self, Request, MAX_PACKET};
+use crate::sys::{self, Epoll, SpinBudget};
+use crate::types::{lkf, Errno, Owner};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How long an answer of many packets (an `Inspect`) may wait for room in
+/// its handle's socket before the handle is closed.
+pub const ANSWER_SEND_WAIT_MS: u64 = 1_000;
+
+/// How often calls that wait (see the module doc) are looked at again.
+const WAITING_POLL_MS: i32 = 2;
+
+/// The doorbell's token; a handle's is its slot + 1.
+const DOORBELL: u64 = 0;
+
+/// A request that comes this soon after the reply to the previous one,
+/// with no callback for the handle in between, is part of a burst (a
+/// program issuing many calls without waiting for their completions): the
+/// node's messages for it wait, up to this long, for the next request's,
+/// to go out together. (A program that waits for each completion is never
+/// in a burst, however fast the network, so its calls never wait.)
+const BURST_GAP: Duration = Duration::from_micros(20);
+
+/// The most calls of a burst whose messages wait together.
+const BURST_HELD_CALLS: u32 = 64;
+
+/// One handle's calls as the connection thread sees them: whether they
+/// come in a burst, and how many calls' messages it holds back (see
+/// [`BURST_GAP`]). Pure bookkeeping, fed with the times and the handle's
+/// callback counts.
+#[derive(Default)]
+struct Burst {
+    held_calls: u32,
+    answered_at: Option<Instant>,
+    /// Callbacks queued for the handle when its previous call ended.
+    callbacks_then: u64,
+}
+
+impl Burst {
+    /// Whether messages of earlier calls are held.
+    fn holding(&self) -> bool {
+        self.held_calls > 0
+    }
+
+    /// Whether a call that came at `now`, when `callbacks` had been queued
+    /// for the handle, belongs to a burst. Calls whose messages are still
+    /// held cannot have completed, so one that follows them was not
+    /// waiting for them.
+    fn joins(&self, now: Instant, callbacks: u64) -> bool {
+        self.holding()
+            || (self
+                .answered_at
+                .is_some_and(|t| now.saturating_duration_since(t) < BURST_GAP)
+                && callbacks == self.callbacks_then)
+    }
+
+    /// The call ended with `callbacks` queued for the handle.
+    fn ended(&mut self, callbacks: u64) {
+        self.callbacks_then = callbacks;
+    }
+
+    /// A call whose messages were held was answered at `now`; `in_burst`
+    /// is what [`Burst::joins`] said of it. Whether to write what is held
+    /// now.
+    fn answered(&mut self, in_burst: bool, now: Instant) -> bool {
+        self.answered_at = Some(now);
+        self.held_calls += 1;
+        if in_burst && self.held_calls < BURST_HELD_CALLS {
+            return false;
+        }
+        self.held_calls = 0;
+        true
+    }
+
+    /// What was held went out for another reason (no next call came in
+    /// time, or a call that is no lock call).
+    fn written(&mut self) {
+        self.held_calls = 0;
+    }
+
+    /// A call that holds nothing: the next one does not join a burst.
+    fn interrupted(&mut self) {
+        self.held_calls = 0;
+        self.answered_at = None;
+    }
+}
+
+/// The loop's side door: where opened handles come in.
+pub struct HandleLoop {
+    arriving: Mutex<Vec<(Owner, OwnedFd)>>,
+    doorbell: OwnedFd,
+}
+
+impl HandleLoop {
+    /// Starts the loop's thread for `node`.
+    pub fn start(node: Arc<Mutex<Node>>) -> io::Result<Arc<HandleLoop>> {
+        let epoll = Epoll::new()?;
+        let doorbell = sys::doorbell()?;
+        epoll.add(doorbell.as_raw_fd(), DOORBELL)?;
+        let door = Arc::new(HandleLoop {
+            arriving: Mutex::new(Vec::new()),
+            doorbell,
+        });
+        let inside = Arc::clone(&door);
+        std::thread::Builder::new()
+            .name("udlm-handles".into())
+            .spawn(move || Served::new(node, inside, epoll).run())?;
+        Ok(door)
+    }
+
+    /// Hands handle `owner`, opened on connection `conn`, to the loop,
+    /// which serves its calls from now on and closes it when the
+    /// connection ends.
+    pub fn adopt(&self, owner: Owner, conn: OwnedFd) {
+        lock(&self.arriving).push((owner, conn));
+        sys::ring(self.doorbell.as_raw_fd());
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A call that cannot run yet.
+enum Waiting {
+    Call {
+        req: Request,
+        since: Instant,
+    },
+    /// `token` once the node asked the resource's master.
+    Inspect {
+        target: InspectTarget,
+        token: Option<u64>,
+        since: Instant,
+    },
+}
+
+struct Handle {
+    owner: Owner,
+    conn: OwnedFd,
+    burst: Burst,
+    waiting: Option<Waiting>,
+    /// Whether its calls are read (not while one waits).
+    armed: bool,
+}
+
+/// What a call leaves to do once the node is unlocked.
+enum Answer {
+    Reply(Vec<u8>),
+    Bytes(Result<Vec<u8>, Errno>),
+}
+
+/// The loop's state, owned by its thread.
+struct Served {
+    node: Arc<Mutex<Node>>,
+    door: Arc<HandleLoop>,
+    epoll: Epoll,
+    /// Slot i is token i + 1.
+    handles: Vec<Option<Handle>>,
+    free_slots: Vec<usize>,
+    /// Slots with a waiting call, oldest first.
+    waiting: Vec<usize>,
+    spin_us: u64,
+    spin: SpinBudget,
+    /// Some handle's burst holds messages (the node's sends are held).
+    holding: bool,
+}
+
+/// What one round of the loop did, beside the answers.
+#[derive(Default)]
+struct Round {
+    answers: Vec<(usize, Answer)>,
+    /// Slots to close once their answers are sent.
+    ending: Vec<usize>,
+    /// What is held must go out before the answers (a call that is not
+    /// answered first: its program waits for the node's messages).
+    write_first: bool,
+    /// What is held must go out after the answers.
+    write_after: bool,
+}
+
+impl Served {
+    fn new(node: Arc<Mutex<Node>>, door: Arc<HandleLoop>, epoll: Epoll) -> Served {
+        Served {
+            node,
+            door,
+            epoll,
+            handles: Vec::new(),
+            free_slots: Vec::new(),
+            waiting: Vec::new(),
+            spin_us: sys::spin_us(),
+            spin: SpinBudget::new(),
+            holding: false,
+        }
+    }
+
+    fn run(mut self) {
+        let mut ready = [0u64; 64];
+        let mut buf = vec![0u8; MAX_PACKET];
+        loop {
+            let n = match self.wait(&mut ready) {
+                Ok(n) => n,
+                Err(e) => {
+                    eprintln!("udlmd: the handles' event loop failed to wait: {e}");
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                }
+            };
+            let mut calls = Vec::new();
+            let mut gone = Vec::new();
+            for &token in &ready[..n] {
+                if token == DOORBELL {
+                    self.take_arrivals();
+                    continue;
+                }
+                let slot = (token - 1) as usize;
+                let Some(h) = self.handles.get(slot).and_then(Option::as_ref) else {
+                    continue;
+                };
+                let got = sys::recv(h.conn.as_raw_fd(), &mut buf, true);
+                if h.waiting.is_some() {
+                    // Reported while its call waits: the program went away
+                    // (or sent a call before its reply, against the protocol).
+                    if !matches!(&got, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+                        gone.push(slot);
+                    }
+                    continue;
+                }
+                match got {
+                    Ok(n) if n > 0 => match Request::decode(&buf[..n]) {
+                        Ok(req) => calls.push((slot, req)),
+                        Err(e) => {
+                            eprintln!(
+                                "udlmd: closing a handle that sent a malformed request: {}",
+                                e.0
+                            );
+                            gone.push(slot);
+                        }
+                    },
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    _ => gone.push(slot),
+                }
+            }
+            if calls.is_empty() && gone.is_empty() && self.waiting.is_empty() {
+                continue;
+            }
+            Net::hold_writes();
+            let round = self.apply(calls, gone);
+            self.finish(round);
+        }
+    }
+
+    /// Waits for handles with calls (or the doorbell); their tokens go in
+    /// `ready`. Polls first when the last waits found something soon,
+    /// and, while a burst holds messages, writes them when no call came
+    /// within [`BURST_GAP`].
+    fn wait(&mut self, ready: &mut [u64]) -> io::Result<usize> {
+        if self.holding {
+            let got = sys::look_within(BURST_GAP.as_micros() as u64, || {
+                self.epoll.wait(ready, 0).map(|n| (n > 0).then_some(n))
+            })?;
+            if let Some(n) = got {
+                return Ok(n);
+            }
+            self.write_held();
+        }
+        if !self.waiting.is_empty() {
+            return self.epoll.wait(ready, WAITING_POLL_MS);
+        }
+        let budget_us = self.spin.take(self.spin_us);
+        if budget_us > 0 {
+            let got = sys::look_within(budget_us, || {
+                self.epoll.wait(ready, 0).map(|n| (n > 0).then_some(n))
+            })?;
+            self.spin.polled(self.spin_us, got.is_some());
+            if let Some(n) = got {
+                return Ok(n);
+            }
+        }
+        self.epoll.wait(ready, -1)
+    }
+
+    fn write_held(&mut self) {
+        Net::write_held();
+        for h in self.handles.iter_mut().flatten() {
+            h.burst.written();
+        }
+        self.holding = false;
+    }
+
+    fn take_arrivals(&mut self) {
+        sys::answer(self.door.doorbell.as_raw_fd());
+        let arrived = std::mem::take(&mut *lock(&self.door.arriving));
+        for (owner, conn) in arrived {
+            let slot = self.free_slots.pop().unwrap_or_else(|| {
+                self.handles.push(None);
+                self.handles.len() - 1
+            });
+            if let Err(e) = self.epoll.add(conn.as_raw_fd(), slot as u64 + 1) {
+                eprintln!("udlmd: cannot serve a handle: {e}");
+                self.free_slots.push(slot);
+                close_handle(&mut lock_node(&self.node), owner);
+                continue;
+            }
+            self.handles[slot] = Some(Handle {
+                owner,
+                conn,
+                burst: Burst::default(),
+                waiting: None,
+                armed: true,
+            });
+        }
+    }
+
+    /// Under one lock of the node: the calls that waited and can run now,
+    /// then the new calls, then the handles whose programs went away.
+    fn apply(&mut self, calls: Vec<(usize, Request)>, gone: Vec<usize>) -> Round {
+        let node = Arc::clone(&self.node);
+        let mut n = lock_node(&node);
+        let mut round = Round::default();
+        for slot in std::mem::take(&mut self.waiting) {
+            let Some(h) = self.handles[slot].as_mut() else {
+                continue;
+            };
+            match h.waiting.take() {
+                Some(Waiting::Call { req, since }) => {
+                    self.call(&mut n, slot, req, since, &mut round)
+                }
+                Some(Waiting::Inspect {
+                    target,
+                    token,
+                    since,
+                }) => self.inspect(&mut n, slot, target, token, since, &mut round),
+                None => {}
+            }
+        }
+        let came = Instant::now();
+        for (slot, req) in calls {
+            if self.handles[slot].is_none() {
+                continue;
+            }
+            if let Request::Inspect { lkid, name } = req {
+                let target = if lkid != 0 {
+                    InspectTarget::Lock(lkid)
+                } else {
+                    InspectTarget::Name(name)
+                };
+                // A query holds no message of the handle's burst back.
+                round.write_first = true;
+                if let Some(h) = self.handles[slot].as_mut() {
+                    h.burst.interrupted();
+                }
+                self.inspect(&mut n, slot, target, None, came, &mut round);
+            } else {
+                self.call(&mut n, slot, req, came, &mut round);
+            }
+        }
+        for slot in gone {
+            if let Some(h) = self.handles[slot].take() {
+                self.forget(slot, &h);
+                close_handle(&mut n, h.owner);
+            }
+        }
+        round
+    }
+
+    /// Applies call `req` of the handle in `slot`, which came at `came`,
+    /// or leaves it waiting.
+    fn call(&mut self, n: &mut Node, slot: usize, req: Request, came: Instant, round: &mut Round) {
+        let h = self.handles[slot].as_mut().expect("a served slot");
+        let owner = h.owner;
+        let waits = req.is_lock_call();
+        if waits && !may_run(n, owner, &req, came) {
+            // Messages of earlier calls of a burst go before this one waits.
+            round.write_after = true;
+            h.waiting = Some(Waiting::Call { req, since: came });
+            self.wait_on(slot);
+            return;
+        }
+        // A call that waits for no completion in its reply is answered
+        // before the node's messages for it go out.
+        let answer_first = waits && !req.asks_inline();
+        if !answer_first {
+            round.write_first = true;
+            h.burst.interrupted();
+        }
+        let released = matches!(req, Request::Release { .. });
+        // (Where nothing polls, as on one CPU, nothing waits for a next
+        // call either.)
+        let in_burst =
+            answer_first && self.spin_us > 0 && h.burst.joins(came, n.callbacks_queued(owner));
+        let mut done = false;
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let r = handle_request(n, owner, req, &mut done);
+            if released {
+                // A destroyed lockspace leaves the views before the release
+                // returns (node/configfs.rs), not at the next tick.
+                n.announce_spaces();
+                n.sync_compat_view();
+            }
+            r
+        }))
+        .unwrap_or_else(|_| {
+            eprintln!("udlmd: internal error while serving a request");
+            // A completion held back for the failed call goes on the link.
+            n.end_inline(0);
+            (Err(Errno::Io), None)
+        });
+        h.burst.ended(n.callbacks_queued(owner));
+        let reply = match r.1 {
+            Some(c) => proto::encode_reply_with(&r.0, &c),
+            None => proto::encode_reply(&r.0).to_vec(),
+        };
+        round.answers.push((slot, Answer::Reply(reply)));
+        if answer_first && h.burst.answered(in_burst, Instant::now()) {
+            round.write_after = true;
+        }
+        if done {
+            round.ending.push(slot);
+        }
+    }
+
+    /// Query `target` of the handle in `slot`, asked at `since`: answered,
+    /// or left waiting for the end of a recovery or for the master's
+    /// answer (`token`).
+    fn inspect(
+        &mut self,
+        n: &mut Node,
+        slot: usize,
+        target: InspectTarget,
+        token: Option<u64>,
+        since: Instant,
+        round: &mut Round,
+    ) {
+        let h = self.handles[slot].as_mut().expect("a served slot");
+        let owner = h.owner;
+        let waited_out = since.elapsed().as_millis() >= u128::from(INSPECT_WAIT_MS);
+        let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            inspect_step(n, owner, &target, token, waited_out)
+        }))
+        .unwrap_or(Step::Answer(Err(Errno::Io)));
+        match step {
+            Step::Answer(r) => round
+                .answers
+                .push((slot, Answer::Bytes(r.map(|v| v.encode())))),
+            Step::Wait(token) => {
+                h.waiting = Some(Waiting::Inspect {
+                    target,
+                    token,
+                    since,
+                });
+                self.wait_on(slot);
+            }
+        }
+    }
+
+    /// The handle in `slot` has a waiting call: not read until it ran.
+    fn wait_on(&mut self, slot: usize) {
+        self.waiting.push(slot);
+        let h = self.handles[slot].as_mut().expect("a served slot");
+        if h.armed {
+            h.armed = false;
+            let _ = self.epoll.arm(h.conn.as_raw_fd(), slot as u64 + 1, false);
+        }
+    }
+
+    /// Slot `slot`, whose handle `h` was taken out, is free again.
+    fn forget(&mut self, slot: usize, h: &Handle) {
+        let _ = self.epoll.remove(h.conn.as_raw_fd());
+        self.waiting.retain(|&s| s != slot);
+        self.free_slots.push(slot);
+    }
+
+    /// With the node unlocked: the answers, what is held, and the handles
+    /// that ended.
+    fn finish(&mut self, mut round: Round) {
+        if round.write_first {
+            self.write_held();
+        }
+        for (slot, answer) in std::mem::take(&mut round.answers) {
+            let Some(h) = self.handles[slot].as_mut() else {
+                continue;
+            };
+            let fd = h.conn.as_raw_fd();
+            let sent = match answer {
+                // The library reads every reply before its next call: no
+                // room for one means a handle that broke the protocol.
+                Answer::Reply(r) => sys::send(fd, &r, true).is_ok(),
+                Answer::Bytes(b) => send_bytes(b, |p| send_within(fd, p)),
+            };
+            if sent {
+                if h.waiting.is_none() && !h.armed {
+                    // Its call waited and has now run: read the next one.
+                    h.armed = true;
+                    let _ = self.epoll.arm(fd, slot as u64 + 1, true);
+                }
+            } else {
+                round.ending.push(slot);
+            }
+        }
+        self.holding = self.handles.iter().flatten().any(|h| h.burst.holding());
+        if round.write_after || !self.holding {
+            self.write_held();
+        }
+        if !round.ending.is_empty() {
+            let mut closing = Vec::new();
+            for slot in round.ending {
+                if let Some(h) = self.handles[slot].take() {
+                    self.forget(slot, &h);
+                    closing.push(h);
+                }
+            }
+            let node = Arc::clone(&self.node);
+            let mut n = lock_node(&node);
+            for h in closing {
+                close_handle(&mut n, h.owner);
+            }
+        }
+    }
+}
+
+fn lock_node(node: &Mutex<Node>) -> MutexGuard<'_, Node> {
+    lock(node)
+}
+
+/// Closes handle `owner` (releasing or orphaning its locks), whatever
+/// happens inside.
+fn close_handle(n: &mut Node, owner: Owner) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| n.close(owner))).is_err() {
+        eprintln!("udlmd: internal error while closing a handle");
+    }
+}
+
+/// Whether lock call `req` of `owner`, which came at `came`, may run now
+/// (see `server::lock_when_ready`, which waits for the same).
+fn may_run(n: &mut Node, owner: Owner, req: &Request, came: Instant) -> bool {
+    if n.operations_blocked() {
+        return false;
+    }
+    match req {
+        Request::Lock { flags, name, .. } if flags & lkf::ORPHAN != 0 => {
+            !n.adoption_unsettled(owner, name)
+                || came.elapsed().as_millis() >= u128::from(ADOPT_SETTLE_WAIT_MS)
+        }
+        _ => true,
+    }
+}
+
+enum Step {
+    Answer(Result<ResourceView, Errno>),
+    Wait(Option<u64>),
+}
+
+/// One look at a query (see `server::inspect_wait`, which waits for the
+/// same): during a recovery it waits like a lock call; then it is asked,
+/// and waits for the master's answer, until `waited_out` (EAGAIN).
+fn inspect_step(
+    n: &mut Node,
+    owner: Owner,
+    target: &InspectTarget,
+    token: Option<u64>,
+    waited_out: bool,
+) -> Step {
+    let token = match token {
+        Some(t) => t,
+        None if n.operations_blocked() => {
+            return if waited_out {
+                Step::Answer(Err(Errno::Again))
+            } else {
+                Step::Wait(None)
+            };
+        }
+        None => match n.inspect(owner, target.clone()) {
+            InspectStep::Done(r) => return Step::Answer(r),
+            InspectStep::Pending(t) => t,
+        },
+    };
+    if let Some(r) = n.inspect_answer(token) {
+        return Step::Answer(r);
+    }
+    if waited_out {
+        n.inspect_abandon(token);
+        return Step::Answer(Err(Errno::Again));
+    }
+    Step::Wait(Some(token))
+}
+
+/// Sends packet `p` on `fd`, waiting for room at most
+/// [`ANSWER_SEND_WAIT_MS`].
+fn send_within(fd: std::os::fd::RawFd, p: &[u8]) -> bool {
+    let start = Instant::now();
+    loop {
+        match sys::send(fd, p, true) {
+            Ok(_) => return true,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return false,
+        }
+        let left = ANSWER_SEND_WAIT_MS.saturating_sub(start.elapsed().as_millis() as u64);
+        if left == 0 || !sys::poll_one(fd, true, left as i32).unwrap_or(false) {
+            return false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A program that waits for each completion: its next call comes
+    /// after a callback, however soon, so its messages are never held.
+    #[test]
+    fn calls_that_follow_a_callback_are_never_held() {
+        let mut b = Burst::default();
+        let t = Instant::now();
+        for i in 0..100u64 {
+            let now = t + Duration::from_micros(i * 3);
+            // The previous call's completion was queued before this call.
+            assert!(!b.joins(now, i), "call {i} joined a burst");
+            b.ended(i);
+            assert!(b.answered(false, now));
+            assert!(!b.holding());
+        }
+    }
+
+    /// Calls one right after another with no callback in between form a
+    /// burst: from the second on their messages are held, up to
+    /// BURST_HELD_CALLS calls, then written together.
+    #[test]
+    fn back_to_back_calls_are_held_together() {
+        let mut b = Burst::default();
+        let t = Instant::now();
+        assert!(!b.joins(t, 0), "the first call has nothing before it");
+        b.ended(0);
+        assert!(b.answered(false, t));
+        let mut writes = 0;
+        let mut now = t;
+        for _ in 0..2 * BURST_HELD_CALLS {
+            now += Duration::from_micros(2);
+            let joins = b.joins(now, 0);
+            assert!(joins);
+            b.ended(0);
+            if b.answered(joins, now) {
+                writes += 1;
+                assert!(!b.holding());
+            }
+        }
+        assert_eq!(writes, 2, "one write per BURST_HELD_CALLS calls");
+        // While calls are held a callback does not end the burst: the held
+        // calls cannot have completed, so nobody waited for them.
+        now += Duration::from_micros(2);
+        b.ended(0);
+        assert!(!b.answered(true, now));
+        assert!(b.holding());
+        assert!(b.joins(now + Duration::from_micros(2), 5));
+    }
+
+    /// A call that comes later than BURST_GAP after the reply, or after a
+    /// call that holds nothing, starts afresh.
+    #[test]
+    fn a_pause_or_another_call_ends_a_burst() {
+        let mut b = Burst::default();
+        let t = Instant::now();
+        b.ended(0);
+        b.answered(false, t);
+        assert!(!b.joins(t + BURST_GAP + Duration::from_micros(1), 0));
+        assert!(b.joins(t + BURST_GAP / 2, 0));
+        b.interrupted();
+        assert!(!b.joins(t + Duration::from_micros(1), 0));
+        b.ended(0);
+        assert!(b.answered(false, t));
+        assert!(!b.answered(true, t + Duration::from_micros(1)));
+        assert!(b.holding());
+        b.written();
+        assert!(!b.holding());
+    }
+}
