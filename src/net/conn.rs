@@ -848,6 +848,7 @@ fn read_loop(inner: &Inner, peer: &Arc<Peer>, conn: &Arc<Conn>, reader: &mut Buf
     // together go to the handler at once, before the thread can block in
     // a read, so a lone message waits for nothing.
     let mut batch: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut spin = crate::sys::SpinBudget::new();
     loop {
         // On shutdown keep reading (without delivering) until the peer
         // closes: closing here could beat our writer's BYE to the socket.
@@ -861,6 +862,9 @@ fn read_loop(inner: &Inner, peer: &Arc<Peer>, conn: &Arc<Conn>, reader: &mut Buf
             if !delivered {
                 return;
             }
+        }
+        if reader.buffer().is_empty() {
+            wait_spinning(reader.get_ref(), &mut spin);
         }
         let (h, payload) = match read_frame(reader, inner.cfg.max_message) {
             Ok(f) => f,
@@ -942,6 +946,23 @@ fn read_loop(inner: &Inner, peer: &Arc<Peer>, conn: &Arc<Conn>, reader: &mut Buf
             }
         }
     }
+}
+
+/// Before the reader sleeps in a read, it looks for data without sleeping
+/// for a while (`DLM_SPIN_US`, adapted like a local link's wait:
+/// `sys::recv_spin`): the answer to what this node just sent usually comes
+/// sooner than a wake-up on another CPU takes.
+fn wait_spinning(stream: &TcpStream, spin: &mut crate::sys::SpinBudget) {
+    let spin_us = crate::sys::spin_us();
+    let budget_us = spin.take(spin_us);
+    if budget_us == 0 {
+        return;
+    }
+    let fd = stream.as_raw_fd();
+    let found = crate::sys::look_within(budget_us, || {
+        crate::sys::poll_one(fd, false, 0).map(|ready| ready.then_some(()))
+    });
+    spin.polled(spin_us, matches!(found, Ok(Some(()))));
 }
 
 /// Deliver the DATA frames of `batch` (emptied) that are next in sequence,
