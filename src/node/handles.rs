@@ -153,7 +153,19 @@ impl HandleLoop {
         let inside = Arc::clone(&door);
         std::thread::Builder::new()
             .name("udlm-handles".into())
-            .spawn(move || Served::new(node, inside, epoll).run())?;
+            .spawn(move || {
+                let served = Served::new(node, inside, epoll);
+                // Each call and each close is guarded on its own; should
+                // the loop itself fail, no program on the host would be
+                // served again, so the node goes away (its programs see
+                // their handles fail, the other nodes recover its locks)
+                // rather than hang.
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| served.run())).is_err()
+                {
+                    eprintln!("udlmd: internal error in the handles' event loop; exiting");
+                    std::process::exit(70);
+                }
+            })?;
         Ok(door)
     }
 
