@@ -77,22 +77,9 @@ fn open(d: &Daemon, ls: &[u8]) -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
 }
 
 fn lock_ex_noqueue(req: &std::os::fd::OwnedFd, name: &[u8]) -> u64 {
-    let r = Request::Lock {
-        mode: 5,
-        flags: udlm::types::lkf::NOQUEUE,
-        lkid: 0,
-        name: name.to_vec(),
-        lvb: None,
-        user: UserArgs {
-            ast: 1,
-            ..UserArgs::default()
-        },
-        tid: 1,
-        parent: 0,
-        timeout_cs: 0,
-        inline: None,
-    };
-    call(req, &r).expect("reply").expect("lock accepted")
+    call(req, &noqueue_request(name, 5))
+        .expect("reply")
+        .expect("lock accepted")
 }
 
 /// A lock call asking for its completion inline: the reply and the
