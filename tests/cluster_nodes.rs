@@ -1030,6 +1030,7 @@ fn a_death_during_recovery_restarts_it() {
 fn a_generation_left_halfway_leaves_one_master_per_name() {
     let names: Vec<Vec<u8>> = (0..12).map(|i| format!("r{i}").into_bytes()).collect();
     let waited: Vec<Vec<u8>> = (0..12).map(|i| format!("w{i}").into_bytes()).collect();
+    let kept: Vec<Vec<u8>> = (0..12).map(|i| format!("k{i}").into_bytes()).collect();
     for cut_after in 0..40 {
         let mut c = Cluster::new(3);
         let h1 = c.open(1, b"ls");
@@ -1048,6 +1049,21 @@ fn a_generation_left_halfway_leaves_one_master_per_name() {
             waiting.push((false, c.lock(&h3, name, 3, 0), G));
         }
         assert!(names.iter().chain(&waited).all(|n| c.masters(2, b"ls", n)));
+        // Names node 1 masters, where a request or a conversion of node 3
+        // waits behind node 1's EX.
+        let mut still_waiting = Vec::new();
+        for (i, name) in kept.iter().enumerate() {
+            c.lock(&h1, name, 5, 0);
+            let w = if i % 2 == 0 {
+                c.lock(&h3, name, 5, 0)
+            } else {
+                // A conversion waits instead.
+                let l = c.lock(&h3, name, 0, 0);
+                c.lock_with(&h3, name, 5, lkf::CONVERT, l)
+            };
+            still_waiting.push(w);
+        }
+        assert!(kept.iter().all(|n| c.masters(1, b"ls", n)));
         let _ = (callbacks(&h1), callbacks(&h3));
         drop(h2);
         c.crash(2, 1);
@@ -1065,6 +1081,26 @@ fn a_generation_left_halfway_leaves_one_master_per_name() {
         let mut granted = callbacks(&h3);
         granted.sort_unstable();
         assert_eq!(granted, waiting, "cut after {cut_after}");
+        // Node 3's requests and conversions behind node 1's EX still wait,
+        // wherever the recovery sent them again: node 3 knows each is
+        // queued (not in flight, which would make a plain unlock EBUSY),
+        // so a plain unlock takes the lock back at once.
+        for &w in &still_waiting {
+            if let Err(e) = c
+                .nodes
+                .get_mut(&3)
+                .unwrap()
+                .unlock(h3.owner, w, 0, None, 0, 5)
+            {
+                panic!("cut after {cut_after}: unlock of waiting lock {w:x}: {e:?}");
+            }
+            c.run();
+        }
+        let mut unlocked = callbacks(&h3);
+        unlocked.sort_unstable();
+        let mut want: Vec<_> = still_waiting.iter().map(|&w| (false, w, UNLOCK)).collect();
+        want.sort_unstable();
+        assert_eq!(unlocked, want, "cut after {cut_after}");
         // A new lock from every node must find the one master.
         let probes: Vec<Handle> = [1, 2, 3].into_iter().map(|n| c.open(n, b"ls")).collect();
         for name in names.iter().chain(&waited) {
@@ -1079,7 +1115,13 @@ fn a_generation_left_halfway_leaves_one_master_per_name() {
                 assert_eq!(masters.len(), 1, "{at:?}: mastered by {masters:?}");
             }
         }
-        assert_eq!(callbacks(&h1), vec![]);
+        // Node 1's EX locks may hear node 3's waiting requests again
+        // from a new master (a BAST); nothing else.
+        let h1_got = callbacks(&h1);
+        assert!(
+            h1_got.iter().all(|c| c.0),
+            "cut after {cut_after}: {h1_got:?}"
+        );
         assert_eq!(callbacks(&h3), vec![]);
     }
 }
