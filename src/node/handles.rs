@@ -25,9 +25,13 @@
 //!   does not follow the protocol (it sent calls without reading their
 //!   replies) and is closed; an answer of many packets may wait for room
 //!   for up to [`ANSWER_SEND_WAIT_MS`];
-//! - a burst of calls (server.rs, `Burst`) holds its messages as before;
-//!   what is held goes out when no handle's burst holds it any more, or
-//!   when a call that is not answered first comes.
+//! - a lock call that does not ask for its completion in the reply is
+//!   answered before its messages to other nodes are written; a burst of
+//!   such calls from one program (`Burst`) holds its messages to send
+//!   them together; what is held goes out when no handle's burst holds it
+//!   any more, or when a call that is not answered first comes;
+//! - before it sleeps, the loop polls for a while (`DLM_SPIN_US`), reading
+//!   the handle it served last directly (`Served::look`).
 
 use super::inspect::{InspectStep, InspectTarget, ResourceView, INSPECT_WAIT_MS};
 use super::server::{handle_request, send_bytes, ADOPT_SETTLE_WAIT_MS};
