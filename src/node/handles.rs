@@ -792,3 +792,112 @@ mod tests {
         assert!(!b.holding());
     }
 }
+
+#[cfg(test)]
+mod loop_tests {
+    use super::*;
+    use crate::node::sink::EventSink;
+    use crate::node::{ClusterView, NodeLimits, PeerLink};
+    use crate::proto::UserArgs;
+    use crate::sys::PeerCreds;
+
+    /// A network that loses everything: the node never sees a peer, so it
+    /// never joins its three-node cluster and every lock call must wait.
+    struct Nowhere;
+    impl PeerLink for Nowhere {
+        fn send(&self, _to: u32, _payload: Vec<u8>) -> bool {
+            true
+        }
+    }
+
+    const CREDS: PeerCreds = PeerCreds {
+        pid: 1,
+        uid: 0,
+        gid: 0,
+    };
+
+    /// Opens a handle on `node` and hands it to the loop; the program's
+    /// end of its request socket.
+    fn open(node: &Arc<Mutex<Node>>, door: &HandleLoop) -> (Owner, OwnedFd, OwnedFd) {
+        let (ours, theirs) = sys::seqpacket_pair().unwrap();
+        let (events, node_events) = sys::seqpacket_pair().unwrap();
+        let mut n = lock_node(node);
+        let (owner, token) = n.open(b"ls", Some((0o600, 0)), CREDS).unwrap();
+        n.attach(token, EventSink::new(node_events), CREDS).unwrap();
+        drop(n);
+        door.adopt(owner, theirs);
+        (owner, ours, events)
+    }
+
+    fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !done() {
+            assert!(start.elapsed() < Duration::from_secs(5), "{what}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// While a lock call waits (here: the node is not a member of its
+    /// cluster yet), other handles are served, and a program that goes
+    /// away meanwhile has its handle closed at once.
+    #[test]
+    fn a_waiting_call_holds_up_no_other_handle_and_dies_with_its_program() {
+        let mut node = Node::new(1, NodeLimits::default());
+        node.set_cluster(
+            ClusterView {
+                nodes: vec![1, 2, 3],
+                ..ClusterView::default()
+            },
+            Arc::new(Nowhere),
+        );
+        assert!(node.operations_blocked());
+        let node = Arc::new(Mutex::new(node));
+        let door = HandleLoop::start(Arc::clone(&node)).unwrap();
+        let (stuck, stuck_conn, _stuck_events) = open(&node, &door);
+        let (other, other_conn, _other_events) = open(&node, &door);
+
+        let lock = Request::Lock {
+            mode: 5,
+            flags: 0,
+            lkid: 0,
+            name: b"r".to_vec(),
+            lvb: None,
+            user: UserArgs {
+                ast: 1,
+                ..UserArgs::default()
+            },
+            tid: 1,
+            parent: 0,
+            timeout_cs: 0,
+            inline: None,
+        };
+        sys::send(stuck_conn.as_raw_fd(), &lock.encode(), false).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(
+            !sys::poll_one(stuck_conn.as_raw_fd(), false, 0).unwrap(),
+            "a lock call was answered before the node joined its cluster"
+        );
+
+        // Another handle's call that need not wait is answered meanwhile.
+        sys::send(other_conn.as_raw_fd(), &Request::Close.encode(), false).unwrap();
+        assert!(
+            sys::poll_one(other_conn.as_raw_fd(), false, 5000).unwrap(),
+            "a handle waited for another handle's lock call"
+        );
+        let mut buf = [0u8; 64];
+        let n = sys::recv(other_conn.as_raw_fd(), &mut buf, false).unwrap();
+        assert_eq!(proto::decode_reply(&buf[..n]), Ok(Ok(0)));
+        eventually("the closed handle stayed open", || {
+            !lock_node(&node).handles.contains_key(&other)
+        });
+
+        // The program whose call waits goes away: its handle closes now,
+        // not when the node joins.
+        assert!(lock_node(&node).handles.contains_key(&stuck));
+        drop(stuck_conn);
+        eventually("the handle of a program that went away stayed open", || {
+            !lock_node(&node).handles.contains_key(&stuck)
+        });
+        assert!(lock_node(&node).operations_blocked());
+    }
+}
