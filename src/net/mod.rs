@@ -425,7 +425,7 @@ pub(crate) struct Inner {
     /// Frames `Net::send` callers wrote themselves (module doc, "Writing").
     pub(crate) inline_writes: AtomicU64,
     /// Writes of what threads held (`Net::hold_writes`: readers while
-    /// their handlers run, udlmd's connection threads), and the frames in
+    /// their handlers run, udlmd's loop serving the local handles), and the frames in
     /// them (module doc, "Writing").
     pub(crate) held_writes: AtomicU64,
     pub(crate) held_frames: AtomicU64,

@@ -77,7 +77,7 @@ const BURST_GAP: Duration = Duration::from_micros(20);
 /// The most calls of a burst whose messages wait together.
 const BURST_HELD_CALLS: u32 = 64;
 
-/// One handle's calls as the connection thread sees them: whether they
+/// One handle's calls as the loop sees them: whether they
 /// come in a burst, and how many calls' messages it holds back (see
 /// [`BURST_GAP`]). Pure bookkeeping, fed with the times and the handle's
 /// callback counts.
