@@ -270,18 +270,15 @@ pub fn recv_spin(fd: RawFd, buf: &mut [u8], spin_us: u64) -> io::Result<usize> {
         static SPIN: std::cell::Cell<SpinBudget> = const { std::cell::Cell::new(SpinBudget::new()) };
     }
     let mut spin = SPIN.with(|c| c.get());
-    let budget_us = spin.take(spin_us);
-    if budget_us > 0 {
-        let got = recv_within(fd, buf, budget_us);
-        spin.polled(spin_us, !matches!(got, Ok(None)));
-        SPIN.with(|c| c.set(spin));
-        if let Some(r) = got.transpose() {
-            return r;
-        }
-    } else {
-        SPIN.with(|c| c.set(spin));
+    let got = spin.poll(spin_us, || match recv(fd, buf, true) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        r => Ok(Some(r)),
+    });
+    SPIN.with(|c| c.set(spin));
+    match got {
+        Ok(Some(r)) => r,
+        _ => recv(fd, buf, false),
     }
-    recv(fd, buf, false)
 }
 
 /// How long a waiter polls before it sleeps, adapted to what polling
@@ -303,7 +300,7 @@ impl SpinBudget {
     }
 
     /// The budget of the wait about to start, out of a whole of `spin_us`.
-    pub fn take(&mut self, spin_us: u64) -> u64 {
+    fn take(&mut self, spin_us: u64) -> u64 {
         self.budget_us = self.budget_us.min(spin_us);
         if self.budget_us == 0 && spin_us > 0 {
             self.dry += 1;
@@ -315,8 +312,24 @@ impl SpinBudget {
         self.budget_us
     }
 
+    /// Calls `look` (see [`look_within`]) for this wait's budget, out of a
+    /// whole of `spin_us`, and adapts the budget to what it found.
+    pub fn poll<T>(
+        &mut self,
+        spin_us: u64,
+        look: impl FnMut() -> io::Result<Option<T>>,
+    ) -> io::Result<Option<T>> {
+        let budget_us = self.take(spin_us);
+        if budget_us == 0 {
+            return Ok(None);
+        }
+        let got = look_within(budget_us, look);
+        self.polled(spin_us, !matches!(got, Ok(None)));
+        got
+    }
+
     /// The wait polled, and `found` what it waited for or not.
-    pub fn polled(&mut self, spin_us: u64, found: bool) {
+    fn polled(&mut self, spin_us: u64, found: bool) {
         if found {
             *self = SpinBudget {
                 budget_us: spin_us,

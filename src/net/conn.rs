@@ -953,16 +953,10 @@ fn read_loop(inner: &Inner, peer: &Arc<Peer>, conn: &Arc<Conn>, reader: &mut Buf
 /// `sys::recv_spin`): the answer to what this node just sent usually comes
 /// sooner than a wake-up on another CPU takes.
 fn wait_spinning(stream: &TcpStream, spin: &mut crate::sys::SpinBudget) {
-    let spin_us = crate::sys::spin_us();
-    let budget_us = spin.take(spin_us);
-    if budget_us == 0 {
-        return;
-    }
     let fd = stream.as_raw_fd();
-    let found = crate::sys::look_within(budget_us, || {
+    let _ = spin.poll(crate::sys::spin_us(), || {
         crate::sys::poll_one(fd, false, 0).map(|ready| ready.then_some(()))
     });
-    spin.polled(spin_us, matches!(found, Ok(Some(()))));
 }
 
 /// Deliver the DATA frames of `batch` (emptied) that are next in sequence,

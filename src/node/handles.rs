@@ -33,13 +33,13 @@
 //! - before it sleeps, the loop polls for a while (`DLM_SPIN_US`), reading
 //!   the handle it served last directly (`Served::look`).
 
-use super::inspect::{InspectStep, InspectTarget, ResourceView, INSPECT_WAIT_MS};
-use super::server::{handle_request, send_bytes, ADOPT_SETTLE_WAIT_MS};
+use super::inspect::{InspectTarget, INSPECT_WAIT_MS};
+use super::server::{handle_request, inspect_step, may_run, send_bytes, InspectLook};
 use super::Node;
 use crate::net::Net;
 use crate::proto::{self, Request, MAX_PACKET};
 use crate::sys::{self, Epoll, SpinBudget};
-use crate::types::{lkf, Errno, Owner};
+use crate::types::{Errno, Owner};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -362,13 +362,11 @@ impl Served {
         if !self.waiting.is_empty() {
             return self.epoll.wait(ready, WAITING_POLL_MS).map(Woke::Ready);
         }
-        let budget_us = self.spin.take(self.spin_us);
-        if budget_us > 0 {
-            let got = sys::look_within(budget_us, || self.look(ready, buf))?;
-            self.spin.polled(self.spin_us, got.is_some());
-            if let Some(w) = got {
-                return Ok(w);
-            }
+        let mut spin = self.spin;
+        let got = spin.poll(self.spin_us, || self.look(ready, buf));
+        self.spin = spin;
+        if let Some(w) = got? {
+            return Ok(w);
         }
         self.epoll.wait(ready, -1).map(Woke::Ready)
     }
@@ -556,12 +554,12 @@ impl Served {
         let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             inspect_step(n, owner, &target, token, waited_out)
         }))
-        .unwrap_or(Step::Answer(Err(Errno::Io)));
+        .unwrap_or(InspectLook::Answer(Err(Errno::Io)));
         match step {
-            Step::Answer(r) => round
+            InspectLook::Answer(r) => round
                 .answers
                 .push((slot, Answer::Bytes(r.map(|v| v.encode())))),
-            Step::Wait(token) => {
+            InspectLook::Wait(token) => {
                 h.waiting = Some(Waiting::Inspect {
                     target,
                     token,
@@ -647,60 +645,6 @@ fn close_handle(n: &mut Node, owner: Owner) {
     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| n.close(owner))).is_err() {
         eprintln!("udlmd: internal error while closing a handle");
     }
-}
-
-/// Whether lock call `req` of `owner`, which came at `came`, may run now
-/// (see `server::lock_when_ready`, which waits for the same).
-fn may_run(n: &mut Node, owner: Owner, req: &Request, came: Instant) -> bool {
-    if n.operations_blocked() {
-        return false;
-    }
-    match req {
-        Request::Lock { flags, name, .. } if flags & lkf::ORPHAN != 0 => {
-            !n.adoption_unsettled(owner, name)
-                || came.elapsed().as_millis() >= u128::from(ADOPT_SETTLE_WAIT_MS)
-        }
-        _ => true,
-    }
-}
-
-enum Step {
-    Answer(Result<ResourceView, Errno>),
-    Wait(Option<u64>),
-}
-
-/// One look at a query (see `server::inspect_wait`, which waits for the
-/// same): during a recovery it waits like a lock call; then it is asked,
-/// and waits for the master's answer, until `waited_out` (EAGAIN).
-fn inspect_step(
-    n: &mut Node,
-    owner: Owner,
-    target: &InspectTarget,
-    token: Option<u64>,
-    waited_out: bool,
-) -> Step {
-    let token = match token {
-        Some(t) => t,
-        None if n.operations_blocked() => {
-            return if waited_out {
-                Step::Answer(Err(Errno::Again))
-            } else {
-                Step::Wait(None)
-            };
-        }
-        None => match n.inspect(owner, target.clone()) {
-            InspectStep::Done(r) => return Step::Answer(r),
-            InspectStep::Pending(t) => t,
-        },
-    };
-    if let Some(r) = n.inspect_answer(token) {
-        return Step::Answer(r);
-    }
-    if waited_out {
-        n.inspect_abandon(token);
-        return Step::Answer(Err(Errno::Again));
-    }
-    Step::Wait(Some(token))
 }
 
 /// Sends packet `p` on `fd`, waiting for room at most

@@ -204,33 +204,56 @@ pub fn inspect_wait(
     target: InspectTarget,
 ) -> Result<ResourceView, Errno> {
     let start = std::time::Instant::now();
-    let waited_out =
-        |s: &std::time::Instant| s.elapsed().as_millis() >= u128::from(INSPECT_WAIT_MS);
-    let mut n = lock_node(node);
-    while n.operations_blocked() {
-        drop(n);
-        if waited_out(&start) {
-            return Err(Errno::Again);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(2));
-        n = lock_node(node);
-    }
-    let token = match n.inspect(owner, target) {
-        InspectStep::Done(r) => return r,
-        InspectStep::Pending(t) => t,
-    };
+    let mut token = None;
     loop {
-        if let Some(r) = n.inspect_answer(token) {
-            return r;
+        let waited_out = start.elapsed().as_millis() >= u128::from(INSPECT_WAIT_MS);
+        match inspect_step(&mut lock_node(node), owner, &target, token, waited_out) {
+            InspectLook::Answer(r) => return r,
+            InspectLook::Wait(t) => token = t,
         }
-        if waited_out(&start) {
-            n.inspect_abandon(token);
-            return Err(Errno::Again);
-        }
-        drop(n);
         std::thread::sleep(std::time::Duration::from_millis(1));
-        n = lock_node(node);
     }
+}
+
+/// One look at a query, by [`inspect_wait`] or the handles' loop.
+pub(super) enum InspectLook {
+    Answer(Result<ResourceView, Errno>),
+    /// Look again later; `Some` once the resource's master was asked.
+    Wait(Option<u64>),
+}
+
+/// One look at query `target` of `owner`: during a recovery it waits like
+/// a lock call; then the node asks the master (`token` from then on), and
+/// it waits for the answer; once `waited_out`, EAGAIN.
+pub(super) fn inspect_step(
+    n: &mut Node,
+    owner: crate::types::Owner,
+    target: &InspectTarget,
+    token: Option<u64>,
+    waited_out: bool,
+) -> InspectLook {
+    let token = match token {
+        Some(t) => t,
+        None if n.operations_blocked() => {
+            return if waited_out {
+                InspectLook::Answer(Err(Errno::Again))
+            } else {
+                InspectLook::Wait(None)
+            };
+        }
+        None => match n.inspect(owner, target.clone()) {
+            InspectStep::Done(r) => return InspectLook::Answer(r),
+            InspectStep::Pending(t) => t,
+        },
+    };
+    if let Some(r) = n.inspect_answer(token) {
+        return InspectLook::Answer(r);
+    }
+    if waited_out {
+        n.inspect_abandon(token);
+        return InspectLook::Answer(Err(Errno::Again));
+    }
+    InspectLook::Wait(Some(token))
 }
 
 /// A query's answer: a reply carrying its length, then the JSON text in
@@ -257,7 +280,7 @@ pub(super) fn send_bytes(
     if !send(&proto::encode_reply(&Ok(text.len() as u64))) {
         return false;
     }
-    text.chunks(proto::QUERY_CHUNK).all(|chunk| send(chunk))
+    text.chunks(proto::QUERY_CHUNK).all(&mut send)
 }
 
 /// How long an adoption waits for a remote master to settle the mode of an
@@ -275,27 +298,36 @@ pub fn lock_when_ready<'a>(
     owner: crate::types::Owner,
     req: &Request,
 ) -> std::sync::MutexGuard<'a, Node> {
-    let start = std::time::Instant::now();
-    let adopting = match req {
-        Request::Lock { flags, name, .. } if flags & crate::types::lkf::ORPHAN != 0 => {
-            Some(name.as_slice())
-        }
-        _ => None,
-    };
+    let came = std::time::Instant::now();
     let mut n = lock_node(node);
-    loop {
-        let unsettled = adopting.is_some_and(|name| {
-            n.adoption_unsettled(owner, name)
-                && start.elapsed().as_millis() < u128::from(ADOPT_SETTLE_WAIT_MS)
-        });
-        if !n.operations_blocked() && !unsettled {
-            return n;
-        }
+    while !may_run(&mut n, owner, req, came) {
         // Messages of earlier calls of a burst go before this one waits.
         crate::net::Net::write_held();
         drop(n);
         std::thread::sleep(std::time::Duration::from_millis(2));
         n = lock_node(node);
+    }
+    n
+}
+
+/// Whether lock call `req` of `owner`, which came at `came`, may run now:
+/// not during a recovery, and an adoption not while its orphan's mode is
+/// unsettled (at most [`ADOPT_SETTLE_WAIT_MS`]).
+pub(super) fn may_run(
+    n: &mut Node,
+    owner: crate::types::Owner,
+    req: &Request,
+    came: std::time::Instant,
+) -> bool {
+    if n.operations_blocked() {
+        return false;
+    }
+    match req {
+        Request::Lock { flags, name, .. } if flags & crate::types::lkf::ORPHAN != 0 => {
+            !n.adoption_unsettled(owner, name)
+                || came.elapsed().as_millis() >= u128::from(ADOPT_SETTLE_WAIT_MS)
+        }
+        _ => true,
     }
 }
 
