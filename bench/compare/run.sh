@@ -194,6 +194,8 @@ run_once() {
     client=
     [ $rc = 0 ] && return 0
     say "$label failed (exit $rc):"; tail -3 "$out.err" >&2
+    # The whole of what the failed client said goes to OUT/logs.
+    cp "$out.err" "$work/failed-$(basename "$out")-try$try.log" 2>/dev/null
     echo "- $label failed (exit $rc: $(grep -v '^$' "$out.err" | tail -1 | cut -c1-200)); $( [ $try = 1 ] && echo "run again" || echo "failed again, no figure")" >> "$work/notes"
   done
   return 1
