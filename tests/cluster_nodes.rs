@@ -41,6 +41,9 @@ struct Cluster {
     /// transport keeps it and delivers it when the link is back).
     cut: std::collections::HashSet<(u32, u32)>,
     held: VecDeque<(u32, u32, Vec<u8>)>,
+    /// Lockspace "ls" is mastered statically (`nodir`), on every node,
+    /// restarted ones included.
+    nodir: bool,
 }
 
 struct Handle {
@@ -71,6 +74,15 @@ impl Cluster {
 
     /// `fencing`: a fence command is configured (the test plays it).
     fn with_fencing(n: u32, fencing: bool) -> Cluster {
+        Cluster::build(n, fencing, false)
+    }
+
+    /// `n` nodes where lockspace "ls" is `nodir`.
+    fn nodir(n: u32) -> Cluster {
+        Cluster::build(n, false, true)
+    }
+
+    fn build(n: u32, fencing: bool, nodir: bool) -> Cluster {
         let bus = Arc::new(Bus::default());
         let mut nodes = HashMap::new();
         for id in 1..=n {
@@ -79,6 +91,7 @@ impl Cluster {
                 nodes: (1..=n).collect(),
                 fencing,
                 two_node: true,
+                lockspaces: nodir_view(nodir),
                 ..ClusterView::default()
             };
             node.set_cluster(
@@ -96,6 +109,7 @@ impl Cluster {
             messages: 0,
             cut: Default::default(),
             held: VecDeque::new(),
+            nodir,
         };
         c.connect_all();
         c
@@ -127,6 +141,7 @@ impl Cluster {
             messages: 0,
             cut: Default::default(),
             held: VecDeque::new(),
+            nodir: false,
         }
     }
 
@@ -335,22 +350,36 @@ impl Cluster {
 
     /// The cut links are back, with the same incarnations.
     fn heal(&mut self) {
-        let cut: Vec<(u32, u32)> = self.cut.drain().collect();
-        let held: Vec<_> = self.held.drain(..).collect();
-        self.bus.0.lock().unwrap().extend(held);
+        let cut: Vec<(u32, u32)> = self.cut.iter().copied().collect();
+        self.release_held();
         for (a, b) in cut {
             self.nodes.get_mut(&a).unwrap().peer_up(b, u64::from(b));
         }
         self.run();
     }
 
+    /// The cut links carry again what waited on them (slow links, not
+    /// lost sessions: nobody sees a session go or come).
+    fn release_held(&mut self) {
+        self.cut.clear();
+        let held: Vec<_> = self.held.drain(..).collect();
+        self.bus.0.lock().unwrap().extend(held);
+    }
+
     /// A restarted node `id` (empty) comes up with a new incarnation.
     fn restart(&mut self, id: u32, incarnation: u64) {
+        self.restart_unrun(id, incarnation);
+        self.run();
+    }
+
+    /// `restart`, leaving the messages it causes undelivered.
+    fn restart_unrun(&mut self, id: u32, incarnation: u64) {
         let n = self.nodes.len() as u32 + 1;
         let mut node = Node::new(id, NodeLimits::default());
         node.set_cluster(
             ClusterView {
                 nodes: (1..=n).collect(),
+                lockspaces: nodir_view(self.nodir),
                 ..ClusterView::default()
             },
             Arc::new(Wire {
@@ -369,7 +398,6 @@ impl Cluster {
                     .peer_up(other, u64::from(other));
             }
         }
-        self.run();
     }
 
     fn masters(&self, node: u32, ls: &[u8], name: &[u8]) -> bool {
@@ -377,6 +405,15 @@ impl Cluster {
             .lockspace_engine(ls)
             .is_some_and(|e| e.has_resource(name))
     }
+}
+
+/// The lockspace configuration of a `ClusterView`: "ls" `nodir` or not.
+fn nodir_view(nodir: bool) -> HashMap<Vec<u8>, (bool, Vec<(u32, u32)>)> {
+    let mut m = HashMap::new();
+    if nodir {
+        m.insert(b"ls".to_vec(), (true, Vec::new()));
+    }
+    m
 }
 
 /// Callbacks delivered to a handle so far, decoded.
@@ -936,6 +973,175 @@ fn a_node_without_majority_stops_before_the_others_take_over() {
     assert_eq!(callbacks(&h1), vec![]);
     c.unlock(&h2, z);
     assert_eq!(callbacks(&h1), vec![(false, blocked, G)]);
+}
+
+/// Node 2 loses its link with node 3, which keeps its majority through
+/// node 1. Node 1 then crashes and comes back empty; before it reaches
+/// node 3 again it starts a generation with node 2 alone. Node 3 lost its
+/// majority only when node 1 crashed, so it may still be running with its
+/// locks for a lease from then, however old node 2's own cut is: node 2
+/// must not take node 3's names over meanwhile (sim seed 3010706, where it
+/// mastered a name node 3 still mastered).
+#[test]
+fn a_node_cut_off_from_one_member_keeps_its_lease_through_another() {
+    let mut c = Cluster::new(3);
+    let h2 = c.open(2, b"ls");
+    let h3 = c.open(3, b"ls");
+    let x = c.lock(&h3, b"r", 5, 0);
+    assert_eq!(callbacks(&h3), vec![(false, x, G)]);
+    let w = c.lock(&h2, b"r", 5, 0);
+    assert_eq!(callbacks(&h3), vec![(true, x, G)]);
+    assert!(c.masters(3, b"ls", b"r"));
+    // The 2-3 link goes; 1 still sees both, so nobody recovers.
+    for (a, b) in [(2, 3), (3, 2)] {
+        c.cut.insert((a, b));
+        let n = c.nodes.get_mut(&a).unwrap();
+        n.tick(10);
+        n.peer_down(b);
+    }
+    c.run();
+    c.tick_all(10 + 2 * LEASE_MS);
+    assert!(c.nodes.values().all(|n| !n.operations_blocked()));
+    // Node 1 crashes and restarts, and reaches node 2 first.
+    let t = 20 + 2 * LEASE_MS;
+    c.crash(1, t);
+    c.run();
+    let mut n1 = Node::new(1, NodeLimits::default());
+    n1.set_cluster(
+        ClusterView {
+            nodes: vec![1, 2, 3],
+            ..ClusterView::default()
+        },
+        Arc::new(Wire {
+            from: 1,
+            bus: Arc::clone(&c.bus),
+        }),
+    );
+    n1.tick(t + 5);
+    c.nodes.insert(1, n1);
+    c.nodes.get_mut(&2).unwrap().tick(t + 5);
+    c.nodes.get_mut(&2).unwrap().peer_up(1, 100);
+    c.nodes.get_mut(&1).unwrap().peer_up(2, 2);
+    c.run();
+    assert_eq!(callbacks(&h2), vec![], "node 3's EX still stands");
+    assert!(
+        !c.masters(2, b"ls", b"r"),
+        "node 2 took over a name node 3 may still master"
+    );
+    // Node 1 reaches node 3 before node 3's lease ran out: all three again.
+    c.nodes.get_mut(&3).unwrap().tick(t + 10);
+    c.nodes.get_mut(&1).unwrap().tick(t + 10);
+    c.nodes.get_mut(&3).unwrap().peer_up(1, 100);
+    c.nodes.get_mut(&1).unwrap().peer_up(3, 3);
+    c.run();
+    assert_eq!(callbacks(&h2), vec![], "node 3's EX still stands");
+    assert!(c.masters(3, b"ls", b"r") && !c.masters(2, b"ls", b"r"));
+    drop(h3);
+    let _ = w;
+}
+
+/// A handle closed while a recovery runs: its node tells the masters of
+/// its locks when the recovery ends, but the recovery may have moved those
+/// names, and a master kept through a generation left unfinished may hold
+/// a copy of a lock that its node, having closed the handle, never sends
+/// again. Closed at every point of the next generation, no lock of the
+/// handle may outlive it anywhere (sim seed 3024108).
+#[test]
+fn a_handle_closed_while_names_move_leaves_no_lock_behind() {
+    use udlm::cluster::config::directory_node;
+    // Names node 2 masters among four nodes but not among three: they
+    // leave node 2 when node 4 dies and come back when it returns. (A
+    // name that stayed with node 2 would make node 3 tell node 2 of the
+    // close anyway.)
+    let all = [(1, 1), (2, 1), (3, 1), (4, 1)];
+    let names: Vec<Vec<u8>> = (0..200)
+        .map(|i| format!("o{i}").into_bytes())
+        .filter(|n| directory_node(n, &all) == Some(2) && directory_node(n, &all[..3]) != Some(2))
+        .take(8)
+        .collect();
+    assert!(!names.is_empty());
+    let mut c = Cluster::nodir(4);
+    let h3 = c.open(3, b"ls");
+    for name in &names {
+        c.lock(&h3, name, 5, 0);
+        assert!(c.masters(2, b"ls", name));
+    }
+    let _ = callbacks(&h3);
+    // Node 4 dies: every name is hashed again over nodes 1 to 3. From
+    // node 3's Quiet marker on, what node 3 sends node 2 is slow: nodes 1
+    // and 3 rebuild and move the names; node 2, still without that
+    // marker, does not, and keeps its copies.
+    c.crash(4, 1);
+    c.run();
+    for n in 1..=3 {
+        c.nodes.get_mut(&n).unwrap().tick(LEASE_MS + 2);
+    }
+    loop {
+        let m = c.bus.0.lock().unwrap().pop_front();
+        let Some((from, to, payload)) = m else { break };
+        let quiet_3_to_2 = (from, to) == (3, 2)
+            && matches!(
+                PeerMsg::decode(&payload),
+                Ok(PeerMsg::Barrier {
+                    gen: 2,
+                    phase: 2,
+                    ..
+                })
+            );
+        if quiet_3_to_2 {
+            c.cut.insert((3, 2));
+        }
+        if c.cut.contains(&(from, to)) {
+            c.held.push_back((from, to, payload));
+        } else {
+            c.nodes
+                .get_mut(&to)
+                .unwrap()
+                .on_peer_message(from, &payload);
+        }
+    }
+    assert!(
+        c.cut.contains(&(3, 2)),
+        "node 3 sent node 2 its Quiet marker"
+    );
+    // Node 4 is back: the next generation hashes the names over all four
+    // again, so node 2 masters its names once more. Node 3's program
+    // exits before node 3 sends its locks there.
+    c.restart_unrun(4, 99);
+    loop {
+        let m = c.bus.0.lock().unwrap().pop_front();
+        let (from, to, payload) = m.expect("node 3 hears of generation 3");
+        if c.cut.contains(&(from, to)) {
+            c.held.push_back((from, to, payload));
+            continue;
+        }
+        let start =
+            to == 3 && matches!(PeerMsg::decode(&payload), Ok(PeerMsg::Start { gen: 3, .. }));
+        c.nodes
+            .get_mut(&to)
+            .unwrap()
+            .on_peer_message(from, &payload);
+        if start {
+            break;
+        }
+    }
+    c.nodes.get_mut(&3).unwrap().close(h3.owner);
+    drop(h3);
+    c.run();
+    c.release_held();
+    c.run();
+    assert!(c.nodes.values().all(|n| !n.operations_blocked()));
+    let p = c.open(1, b"ls");
+    for name in &names {
+        let x = c.lock(&p, name, 5, lkf::NOQUEUE);
+        let got = callbacks(&p);
+        assert_eq!(
+            got,
+            vec![(false, x, G)],
+            "{}: a lock of the closed handle outlived it",
+            String::from_utf8_lossy(name)
+        );
+    }
 }
 
 /// Three nodes with a fence command configured: node 3 holds EX on "r"

@@ -2170,7 +2170,13 @@ impl Sim {
         if blind {
             self.lvbs[r].floor = None;
         }
-        if valblk && t == 1 && !demoted && new >= CW && !notvalid && !blind {
+        // A waiting request its program unlocked before hearing of the
+        // grant: the master granted it before the unlock reached it, and
+        // the grant's news may come after later grants to others (and
+        // after the value the unlock wrote), as on the kernel. Its read is
+        // older than what others saw since; it says nothing of the order.
+        let unlocked_first = self.locks[li].unlock.is_some();
+        if valblk && t == 1 && !demoted && new >= CW && !notvalid && !blind && !unlocked_first {
             // A read that conflicts with every writer: never older.
             let got = tag.unwrap_or(0);
             let lv = self.lvbs[r];

@@ -5,7 +5,11 @@
 //! Liveness. A peer is *live* while its session is up, or while it has been
 //! down for less than `lease_ms` and it is a member. A node that never came
 //! up is not live. A restarted peer (new transport incarnation) has lost
-//! everything: it is live, but its old locks must be dropped.
+//! everything: it is live, but its old locks must be dropped. When another
+//! member's session goes down (or it restarts), the lease of every member
+//! already down starts again: connectivity need not be transitive, and a
+//! node cut off from us may have kept its majority through the one just
+//! lost, until now.
 //!
 //! Generations. The lowest live node id is the coordinator. Whenever its
 //! live view differs from the current members (a node died, came up,
@@ -23,8 +27,9 @@
 //!    exactly as the kernel blocks them); lookups in flight are forgotten,
 //!    their requests to be sent again. Messages still arriving are the old
 //!    generation's and are handled normally; nothing new is originated
-//!    (a handle closed meanwhile tells its masters when the recovery
-//!    finishes: `Membership::deferred`).
+//!    (a handle closed meanwhile tells every member when the recovery
+//!    finishes, since it may move the names of its locks:
+//!    `Membership::deferred`).
 //!    When all have stopped, nobody originates an old-generation message
 //!    any more: the directory is cleared and the departed nodes' locks are
 //!    dropped from every resource mastered here (a PW/EX holder's death
@@ -130,9 +135,12 @@
 //! and only a coordinator with a majority starts one (two majorities always
 //! share a node, which accepts one generation number at a time). For the
 //! second: the survivors drop a node's locks only after `lease_ms` without
-//! a session with it, while the node itself, losing its majority at about
-//! the same moment (a cut is seen by both ends within `peer_timeout_ms`),
-//! stops after `lease_ms / 2` and kills its lock holders. The margin is
+//! a session with it, and without losing any other member through which it
+//! may have kept its majority, while the node itself, losing its majority
+//! at about the same moment (a cut is seen by both ends within
+//! `peer_timeout_ms`), stops after `lease_ms / 2` and kills its lock
+//! holders; a member that still sees it holds the recovery back (left-out
+//! nodes, above). The margin is
 //! `lease_ms / 2` minus the difference between the two ends' detection
 //! times and their scheduling delays; clocks only need to run at about the
 //! same rate (each node measures its own intervals with a monotonic clock).
@@ -447,12 +455,20 @@ impl Node {
             m.known_incarnation.insert(node, incarnation),
             Some(old) if old != incarnation
         );
-        m.peers.insert(node, PeerState::Up { incarnation });
+        let was_up = matches!(
+            m.peers.insert(node, PeerState::Up { incarnation }),
+            Some(PeerState::Up { .. })
+        );
         // What a peer said of itself holds until it restarts (a reconnect
         // of the same process may deliver nothing new).
         if restarted {
             m.heard.remove(&node);
         }
+        if restarted && was_up {
+            // Its earlier life ended unseen: as if its session went down now.
+            self.restart_leases_lost_through(node);
+        }
+        let m = &mut self.membership;
         m.left.remove(&node);
         m.fenced.remove(&node);
         m.fence_wanted.remove(&node);
@@ -488,7 +504,32 @@ impl Node {
         self.membership
             .peers
             .insert(node, PeerState::Down { since_ms: now });
+        self.restart_leases_lost_through(node);
         self.check_membership();
+    }
+
+    /// `via` went down or restarted: every member whose session with this
+    /// node is already down may have kept its majority through `via` until
+    /// now (connectivity need not be transitive), so it may be running with
+    /// its locks until a whole lease from now. Without this, a node cut off
+    /// from us but not from `via` counted as stopped once our own session
+    /// with it was a lease old, and a generation that `via` (restarted,
+    /// knowing nothing of it) started without it took over its names while
+    /// it still mastered them (sim seed 3010706).
+    fn restart_leases_lost_through(&mut self, via: u32) {
+        let now = self.now_ms;
+        let m = &mut self.membership;
+        for (&node, state) in m.peers.iter_mut() {
+            if node != via
+                && m.members.contains(&node)
+                && !m.left.contains(&node)
+                && !m.fenced.contains(&node)
+            {
+                if let PeerState::Down { since_ms } = state {
+                    *since_ms = now;
+                }
+            }
+        }
     }
 
     /// The state of the link with `node`, as far as liveness goes: an
@@ -1773,8 +1814,32 @@ impl Node {
             self.flush(ls_name);
         }
         self.broadcast_hello();
+        let others: Vec<u32> = (self.membership.members.iter().copied())
+            .filter(|&n| n != self.node_id)
+            .collect();
+        let mut closed: BTreeSet<(Vec<u8>, u64)> = BTreeSet::new();
         for (to, msg) in std::mem::take(&mut self.membership.deferred) {
-            self.send(to, msg);
+            match msg {
+                // The names of a handle closed meanwhile may have moved, and
+                // a master kept through a generation left unfinished may
+                // still hold a copy of its locks that its node never sent
+                // again: every member hears of the close, once (sim seed
+                // 3024108: a lock outlived its handle on such a master).
+                PeerMsg::CloseOwner { ls, owner } => {
+                    if closed.insert((ls.clone(), owner)) {
+                        for &n in &others {
+                            self.send(
+                                n,
+                                PeerMsg::CloseOwner {
+                                    ls: ls.clone(),
+                                    owner,
+                                },
+                            );
+                        }
+                    }
+                }
+                msg => self.send(to, msg),
+            }
         }
         for (from, payload) in parked {
             self.on_peer_message(from, &payload);
