@@ -1041,13 +1041,22 @@ fn a_node_cut_off_from_one_member_keeps_its_lease_through_another() {
 }
 
 /// A handle closed while a recovery runs: its node tells the masters of
-/// its locks when the recovery ends, but the recovery may have moved those
+/// its locks when the recovery ends, but the recovery may move those
 /// names, and a master kept through a generation left unfinished may hold
 /// a copy of a lock that its node, having closed the handle, never sends
-/// again. Closed at every point of the next generation, no lock of the
-/// handle may outlive it anywhere (sim seed 3024108).
+/// again: a granted lock (sim seed 3024108), or a waiting request whose
+/// node no longer knew any master for it (3232368). No lock of the handle
+/// may outlive it anywhere.
 #[test]
 fn a_handle_closed_while_names_move_leaves_no_lock_behind() {
+    close_while_names_move(false);
+    close_while_names_move(true);
+}
+
+/// Node 3's handle holds EX on names node 2 masters among four nodes (or,
+/// `waiting`, waits for them behind node 1's EX) and is closed in the
+/// second of two recoveries, the first left unfinished by node 2.
+fn close_while_names_move(waiting: bool) {
     use udlm::cluster::config::directory_node;
     // Names node 2 masters among four nodes but not among three: they
     // leave node 2 when node 4 dies and come back when it returns. (A
@@ -1061,12 +1070,17 @@ fn a_handle_closed_while_names_move_leaves_no_lock_behind() {
         .collect();
     assert!(!names.is_empty());
     let mut c = Cluster::nodir(4);
+    let h1 = c.open(1, b"ls");
     let h3 = c.open(3, b"ls");
+    let mut first = Vec::new();
     for name in &names {
+        if waiting {
+            first.push(c.lock(&h1, name, 5, 0));
+        }
         c.lock(&h3, name, 5, 0);
         assert!(c.masters(2, b"ls", name));
     }
-    let _ = callbacks(&h3);
+    let _ = (callbacks(&h1), callbacks(&h3));
     // Node 4 dies: every name is hashed again over nodes 1 to 3. From
     // node 3's Quiet marker on, what node 3 sends node 2 is slow: nodes 1
     // and 3 rebuild and move the names; node 2, still without that
@@ -1131,6 +1145,9 @@ fn a_handle_closed_while_names_move_leaves_no_lock_behind() {
     c.release_held();
     c.run();
     assert!(c.nodes.values().all(|n| !n.operations_blocked()));
+    for id in first {
+        c.unlock(&h1, id);
+    }
     let p = c.open(1, b"ls");
     for name in &names {
         let x = c.lock(&p, name, 5, lkf::NOQUEUE);
@@ -1138,7 +1155,7 @@ fn a_handle_closed_while_names_move_leaves_no_lock_behind() {
         assert_eq!(
             got,
             vec![(false, x, G)],
-            "{}: a lock of the closed handle outlived it",
+            "{} (waiting: {waiting}): a lock of the closed handle outlived it",
             String::from_utf8_lossy(name)
         );
     }

@@ -252,6 +252,9 @@ impl Pending {
 #[derive(Clone, Copy, Debug)]
 struct UnlockM {
     flags: u32,
+    /// Issued while a request or conversion to PW/EX waited, with VALBLK:
+    /// it writes its value if the master granted the lock first.
+    may_write_late: bool,
     tag: Option<u64>,
 }
 
@@ -2176,7 +2179,26 @@ impl Sim {
         // after the value the unlock wrote), as on the kernel. Its read is
         // older than what others saw since; it says nothing of the order.
         let unlocked_first = self.locks[li].unlock.is_some();
-        if valblk && t == 1 && !demoted && new >= CW && !notvalid && !blind && !unlocked_first {
+        // Such an unlock still on its way may yet write an older value
+        // (see `UnlockM::may_write_late`): no read is judged meanwhile.
+        let late_writer = self.locks.iter().any(|o| {
+            o.ls == ls
+                && o.name == name
+                && o.state != LState::Ended
+                && o.unlock.is_some_and(|u| u.may_write_late)
+        });
+        if late_writer {
+            self.lvbs[r].floor = None;
+        }
+        if valblk
+            && t == 1
+            && !demoted
+            && new >= CW
+            && !notvalid
+            && !blind
+            && !unlocked_first
+            && !late_writer
+        {
             // A read that conflicts with every writer: never older.
             let got = tag.unwrap_or(0);
             let lv = self.lvbs[r];
@@ -3170,11 +3192,26 @@ impl Sim {
             self.stat("unlocks refused for children");
         }
         if r == Ok(0) {
+            let l = &self.locks[li];
+            // An unlock of a request or conversion to PW/EX still waiting
+            // writes its value if the master grants the lock before the
+            // unlock reaches it (the kernel too): from now on nothing is
+            // known of the value until the next write.
+            let may_write_late =
+                kind != 2 && flags & lkf::VALBLK != 0 && l.pending.is_some_and(|p| p.mode() >= PW);
+            if may_write_late {
+                let r = l.ls * MAX_RES + l.name;
+                self.lvbs[r].floor = None;
+            }
             let l = &mut self.locks[li];
             if kind == 2 {
                 l.cancel = true;
             } else {
-                l.unlock = Some(UnlockM { flags, tag });
+                l.unlock = Some(UnlockM {
+                    flags,
+                    tag,
+                    may_write_late,
+                });
             }
         }
     }

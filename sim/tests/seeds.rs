@@ -47,13 +47,16 @@ fn ten_thousand_seeds() {
 /// stopped while it kept its majority through another that then restarted
 /// (3010706: two masters for a name), a close during a recovery that did
 /// not reach a master kept through a generation left unfinished (3024108:
-/// a lock outlived its handle), and a grant that crossed its program's
-/// unlock taken for a stale read (3089701: the simulator's model). A change to the node or the simulator gives
+/// a lock outlived its handle), the same for a waiting request whose node
+/// knew no master for it (3232368 with 5 nodes), and a grant that crossed
+/// its program's unlock, and the value that unlock wrote late, taken for
+/// stale reads (3089701, 3128474 with 3,000 steps: the simulator's model).
+/// A change to the node or the simulator gives
 /// these numbers other schedules, so they guard the fixes only until then;
 /// the deterministic tests in tests/cluster_nodes.rs stay.
 #[test]
 fn seeds_that_found_recovery_bugs() {
-    let runs: [(&str, &[&str]); 18] = [
+    let runs: [(&str, &[&str]); 20] = [
         ("4697", &[]),
         ("11734", &[]),
         ("22658", &[]),
@@ -72,6 +75,8 @@ fn seeds_that_found_recovery_bugs() {
         ("3010706", &[]),
         ("3024108", &[]),
         ("3089701", &[]),
+        ("3232368", &["--nodes", "5"]),
+        ("3128474", &["--steps", "3000"]),
     ];
     for (seed, extra) in runs {
         let out = Command::new(env!("CARGO_BIN_EXE_sim"))

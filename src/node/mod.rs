@@ -737,15 +737,19 @@ impl Node {
                 },
             );
         }
-        for m in masters_told {
-            if m != me {
-                self.send_after_recovery(
-                    m,
-                    PeerMsg::CloseOwner {
-                        ls: ls_name.clone(),
-                        owner: owner.0,
-                    },
-                );
+        if self.recovering() {
+            self.close_after_recovery(&ls_name, owner.0);
+        } else {
+            for m in masters_told {
+                if m != me {
+                    self.send(
+                        m,
+                        PeerMsg::CloseOwner {
+                            ls: ls_name.clone(),
+                            owner: owner.0,
+                        },
+                    );
+                }
             }
         }
         self.flush(&ls_name);

@@ -434,6 +434,32 @@ impl Node {
         }
     }
 
+    /// Whether a recovery is in progress (or this node has not joined yet)
+    /// in a cluster of several nodes: lock messages wait for its end.
+    pub(super) fn recovering(&self) -> bool {
+        self.multi_node() && self.membership.phase != Phase::Running
+    }
+
+    /// A handle of lockspace `ls` closed during a recovery: every member
+    /// hears of it when the recovery finishes (see `finish`), whatever the
+    /// handle's locks were waiting for. The recovery may move their names,
+    /// and a master kept through a generation left unfinished may still
+    /// hold a request its node has since forgotten (sim seed 3232368: a
+    /// request sent again as `RecLock` to a master that then died, closed
+    /// while the old master, master again after a rehash, still had it).
+    pub(super) fn close_after_recovery(&mut self, ls: &[u8], owner: u64) {
+        let Some(&to) = self.membership.members.iter().find(|&&n| n != self.node_id) else {
+            return;
+        };
+        self.send_after_recovery(
+            to,
+            PeerMsg::CloseOwner {
+                ls: ls.to_vec(),
+                owner,
+            },
+        );
+    }
+
     fn multi_node(&self) -> bool {
         self.cluster.nodes.len() > 1
     }
