@@ -1040,6 +1040,56 @@ fn a_node_cut_off_from_one_member_keeps_its_lease_through_another() {
     let _ = w;
 }
 
+/// Node 3 holds back a Start from node 2 while it sees node 1, which is
+/// lower. Then node 3 is cut off, loses its majority and fences itself:
+/// its locks, masterships and directory records are gone. That old Start
+/// counts on them; taking it up once node 1 is out of its view made node 3
+/// a member of a generation it could not serve, where it answered a
+/// look-up from its empty directory while node 1 held EX on the name it
+/// had mastered (sim seed 3404100 with `--skew-div 3`).
+#[test]
+fn a_node_that_fenced_itself_takes_up_no_start_it_held_back() {
+    use udlm::cluster::config::directory_node;
+    let members = [(1, 1), (2, 1), (3, 1)];
+    let name = (0..100)
+        .map(|i| format!("d{i}").into_bytes())
+        .find(|n| directory_node(n, &members) == Some(3))
+        .expect("a name of node 3's directory");
+    let mut c = Cluster::new(3);
+    let h1 = c.open(1, b"ls");
+    let h2 = c.open(2, b"ls");
+    let h3 = c.open(3, b"ls");
+    c.lock(&h3, &name, 0, 0);
+    let x = c.lock(&h1, &name, 5, 0);
+    assert_eq!(callbacks(&h1), vec![(false, x, G)]);
+    assert!(c.masters(3, b"ls", &name));
+    let start = PeerMsg::Start {
+        gen: 2,
+        members: vec![2, 3],
+        fresh: vec![],
+    };
+    c.nodes
+        .get_mut(&3)
+        .unwrap()
+        .on_peer_message(2, &start.encode());
+    assert!(
+        !c.nodes[&3].operations_blocked(),
+        "held back: node 1 is lower"
+    );
+    c.partition(&[3], 10);
+    c.tick(3, 10 + LEASE_MS / 2 + 1);
+    assert!(c.nodes[&3].operations_blocked(), "node 3 fenced itself");
+    drop(h3);
+    c.heal();
+    assert!(c.nodes.values().all(|n| !n.operations_blocked()));
+    let y = c.lock(&h2, &name, 5, lkf::NOQUEUE);
+    assert_eq!(
+        callbacks(&h2),
+        vec![(false, y, libc::EAGAIN)],
+        "node 2 was granted EX beside node 1's"
+    );
+}
+
 /// A handle closed while a recovery runs: its node tells the masters of
 /// its locks when the recovery ends, but the recovery may move those
 /// names, and a master kept through a generation left unfinished may hold

@@ -48,7 +48,9 @@ fn ten_thousand_seeds() {
 /// (3010706: two masters for a name), a close during a recovery that did
 /// not reach a master kept through a generation left unfinished (3024108:
 /// a lock outlived its handle), the same for a waiting request whose node
-/// knew no master for it (3232368 with 5 nodes), and a grant that crossed
+/// knew no master for it (3232368 with 5 nodes), a node that fenced itself
+/// and then took up a Start it had held back (3404100 with `--skew-div 3`:
+/// two holders of incompatible modes), and a grant that crossed
 /// its program's unlock, and the value that unlock wrote late, taken for
 /// stale reads (3089701, 3128474 with 3,000 steps: the simulator's model).
 /// A change to the node or the simulator gives
@@ -56,7 +58,7 @@ fn ten_thousand_seeds() {
 /// the deterministic tests in tests/cluster_nodes.rs stay.
 #[test]
 fn seeds_that_found_recovery_bugs() {
-    let runs: [(&str, &[&str]); 20] = [
+    let runs: [(&str, &[&str]); 21] = [
         ("4697", &[]),
         ("11734", &[]),
         ("22658", &[]),
@@ -77,6 +79,7 @@ fn seeds_that_found_recovery_bugs() {
         ("3089701", &[]),
         ("3232368", &["--nodes", "5"]),
         ("3128474", &["--steps", "3000"]),
+        ("3404100", &["--skew-div", "3"]),
     ];
     for (seed, extra) in runs {
         let out = Command::new(env!("CARGO_BIN_EXE_sim"))

@@ -86,7 +86,8 @@
 //! them. A member that sees a live node lower than the coordinator defers
 //! the coordinator's `Start` until that node is gone from its view: the
 //! lowest node anyone sees coordinates, and two coordinators do not take
-//! turns excluding each other.
+//! turns excluding each other. (A node that fences itself meanwhile
+//! forgets that `Start`: it counted on state the node no longer has.)
 //!
 //! Leaving and fencing. A node shutting down (SIGTERM) sends `Leave`: the
 //! others recover at once instead of waiting for its lease. With
@@ -798,7 +799,7 @@ impl Node {
                     self.send(from, hello);
                     return;
                 }
-                if gen > m.gen && m.completed_generations == 0 && !fresh.contains(&self.node_id) {
+                if gen > self.membership.gen && self.state_void_for(&fresh) {
                     // This node's state is void (it never joined, or it
                     // reset itself since the coordinator last heard from
                     // it): a generation that counts on its earlier locks,
@@ -810,7 +811,7 @@ impl Node {
                     self.send(from, hello);
                     return;
                 }
-                if gen > m.gen {
+                if gen > self.membership.gen {
                     let lower_live = self.live_view().first().is_some_and(|&n| n < from);
                     let unknown = self.unknown_members(&members);
                     if !unknown.is_empty() {
@@ -826,7 +827,7 @@ impl Node {
                         return;
                     }
                     self.accept_start(from, gen, members, fresh);
-                } else if gen < m.gen {
+                } else if gen < self.membership.gen {
                     // A coordinator behind the times: tell it where we are.
                     let hello = self.hello();
                     self.send(from, hello);
@@ -1130,8 +1131,25 @@ impl Node {
             return;
         }
         if let Some((from, gen, members, fresh)) = self.membership.deferred_start.take() {
+            if self.state_void_for(&fresh) {
+                // This node reset itself since the Start came (sim seed
+                // 3404100: it fenced itself, took up an old Start that
+                // counted on its locks and directory, and answered a
+                // look-up from its empty directory while another node
+                // held a lock it had granted): as in `membership_message`.
+                let hello = self.hello();
+                self.send(from, hello);
+                return;
+            }
             self.accept_start(from, gen, members, fresh);
         }
+    }
+
+    /// Whether a generation that takes in afresh only `fresh` would count
+    /// on state this node does not have (it never joined, or reset itself
+    /// since).
+    fn state_void_for(&self, fresh: &[u32]) -> bool {
+        self.membership.completed_generations == 0 && !fresh.contains(&self.node_id)
     }
 
     fn broadcast_barrier(&mut self, phase: u8) {
@@ -2089,6 +2107,8 @@ impl Node {
         m.no_majority_since = None;
         m.awaiting_exclusion.clear();
         m.fresh.clear();
+        // A Start held back before counts on what this node just dropped.
+        m.deferred_start = None;
         // Whoever still hears this node learns that it left the generation
         // (a coordinator waiting for its markers starts another).
         self.broadcast_hello();
