@@ -50,7 +50,11 @@ fn ten_thousand_seeds() {
 /// a lock outlived its handle), the same for a waiting request whose node
 /// knew no master for it (3232368 with 5 nodes), a node that fenced itself
 /// and then took up a Start it had held back (3404100 with `--skew-div 3`:
-/// two holders of incompatible modes), and a grant that crossed
+/// two holders of incompatible modes), a conversion sent again after a
+/// grant held back from a generation left unfinished had answered it
+/// (3716280 with 7 nodes), an old grant of a node whose locks were dropped,
+/// applied after a generation took it back but before its Stop marker
+/// (3803888 with 9 nodes and 3,000 steps), and a grant that crossed
 /// its program's unlock, and the value that unlock wrote late, taken for
 /// stale reads (3089701, 3128474 with 3,000 steps: the simulator's model).
 /// A change to the node or the simulator gives
@@ -58,7 +62,7 @@ fn ten_thousand_seeds() {
 /// the deterministic tests in tests/cluster_nodes.rs stay.
 #[test]
 fn seeds_that_found_recovery_bugs() {
-    let runs: [(&str, &[&str]); 21] = [
+    let runs: [(&str, &[&str]); 23] = [
         ("4697", &[]),
         ("11734", &[]),
         ("22658", &[]),
@@ -80,6 +84,8 @@ fn seeds_that_found_recovery_bugs() {
         ("3232368", &["--nodes", "5"]),
         ("3128474", &["--steps", "3000"]),
         ("3404100", &["--skew-div", "3"]),
+        ("3716280", &["--nodes", "7"]),
+        ("3803888", &["--nodes", "9", "--steps", "3000"]),
     ];
     for (seed, extra) in runs {
         let out = Command::new(env!("CARGO_BIN_EXE_sim"))

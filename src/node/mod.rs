@@ -222,6 +222,12 @@ struct LocalLock {
     /// An up-conversion (mode, flags) on its way to or queued on the
     /// remote master, to send again if that master dies.
     convert: Option<(u8, u32)>,
+    /// A recovery listed the conversion to send again when it finishes
+    /// (`Resend::Convert`), and no answer to it has come since. An answer
+    /// held back meanwhile (from a master that finished a generation this
+    /// node left unfinished) may complete the conversion before the list
+    /// is sent; sent then, it would wait for an answer that never comes.
+    convert_resend: bool,
     /// A cancel was sent to the remote master.
     cancelling: bool,
     /// The remote master demoted this lock to NL (`LKF_CONVDEADLK`) while
@@ -1037,6 +1043,7 @@ impl Node {
             incarnation: ls.next_incarnation,
             request: None,
             silent_completions: 0,
+            convert_resend: false,
             demoted: false,
             releasing: false,
             convert: None,
@@ -2133,6 +2140,7 @@ impl Node {
         l.grmode = mode;
         l.request = None;
         l.convert = None;
+        l.convert_resend = false;
         l.cancelling = false;
         // Only the conversion's grant reports it: a cancel, timeout or
         // deadlock end starts the status block afresh, as the master's

@@ -42,7 +42,8 @@
 //!    sends its granted locks there (`RecLock`, with the LVB it holds). An
 //!    unlock or cancel that was on its way to a departed master completes
 //!    here as if the master had answered; requests and conversions that
-//!    were waiting on it are sent again after the recovery.
+//!    were waiting on it are sent again after the recovery (a conversion
+//!    only if no answer to it came meanwhile).
 //! 3. *Finish*: each rebuilt resource takes its LVB from a holder above CR,
 //!    else from any holder that used VALBLK marked not valid (so the next
 //!    VALBLK grant carries DLM_SBF_VALNOTVALID); grant processing runs; lock
@@ -58,7 +59,8 @@
 //! again. Lock messages from nodes outside the generation in progress are
 //! held, and handled only if a later generation takes their sender back as
 //! it was, and no generation stopped here has dropped its locks meanwhile
-//! (what such a node sends from outside is void); a node that finished the third barrier before us sees its new
+//! (what such a node sends from outside is void, and so is what it sends
+//! before its Stop marker of the generation that takes it back); a node that finished the third barrier before us sees its new
 //! lock messages parked until we finish too. If we leave the generation
 //! unfinished, what it parked, and whatever the nodes that finished it send
 //! later, waits for the next generation's Stop barrier: only then have the
@@ -941,6 +943,20 @@ impl Node {
             }
             return false;
         }
+        // A member whose locks a generation stopped here dropped, taken in
+        // again by a generation that has not stopped here yet: what it sent
+        // before its Stop marker of this one speaks of the life whose locks
+        // went (sim seed 3803888: a grant it made before it fenced itself,
+        // held up by a partition, reached a request whose master had moved
+        // away from it).
+        if m.dropped.contains(&from)
+            && !m
+                .markers
+                .get(&(m.gen, m.coordinator, 1))
+                .is_some_and(|s| s.contains_key(&from))
+        {
+            return false;
+        }
         if m.phase == Phase::Running {
             return true;
         }
@@ -1634,6 +1650,7 @@ impl Node {
         l.cancelling = false;
         l.state = RemoteState::Granted;
         if let Some((mode, flags)) = l.convert.take() {
+            l.convert_resend = true;
             ls.resend.push(Resend::Convert {
                 lkid: id,
                 mode,
@@ -1945,6 +1962,12 @@ impl Node {
                 let Some(l) = ls.locks.get_mut(&lkid) else {
                     return;
                 };
+                // Answered since it was listed (sim seed 3716280: a grant
+                // parked from a generation left unfinished), or listed
+                // twice: it goes out at most once, and only while it waits.
+                if !std::mem::take(&mut l.convert_resend) {
+                    return;
+                }
                 // A conversion from PW or EX to a mode not above it writes
                 // the value block its caller gave (kept in the copy); any
                 // other reads, and what it carries does not matter.
