@@ -1090,6 +1090,36 @@ fn a_node_that_fenced_itself_takes_up_no_start_it_held_back() {
     );
 }
 
+/// A second cancel while the first is on its way to a remote master
+/// returns 0 and adds nothing (spec 6.4): no second cancel goes out, whose
+/// refusal, once the first had reverted the conversion, ended the next
+/// conversion with EINVAL (sim seed 4149973).
+#[test]
+fn a_second_cancel_in_flight_adds_nothing() {
+    let mut c = Cluster::new(3);
+    let h1 = c.open(1, b"ls");
+    let h2 = c.open(2, b"ls");
+    // Node 2 asks first: it masters "r".
+    let pr = c.lock(&h2, b"r", 3, 0);
+    let l = c.lock(&h1, b"r", 1, 0);
+    let _ = (callbacks(&h1), callbacks(&h2));
+    c.lock_with(&h1, b"r", 5, lkf::CONVERT, l);
+    assert_eq!(callbacks(&h1), vec![], "CR -> EX waits behind PR");
+    let n1 = c.nodes.get_mut(&1).unwrap();
+    assert_eq!(n1.unlock(h1.owner, l, lkf::CANCEL, None, 0, 5), Ok(0));
+    assert_eq!(n1.unlock(h1.owner, l, lkf::CANCEL, None, 0, 5), Ok(0));
+    // The cancels reach node 2, and the first one's answer comes back.
+    c.step(3);
+    assert_eq!(callbacks(&h1), vec![(false, l, Status::ECANCEL)]);
+    // The lock is CR again; its next conversion waits, and nothing else
+    // comes (whatever else node 2 answered is on its way behind).
+    c.lock_with(&h1, b"r", 5, lkf::CONVERT, l);
+    assert_eq!(callbacks(&h1), vec![]);
+    let _ = callbacks(&h2);
+    c.unlock(&h2, pr);
+    assert_eq!(callbacks(&h1), vec![(false, l, G)]);
+}
+
 /// A handle closed while a recovery runs: its node tells the masters of
 /// its locks when the recovery ends, but the recovery may move those
 /// names, and a master kept through a generation left unfinished may hold

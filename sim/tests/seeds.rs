@@ -54,7 +54,9 @@ fn ten_thousand_seeds() {
 /// grant held back from a generation left unfinished had answered it
 /// (3716280 with 7 nodes), an old grant of a node whose locks were dropped,
 /// applied after a generation took it back but before its Stop marker
-/// (3803888 with 9 nodes and 3,000 steps), and a grant that crossed
+/// (3803888 with 9 nodes and 3,000 steps), a second cancel sent while the
+/// first was on its way, whose refusal ended the next conversion (4149973),
+/// and a grant that crossed
 /// its program's unlock, and the value that unlock wrote late, taken for
 /// stale reads (3089701, 3128474 with 3,000 steps: the simulator's model).
 /// A change to the node or the simulator gives
@@ -62,7 +64,7 @@ fn ten_thousand_seeds() {
 /// the deterministic tests in tests/cluster_nodes.rs stay.
 #[test]
 fn seeds_that_found_recovery_bugs() {
-    let runs: [(&str, &[&str]); 23] = [
+    let runs: [(&str, &[&str]); 24] = [
         ("4697", &[]),
         ("11734", &[]),
         ("22658", &[]),
@@ -86,6 +88,7 @@ fn seeds_that_found_recovery_bugs() {
         ("3404100", &["--skew-div", "3"]),
         ("3716280", &["--nodes", "7"]),
         ("3803888", &["--nodes", "9", "--steps", "3000"]),
+        ("4149973", &[]),
     ];
     for (seed, extra) in runs {
         let out = Command::new(env!("CARGO_BIN_EXE_sim"))

@@ -1458,6 +1458,13 @@ impl Node {
                     if l.state == RemoteState::Granted {
                         return Ok(1);
                     }
+                    if l.cancelling {
+                        // A cancel is on its way already: 0 and no second
+                        // one (spec 6.4), whose refusal by the master, once
+                        // the first had reverted the conversion, would end a
+                        // later conversion with EINVAL (sim seed 4149973).
+                        return Ok(0);
+                    }
                     l.cancelling = true;
                 } else if l.state == RemoteState::InFlight {
                     if flags & lkf::FORCEUNLOCK == 0 {
