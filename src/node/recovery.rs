@@ -316,6 +316,14 @@ pub struct Membership {
 }
 
 impl Membership {
+    /// Whether `from`'s Stop marker of the generation in progress is here:
+    /// what it sent after it belongs to this generation.
+    fn stop_marker_from(&self, from: u32) -> bool {
+        self.markers
+            .get(&(self.gen, self.coordinator, 1))
+            .is_some_and(|s| s.contains_key(&from))
+    }
+
     pub fn new(me: u32, lease_ms: u64) -> Membership {
         Membership {
             lease_ms,
@@ -949,12 +957,7 @@ impl Node {
         // went (sim seed 3803888: a grant it made before it fenced itself,
         // held up by a partition, reached a request whose master had moved
         // away from it).
-        if m.dropped.contains(&from)
-            && !m
-                .markers
-                .get(&(m.gen, m.coordinator, 1))
-                .is_some_and(|s| s.contains_key(&from))
-        {
+        if m.dropped.contains(&from) && !m.stop_marker_from(from) {
             return false;
         }
         if m.phase == Phase::Running {
@@ -968,11 +971,7 @@ impl Node {
         // locks that no longer exist there; and what a fresh peer sent
         // before its own marker speaks of its earlier life (answers of a
         // master whose resources have moved since).
-        if (m.fresh.contains(&self.node_id) || m.fresh.contains(&from))
-            && !m
-                .markers
-                .get(&(m.gen, m.coordinator, 1))
-                .is_some_and(|s| s.contains_key(&from))
+        if (m.fresh.contains(&self.node_id) || m.fresh.contains(&from)) && !m.stop_marker_from(from)
         {
             return false;
         }
