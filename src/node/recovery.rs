@@ -280,11 +280,15 @@ pub struct Membership {
     /// barrier is complete.
     left_unfinished: Option<(u64, u32)>,
     finished_earlier: BTreeSet<u32>,
-    /// What closing a handle during a recovery has to tell masters: sent
-    /// when the recovery finishes, since after its Stop marker a node
-    /// originates no lock message (a master told at once would release
-    /// and grant while the others rebuild).
+    /// The silent cancels of a handle closed during a recovery: sent when
+    /// the recovery finishes, since after its Stop marker a node originates
+    /// no lock message (a master told at once would release and grant
+    /// while the others rebuild).
     deferred: Vec<(u32, PeerMsg)>,
+    /// Handles (lockspace, owner) closed during a recovery: every member
+    /// hears of each close when the recovery finishes (see
+    /// `Node::close_after_recovery`).
+    closed_in_recovery: BTreeSet<(Vec<u8>, u64)>,
     pub completed_generations: u64,
     /// Nodes the current generation leaves out that this node still sees
     /// alive: its Stop marker waits until each has confirmed that it
@@ -360,6 +364,7 @@ impl Membership {
             left_unfinished: None,
             finished_earlier: BTreeSet::new(),
             deferred: Vec::new(),
+            closed_in_recovery: BTreeSet::new(),
             completed_generations: 0,
             awaiting_exclusion: BTreeSet::new(),
             deferred_start: None,
@@ -459,16 +464,29 @@ impl Node {
     /// request sent again as `RecLock` to a master that then died, closed
     /// while the old master, master again after a rehash, still had it).
     pub(super) fn close_after_recovery(&mut self, ls: &[u8], owner: u64) {
-        let Some(&to) = self.membership.members.iter().find(|&&n| n != self.node_id) else {
+        let m = &mut self.membership;
+        if m.closed_in_recovery.len() < MAX_PARKED_MESSAGES {
+            m.closed_in_recovery.insert((ls.to_vec(), owner));
             return;
-        };
-        self.send_after_recovery(
-            to,
-            PeerMsg::CloseOwner {
-                ls: ls.to_vec(),
-                owner,
-            },
-        );
+        }
+        // The list is full: better a close told during the recovery than
+        // one never told.
+        self.tell_close_to_members(ls.to_vec(), owner);
+    }
+
+    fn tell_close_to_members(&mut self, ls: Vec<u8>, owner: u64) {
+        let others: Vec<u32> = (self.membership.members.iter().copied())
+            .filter(|&n| n != self.node_id)
+            .collect();
+        for n in others {
+            self.send(
+                n,
+                PeerMsg::CloseOwner {
+                    ls: ls.clone(),
+                    owner,
+                },
+            );
+        }
     }
 
     fn multi_node(&self) -> bool {
@@ -1874,32 +1892,17 @@ impl Node {
             self.flush(ls_name);
         }
         self.broadcast_hello();
-        let others: Vec<u32> = (self.membership.members.iter().copied())
-            .filter(|&n| n != self.node_id)
-            .collect();
-        let mut closed: BTreeSet<(Vec<u8>, u64)> = BTreeSet::new();
         for (to, msg) in std::mem::take(&mut self.membership.deferred) {
-            match msg {
-                // The names of a handle closed meanwhile may have moved, and
-                // a master kept through a generation left unfinished may
-                // still hold a copy of its locks that its node never sent
-                // again: every member hears of the close, once (sim seed
-                // 3024108: a lock outlived its handle on such a master).
-                PeerMsg::CloseOwner { ls, owner } => {
-                    if closed.insert((ls.clone(), owner)) {
-                        for &n in &others {
-                            self.send(
-                                n,
-                                PeerMsg::CloseOwner {
-                                    ls: ls.clone(),
-                                    owner,
-                                },
-                            );
-                        }
-                    }
-                }
-                msg => self.send(to, msg),
-            }
+            self.send(to, msg);
+        }
+        // The names of a handle closed meanwhile may have moved, and a
+        // master kept through a generation left unfinished may still hold a
+        // copy of its locks that its node never sent again: every member
+        // hears of the close, once, after what the handle's own deferred
+        // messages said (sim seed 3024108: a lock outlived its handle on
+        // such a master).
+        for (ls, owner) in std::mem::take(&mut self.membership.closed_in_recovery) {
+            self.tell_close_to_members(ls, owner);
         }
         for (from, payload) in parked {
             self.on_peer_message(from, &payload);
@@ -2017,6 +2020,7 @@ impl Node {
     pub(super) fn reset_state(&mut self, why: &str) {
         // The locks they speak of are gone with everything else.
         self.membership.deferred.clear();
+        self.membership.closed_in_recovery.clear();
         let mut dropped = 0usize;
         let mut holders: BTreeSet<u32> = BTreeSet::new();
         let names: Vec<Vec<u8>> = self.lockspaces.keys().cloned().collect();
