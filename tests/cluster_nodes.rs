@@ -2209,3 +2209,96 @@ fn callbacks_of_messages_that_arrive_together_are_grouped_per_lock() {
         }
     }
 }
+
+/// A waiting request with a timeout, on a master that keeps it through a
+/// generation that follows one left unfinished: the recovery sends the
+/// request again (it cannot know the master kept it), through a look-up.
+/// Its timeout comes meanwhile and ends the copy the master held; the
+/// copy sent again then arrives after that end. It must not live on at
+/// the master with nobody to end it, holding the name for good (sim seed
+/// 5200859).
+#[test]
+fn a_request_sent_again_that_ends_meanwhile_leaves_no_copy() {
+    use udlm::cluster::config::directory_node;
+    use udlm::types::lsfl;
+    let all = [(1, 1), (2, 1), (3, 1)];
+    // Names node 1 masters, and is the directory node of, among three.
+    let names: Vec<Vec<u8>> = (0..200)
+        .map(|i| format!("t{i}").into_bytes())
+        .filter(|n| directory_node(n, &all) == Some(1))
+        .take(6)
+        .collect();
+    let mut resent = 0;
+    for cut_after in 0..40 {
+        let mut c = Cluster::new(3);
+        let h1 = c.open_with(1, b"tmo", lsfl::UDLM_TIMEOUT);
+        let h2 = c.open_with(2, b"tmo", lsfl::UDLM_TIMEOUT);
+        let h3 = c.open_with(3, b"tmo", lsfl::UDLM_TIMEOUT);
+        let mut held = Vec::new();
+        for name in &names {
+            held.push(c.lock(&h1, name, 5, 0));
+            c.lock_args(
+                &h3,
+                LockArgs {
+                    mode: 5,
+                    flags: lkf::TIMEOUT,
+                    name,
+                    user: USER,
+                    tid: 1,
+                    timeout_cs: 2_000,
+                    ..LockArgs::default()
+                },
+            );
+            assert!(c.masters(1, b"tmo", name));
+        }
+        let _ = (callbacks(&h1), callbacks(&h3));
+        // Node 2 dies; generation 2 runs partly before node 2 is back and
+        // generation 3 takes it in afresh.
+        drop(h2);
+        c.crash(2, 1);
+        c.run();
+        for n in [1, 3] {
+            c.nodes.get_mut(&n).unwrap().tick(LEASE_MS + 2);
+        }
+        c.step(cut_after);
+        c.restart_unrun(2, 99);
+        // As soon as node 3 has finished generation 3 (its look-ups for
+        // the requests it sends again are out), their deadline passes.
+        let mut ticked = false;
+        loop {
+            let m = c.bus.0.lock().unwrap().pop_front();
+            let Some((from, to, payload)) = m else { break };
+            if matches!(PeerMsg::decode(&payload), Ok(PeerMsg::Lookup { .. })) && from == 3 {
+                resent += 1;
+            }
+            if let Some(n) = c.nodes.get_mut(&to) {
+                n.on_peer_message(from, &payload);
+            }
+            if !ticked && !c.nodes[&3].operations_blocked() {
+                ticked = true;
+                c.nodes.get_mut(&3).unwrap().tick(25_000);
+            }
+        }
+        assert!(c.nodes.values().all(|n| !n.operations_blocked()));
+        let ended = callbacks(&h3);
+        assert!(
+            ended.iter().all(|&(_, _, s)| s == libc::ETIMEDOUT),
+            "cut after {cut_after}: {ended:?}"
+        );
+        // Node 1's locks go; nothing of node 3's requests may remain.
+        for id in held {
+            c.unlock(&h1, id);
+        }
+        let p = c.open_with(2, b"tmo", lsfl::UDLM_TIMEOUT);
+        for name in &names {
+            let x = c.lock(&p, name, 5, lkf::NOQUEUE);
+            assert_eq!(
+                callbacks(&p),
+                vec![(false, x, G)],
+                "cut after {cut_after}, {}: a request outlived its end",
+                String::from_utf8_lossy(name)
+            );
+        }
+    }
+    assert!(resent > 0, "no request was sent again through a look-up");
+}

@@ -56,6 +56,8 @@ fn ten_thousand_seeds() {
 /// applied after a generation took it back but before its Stop marker
 /// (3803888 with 9 nodes and 3,000 steps), a second cancel sent while the
 /// first was on its way, whose refusal ended the next conversion (4149973),
+/// a request sent again by a recovery whose timeout ended the copy its
+/// master held first (5200859 with 6 nodes and 2,500 steps),
 /// and a grant that crossed
 /// its program's unlock, and the value that unlock wrote late, taken for
 /// stale reads (3089701, 3128474 with 3,000 steps: the simulator's model).
@@ -89,6 +91,7 @@ fn seeds_that_found_recovery_bugs() {
         ("3716280", &["--nodes", "7"]),
         ("3803888", &["--nodes", "9", "--steps", "3000"]),
         ("4149973", &[]),
+        ("5200859", &["--nodes", "6", "--steps", "2500"]),
     ];
     for (seed, extra) in runs {
         let out = Command::new(env!("CARGO_BIN_EXE_sim"))

@@ -228,6 +228,15 @@ struct LocalLock {
     /// node left unfinished) may complete the conversion before the list
     /// is sent; sent then, it would wait for an answer that never comes.
     convert_resend: bool,
+    /// A recovery listed the request to send again while a master may
+    /// still hold a copy of it (`recover_process_copy`).
+    resend_may_duplicate: bool,
+    /// Where such a request was sent again, until a master's answer shows
+    /// one copy of it there. An answer that ends the lock may concern the
+    /// copy held before, and the one sent again would then live on at its
+    /// master with nobody to end it (sim seed 5200859: a timeout crossed
+    /// the request a recovery sent again).
+    resent_to: Option<u32>,
     /// A cancel was sent to the remote master.
     cancelling: bool,
     /// The remote master demoted this lock to NL (`LKF_CONVDEADLK`) while
@@ -1044,6 +1053,8 @@ impl Node {
             request: None,
             silent_completions: 0,
             convert_resend: false,
+            resend_may_duplicate: false,
+            resent_to: None,
             demoted: false,
             releasing: false,
             convert: None,
@@ -1961,6 +1972,8 @@ impl Node {
                     .get_mut(&ls)
                     .and_then(|l| l.locks.get_mut(&lkid))
                 {
+                    // One copy of a request sent again is held there now.
+                    l.resent_to = None;
                     if l.state == RemoteState::InFlight {
                         l.state = if l.grmode < 0 {
                             RemoteState::Waiting
@@ -2171,9 +2184,31 @@ impl Node {
             let cb = Self::callback_for(l, false, status, sb_flags, lvb);
             self.out.push((l.owner, (lkid, l.incarnation), cb.encode()));
         }
-        if end_of_life {
-            ls.free_id(lkid);
+        let resent_to = if end_of_life {
+            l.resent_to
+        } else {
+            l.resent_to.take()
+        };
+        if !end_of_life {
+            return;
         }
+        let Some(m) = resent_to else {
+            return ls.free_id(lkid);
+        };
+        // The copy sent again may still be made there after this answer:
+        // it goes silently, and the id is never used again, so that an
+        // answer to that copy finds no lock here.
+        ls.forget_lock(lkid);
+        self.send_after_recovery(
+            m,
+            PeerMsg::Unlock {
+                ls: ls_name.to_vec(),
+                lkid,
+                flags: 0,
+                lvb: None,
+                silent: true,
+            },
+        );
     }
 
     fn callback_for(
@@ -2331,6 +2366,9 @@ impl Node {
             };
             if master != me {
                 l.master = Master::Remote(master);
+                if std::mem::take(&mut l.resend_may_duplicate) {
+                    l.resent_to = Some(master);
+                }
                 self.send_request(ls_name, master, lkid, mode, flags, lvb);
                 continue;
             }

@@ -1651,6 +1651,7 @@ impl Node {
                 l.master = Master::Unknown;
             }
             l.state = RemoteState::InFlight;
+            l.resend_may_duplicate = true;
             if l.request.is_none() {
                 let valblk = (l.flags & lkf::VALBLK != 0).then_some([0u8; 32]);
                 let mode = l.convert.map(|c| c.0).unwrap_or(Mode::Nl as u8);
