@@ -93,6 +93,53 @@ scenario_counter() { # nodes increments
   result "counter: $n nodes x $inc increments under EX = $((n * inc))" $rc
 }
 
+# The counter again while every TCP connection between the nodes is torn
+# down every 20 ms (`ss -K`, root only): the transport reconnects and
+# sends again what was not acknowledged, so the count is exact, and no
+# connection is down long enough to make a node lose a member (no
+# recovery after the one that formed the cluster).
+scenario_counter_links_killed() { # nodes increments
+  local n=$1 inc=$2 rc=0 killer k lost=0 title
+  title="counter: $n nodes x $inc increments while every connection between them is killed every 20 ms = $((n * inc)), no recovery"
+  selected "counter links killed" "counter" || return 0
+  if [ "$(id -u)" != 0 ] || ! command -v ss > /dev/null; then
+    echo "SKIP $title (needs root and ss)"; return 0
+  fi
+  rm -rf "$work/sync"; mkdir -p "$work/sync"; echo 0 > "$work/counter"
+  start_nodes "$n" || { result "$title" 1; return; }
+  local formed=0
+  for _ in $(seq 50); do
+    [ "$(grep -c "finished recovery generation" "$work/n1/udlmd.log")" -ge 1 ] &&
+      [ "$(grep -c " is up" "$work/n1/udlmd.log")" -ge $((n - 1)) ] && { formed=1; break; }
+    sleep 0.1
+  done
+  [ $formed = 1 ] || { echo "  the cluster did not form"; stop_nodes; result "$title" 1; return; }
+  sleep 0.5
+  local before; before=$(cat "$work"/n*/udlmd.log | grep -c "starts recovery generation")
+  rm -f "$work/stop-killing"
+  ( while [ ! -e "$work/stop-killing" ]; do
+      ss -K -tn "( sport = :$port or dport = :$port )" > /dev/null 2>&1; sleep 0.02
+    done ) & killer=$!
+  local pids=()
+  for k in $(seq 1 "$n"); do on "$k" "$work/bin/counter" "$work/counter" "$inc" 2> "$work/counter.$k.err" & pids+=($!); done
+  for p in "${pids[@]}"; do wait "$p" || rc=1; done
+  touch "$work/stop-killing"; wait "$killer"
+  for k in $(seq 1 "$n"); do lost=$((lost + $(grep -c "connection lost" "$work/n$k/udlmd.log"))); done
+  local after; after=$(cat "$work"/n*/udlmd.log | grep -c "starts recovery generation")
+  stop_nodes
+  if [ $lost = 0 ]; then
+    echo "SKIP $title (ss -K closed no connection: this kernel cannot destroy sockets)"; return 0
+  fi
+  echo "  ($lost connections lost in all)"
+  local got; got=$(cat "$work/counter")
+  [ "$got" = $((n * inc)) ] || { echo "  counter ended at $got, expected $((n * inc))"; rc=1; }
+  [ "$after" = "$before" ] || { echo "  $((after - before)) recoveries started while the links were killed"; rc=1; }
+  for k in $(seq 1 "$n"); do
+    [ -s "$work/counter.$k.err" ] && { echo "  node $k's program wrote to stderr:"; sed 's/^/    /' "$work/counter.$k.err"; rc=1; }
+  done
+  result "$title" $rc
+}
+
 scenario_pair() { # name nodes prog args...
   local name=$1 n=$2 prog=$3; shift 3
   local rc=0 pids=()
@@ -172,6 +219,7 @@ scenario_wrong_key() {
 
 scenario_counter 3 500
 scenario_counter 5 500
+scenario_counter_links_killed 3 1000
 scenario_pair "LVB written on node 1 is read on nodes 2 and 3, and back" 3 lvb 3
 scenario_pair "BAST across nodes, NOQUEUE EAGAIN without BAST" 2 bast
 scenario_pair "conversion deadlock across nodes: EDEADLK" 2 deadlock
