@@ -2302,3 +2302,71 @@ fn a_request_sent_again_that_ends_meanwhile_leaves_no_copy() {
     }
     assert!(resent > 0, "no request was sent again through a look-up");
 }
+
+/// A conversion waiting on a master that keeps it through a generation
+/// that follows one left unfinished: the recovery sends the conversion
+/// again (its node cannot know the master kept it). What blocked it goes
+/// while the others rebuild, so the master grants it when its recovery
+/// ends; the conversion sent again must not be granted a second time
+/// (sim seed 5418601: two completions for one conversion).
+#[test]
+fn a_conversion_sent_again_is_answered_once() {
+    use udlm::cluster::config::directory_node;
+    use udlm::node::recovery::Phase;
+    let all = [(1, 1), (2, 1), (3, 1)];
+    // Names node 1 masters, and is the directory node of, among three.
+    let names: Vec<Vec<u8>> = (0..200)
+        .map(|i| format!("v{i}").into_bytes())
+        .filter(|n| directory_node(n, &all) == Some(1))
+        .take(6)
+        .collect();
+    let mut rebuilt_in_rehash = 0;
+    for cut_after in 0..40 {
+        let mut c = Cluster::new(3);
+        let h1 = c.open(1, b"ls");
+        let h2 = c.open(2, b"ls");
+        let h3 = c.open(3, b"ls");
+        let mut converting = Vec::new();
+        for name in &names {
+            c.lock(&h1, name, 3, 0);
+            let l = c.lock(&h3, name, 0, 0);
+            c.lock_with(&h3, name, 5, lkf::CONVERT, l);
+            converting.push(l);
+            assert!(c.masters(1, b"ls", name));
+        }
+        let _ = (callbacks(&h1), callbacks(&h3));
+        // Node 2 dies; generation 2 runs partly before node 2 is back and
+        // generation 3 takes it in afresh.
+        drop(h2);
+        c.crash(2, 1);
+        c.run();
+        for n in [1, 3] {
+            c.nodes.get_mut(&n).unwrap().tick(LEASE_MS + 2);
+        }
+        c.step(cut_after);
+        c.restart_unrun(2, 99);
+        // Node 1's PR locks go while node 1 rebuilds (its program exits):
+        // the conversions are granted when its recovery ends.
+        let mut closed = false;
+        while !c.bus.0.lock().unwrap().is_empty() {
+            c.step(1);
+            let p = c.nodes[&1].phase();
+            if !closed && matches!(p, Phase::Quiet | Phase::Rebuilding) {
+                closed = true;
+                c.nodes.get_mut(&1).unwrap().close(h1.owner);
+            }
+        }
+        assert!(c.nodes.values().all(|n| !n.operations_blocked()));
+        if !closed {
+            c.nodes.get_mut(&1).unwrap().close(h1.owner);
+            c.run();
+        } else {
+            rebuilt_in_rehash += 1;
+        }
+        let mut got = callbacks(&h3);
+        got.sort_unstable();
+        let want: Vec<_> = converting.iter().map(|&l| (false, l, G)).collect();
+        assert_eq!(got, want, "cut after {cut_after}: one grant per conversion");
+    }
+    assert!(rebuilt_in_rehash > 0);
+}

@@ -57,7 +57,11 @@ fn ten_thousand_seeds() {
 /// (3803888 with 9 nodes and 3,000 steps), a second cancel sent while the
 /// first was on its way, whose refusal ended the next conversion (4149973),
 /// a request sent again by a recovery whose timeout ended the copy its
-/// master held first (5200859 with 6 nodes and 2,500 steps),
+/// master held first (5200859 with 6 nodes and 2,500 steps), a conversion
+/// its master granted between the recovery's `RecLock` and the conversion
+/// sent again, granted twice (5418601, the same options), a grant from a
+/// master a recovery had lost track of, whose lock the next recovery then
+/// forgot (5505319 with 8 nodes and 2,500 steps),
 /// and a grant that crossed
 /// its program's unlock, and the value that unlock wrote late, taken for
 /// stale reads (3089701, 3128474 with 3,000 steps: the simulator's model).
@@ -66,7 +70,7 @@ fn ten_thousand_seeds() {
 /// the deterministic tests in tests/cluster_nodes.rs stay.
 #[test]
 fn seeds_that_found_recovery_bugs() {
-    let runs: [(&str, &[&str]); 24] = [
+    let runs: &[(&str, &[&str])] = &[
         ("4697", &[]),
         ("11734", &[]),
         ("22658", &[]),
@@ -92,8 +96,10 @@ fn seeds_that_found_recovery_bugs() {
         ("3803888", &["--nodes", "9", "--steps", "3000"]),
         ("4149973", &[]),
         ("5200859", &["--nodes", "6", "--steps", "2500"]),
+        ("5418601", &["--nodes", "6", "--steps", "2500"]),
+        ("5505319", &["--nodes", "8", "--steps", "2500"]),
     ];
-    for (seed, extra) in runs {
+    for &(seed, extra) in runs {
         let out = Command::new(env!("CARGO_BIN_EXE_sim"))
             .args(["--seed", seed])
             .args(extra)

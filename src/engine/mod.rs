@@ -751,6 +751,24 @@ impl Engine {
         }
     }
 
+    /// Takes back a conversion that is still waiting, with no callback:
+    /// the lock is granted at its mode as if it had never asked (a
+    /// recovery: its node sends the conversion again when the recovery
+    /// ends). Returns whether a conversion was waiting.
+    pub fn withdraw_conversion(&mut self, lkid: LockId) -> bool {
+        let Some(l) = self.live_lock(lkid) else {
+            return false;
+        };
+        let lk = self.lock(l);
+        if lk.orphan || lk.dead || lk.queue != Some(QueueKind::Converting) {
+            return false;
+        }
+        let r = lk.res;
+        self.revert_lock(r, l);
+        self.grant_pending_locks(r);
+        true
+    }
+
     /// Force-unlocks one lock with LVB invalidation and no callback (a
     /// remote node purged its orphan, or its owner's own locks).
     pub fn release_lock_silently(&mut self, lkid: LockId) -> Result<(), Errno> {

@@ -1954,7 +1954,24 @@ impl Node {
                 lvb,
                 mode,
                 end_of_life,
-            } => self.remote_completion(&ls, lkid, status, sb_flags, lvb, mode, end_of_life),
+            } => {
+                // A grant comes from the node that holds the lock as its
+                // master. A copy whose master this node lost track of in a
+                // recovery (its name moved to a node that then left, sim
+                // seed 5505319) is rebuilt from there by the next recovery,
+                // not forgotten while its program holds it.
+                if mode >= 0 && !end_of_life {
+                    if let Some(l) = self
+                        .lockspaces
+                        .get_mut(&ls)
+                        .and_then(|l| l.locks.get_mut(&lkid))
+                        .filter(|l| !matches!(l.master, Master::Local(_)))
+                    {
+                        l.master = Master::Remote(from);
+                    }
+                }
+                self.remote_completion(&ls, lkid, status, sb_flags, lvb, mode, end_of_life)
+            }
             PeerMsg::Bast { ls, lkid, .. } => {
                 let Some(l) = self.lockspaces.get(&ls).and_then(|l| l.locks.get(&lkid)) else {
                     return;
@@ -2364,6 +2381,11 @@ impl Node {
             let Some(l) = ls.locks.get_mut(&lkid) else {
                 continue;
             };
+            if l.request.is_none() {
+                // Answered since it waited here (a master kept through a
+                // recovery granted the copy it held): it goes nowhere.
+                continue;
+            }
             if master != me {
                 l.master = Master::Remote(master);
                 if std::mem::take(&mut l.resend_may_duplicate) {

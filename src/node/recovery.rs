@@ -1809,8 +1809,18 @@ impl Node {
                 };
                 // A resource that was never lost here keeps its LVB.
                 let live = l.engine.has_resource(&name) && !l.recovered_lvb.contains_key(&rn);
-                if l.remote_index.contains_key(&(from, lkid)) {
-                    // Sent again after an abandoned generation: held already.
+                if let Some(&e) = l.remote_index.get(&(from, lkid)) {
+                    // Sent again after an abandoned generation, or to a
+                    // master kept through a rehash: held already. A
+                    // conversion still waiting here goes, silently: the
+                    // sender sends it again when the recovery ends, and
+                    // answered here meanwhile (granted, or ended by a
+                    // timeout) it would be answered twice, or applied again
+                    // after it ended (sim seed 5418601: two grants of one
+                    // conversion).
+                    if mode != NOT_GRANTED {
+                        l.engine.withdraw_conversion(crate::types::LockId(e));
+                    }
                     return;
                 }
                 if mode == NOT_GRANTED {
