@@ -400,11 +400,36 @@ impl Cluster {
         }
     }
 
+    /// Node 2 dies; generation 2 delivers `cut_after` messages before node
+    /// 2 comes back (the messages of its return left undelivered), so that
+    /// generation 3 follows one left unfinished somewhere (class T).
+    fn leave_generation_2_halfway(&mut self, cut_after: usize) {
+        self.crash(2, 1);
+        self.run();
+        for n in [1, 3] {
+            self.nodes.get_mut(&n).unwrap().tick(LEASE_MS + 2);
+        }
+        self.step(cut_after);
+        self.restart_unrun(2, 99);
+    }
+
     fn masters(&self, node: u32, ls: &[u8], name: &[u8]) -> bool {
         self.nodes[&node]
             .lockspace_engine(ls)
             .is_some_and(|e| e.has_resource(name))
     }
+}
+
+/// Six names (`prefix` and a number) that node 1 masters when it asks
+/// first, and whose directory node it is, among nodes 1 to 3: a recovery
+/// that moves every name to its directory node leaves them with node 1.
+fn names_directed_to_1(prefix: &str) -> Vec<Vec<u8>> {
+    let all = [(1, 1), (2, 1), (3, 1)];
+    (0..200)
+        .map(|i| format!("{prefix}{i}").into_bytes())
+        .filter(|n| udlm::cluster::config::directory_node(n, &all) == Some(1))
+        .take(6)
+        .collect()
 }
 
 /// The lockspace configuration of a `ClusterView`: "ls" `nodir` or not.
@@ -2219,15 +2244,8 @@ fn callbacks_of_messages_that_arrive_together_are_grouped_per_lock() {
 /// 5200859).
 #[test]
 fn a_request_sent_again_that_ends_meanwhile_leaves_no_copy() {
-    use udlm::cluster::config::directory_node;
     use udlm::types::lsfl;
-    let all = [(1, 1), (2, 1), (3, 1)];
-    // Names node 1 masters, and is the directory node of, among three.
-    let names: Vec<Vec<u8>> = (0..200)
-        .map(|i| format!("t{i}").into_bytes())
-        .filter(|n| directory_node(n, &all) == Some(1))
-        .take(6)
-        .collect();
+    let names = names_directed_to_1("t");
     let mut resent = 0;
     for cut_after in 0..40 {
         let mut c = Cluster::new(3);
@@ -2252,16 +2270,8 @@ fn a_request_sent_again_that_ends_meanwhile_leaves_no_copy() {
             assert!(c.masters(1, b"tmo", name));
         }
         let _ = (callbacks(&h1), callbacks(&h3));
-        // Node 2 dies; generation 2 runs partly before node 2 is back and
-        // generation 3 takes it in afresh.
         drop(h2);
-        c.crash(2, 1);
-        c.run();
-        for n in [1, 3] {
-            c.nodes.get_mut(&n).unwrap().tick(LEASE_MS + 2);
-        }
-        c.step(cut_after);
-        c.restart_unrun(2, 99);
+        c.leave_generation_2_halfway(cut_after);
         // As soon as node 3 has finished generation 3 (its look-ups for
         // the requests it sends again are out), their deadline passes.
         let mut ticked = false;
@@ -2311,15 +2321,8 @@ fn a_request_sent_again_that_ends_meanwhile_leaves_no_copy() {
 /// (sim seed 5418601: two completions for one conversion).
 #[test]
 fn a_conversion_sent_again_is_answered_once() {
-    use udlm::cluster::config::directory_node;
     use udlm::node::recovery::Phase;
-    let all = [(1, 1), (2, 1), (3, 1)];
-    // Names node 1 masters, and is the directory node of, among three.
-    let names: Vec<Vec<u8>> = (0..200)
-        .map(|i| format!("v{i}").into_bytes())
-        .filter(|n| directory_node(n, &all) == Some(1))
-        .take(6)
-        .collect();
+    let names = names_directed_to_1("v");
     let mut rebuilt_in_rehash = 0;
     for cut_after in 0..40 {
         let mut c = Cluster::new(3);
@@ -2335,16 +2338,8 @@ fn a_conversion_sent_again_is_answered_once() {
             assert!(c.masters(1, b"ls", name));
         }
         let _ = (callbacks(&h1), callbacks(&h3));
-        // Node 2 dies; generation 2 runs partly before node 2 is back and
-        // generation 3 takes it in afresh.
         drop(h2);
-        c.crash(2, 1);
-        c.run();
-        for n in [1, 3] {
-            c.nodes.get_mut(&n).unwrap().tick(LEASE_MS + 2);
-        }
-        c.step(cut_after);
-        c.restart_unrun(2, 99);
+        c.leave_generation_2_halfway(cut_after);
         // Node 1's PR locks go while node 1 rebuilds (its program exits):
         // the conversions are granted when its recovery ends.
         let mut closed = false;
