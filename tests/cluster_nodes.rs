@@ -2365,3 +2365,95 @@ fn a_conversion_sent_again_is_answered_once() {
     }
     assert!(rebuilt_in_rehash > 0);
 }
+
+/// A request waiting on a master that never rebuilt the generation in
+/// which the request's node moved it elsewhere (`nodir`: the name is
+/// hashed over the members). In the next generation that master, once
+/// every member has stopped, drops a departed holder's EX from the copy it
+/// kept and grants the request, as it may at that point. The grant must
+/// make that master the lock's master on the requester's node, so that
+/// the rebuild sends the granted lock on; otherwise the program holds an
+/// EX that no master knows of (sim seed 5505319).
+#[test]
+fn a_grant_from_a_master_left_behind_is_rebuilt() {
+    use udlm::cluster::config::directory_node;
+    let over = |n: &[u8], members: &[u32]| {
+        let m: Vec<(u32, u32)> = members.iter().map(|&x| (x, 1)).collect();
+        directory_node(n, &m)
+    };
+    // Mastered on node 1 among all five, on node 2 without node 4, on
+    // node 3 or 5 without nodes 2 and 4.
+    let name = (0..2000)
+        .map(|i| format!("g{i}").into_bytes())
+        .find(|n| {
+            over(n, &[1, 2, 3, 4, 5]) == Some(1)
+                && over(n, &[1, 2, 3, 5]) == Some(2)
+                && matches!(over(n, &[1, 3, 5]), Some(3) | Some(5))
+        })
+        .expect("such a name");
+    let mut c = Cluster::nodir(5);
+    let h2 = c.open(2, b"ls");
+    let h3 = c.open(3, b"ls");
+    let h5 = c.open(5, b"ls");
+    let x = c.lock(&h2, &name, 5, 0);
+    let w = c.lock(&h3, &name, 5, 0);
+    assert!(c.masters(1, b"ls", &name));
+    let _ = (callbacks(&h2), callbacks(&h3));
+    // Node 4 dies: generation 2 moves the name to node 2. Node 2's Quiet
+    // marker is slow to reach node 1, so node 1 never rebuilds it (and
+    // keeps its copy); node 3 sends its request's RecLock to node 2.
+    c.crash(4, 1);
+    c.run();
+    for n in [1, 2, 3, 5] {
+        c.nodes.get_mut(&n).unwrap().tick(LEASE_MS + 2);
+    }
+    loop {
+        let m = c.bus.0.lock().unwrap().pop_front();
+        let Some((from, to, payload)) = m else { break };
+        let quiet_2_to_1 = (from, to) == (2, 1)
+            && matches!(
+                PeerMsg::decode(&payload),
+                Ok(PeerMsg::Barrier {
+                    gen: 2,
+                    phase: 2,
+                    ..
+                })
+            );
+        if quiet_2_to_1 {
+            c.cut.insert((2, 1));
+        }
+        if c.cut.contains(&(from, to)) {
+            c.held.push_back((from, to, payload));
+        } else if let Some(n) = c.nodes.get_mut(&to) {
+            n.on_peer_message(from, &payload);
+        }
+    }
+    assert!(
+        c.cut.contains(&(2, 1)),
+        "node 2 sent node 1 its Quiet marker"
+    );
+    assert!(c.masters(1, b"ls", &name), "node 1 kept its copy");
+    // Node 2 dies too: in generation 3 node 1 drops node 2's EX and
+    // grants node 3's request from the copy it kept.
+    drop(h2);
+    c.cut.clear();
+    c.held.clear();
+    let t = 2 * LEASE_MS + 10;
+    c.crash(2, t);
+    c.run();
+    for n in [1, 3, 5] {
+        c.nodes.get_mut(&n).unwrap().tick(t + LEASE_MS + 2);
+        c.run();
+    }
+    c.run();
+    assert!(c.nodes.values().all(|n| !n.operations_blocked()));
+    let _ = x;
+    assert_eq!(callbacks(&h3), vec![(false, w, G)]);
+    // Node 3 holds EX: nobody else may have it.
+    let y = c.lock(&h5, &name, 5, lkf::NOQUEUE);
+    assert_eq!(
+        callbacks(&h5),
+        vec![(false, y, libc::EAGAIN)],
+        "node 3's EX was forgotten"
+    );
+}
