@@ -71,9 +71,16 @@
 //! names live: each Stop marker carries the last generation its sender
 //! rebuilt, and when these differ every name moves to its directory node
 //! under the new members, as with `nodir`, instead of staying with a master
-//! that only some believe in; every lock is sent to its master again and
-//! masters ignore a `RecLock`, `Request` or `Convert` for a lock they hold
-//! (answering `Queued` to one that still waits). When they agree, a master
+//! that only some believe in; every lock is sent to its master again. A
+//! master that already holds a lock sent to it keeps it, but takes back its
+//! waiting conversion, which the lock's node sends again at the end (so it
+//! is answered once); it ignores a `Request` for a request it holds
+//! (answering `Queued` while it waits). If the copy it held ends before the
+//! request sent again arrives, the request's node removes the copy sent
+//! again (a silent unlock on the same link) and never reuses the lock id.
+//! A grant makes its sender the lock's master on the owner's node, even
+//! one that this node moved the lock away from in a generation that master
+//! never rebuilt: the next rebuild sends the lock on. When they agree, a master
 //! that stays holds every lock sent to it, and nothing is sent again. A
 //! `RecLock` to a master that is not the name's directory node goes with a
 //! `DirHint` to the directory node.
