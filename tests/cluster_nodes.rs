@@ -12,7 +12,7 @@ use udlm::node::sink::EventSink;
 use udlm::node::{ClusterView, LockArgs, Node, NodeLimits, PeerLink, RESOURCE_GRACE_MS};
 use udlm::proto::{Callback, UserArgs, CALLBACK_LEN};
 use udlm::sys::{self, PeerCreds};
-use udlm::types::{lkf, Owner, Status};
+use udlm::types::{lkf, Errno, Owner, Status};
 
 #[derive(Default)]
 struct Bus(Mutex<VecDeque<(u32, u32, Vec<u8>)>>);
@@ -2456,4 +2456,42 @@ fn a_grant_from_a_master_left_behind_is_rebuilt() {
         vec![(false, y, libc::EAGAIN)],
         "node 3's EX was forgotten"
     );
+}
+
+/// A lock may be converted, unlocked or cancelled through another handle of
+/// its lockspace, as on the kernel (capi-tests/cases/
+/// lock_of_another_handle.c), its completions still going to its own
+/// handle, but only a handle of the same process: another process's call
+/// gets ENOENT, since the routine and lksb it passes would be used in the
+/// owner's process.
+#[test]
+fn a_lock_is_acted_on_through_another_handle_of_its_process_only() {
+    let mut c = Cluster::new(2);
+    let h1 = c.open(1, b"ls");
+    let h2 = c.open(1, b"ls");
+    let theirs = PeerCreds { pid: 2, ..CREDS };
+    let n = c.nodes.get_mut(&1).unwrap();
+    let (other, token) = n.open(b"ls", Some((0o600, 0)), theirs).unwrap();
+    let (_link, node_end) = sys::seqpacket_pair().unwrap();
+    n.attach(token, EventSink::new(node_end), theirs).unwrap();
+    let x = c.lock(&h1, b"r", 5, 0);
+    assert_eq!(callbacks(&h1), vec![(false, x, G)]);
+    let n = c.nodes.get_mut(&1).unwrap();
+    let convert = LockArgs {
+        mode: 0,
+        flags: lkf::CONVERT,
+        lkid: x,
+        user: USER,
+        tid: 2,
+        ..LockArgs::default()
+    };
+    assert_eq!(n.lock(other, convert), Err(Errno::NoEnt));
+    assert_eq!(n.unlock(other, x, 0, None, 0, 5), Err(Errno::NoEnt));
+    assert_eq!(n.deadlock_cancel(other, x, 0), Err(Errno::NoEnt));
+    // Another handle of the same process: accepted, answered to the owner.
+    c.lock_with(&h2, b"r", 0, lkf::CONVERT, x);
+    assert_eq!(callbacks(&h1), vec![(false, x, G)]);
+    c.unlock(&h2, x);
+    assert_eq!(callbacks(&h1), vec![(false, x, UNLOCK)]);
+    assert_eq!(callbacks(&h2), vec![]);
 }

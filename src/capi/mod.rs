@@ -22,6 +22,11 @@
 //! * `_wait` calls that the reference would never return from — adopting an
 //!   orphan, cancelling a lock with nothing to cancel — return at once
 //!   (0 in both libraries) with `sb_status` left at `EINPROG`.
+//! * A conversion, unlock or cancel through one handle of a lock taken
+//!   through another handle of the same lockspace works as on the kernel
+//!   (the completion goes to the lock's own handle); from another process
+//!   it fails with ENOENT, where the kernel would carry the caller's
+//!   pointers into the owner's process (node/mod.rs, `owner_acted_for`).
 //! * An unlock `_wait` passes no argument, so the lock keeps its own AST
 //!   routine and argument (spec §2.6, case 41: libdlm returns 0 with the
 //!   final status in the lksb instead of hanging).

@@ -1168,16 +1168,13 @@ impl Node {
     fn convert(
         &mut self,
         ls_name: &[u8],
-        owner: Owner,
+        caller: Owner,
         a: &LockArgs<'_>,
         flags: u32,
     ) -> Result<(), Errno> {
+        let owner = self.owner_acted_for(ls_name, caller, a.lkid)?;
         let ls = self.lockspaces.get_mut(ls_name).expect("lockspace");
-        let l = ls
-            .locks
-            .get_mut(&a.lkid)
-            .filter(|l| l.owner == owner && !l.orphan)
-            .ok_or(Errno::NoEnt)?;
+        let l = ls.locks.get_mut(&a.lkid).expect("lock");
         // The kernel takes the new routines and lksb before validating.
         l.user = a.user;
         let mode = check_lock_args(a.mode as i32, flags | lkf::CONVERT)?;
@@ -1404,19 +1401,16 @@ impl Node {
     fn unlock_inner(
         &mut self,
         ls_name: &[u8],
-        owner: Owner,
+        caller: Owner,
         lkid: u32,
         flags: u32,
         lvb: Option<Lvb>,
         astarg: u64,
         lksb: u64,
     ) -> Result<u64, Errno> {
+        let owner = self.owner_acted_for(ls_name, caller, lkid)?;
         let ls = self.lockspaces.get_mut(ls_name).expect("lockspace");
-        let l = ls
-            .locks
-            .get_mut(&lkid)
-            .filter(|l| l.owner == owner && !l.orphan)
-            .ok_or(Errno::NoEnt)?;
+        let l = ls.locks.get_mut(&lkid).expect("lock");
         if astarg != 0 {
             l.user.astarg = astarg;
         }
@@ -1499,14 +1493,38 @@ impl Node {
         }
     }
 
-    pub fn deadlock_cancel(&mut self, owner: Owner, lkid: u32, flags: u32) -> Result<(), Errno> {
-        let ls_name = self.ls_of(owner)?;
-        let ls = self.lockspaces.get_mut(&ls_name).expect("lockspace");
-        let l = ls
-            .locks
-            .get(&lkid)
-            .filter(|l| l.owner == owner && !l.orphan)
+    /// The owner of lock `lkid` of lockspace `ls_name`, for a conversion,
+    /// unlock or cancel by handle `caller`. The kernel finds a lock by its
+    /// id alone, so a second handle may act on a lock of the first: the
+    /// lock stays the first's, and its completions go there, with the
+    /// routine, argument and lksb of the call (checked on the kernel:
+    /// capi-tests/cases/lock_of_another_handle.c). udlm allows this between
+    /// handles of one process only. The kernel also lets another process
+    /// do it, but then that process's routine and lksb pointers would be
+    /// used in the owner's process, where they point nowhere. So a handle
+    /// of another process gets ENOENT, as for an unknown id. Orphans are
+    /// adopted, not acted on (ENOENT).
+    fn owner_acted_for(&self, ls_name: &[u8], caller: Owner, lkid: u32) -> Result<Owner, Errno> {
+        let owner = self
+            .lockspaces
+            .get(ls_name)
+            .and_then(|ls| ls.locks.get(&lkid))
+            .filter(|l| !l.orphan)
+            .map(|l| l.owner)
             .ok_or(Errno::NoEnt)?;
+        let pid = |o: &Owner| self.handles.get(o).map(|h| h.creds.pid);
+        if owner == caller || pid(&owner).is_some_and(|p| Some(p) == pid(&caller)) {
+            Ok(owner)
+        } else {
+            Err(Errno::NoEnt)
+        }
+    }
+
+    pub fn deadlock_cancel(&mut self, caller: Owner, lkid: u32, flags: u32) -> Result<(), Errno> {
+        let ls_name = self.ls_of(caller)?;
+        let owner = self.owner_acted_for(&ls_name, caller, lkid)?;
+        let ls = self.lockspaces.get_mut(&ls_name).expect("lockspace");
+        let l = ls.locks.get(&lkid).expect("lock");
         check_unlock_flags(flags)?;
         let r = match l.master {
             Master::Local(elkid) => ls.engine.deadlock_cancel(owner, LockId(elkid), flags),
