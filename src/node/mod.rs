@@ -196,6 +196,16 @@ enum RemoteState {
     Granted,
 }
 
+/// Where a request that a recovery sends again stands (`LocalLock::resend`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RequestResend {
+    None,
+    /// Listed to go out when the recovery ends.
+    Listed,
+    /// Sent to this master; no answer yet shows one copy there.
+    SentTo(u32),
+}
+
 struct LocalLock {
     owner: Owner,
     user: UserArgs,
@@ -228,15 +238,13 @@ struct LocalLock {
     /// node left unfinished) may complete the conversion before the list
     /// is sent; sent then, it would wait for an answer that never comes.
     convert_resend: bool,
-    /// A recovery listed the request to send again while a master may
-    /// still hold a copy of it (`recover_process_copy`).
-    resend_may_duplicate: bool,
-    /// Where such a request was sent again, until a master's answer shows
-    /// one copy of it there. An answer that ends the lock may concern the
-    /// copy held before, and the one sent again would then live on at its
-    /// master with nobody to end it (sim seed 5200859: a timeout crossed
-    /// the request a recovery sent again).
-    resent_to: Option<u32>,
+    /// A request a recovery sends again while a master may still hold a
+    /// copy of it (`recover_process_copy`): listed, then sent to a master,
+    /// until a master's answer shows one copy of it there. An answer that
+    /// ends the lock may concern the copy held before, and the one sent
+    /// again would then live on at its master with nobody to end it (sim
+    /// seed 5200859: a timeout crossed the request a recovery sent again).
+    resend: RequestResend,
     /// A cancel was sent to the remote master.
     cancelling: bool,
     /// The remote master demoted this lock to NL (`LKF_CONVDEADLK`) while
@@ -1053,8 +1061,7 @@ impl Node {
             request: None,
             silent_completions: 0,
             convert_resend: false,
-            resend_may_duplicate: false,
-            resent_to: None,
+            resend: RequestResend::None,
             demoted: false,
             releasing: false,
             convert: None,
@@ -2008,7 +2015,7 @@ impl Node {
                     .and_then(|l| l.locks.get_mut(&lkid))
                 {
                     // One copy of a request sent again is held there now.
-                    l.resent_to = None;
+                    l.resend = RequestResend::None;
                     if l.state == RemoteState::InFlight {
                         l.state = if l.grmode < 0 {
                             RemoteState::Waiting
@@ -2219,15 +2226,11 @@ impl Node {
             let cb = Self::callback_for(l, false, status, sb_flags, lvb);
             self.out.push((l.owner, (lkid, l.incarnation), cb.encode()));
         }
-        let resent_to = if end_of_life {
-            l.resent_to
-        } else {
-            l.resent_to.take()
-        };
+        let resend = std::mem::replace(&mut l.resend, RequestResend::None);
         if !end_of_life {
             return;
         }
-        let Some(m) = resent_to else {
+        let RequestResend::SentTo(m) = resend else {
             return ls.free_id(lkid);
         };
         // The copy sent again may still be made there after this answer:
@@ -2406,8 +2409,8 @@ impl Node {
             }
             if master != me {
                 l.master = Master::Remote(master);
-                if std::mem::take(&mut l.resend_may_duplicate) {
-                    l.resent_to = Some(master);
+                if l.resend == RequestResend::Listed {
+                    l.resend = RequestResend::SentTo(master);
                 }
                 self.send_request(ls_name, master, lkid, mode, flags, lvb);
                 continue;

@@ -159,7 +159,7 @@
 //! closes that gap as the kernel DLM's fencing does (spec §8.4).
 
 use super::peer::PeerMsg;
-use super::{is_local_owner, Holder, Master, Node, Parked, RemoteState};
+use super::{is_local_owner, Holder, Master, Node, Parked, RemoteState, RequestResend};
 use crate::cluster::config::directory_node;
 use crate::engine::RecoveredLock;
 use crate::types::{lkf, Lvb, Mode, ResName, Status};
@@ -1658,7 +1658,7 @@ impl Node {
                 l.master = Master::Unknown;
             }
             l.state = RemoteState::InFlight;
-            l.resend_may_duplicate = true;
+            l.resend = RequestResend::Listed;
             if l.request.is_none() {
                 let valblk = (l.flags & lkf::VALBLK != 0).then_some([0u8; 32]);
                 let mode = l.convert.map(|c| c.0).unwrap_or(Mode::Nl as u8);
