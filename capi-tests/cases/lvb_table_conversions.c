@@ -5,6 +5,13 @@
 // the stored value is unchanged); CR->CR and NL->PR read; PW->CR writes.
 #include "../common.h"
 
+/* what the caller puts in its value block before the next call */
+static void put(struct lk *l, const char *value)
+{
+    memset(l->lvb, 0, DLM_LVB_LEN);
+    strcpy(l->lvb, value);
+}
+
 int main(void)
 {
     T_INIT();
@@ -14,37 +21,31 @@ int main(void)
     lk_init(&a, "A", 1);
     lk_init(&b, "B", 1);
     LOCK_EXPECT_NB(ls, &a, LKM_EXMODE, LKF_VALBLK, "tab", 0);
-    memset(a.lvb, 0, DLM_LVB_LEN);
-    strcpy(a.lvb, "V1");
+    put(&a, "V1");
     LOCK_EXPECT_NB(ls, &a, LKM_NLMODE, LKF_CONVERT | LKF_VALBLK, "tab", 0);
-    memset(a.lvb, 0, DLM_LVB_LEN);
-    strcpy(a.lvb, "junk");
+    put(&a, "junk");
     LOCK_EXPECT_NB(ls, &a, LKM_PRMODE, LKF_CONVERT | LKF_VALBLK, "tab", 0);
     CHECK(strcmp(a.lvb, "V1") == 0, "NL->PR read \"%.31s\", expected \"V1\"", a.lvb);
-    memset(a.lvb, 0, DLM_LVB_LEN);
-    strcpy(a.lvb, "GARBAGE");
+    put(&a, "GARBAGE");
     LOCK_EXPECT_NB(ls, &a, LKM_NLMODE, LKF_CONVERT | LKF_VALBLK, "tab", 0);
     CHECK(strcmp(a.lvb, "GARBAGE") == 0, "PR->NL left \"%.31s\" in the buffer", a.lvb);
     LOCK_EXPECT_NB(ls, &b, LKM_PRMODE, LKF_VALBLK, "tab", 0);
     CHECK(strcmp(b.lvb, "V1") == 0, "after PR->NL, B read \"%.31s\", expected \"V1\"", b.lvb);
     LOCK_EXPECT_NB(ls, &a, LKM_CRMODE, LKF_CONVERT, "tab", 0);
-    memset(a.lvb, 0, DLM_LVB_LEN);
-    strcpy(a.lvb, "junk");
+    put(&a, "junk");
     LOCK_EXPECT_NB(ls, &a, LKM_CRMODE, LKF_CONVERT | LKF_VALBLK, "tab", 0);
     CHECK(strcmp(a.lvb, "V1") == 0, "CR->CR read \"%.31s\", expected \"V1\"", a.lvb);
     LOCK_EXPECT_NB(ls, &b, LKM_NLMODE, LKF_CONVERT, "tab", 0);
     LOCK_EXPECT_NB(ls, &a, LKM_PWMODE, LKF_CONVERT | LKF_VALBLK, "tab", 0);
-    memset(a.lvb, 0, DLM_LVB_LEN);
-    strcpy(a.lvb, "W2");
+    put(&a, "W2");
     LOCK_EXPECT_NB(ls, &a, LKM_CRMODE, LKF_CONVERT | LKF_VALBLK, "tab", 0);
-    memset(b.lvb, 0, DLM_LVB_LEN);
+    put(&b, "");
     LOCK_EXPECT_NB(ls, &b, LKM_PRMODE, LKF_CONVERT | LKF_VALBLK, "tab", 0);
     CHECK(strcmp(b.lvb, "W2") == 0, "after PW->CR, B read \"%.31s\", expected \"W2\"", b.lvb);
-    memset(a.lvb, 0, DLM_LVB_LEN);
-    strcpy(a.lvb, "W3");
+    put(&a, "W3");
     LOCK_EXPECT_NB(ls, &a, LKM_NLMODE, LKF_CONVERT | LKF_VALBLK, "tab", 0);
     CHECK(strcmp(a.lvb, "W3") == 0, "CR->NL left \"%.31s\" in the buffer", a.lvb);
-    memset(b.lvb, 0, DLM_LVB_LEN);
+    put(&b, "");
     LOCK_EXPECT_NB(ls, &b, LKM_PRMODE, LKF_CONVERT | LKF_VALBLK, "tab", 0);
     CHECK(strcmp(b.lvb, "W2") == 0, "after CR->NL, B read \"%.31s\", expected \"W2\"", b.lvb);
     t_ls_release(ls);
